@@ -1,0 +1,61 @@
+/*
+ * envelope.h - the signed message envelope and data-message frames.
+ *
+ * Owns the envelope of docs/protocol.md:
+ *   {"v":1,"id":..,"channel":..,"epoch":..,"seq":..,"ts":..,"kind":..,
+ *    "key":..,"source":{..},"data":{..}}
+ * building it (broker side) and checking a received [topic][jws] pair
+ * (client side): signature, envelope fields and types, channel == topic.
+ */
+#ifndef SC_ENVELOPE_H
+#define SC_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "jwks.h"
+#include "keys.h"
+
+#define SC_ENVELOPE_VERSION 1
+
+typedef struct sc_envelope_in {
+    const char *channel;   /* valid channel name */
+    const char *epoch;     /* journal epoch id */
+    uint64_t seq;          /* >= 1 */
+    const char *id;        /* message id; NULL = generate */
+    const char *ts;        /* RFC 3339 UTC; NULL = now */
+    const char *kind;      /* e.g. "task.updated" */
+    const char *key;       /* may be NULL -> JSON null */
+    json_t *source;        /* object, borrowed */
+    json_t *data;          /* object, borrowed */
+} sc_envelope_in_t;
+
+/* Build the envelope and sign it: *jws_out malloc'd compact JWS. 0 or -1. */
+int sc_envelope_sign(const sc_envelope_in_t *in, const sc_sigkey_t *key,
+                     char **jws_out, size_t *jws_len, char *err,
+                     size_t errlen);
+
+/* Check result codes (negative), beyond SC_JWS_E*: */
+enum {
+    SC_ENV_ETOPIC = -20,    /* topic is not a valid "<channel>." */
+    SC_ENV_ESHAPE = -21,    /* payload not an envelope: missing/mistyped field */
+    SC_ENV_ECHANNEL = -22,  /* envelope channel != topic */
+    SC_ENV_EVERSION = -23   /* unknown envelope version */
+};
+
+/* Verify a data message: signature with a key of `jwks`, envelope shape,
+ * channel == topic. On success *env is the parsed envelope (caller
+ * json_decref's); kid_out receives the signing kid. On failure returns a
+ * negative code and err says why. */
+int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
+                       size_t topic_len, const char *jws, size_t jws_len,
+                       json_t **env, char kid_out[SC_KID_LEN + 1], char *err,
+                       size_t errlen);
+
+/* RFC 3339 UTC timestamp with milliseconds, "2026-11-25T12:44:55.123Z". */
+void sc_now_rfc3339(char out[32]);
+
+/* 32 lowercase hex chars of randomness (epochs, message ids). */
+void sc_random_hex(char out[33]);
+
+#endif
