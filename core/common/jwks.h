@@ -30,6 +30,9 @@ sc_jwks_t *sc_jwks_load(const char *path, char *err, size_t errlen);
 const unsigned char *sc_jwks_find(const sc_jwks_t *jwks, const char *kid);
 size_t sc_jwks_count(const sc_jwks_t *jwks);
 
+/* kid of the i-th key (0 <= i < count, in insertion order), or NULL. */
+const char *sc_jwks_kid_at(const sc_jwks_t *jwks, size_t i);
+
 /* Serialize as {"keys":[{"kty":"OKP","crv":"Ed25519","x":..,"kid":..,
  * "use":"sig","alg":"EdDSA"},...]} (malloc'd, caller frees). */
 char *sc_jwks_dump(const sc_jwks_t *jwks);

@@ -59,9 +59,15 @@ int sc_curve_generate(const char *base, bool overwrite, char *err,
 int sc_curve_read(const char *path, bool check_perms, char out[41], char *err,
                   size_t errlen);
 
+/* Z85 public key of a Z85 secret key (NUL-terminated string) into
+ * public_out[41], e.g. to check that NAME.public belongs to NAME.secret.
+ * 0 or -1. */
+int sc_curve_public_of(const char *secret, char public_out[41], char *err,
+                       size_t errlen);
+
 /* Check that `path` is a regular file with no group/other access, owned
- * by the effective uid. 0 or -1 (err: "FILE: is readable by others (mode
- * 0644); chmod 600 FILE"). */
+ * by the effective uid. 0 or -1 (err e.g. "FILE: mode 0644 allows
+ * group/other access; run: chmod 600 FILE"). */
 int sc_check_secret_file(const char *path, char *err, size_t errlen);
 
 #endif

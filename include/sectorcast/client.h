@@ -43,7 +43,8 @@ typedef struct sc_message {
     const char *kind;
     const char *key;        /* NULL if the envelope's key is null */
     const char *kid;        /* kid of the key that signed it */
-    const char *envelope;   /* the verified envelope as compact JSON text */
+    const char *envelope;   /* the verified envelope as JSON text: the JWS
+                               payload bytes exactly as signed (one line) */
     size_t envelope_len;
     const char *jws;        /* the original JWS bytes (not NUL-terminated) */
     size_t jws_len;
@@ -57,7 +58,9 @@ enum {
                                  why; it is counted and dropped */
     SC_CLIENT_ERROR = -2,     /* fatal: connection refused/closed, bad
                                  arguments; err says why */
-    SC_CLIENT_AUTH = -3       /* the gateway rejected our CURVE key */
+    SC_CLIENT_AUTH = -3,      /* the gateway rejected our CURVE key */
+    SC_CLIENT_INTERRUPTED = -4 /* a signal interrupted the wait; nothing
+                                  was received; call again or stop */
 };
 
 /* NULL on failure, with err filled (e.g. "cannot read JWKS keys/jwks.json:
@@ -71,12 +74,16 @@ void sc_client_destroy(sc_client_t **client_p);
 int sc_client_subscribe(sc_client_t *client, const char *subtree, char *err,
                         size_t errlen);
 
-/* Wait up to timeout_ms (-1 = forever) for the next verified message. */
+/* Wait up to timeout_ms (-1 = forever) for the next message. Returns
+ * SC_CLIENT_MESSAGE (msg filled), SC_CLIENT_TIMEOUT, SC_CLIENT_REFUSED (one
+ * message dropped; call again), SC_CLIENT_INTERRUPTED (signal), or the
+ * fatal SC_CLIENT_AUTH / SC_CLIENT_ERROR. A rejected key or a failed
+ * handshake is final: every later call repeats it. */
 int sc_client_recv(sc_client_t *client, sc_message_t *msg, int timeout_ms,
                    char *err, size_t errlen);
 
 typedef struct sc_client_stats {
-    uint64_t received;   /* frames received */
+    uint64_t received;   /* messages received (= delivered + refused) */
     uint64_t delivered;  /* verified messages returned */
     uint64_t refused;    /* messages that failed verification */
 } sc_client_stats_t;

@@ -1,0 +1,191 @@
+/*
+ * access.c - see access.h.
+ *
+ * The ZAP handler runs on the core thread; libzmq's I/O threads wait for
+ * its reply during each handshake, so it answers from memory and never
+ * blocks. Only the CURVE mechanism is admitted: NULL and PLAIN peers get
+ * 400, as does any key not listed in the config.
+ */
+#include "access.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "common/channel.h"
+#include "log.h"
+
+struct sc_agency {
+    char *id;
+    unsigned char pk[32];
+    char **grants;
+    size_t n_grants;
+};
+
+struct sc_access {
+    sc_agency_t *ag;
+    size_t n;
+};
+
+sc_access_t *sc_access_new(const sc_config_t *cfg, char *err, size_t errlen)
+{
+    sc_access_t *a = calloc(1, sizeof *a);
+    if (!a || !(a->ag = calloc(cfg->n_agencies + 1, sizeof *a->ag)))
+        goto oom;
+    for (size_t i = 0; i < cfg->n_agencies; i++) {
+        const sc_cfg_agency_t *c = &cfg->agencies[i];
+        sc_agency_t *g = &a->ag[a->n++];
+        if (!zmq_z85_decode(g->pk, c->public_key)) {
+            snprintf(err, errlen, "agency '%s': public key is not Z85",
+                     c->id);
+            goto fail;
+        }
+        if (!(g->id = strdup(c->id)) ||
+            !(g->grants = calloc(c->n_grants + 1, sizeof *g->grants)))
+            goto oom;
+        for (size_t k = 0; k < c->n_grants; k++) {
+            if (!(g->grants[k] = strdup(c->grants[k])))
+                goto oom;
+            g->n_grants++;
+        }
+    }
+    return a;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    sc_access_destroy(&a);
+    return NULL;
+}
+
+void sc_access_destroy(sc_access_t **a_p)
+{
+    if (!a_p || !*a_p)
+        return;
+    sc_access_t *a = *a_p;
+    for (size_t i = 0; a->ag && i < a->n; i++) {
+        free(a->ag[i].id);
+        for (size_t k = 0; k < a->ag[i].n_grants; k++)
+            free(a->ag[i].grants[k]);
+        free(a->ag[i].grants);
+    }
+    free(a->ag);
+    free(a);
+    *a_p = NULL;
+}
+
+/* Receive all frames of one ZAP request (at most 8 kept). */
+static int recv_request(void *zap, zmq_msg_t *f, int max, int *count)
+{
+    int n = 0, more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, zap, 0) < 0) {
+            zmq_msg_close(&m);
+            for (int i = 0; i < n; i++)
+                zmq_msg_close(&f[i]);
+            return -1;
+        }
+        more = zmq_msg_more(&m);
+        if (n < max)
+            f[n++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    *count = n;
+    return 0;
+}
+
+static void send_reply(void *zap, zmq_msg_t *reqid, const char *code,
+                       const char *text, const char *user)
+{
+    zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(zap, reqid ? zmq_msg_data(reqid) : "",
+             reqid ? zmq_msg_size(reqid) : 0, ZMQ_SNDMORE);
+    zmq_send(zap, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(zap, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(zap, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(zap, "", 0, 0);
+}
+
+static int frame_is(zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen(s);
+    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
+}
+
+int sc_access_zap_handle(sc_access_t *a, void *zap)
+{
+    zmq_msg_t f[8];
+    int n = 0;
+    if (recv_request(zap, f, 8, &n) != 0)
+        return -1;
+    /* version, request id, domain, address, identity, mechanism, creds */
+    char addr[64] = "?";
+    if (n >= 4) {
+        size_t l = zmq_msg_size(&f[3]);
+        if (l >= sizeof addr)
+            l = sizeof addr - 1;
+        memcpy(addr, zmq_msg_data(&f[3]), l);
+        addr[l] = '\0';
+    }
+    if (n < 6 || !frame_is(&f[0], "1.0")) {
+        sc_log(SC_L_WARN, "access", "malformed ZAP request (%d frames)", n);
+        send_reply(zap, n >= 2 ? &f[1] : NULL, "500", "malformed request",
+                   "");
+    } else if (!frame_is(&f[2], SC_ZAP_DOMAIN)) {
+        send_reply(zap, &f[1], "400", "unknown domain", "");
+    } else if (!frame_is(&f[5], "CURVE") || n != 7 ||
+               zmq_msg_size(&f[6]) != 32) {
+        sc_log(SC_L_WARN, "access",
+               "refused connection from %s: not a CURVE client", addr);
+        send_reply(zap, &f[1], "400", "CURVE required", "");
+    } else {
+        const sc_agency_t *g = NULL;
+        for (size_t i = 0; i < a->n && !g; i++)
+            if (memcmp(a->ag[i].pk, zmq_msg_data(&f[6]), 32) == 0)
+                g = &a->ag[i];
+        if (g) {
+            sc_log(SC_L_INFO, "access", "agency '%s' connected from %s",
+                   g->id, addr);
+            send_reply(zap, &f[1], "200", "OK", g->id);
+        } else {
+            char z85[41];
+            zmq_z85_encode(z85, zmq_msg_data(&f[6]), 32);
+            sc_log(SC_L_WARN, "access",
+                   "refused connection from %s: CURVE key %s is not listed "
+                   "in agencies",
+                   addr, z85);
+            send_reply(zap, &f[1], "400", "unknown key", "");
+        }
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+    return 0;
+}
+
+const sc_agency_t *sc_access_agency(const sc_access_t *a, const char *id)
+{
+    for (size_t i = 0; id && i < a->n; i++)
+        if (strcmp(a->ag[i].id, id) == 0)
+            return &a->ag[i];
+    return NULL;
+}
+
+const char *sc_agency_id(const sc_agency_t *g) { return g->id; }
+size_t sc_agency_grant_count(const sc_agency_t *g) { return g->n_grants; }
+const char *sc_agency_grant(const sc_agency_t *g, size_t i)
+{
+    return i < g->n_grants ? g->grants[i] : NULL;
+}
+
+bool sc_agency_may_read(const sc_agency_t *g, const char *subtree, size_t len)
+{
+    if (!g || !sc_subtree_valid(subtree, len))
+        return false;
+    for (size_t i = 0; i < g->n_grants; i++)
+        if (sc_subtree_covers(g->grants[i], subtree, len))
+            return true;
+    return false;
+}

@@ -1,0 +1,43 @@
+/*
+ * access.h - who may connect and what each agency may read.
+ *
+ * Owns the agencies table (id, CURVE public key, granted subtrees), the
+ * ZAP handler (RFC 27) that admits only listed CURVE keys and names the
+ * peer by its agency id (ZeroMQ returns it as the "User-Id" metadata of
+ * every message from that peer), and the grant check for a subscription.
+ * Never touches the publish socket itself: the core applies the verdicts.
+ */
+#ifndef SC_ACCESS_H
+#define SC_ACCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* The ZAP domain our server sockets use. */
+#define SC_ZAP_DOMAIN "sectorcast"
+#define SC_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+
+typedef struct sc_access sc_access_t;
+
+sc_access_t *sc_access_new(const sc_config_t *cfg, char *err, size_t errlen);
+void sc_access_destroy(sc_access_t **a_p);
+
+/* Answer one ZAP request waiting on `zap` (a REP socket bound to
+ * SC_ZAP_ENDPOINT). Logs refusals. 0, or -1 if the socket failed. */
+int sc_access_zap_handle(sc_access_t *a, void *zap);
+
+/* Agency by id (the ZAP user-id); NULL if unknown. */
+typedef struct sc_agency sc_agency_t;
+const sc_agency_t *sc_access_agency(const sc_access_t *a, const char *id);
+const char *sc_agency_id(const sc_agency_t *ag);
+size_t sc_agency_grant_count(const sc_agency_t *ag);
+const char *sc_agency_grant(const sc_agency_t *ag, size_t i);
+
+/* true if `subtree` (len bytes) is a valid subtree inside one of the
+ * agency's grants. */
+bool sc_agency_may_read(const sc_agency_t *ag, const char *subtree,
+                        size_t len);
+
+#endif

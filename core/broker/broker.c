@@ -1,0 +1,645 @@
+/*
+ * broker.c - see broker.h.
+ *
+ * One loop (zmq_poll) on the core thread serves, in this order of
+ * priority: signals, ZAP requests (a handshake waits on them), XPUB
+ * subscription messages (each granted or refused before the next recv,
+ * because ZMQ_SUBSCRIBE on an XPUB_MANUAL socket applies to the pipe of the
+ * last message received), and publishes from the plugins.
+ *
+ * Publishes are handled in groups: everything ready (up to GROUP_MAX) is
+ * sequenced, signed and appended to the journal in one transaction; only
+ * after the commit succeeds is the group sent. If the journal cannot be
+ * written, the group is kept, the core stops reading from the plugins
+ * (whose sockets then block at their high-water mark) and retries: a
+ * message a plugin was told was accepted is never dropped.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "access.h"
+#include "common/channel.h"
+#include "common/envelope.h"
+#include "journal.h"
+#include "keyring.h"
+#include "log.h"
+#include "plugin_host.h"
+
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* draft option, see DESIGN.md */
+#endif
+
+#define CORE_ENDPOINT "inproc://sectorcast-core"
+#define GROUP_MAX 1024
+#define RETRY_MS 1000
+#define PLUGIN_STOP_MS 5000
+#define MAX_FRAME_BYTES (8 * 1024 * 1024)
+
+typedef struct pending {
+    char *parts[SC_PUB_FRAMES]; /* NUL-terminated copies of the frames */
+    json_t *data;
+    char *jws;
+    size_t jws_len;
+    uint64_t seq;
+    char ts[32];
+} pending_t;
+
+struct sc_broker {
+    sc_config_t *cfg;
+    void *zctx;
+    void *zap;
+    void *xpub;
+    void *pull;
+    int sigfd;
+    sc_journal_t *journal;
+    sc_keyring_t *keyring;
+    sc_access_t *access;
+    sc_plugin_inst_t **plugins;
+    size_t n_plugins;
+
+    pending_t group[GROUP_MAX];
+    size_t n_group;
+    int64_t retry_at_ms; /* journal failure: pause until then */
+    bool abandoned_plugin;
+
+    uint64_t n_sent;
+    uint64_t n_subs_granted;
+    uint64_t n_subs_refused;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* plugins                                                             */
+
+int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag)
+{
+    int bad = 0;
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        sc_cfg_plugin_t *p = &cfg->plugins[i];
+        sc_plugin_lib_t lib;
+        char err[1024];
+        if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
+            sc_diag_add(diag, cfg->path, p->line, "plugin '%s': %s", p->name,
+                        err);
+            bad++;
+            continue;
+        }
+        if (sc_config_check_plugin_settings(cfg, p, lib.desc->settings,
+                                            diag) != 0)
+            bad++;
+        sc_plugin_lib_close(&lib);
+    }
+    return bad;
+}
+
+static void start_plugins(sc_broker_t *b)
+{
+    sc_config_t *cfg = b->cfg;
+    b->plugins = calloc(cfg->n_plugins + 1, sizeof *b->plugins);
+    if (!b->plugins)
+        return;
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        sc_cfg_plugin_t *p = &cfg->plugins[i];
+        sc_plugin_lib_t lib;
+        char err[1024];
+        if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
+            sc_log(SC_L_ERROR, p->name, "%s:%d: %s; plugin not started",
+                   cfg->path, p->line, err);
+            continue;
+        }
+        sc_diag_t d = {0};
+        if (sc_config_check_plugin_settings(cfg, p, lib.desc->settings, &d) !=
+            0) {
+            for (size_t k = 0; k < d.count; k++)
+                sc_log(SC_L_ERROR, p->name, "%s", d.lines[k]);
+            sc_log(SC_L_ERROR, p->name, "plugin not started");
+            sc_diag_clear(&d);
+            sc_plugin_lib_close(&lib);
+            continue;
+        }
+        sc_diag_clear(&d);
+        sc_plugin_inst_t *inst =
+            sc_plugin_start(&lib, p, cfg->max_data_bytes, b->zctx,
+                            CORE_ENDPOINT, err, sizeof err);
+        if (!inst) {
+            sc_log(SC_L_ERROR, p->name, "%s", err);
+            continue;
+        }
+        b->plugins[b->n_plugins++] = inst;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* publish pipeline                                                    */
+
+static void pending_clear(pending_t *m)
+{
+    for (int i = 0; i < SC_PUB_FRAMES; i++)
+        free(m->parts[i]);
+    json_decref(m->data);
+    free(m->jws);
+    memset(m, 0, sizeof *m);
+}
+
+/* Read one publish from the PULL socket into the group. -1 if nothing is
+ * ready (EAGAIN), 0 if one was read (or a malformed one discarded). */
+static int read_publish(sc_broker_t *b)
+{
+    pending_t *m = &b->group[b->n_group];
+    memset(m, 0, sizeof *m);
+    int nf = 0, more = 1, bad = 0;
+    while (more) {
+        zmq_msg_t f;
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, b->pull, nf == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&f);
+            if (nf == 0)
+                return -1;
+            bad = 1;
+            break;
+        }
+        more = zmq_msg_more(&f);
+        if (nf < SC_PUB_FRAMES) {
+            size_t n = zmq_msg_size(&f);
+            m->parts[nf] = malloc(n + 1);
+            if (m->parts[nf]) {
+                memcpy(m->parts[nf], zmq_msg_data(&f), n);
+                m->parts[nf][n] = '\0';
+            } else {
+                bad = 1;
+            }
+        }
+        nf++;
+        zmq_msg_close(&f);
+    }
+    if (bad || nf != SC_PUB_FRAMES) {
+        /* cannot happen with our own plugin host; never trust it blindly */
+        sc_log(SC_L_ERROR, "core", "discarded malformed internal publish "
+               "(%d frames)", nf);
+        pending_clear(m);
+        return 0;
+    }
+    json_error_t je;
+    m->data = json_loads(m->parts[SC_PUB_F_DATA], 0, &je);
+    if (!m->data || !json_is_object(m->data)) {
+        sc_log(SC_L_ERROR, m->parts[SC_PUB_F_PLUGIN],
+               "discarded publish to %s: data not a JSON object",
+               m->parts[SC_PUB_F_CHANNEL]);
+        pending_clear(m);
+        return 0;
+    }
+    b->n_group++;
+    return 0;
+}
+
+/* Sequence, sign and journal the whole group; on success send it. */
+static int flush_group(sc_broker_t *b)
+{
+    if (b->n_group == 0)
+        return 0;
+    char err[512];
+    if (sc_journal_begin(b->journal, err, sizeof err) != 0)
+        goto fail;
+    for (size_t i = 0; i < b->n_group; i++) {
+        pending_t *m = &b->group[i];
+        const char *channel = m->parts[SC_PUB_F_CHANNEL];
+        const char *keyf = m->parts[SC_PUB_F_KEY];
+        const char *key = keyf[0] == 'k' ? keyf + 1 : NULL;
+        free(m->jws);
+        m->jws = NULL;
+        m->seq = sc_journal_next_seq(b->journal, channel);
+        if (m->seq == 0) {
+            snprintf(err, sizeof err, "out of memory");
+            goto fail;
+        }
+        sc_now_rfc3339(m->ts);
+        json_t *source = json_pack("{s:s, s:s, s:s}", "gateway",
+                                   b->cfg->gateway_id, "plugin",
+                                   m->parts[SC_PUB_F_PLUGIN], "sector",
+                                   m->parts[SC_PUB_F_SECTOR]);
+        sc_envelope_in_t in = {
+            .channel = channel,
+            .epoch = sc_journal_epoch(b->journal),
+            .seq = m->seq,
+            .id = NULL,
+            .ts = m->ts,
+            .kind = m->parts[SC_PUB_F_KIND],
+            .key = key,
+            .source = source,
+            .data = m->data,
+        };
+        const sc_sigkey_t *k = sc_keyring_for(b->keyring, channel);
+        int rc = source ? sc_envelope_sign(&in, k, &m->jws, &m->jws_len, err,
+                                           sizeof err)
+                        : -1;
+        json_decref(source);
+        if (rc != 0)
+            goto fail;
+        if (sc_journal_append(b->journal, channel, m->seq, in.kind, key,
+                              m->ts, m->jws, m->jws_len, err,
+                              sizeof err) != 0)
+            goto fail;
+    }
+    if (sc_journal_commit(b->journal, err, sizeof err) != 0)
+        goto fail;
+
+    /* durable: now send. XPUB never blocks; a subscriber over its HWM
+     * loses the message and repairs the gap by replay. */
+    for (size_t i = 0; i < b->n_group; i++) {
+        pending_t *m = &b->group[i];
+        char topic[SC_CHANNEL_MAX + 2];
+        int tl = sc_channel_topic(m->parts[SC_PUB_F_CHANNEL], topic,
+                                  sizeof topic);
+        if (tl > 0 &&
+            zmq_send(b->xpub, topic, (size_t)tl, ZMQ_SNDMORE | ZMQ_DONTWAIT) ==
+                tl)
+            zmq_send(b->xpub, m->jws, m->jws_len, ZMQ_DONTWAIT);
+        b->n_sent++;
+        if (sc_log_enabled(SC_L_DEBUG))
+            sc_log(SC_L_DEBUG, m->parts[SC_PUB_F_PLUGIN],
+                   "%s seq %llu %s key %s", m->parts[SC_PUB_F_CHANNEL],
+                   (unsigned long long)m->seq, m->parts[SC_PUB_F_KIND],
+                   m->parts[SC_PUB_F_KEY][0] == 'k'
+                       ? m->parts[SC_PUB_F_KEY] + 1
+                       : "-");
+        pending_clear(m);
+    }
+    b->n_group = 0;
+    b->retry_at_ms = 0;
+    return 0;
+fail:
+    sc_journal_rollback(b->journal);
+    sc_log(SC_L_ERROR, "journal",
+           "cannot journal %zu message(s): %s; publishing paused, retrying "
+           "in %d ms (nothing is sent before it is journaled)",
+           b->n_group, err, RETRY_MS);
+    b->retry_at_ms = mono_ms() + RETRY_MS;
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* subscriptions                                                       */
+
+static void handle_subscription(sc_broker_t *b)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, b->xpub, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return;
+    }
+    /* drain any further frames: a subscription is a single frame */
+    int extra = 0;
+    while (zmq_msg_more(&m)) {
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        if (zmq_msg_recv(&x, b->xpub, 0) < 0) {
+            zmq_msg_close(&x);
+            break;
+        }
+        extra = 1;
+        int more = zmq_msg_more(&x);
+        zmq_msg_close(&x);
+        if (!more)
+            break;
+    }
+    const unsigned char *d = zmq_msg_data(&m);
+    size_t n = zmq_msg_size(&m);
+    /* ZeroMQ sets errno EINVAL when the property is absent: an
+     * unsubscribe generated by a disconnect carries no User-Id. */
+    const char *user = zmq_msg_gets(&m, "User-Id");
+    if (n == 0 || extra || (d[0] != 0 && d[0] != 1)) {
+        sc_log(SC_L_WARN, "access",
+               "ignored malformed subscription message from '%s'",
+               user ? user : "?");
+        zmq_msg_close(&m);
+        return;
+    }
+    const char *topic = (const char *)d + 1;
+    size_t tl = n - 1;
+    int tshow = tl > 120 ? 120 : (int)tl;
+    if (d[0] == 0) {
+        if (user && sc_subtree_valid(topic, tl)) {
+            zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
+            sc_log(SC_L_INFO, "access", "agency '%s' unsubscribed %.*s",
+                   user, tshow, topic);
+        }
+        zmq_msg_close(&m);
+        return;
+    }
+    const sc_agency_t *ag = user ? sc_access_agency(b->access, user) : NULL;
+    bool valid = sc_subtree_valid(topic, tl);
+    if (ag && valid && sc_agency_may_read(ag, topic, tl)) {
+        zmq_setsockopt(b->xpub, ZMQ_SUBSCRIBE, topic, tl);
+        b->n_subs_granted++;
+        sc_log(SC_L_INFO, "access", "agency '%s' subscribed %.*s", user,
+               tshow, topic);
+    } else {
+        b->n_subs_refused++;
+        /* print only safe characters of a hostile topic */
+        char shown[128];
+        size_t k = 0;
+        for (size_t i = 0; i < tl && k + 1 < sizeof shown; i++)
+            shown[k++] = (topic[i] >= 0x20 && topic[i] < 0x7f) ? topic[i]
+                                                               : '?';
+        shown[k] = '\0';
+        sc_log(SC_L_WARN, "access",
+               "refused subscription '%s' of agency '%s': %s", shown,
+               user ? user : "?",
+               !ag     ? "unknown agency"
+               : !valid ? "not a subtree (must be channel segments each "
+                          "ending in '.')"
+                        : "not granted");
+    }
+    zmq_msg_close(&m);
+}
+
+/* ------------------------------------------------------------------ */
+/* setup                                                               */
+
+static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
+{
+    sc_config_t *cfg = b->cfg;
+    b->zctx = zmq_ctx_new();
+    if (!b->zctx) {
+        snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
+        return -1;
+    }
+    /* ZAP first: with CURVE and no ZAP handler, libzmq admits everyone */
+    b->zap = zmq_socket(b->zctx, ZMQ_REP);
+    int linger = 0;
+    if (!b->zap || zmq_setsockopt(b->zap, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_bind(b->zap, SC_ZAP_ENDPOINT) != 0) {
+        snprintf(err, errlen, "cannot bind ZAP handler: %s",
+                 zmq_strerror(errno));
+        return -1;
+    }
+    if (!cfg->curve_secret_file) {
+        snprintf(err, errlen,
+                 "%s: a 'curve' group is required: the publish socket is a "
+                 "CURVE server",
+                 cfg->path);
+        return -1;
+    }
+    char secret[41], e[512];
+    if (sc_curve_read(cfg->curve_secret_file, true, secret, e, sizeof e) !=
+        0) {
+        snprintf(err, errlen, "curve.secret_key: %s", e);
+        return -1;
+    }
+    b->xpub = zmq_socket(b->zctx, ZMQ_XPUB);
+    int one = 1, hwm = 100000;
+    int64_t maxmsg = 4096; /* subscriptions are short */
+    int rc = b->xpub ? 0 : -1;
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_CURVE_SERVER, &one, sizeof one);
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_CURVE_SECRETKEY, secret, 40);
+    sodium_memzero(secret, sizeof secret); /* libzmq keeps its own copy */
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_ZAP_DOMAIN, SC_ZAP_DOMAIN,
+                            strlen(SC_ZAP_DOMAIN));
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_XPUB_MANUAL, &one, sizeof one);
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_LINGER, &linger, sizeof linger);
+    if (rc != 0) {
+        snprintf(err, errlen, "publish socket: %s", zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_bind(b->xpub, cfg->publish_endpoint) != 0) {
+        snprintf(err, errlen, "%s: cannot bind listen.publish '%s': %s",
+                 cfg->path, cfg->publish_endpoint, zmq_strerror(errno));
+        return -1;
+    }
+    b->pull = zmq_socket(b->zctx, ZMQ_PULL);
+    int rcvhwm = 10000;
+    if (!b->pull ||
+        zmq_setsockopt(b->pull, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
+        zmq_setsockopt(b->pull, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_bind(b->pull, CORE_ENDPOINT) != 0) {
+        snprintf(err, errlen, "core socket: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
+{
+    sc_broker_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    b->cfg = *cfg_p;
+    *cfg_p = NULL;
+    b->sigfd = -1;
+    sc_config_t *cfg = b->cfg;
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    b->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (b->sigfd < 0) {
+        snprintf(err, errlen, "signalfd: %s", strerror(errno));
+        goto fail;
+    }
+    if (!(b->access = sc_access_new(cfg, err, errlen)))
+        goto fail;
+    if (!(b->keyring = sc_keyring_load(cfg, err, errlen)))
+        goto fail;
+    char e[1024];
+    if (sc_keyring_write_jwks(b->keyring, cfg->jwks_file, e, sizeof e) != 0) {
+        snprintf(err, errlen, "cannot write JWKS: %s", e);
+        goto fail;
+    }
+    if (!(b->journal = sc_journal_open(cfg->data_dir, SC_DURABILITY_FULL, e,
+                                       sizeof e))) {
+        snprintf(err, errlen, "%s", e);
+        goto fail;
+    }
+    if (setup_sockets(b, err, errlen) != 0)
+        goto fail;
+    sc_log(SC_L_INFO, "core",
+           "gateway '%s' publishing on %s; journal %s (epoch %s); JWKS %s",
+           cfg->gateway_id, cfg->publish_endpoint,
+           sc_journal_path(b->journal), sc_journal_epoch(b->journal),
+           cfg->jwks_file);
+    start_plugins(b);
+    return b;
+fail:
+    sc_broker_destroy(&b);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* run                                                                 */
+
+static void stop_plugins(sc_broker_t *b)
+{
+    for (size_t i = 0; i < b->n_plugins; i++)
+        sc_plugin_request_stop(b->plugins[i]);
+    /* keep taking their publishes while they wind down: nothing a plugin
+     * was told was accepted may be dropped */
+    int64_t deadline = mono_ms() + PLUGIN_STOP_MS;
+    for (;;) {
+        bool all = true;
+        for (size_t i = 0; i < b->n_plugins; i++)
+            if (!sc_plugin_exited(b->plugins[i]))
+                all = false;
+        while (b->n_group < GROUP_MAX && read_publish(b) == 0)
+            ;
+        if (b->n_group)
+            flush_group(b);
+        if (all || mono_ms() > deadline)
+            break;
+        zmq_pollitem_t it = {b->pull, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 50);
+    }
+    /* a last drain after every thread is gone */
+    while (b->n_group < GROUP_MAX && read_publish(b) == 0)
+        ;
+    for (int tries = 0; b->n_group && tries < 5; tries++)
+        if (flush_group(b) != 0)
+            usleep(200000);
+    if (b->n_group)
+        sc_log(SC_L_ERROR, "journal",
+               "%zu accepted message(s) could not be journaled before exit",
+               b->n_group);
+    for (size_t i = 0; i < b->n_plugins; i++)
+        if (!sc_plugin_destroy(&b->plugins[i], 1000))
+            b->abandoned_plugin = true;
+    b->n_plugins = 0;
+}
+
+int sc_broker_run(sc_broker_t *b)
+{
+    int status = 0;
+    for (;;) {
+        bool paused = b->retry_at_ms != 0;
+        zmq_pollitem_t items[4] = {
+            {NULL, b->sigfd, ZMQ_POLLIN, 0},
+            {b->zap, 0, ZMQ_POLLIN, 0},
+            {b->xpub, 0, ZMQ_POLLIN, 0},
+            {b->pull, 0, paused ? 0 : ZMQ_POLLIN, 0},
+        };
+        long timeout = -1;
+        if (paused) {
+            int64_t d = b->retry_at_ms - mono_ms();
+            timeout = d < 0 ? 0 : d;
+        }
+        if (zmq_poll(items, 4, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            sc_log(SC_L_ERROR, "core", "zmq_poll: %s", zmq_strerror(errno));
+            status = -1;
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo si;
+            bool stop = false;
+            while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                if (si.ssi_signo == SIGHUP) {
+                    sc_log(SC_L_WARN, "core",
+                           "SIGHUP: configuration reload is not supported "
+                           "by this version; restart to apply changes");
+                } else {
+                    sc_log(SC_L_INFO, "core", "%s received; stopping",
+                           si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                    stop = true;
+                }
+            }
+            if (stop)
+                break;
+        }
+        /* handshakes wait on ZAP: answer all pending first */
+        for (int k = 0; k < 64; k++) {
+            int ev = 0;
+            size_t sz = sizeof ev;
+            if (zmq_getsockopt(b->zap, ZMQ_EVENTS, &ev, &sz) != 0 ||
+                !(ev & ZMQ_POLLIN))
+                break;
+            sc_access_zap_handle(b->access, b->zap);
+        }
+        for (int k = 0; k < 256; k++) {
+            int ev = 0;
+            size_t sz = sizeof ev;
+            if (zmq_getsockopt(b->xpub, ZMQ_EVENTS, &ev, &sz) != 0 ||
+                !(ev & ZMQ_POLLIN))
+                break;
+            handle_subscription(b);
+        }
+        if (paused) {
+            if (mono_ms() >= b->retry_at_ms)
+                flush_group(b);
+            continue;
+        }
+        while (b->n_group < GROUP_MAX && read_publish(b) == 0)
+            ;
+        flush_group(b);
+    }
+    stop_plugins(b);
+    sc_log(SC_L_INFO, "core", "stopped; %llu message(s) sent this run",
+           (unsigned long long)b->n_sent);
+    return status;
+}
+
+void sc_broker_destroy(sc_broker_t **b_p)
+{
+    if (!b_p || !*b_p)
+        return;
+    sc_broker_t *b = *b_p;
+    if (b->n_plugins)
+        stop_plugins(b);
+    free(b->plugins);
+    for (size_t i = 0; i < b->n_group; i++)
+        pending_clear(&b->group[i]);
+    if (b->xpub)
+        zmq_close(b->xpub);
+    if (b->pull)
+        zmq_close(b->pull);
+    if (b->zap)
+        zmq_close(b->zap);
+    if (b->zctx) {
+        if (b->abandoned_plugin)
+            sc_log(SC_L_WARN, "core",
+                   "not waiting for the ZeroMQ context: a plugin thread was "
+                   "abandoned");
+        else
+            zmq_ctx_term(b->zctx);
+    }
+    sc_journal_close(&b->journal);
+    sc_keyring_destroy(&b->keyring);
+    sc_access_destroy(&b->access);
+    if (b->sigfd >= 0)
+        close(b->sigfd);
+    sc_config_destroy(&b->cfg);
+    free(b);
+    *b_p = NULL;
+}

@@ -1,0 +1,1494 @@
+/*
+ * config.c - load and validate the broker's libconfig file.
+ *
+ * Owns the translation of one libconfig file into sc_config_t (plain C
+ * structs: no libconfig type escapes), every check on it, and the check of
+ * a plugin's `settings` group against the table the plugin declares. Every
+ * problem becomes one "FILE:LINE: message" in an sc_diag_t; loading goes on
+ * after a problem so that one run reports all of them.
+ *
+ * Never opens a socket, loads a plugin or reads a secret key's bytes: with
+ * check_files it only looks at files (existence, type, mode, owner) and
+ * reads public keys.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+#include <zmq.h>
+
+#include "common/channel.h"
+#include "common/keys.h"
+
+#define MAX_DATA_MIN 64
+#define MAX_DATA_MAX 16777216
+#define MAX_DATA_DEFAULT 65536
+#define IPC_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
+
+/* ------------------------------------------------------------------------
+ * Loader state and diagnostics
+ * ---------------------------------------------------------------------- */
+
+/* One problem found, held back so that all of them can be reported in
+ * file order (checks run group by group, not line by line). */
+typedef struct problem {
+    const char *file;   /* L->path or a libconfig-owned include name */
+    int included;       /* 1 if from an @include'd file: listed after */
+    int line;
+    size_t seq;
+    char *msg;
+} problem_t;
+
+typedef struct loader {
+    const char *path;   /* config file as given */
+    sc_config_t *cfg;
+    sc_diag_t *diag;
+    int errors;
+    bool check_files;
+    problem_t *probs;
+    size_t n_probs, cap_probs;
+} loader_t;
+
+/* A group being read: `pfx` prefixes every message about it ("plugin
+ * 'energy': " for list entries, "" for top-level groups), `qual` qualifies
+ * a missing setting's name ("gateway." / ""), `where` names it in "unknown
+ * setting" messages (NULL: list entry, the prefix says it). */
+typedef struct scope {
+    const config_setting_t *g;
+    const char *pfx;
+    const char *qual;
+    const char *where;
+} scope_t;
+
+static char *vformat(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s != NULL)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+static char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *strf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = vformat(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static int line_of(const config_setting_t *s)
+{
+    return s != NULL ? (int)config_setting_source_line(s) : 0;
+}
+
+/* Report a problem at setting `s` (NULL: the file as a whole). Settings
+ * from an @include'd file are reported against that file. */
+static void err(loader_t *L, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void err(loader_t *L, const config_setting_t *s, const char *fmt, ...)
+{
+    const char *file = L->path;
+    if (s != NULL && config_setting_source_file(s) != NULL)
+        file = config_setting_source_file(s);
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    L->errors++;
+    if (msg != NULL && L->n_probs == L->cap_probs) {
+        size_t cap = L->cap_probs ? 2 * L->cap_probs : 16;
+        problem_t *p = realloc(L->probs, cap * sizeof *p);
+        if (p != NULL) {
+            L->probs = p;
+            L->cap_probs = cap;
+        }
+    }
+    if (msg == NULL || L->n_probs == L->cap_probs) {
+        sc_diag_add(L->diag, file, line_of(s), "%s",
+                    msg != NULL ? msg : "out of memory");
+        free(msg);
+        return;
+    }
+    L->probs[L->n_probs] = (problem_t){file, strcmp(file, L->path) != 0,
+                                       line_of(s), L->n_probs, msg};
+    L->n_probs++;
+}
+
+static int problem_cmp(const void *a, const void *b)
+{
+    const problem_t *x = a, *y = b;
+    if (x->included != y->included)
+        return x->included - y->included;
+    int c = strcmp(x->file, y->file);
+    if (c != 0)
+        return c;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Hand the problems to the caller's diag, in file and line order. */
+static void flush_problems(loader_t *L)
+{
+    if (L->n_probs > 1)
+        qsort(L->probs, L->n_probs, sizeof *L->probs, problem_cmp);
+    for (size_t i = 0; i < L->n_probs; i++) {
+        sc_diag_add(L->diag, L->probs[i].file, L->probs[i].line, "%s",
+                    L->probs[i].msg);
+        free(L->probs[i].msg);
+    }
+    free(L->probs);
+    L->probs = NULL;
+    L->n_probs = L->cap_probs = 0;
+}
+
+static char *xdup(loader_t *L, const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        err(L, NULL, "out of memory");
+    return d;
+}
+
+/* ------------------------------------------------------------------------
+ * Paths
+ * ---------------------------------------------------------------------- */
+
+/* `p` made absolute against `dir` (an absolute, symlink-free directory).
+ * Leading "./" and "../" are folded into `dir` (safe: `dir` is real); the
+ * rest is kept as written. NULL only if out of memory. */
+static char *resolve_path(const char *dir, const char *p)
+{
+    if (p[0] == '/')
+        return strdup(p);
+    size_t dl = strlen(dir);
+    char *out = malloc(dl + strlen(p) + 2);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, dir, dl + 1);
+    for (;;) {
+        if (p[0] == '.' && (p[1] == '/' || p[1] == '\0')) {
+            p += 1;
+        } else if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
+            char *slash = strrchr(out, '/');
+            if (slash == out)
+                out[1] = '\0';          /* parent of "/" is "/" */
+            else if (slash != NULL)
+                *slash = '\0';
+            p += 2;
+        } else {
+            break;
+        }
+        while (*p == '/')
+            p++;
+    }
+    size_t ol = strlen(out);
+    if (*p != '\0') {
+        if (ol == 0 || out[ol - 1] != '/')
+            out[ol++] = '/';
+        strcpy(out + ol, p);
+    }
+    return out;
+}
+
+static char *resolve(loader_t *L, const char *p)
+{
+    char *r = resolve_path(L->cfg->dir, p);
+    if (r == NULL)
+        err(L, NULL, "out of memory");
+    return r;
+}
+
+/* Absolute, real directory of `path` (malloc'ed), or NULL (errno set). */
+static char *config_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *d;
+    if (slash == NULL)
+        d = strdup(".");
+    else if (slash == path)
+        d = strdup("/");
+    else
+        d = strndup(path, (size_t)(slash - path));
+    if (d == NULL)
+        return NULL;
+    char *real = realpath(d, NULL);
+    free(d);
+    return real;
+}
+
+/* ------------------------------------------------------------------------
+ * Small syntax checks
+ * ---------------------------------------------------------------------- */
+
+static bool id_valid(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Why `ep` is not an endpoint we accept, or NULL if it is fine. */
+static const char *endpoint_problem(const char *ep, char *buf, size_t len)
+{
+    static const char expected[] =
+        "expected tcp://HOST:PORT, ipc:///path or inproc://name";
+    if (strncmp(ep, "tcp://", 6) == 0) {
+        const char *hp = ep + 6;
+        const char *colon = strrchr(hp, ':');
+        if (colon == NULL || (hp[0] == '[' && strchr(hp, ']') > colon)) {
+            snprintf(buf, len, "missing ':PORT' (expected tcp://HOST:PORT)");
+            return buf;
+        }
+        size_t hl = (size_t)(colon - hp);
+        if (hl == 0) {
+            snprintf(buf, len, "missing host (expected tcp://HOST:PORT)");
+            return buf;
+        }
+        if (hp[0] == '[') {
+            if (hp[hl - 1] != ']' || hl < 3) {
+                snprintf(buf, len, "bad IPv6 host (expected tcp://[ADDR]:PORT)");
+                return buf;
+            }
+            for (size_t i = 1; i + 1 < hl; i++) {
+                if (strchr("0123456789abcdefABCDEF:.%", hp[i]) == NULL) {
+                    snprintf(buf, len, "bad character '%c' in IPv6 host", hp[i]);
+                    return buf;
+                }
+            }
+        } else {
+            for (size_t i = 0; i < hl; i++) {
+                char c = hp[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+                      c == '_' || c == '*')) {
+                    snprintf(buf, len, "bad character '%c' in host", c);
+                    return buf;
+                }
+            }
+        }
+        const char *port = colon + 1;
+        long v = 0;
+        bool digits = *port != '\0' && strlen(port) <= 5;
+        for (const char *c = port; digits && *c; c++) {
+            if (*c < '0' || *c > '9')
+                digits = false;
+            else
+                v = v * 10 + (*c - '0');
+        }
+        if (!digits || v < 1 || v > 65535) {
+            snprintf(buf, len, "port '%s' is not a number in 1..65535", port);
+            return buf;
+        }
+        return NULL;
+    }
+    if (strncmp(ep, "ipc://", 6) == 0) {
+        const char *p = ep + 6;
+        if (p[0] != '/' && p[0] != '@') {
+            snprintf(buf, len, "ipc path must be absolute (ipc:///path)");
+            return buf;
+        }
+        if (strlen(p) < 2) {
+            snprintf(buf, len, "empty ipc path (expected ipc:///path)");
+            return buf;
+        }
+        if (strlen(p) > IPC_PATH_MAX) {
+            snprintf(buf, len, "ipc path is %zu bytes, over the %d the OS allows",
+                     strlen(p), IPC_PATH_MAX);
+            return buf;
+        }
+        return NULL;
+    }
+    if (strncmp(ep, "inproc://", 9) == 0) {
+        if (ep[9] == '\0') {
+            snprintf(buf, len, "empty inproc name (expected inproc://name)");
+            return buf;
+        }
+        return NULL;
+    }
+    const char *sep = strstr(ep, "://");
+    if (sep != NULL)
+        snprintf(buf, len, "unknown transport '%.*s' (%s)",
+                 (int)(sep - ep) > 32 ? 32 : (int)(sep - ep), ep, expected);
+    else
+        snprintf(buf, len, "missing transport (%s)", expected);
+    return buf;
+}
+
+/* Check one subtree string at setting `s`; `what` says what it is. */
+static bool check_subtree(loader_t *L, const config_setting_t *s,
+                          const char *pfx, const char *what, const char *v)
+{
+    size_t n = strlen(v);
+    if (n > 0 && v[n - 1] != '.' && sc_channel_valid(v)) {
+        err(L, s, "%s%s '%s' must end with '.' (write '%s.')", pfx, what, v, v);
+        return false;
+    }
+    if (!sc_subtree_valid(v, n)) {
+        err(L, s, "%s%s '%s' is not a valid subtree (lowercase [a-z0-9-] "
+                  "segments, each followed by '.', e.g. 'energy.nuclear.')",
+            pfx, what, v);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Typed access to the members of a group
+ * ---------------------------------------------------------------------- */
+
+static config_setting_t *member(const scope_t *sc, const char *key)
+{
+    return sc->g != NULL ? config_setting_get_member(sc->g, key) : NULL;
+}
+
+static void missing(loader_t *L, const scope_t *sc, const char *key)
+{
+    err(L, sc->g, "%smissing required setting '%s%s'", sc->pfx, sc->qual, key);
+}
+
+/* Report every member of the group not in `known` (NULL-terminated). */
+static void check_unknown(loader_t *L, const scope_t *sc,
+                          const char *const known[])
+{
+    int n = config_setting_length(sc->g);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(sc->g, (unsigned)i);
+        const char *name = config_setting_name(m);
+        bool ok = false;
+        for (size_t k = 0; known[k] != NULL && !ok; k++)
+            ok = strcmp(known[k], name) == 0;
+        if (ok)
+            continue;
+        if (sc->where != NULL)
+            err(L, m, "unknown setting '%s' in %s", name, sc->where);
+        else
+            err(L, m, "%sunknown setting '%s'", sc->pfx, name);
+    }
+}
+
+/* A non-empty string member, or NULL (absent, or problem reported). */
+static const char *get_string(loader_t *L, const scope_t *sc, const char *key,
+                              bool required, config_setting_t **sp)
+{
+    config_setting_t *s = member(sc, key);
+    if (sp != NULL)
+        *sp = s;
+    if (s == NULL) {
+        if (required)
+            missing(L, sc, key);
+        return NULL;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        err(L, s, "%s'%s' must be a string", sc->pfx, key);
+        return NULL;
+    }
+    const char *v = config_setting_get_string(s);
+    if (v == NULL || *v == '\0') {
+        err(L, s, "%s'%s' must not be empty", sc->pfx, key);
+        return NULL;
+    }
+    return v;
+}
+
+/* 1 and *out set if present and an integer, 0 if absent, -1 if not. */
+static int get_int(loader_t *L, const scope_t *sc, const char *key,
+                   int64_t *out, config_setting_t **sp)
+{
+    config_setting_t *s = member(sc, key);
+    *sp = s;
+    if (s == NULL)
+        return 0;
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+        err(L, s, "%s'%s' must be an integer", sc->pfx, key);
+        return -1;
+    }
+    *out = (int64_t)config_setting_get_int64(s);
+    return 1;
+}
+
+static int get_bool(loader_t *L, const scope_t *sc, const char *key, bool *out)
+{
+    config_setting_t *s = member(sc, key);
+    if (s == NULL)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+        err(L, s, "%s'%s' must be a boolean (true or false)", sc->pfx, key);
+        return -1;
+    }
+    *out = config_setting_get_bool(s) != 0;
+    return 1;
+}
+
+/* A group member (must be a group), or NULL. */
+static config_setting_t *get_group(loader_t *L, const scope_t *sc,
+                                   const char *key, bool required)
+{
+    config_setting_t *s = member(sc, key);
+    if (s == NULL) {
+        if (required)
+            missing(L, sc, key);
+        return NULL;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+        err(L, s, "%s'%s' must be a group ( %s: { ... }; )", sc->pfx, key, key);
+        return NULL;
+    }
+    return s;
+}
+
+/* A list member whose elements are all groups: ( { ... }, { ... } ). An
+ * empty array [] is taken as an empty list. */
+static config_setting_t *get_list(loader_t *L, const scope_t *sc,
+                                  const char *key, bool required)
+{
+    config_setting_t *s = member(sc, key);
+    if (s == NULL) {
+        if (required)
+            missing(L, sc, key);
+        return NULL;
+    }
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_LIST &&
+        !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0)) {
+        err(L, s, "%s'%s' must be a list of groups ( { ... }, ... )", sc->pfx,
+            key);
+        return NULL;
+    }
+    /* Elements that are not groups are reported here and skipped by the
+     * callers (is_group), so that the others are still checked. */
+    for (int i = 0; i < config_setting_length(s); i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+            err(L, e, "%s'%s'[%d] must be a group { ... }", sc->pfx, key, i);
+    }
+    return s;
+}
+
+static bool is_group(const config_setting_t *s)
+{
+    return config_setting_type(s) == CONFIG_TYPE_GROUP;
+}
+
+/* true if `s` is an array or list of strings (possibly empty); otherwise
+ * reports it as `name`. */
+static bool string_array(loader_t *L, const config_setting_t *s,
+                         const char *pfx, const char *name)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+        err(L, s, "%s'%s' must be an array of strings [ \"...\", ... ]", pfx,
+            name);
+        return false;
+    }
+    for (int i = 0; i < config_setting_length(s); i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            err(L, e, "%s'%s' must be an array of strings [ \"...\", ... ]",
+                pfx, name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Copy the subtrees of array `s` (already checked by string_array), each
+ * checked as `what`. */
+static char **get_subtrees(loader_t *L, const config_setting_t *s,
+                           const char *pfx, const char *what, size_t *n_out)
+{
+    size_t n = (size_t)config_setting_length(s);
+    *n_out = 0;
+    char **v = calloc(n ? n : 1, sizeof *v);
+    if (v == NULL) {
+        err(L, NULL, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *str = config_setting_get_string(e);
+        check_subtree(L, line_of(e) ? e : s, pfx, what, str);
+        v[i] = xdup(L, str);
+        if (v[i] == NULL)
+            break;
+        *n_out = i + 1;
+    }
+    return v;
+}
+
+/* A name seen in a list, to find duplicates. */
+typedef struct seen {
+    const char *name;
+    int line;
+} seen_t;
+
+/* Report `name` if already in seen[0..n); else append it. */
+static void check_dup(loader_t *L, seen_t *seen, size_t *n,
+                      const config_setting_t *s, const char *what,
+                      const char *name)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(seen[i].name, name) == 0) {
+            err(L, s, "duplicate %s '%s' (first at line %d)", what, name,
+                seen[i].line);
+            return;
+        }
+    }
+    seen[*n].name = name;
+    seen[*n].line = line_of(s);
+    (*n)++;
+}
+
+/* ------------------------------------------------------------------------
+ * File checks (check_files)
+ * ---------------------------------------------------------------------- */
+
+/* `file` must exist, be a regular file and be readable. */
+static bool check_readable(loader_t *L, const config_setting_t *s,
+                           const char *pfx, const char *what, const char *file)
+{
+    struct stat st;
+    if (stat(file, &st) != 0) {
+        if (errno == ENOENT)
+            err(L, s, "%s%s '%s' not found", pfx, what, file);
+        else
+            err(L, s, "%s%s '%s': %s", pfx, what, file, strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err(L, s, "%s%s '%s' is not a regular file", pfx, what, file);
+        return false;
+    }
+    if (access(file, R_OK) != 0) {
+        err(L, s, "%s%s '%s' is not readable: %s", pfx, what, file,
+            strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* A secret key file: readable, 0600 (no group/other access), ours. */
+static void check_secret(loader_t *L, const config_setting_t *s,
+                         const char *pfx, const char *what, const char *file)
+{
+    if (!check_readable(L, s, pfx, what, file))
+        return;
+    char e[512] = "";
+    if (sc_check_secret_file(file, e, sizeof e) != 0)
+        err(L, s, "%s%s", pfx, e[0] ? e : "insecure secret key file");
+}
+
+/* ------------------------------------------------------------------------
+ * Groups
+ * ---------------------------------------------------------------------- */
+
+static void load_gateway(loader_t *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"id", "data_dir", "max_data_bytes",
+                                        "log_level", NULL};
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    scope_t sc = {get_group(L, &top, "gateway", true), "", "gateway.",
+                  "group 'gateway'"};
+    if (sc.g != NULL)
+        check_unknown(L, &sc, known);
+
+    config_setting_t *s = NULL;
+    const char *v = sc.g ? get_string(L, &sc, "id", true, &s) : NULL;
+    if (v != NULL) {
+        if (!id_valid(v))
+            err(L, s, "'id' value '%s' is not a valid id ([a-z0-9_-]+)", v);
+        cfg->gateway_id = xdup(L, v);
+    }
+
+    v = get_string(L, &sc, "data_dir", false, NULL);
+    cfg->data_dir = resolve(L, v != NULL ? v : "var");
+
+    cfg->max_data_bytes = MAX_DATA_DEFAULT;
+    int64_t n;
+    if (get_int(L, &sc, "max_data_bytes", &n, &s) > 0) {
+        if (n < MAX_DATA_MIN || n > MAX_DATA_MAX)
+            err(L, s, "'max_data_bytes' must be in %d..%d (got %lld)",
+                MAX_DATA_MIN, MAX_DATA_MAX, (long long)n);
+        else
+            cfg->max_data_bytes = n;
+    }
+
+    v = get_string(L, &sc, "log_level", false, &s);
+    if (s == NULL || v != NULL) {
+        if (v == NULL)
+            v = "info";
+        if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") &&
+            strcmp(v, "error"))
+            err(L, s, "'log_level' must be one of debug, info, warn, error "
+                      "(got '%s')", v);
+        cfg->log_level = xdup(L, v);
+    }
+}
+
+static void load_listen(loader_t *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"publish", "service", NULL};
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    scope_t sc = {get_group(L, &top, "listen", true), "", "listen.",
+                  "group 'listen'"};
+    if (sc.g == NULL)
+        return;
+    check_unknown(L, &sc, known);
+
+    char buf[160];
+    config_setting_t *s = NULL;
+    const char *pub = get_string(L, &sc, "publish", true, &s);
+    if (pub != NULL) {
+        const char *why = endpoint_problem(pub, buf, sizeof buf);
+        if (why != NULL)
+            err(L, s, "bad endpoint '%s' for 'publish': %s", pub, why);
+        cfg->publish_endpoint = xdup(L, pub);
+    }
+    const char *svc = get_string(L, &sc, "service", false, &s);
+    if (svc != NULL) {
+        const char *why = endpoint_problem(svc, buf, sizeof buf);
+        if (why != NULL)
+            err(L, s, "bad endpoint '%s' for 'service': %s", svc, why);
+        else if (pub != NULL && strcmp(pub, svc) == 0)
+            err(L, s, "'service' must differ from 'publish' (both '%s')", svc);
+        cfg->service_endpoint = xdup(L, svc);
+    }
+}
+
+static void load_curve(loader_t *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"secret_key", "public_key", NULL};
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    scope_t sc = {get_group(L, &top, "curve", false), "", "curve.",
+                  "group 'curve'"};
+    if (sc.g == NULL)
+        return;
+    check_unknown(L, &sc, known);
+
+    config_setting_t *ss = NULL, *ps = NULL;
+    const char *sec = get_string(L, &sc, "secret_key", true, &ss);
+    const char *pub = get_string(L, &sc, "public_key", true, &ps);
+    if (sec != NULL)
+        cfg->curve_secret_file = resolve(L, sec);
+    if (pub != NULL)
+        cfg->curve_public_file = resolve(L, pub);
+    if (!L->check_files)
+        return;
+    if (cfg->curve_secret_file != NULL)
+        check_secret(L, ss, "curve secret key: ", "file",
+                     cfg->curve_secret_file);
+    if (cfg->curve_public_file != NULL &&
+        check_readable(L, ps, "curve public key: ", "file",
+                       cfg->curve_public_file)) {
+        char key[41], e[512] = "";
+        if (sc_curve_read(cfg->curve_public_file, false, key, e, sizeof e) != 0)
+            err(L, ps, "curve public key: %s", e[0] ? e : "unreadable");
+    }
+}
+
+static void load_signing(loader_t *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"keys", "active", "channels",
+                                        "jwks_file", NULL};
+    static const char *const key_known[] = {"id", "file", NULL};
+    static const char *const rule_known[] = {"subtree", "active", NULL};
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    scope_t sc = {get_group(L, &top, "signing", true), "", "signing.",
+                  "group 'signing'"};
+
+    const char *jwks = NULL;
+    if (sc.g != NULL) {
+        check_unknown(L, &sc, known);
+        jwks = get_string(L, &sc, "jwks_file", false, NULL);
+    }
+    if (jwks != NULL) {
+        cfg->jwks_file = resolve(L, jwks);
+    } else if (cfg->data_dir != NULL) {
+        cfg->jwks_file = strf("%s/jwks.json", cfg->data_dir);
+        if (cfg->jwks_file == NULL)
+            err(L, NULL, "out of memory");
+    }
+    if (sc.g == NULL)
+        return;
+
+    /* keys */
+    config_setting_t *keys = get_list(L, &sc, "keys", true);
+    if (keys != NULL && config_setting_length(keys) == 0)
+        err(L, keys, "'keys' must list at least one signing key");
+    size_t nk = keys ? (size_t)config_setting_length(keys) : 0;
+    cfg->keys = calloc(nk ? nk : 1, sizeof *cfg->keys);
+    seen_t *seen = calloc(nk ? nk : 1, sizeof *seen);
+    if (cfg->keys == NULL || seen == NULL) {
+        free(seen);
+        err(L, NULL, "out of memory");
+        return;
+    }
+    size_t n_seen = 0;
+    for (size_t i = 0; i < nk; i++) {
+        config_setting_t *g = config_setting_get_elem(keys, (unsigned)i);
+        if (!is_group(g))
+            continue;
+        char pfx[96];
+        snprintf(pfx, sizeof pfx, "signing.keys[%zu]: ", i);
+        scope_t ks = {g, pfx, "", NULL};
+        config_setting_t *s = NULL, *fs = NULL;
+        const char *id = get_string(L, &ks, "id", true, &s);
+        if (id != NULL) {
+            if (!id_valid(id))
+                err(L, s, "%s'id' value '%s' is not a valid id ([a-z0-9_-]+)",
+                    pfx, id);
+            check_dup(L, seen, &n_seen, s, "signing key id", id);
+            snprintf(pfx, sizeof pfx, "signing key '%.60s': ", id);
+        }
+        check_unknown(L, &ks, key_known);
+        const char *file = get_string(L, &ks, "file", true, &fs);
+        sc_cfg_sigkey_t *k = &cfg->keys[cfg->n_keys++];
+        k->line = line_of(g);
+        k->id = id ? xdup(L, id) : NULL;
+        k->file = file ? resolve(L, file) : NULL;
+        if (L->check_files && k->file != NULL)
+            check_secret(L, fs, pfx, "file", k->file);
+    }
+
+    /* active */
+    config_setting_t *as = NULL;
+    const char *active = get_string(L, &sc, "active", true, &as);
+    if (active != NULL) {
+        bool found = false;
+        for (size_t i = 0; i < n_seen && !found; i++)
+            found = strcmp(seen[i].name, active) == 0;
+        if (!found && keys != NULL)
+            err(L, as, "'active' names key '%s', which is not in signing.keys",
+                active);
+        cfg->active_key = xdup(L, active);
+    }
+
+    /* channels: per-subtree active key */
+    config_setting_t *rules = get_list(L, &sc, "channels", false);
+    size_t nr = rules ? (size_t)config_setting_length(rules) : 0;
+    cfg->sign_rules = calloc(nr ? nr : 1, sizeof *cfg->sign_rules);
+    if (cfg->sign_rules == NULL) {
+        free(seen);
+        err(L, NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        config_setting_t *g = config_setting_get_elem(rules, (unsigned)i);
+        if (!is_group(g))
+            continue;
+        char pfx[64];
+        snprintf(pfx, sizeof pfx, "signing.channels[%zu]: ", i);
+        scope_t rs = {g, pfx, "", NULL};
+        check_unknown(L, &rs, rule_known);
+        config_setting_t *s = NULL;
+        sc_cfg_sign_rule_t *r = &cfg->sign_rules[cfg->n_sign_rules++];
+        r->line = line_of(g);
+        const char *sub = get_string(L, &rs, "subtree", true, &s);
+        if (sub != NULL) {
+            if (check_subtree(L, s, pfx, "subtree", sub)) {
+                for (size_t j = 0; j + 1 < cfg->n_sign_rules; j++) {
+                    if (cfg->sign_rules[j].subtree != NULL &&
+                        strcmp(cfg->sign_rules[j].subtree, sub) == 0) {
+                        err(L, s, "duplicate signing rule for subtree '%s' "
+                                  "(first at line %d)",
+                            sub, cfg->sign_rules[j].line);
+                        break;
+                    }
+                }
+            }
+            r->subtree = xdup(L, sub);
+        }
+        const char *act = get_string(L, &rs, "active", true, &s);
+        if (act != NULL) {
+            bool found = false;
+            for (size_t j = 0; j < n_seen && !found; j++)
+                found = strcmp(seen[j].name, act) == 0;
+            if (!found && keys != NULL)
+                err(L, s, "%s'active' names key '%s', which is not in "
+                          "signing.keys", pfx, act);
+            r->active = xdup(L, act);
+        }
+    }
+    free(seen);
+}
+
+static void load_sectors(loader_t *L, const config_setting_t *root)
+{
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    config_setting_t *g = get_group(L, &top, "sectors", true);
+    if (g == NULL)
+        return;
+    size_t n = (size_t)config_setting_length(g);
+    if (n == 0) {
+        err(L, g, "'sectors' must define at least one sector");
+        return;
+    }
+    cfg->sectors = calloc(n, sizeof *cfg->sectors);
+    if (cfg->sectors == NULL) {
+        err(L, NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        char pfx[96];
+        snprintf(pfx, sizeof pfx, "sector '%.60s': ", name);
+        if (!id_valid(name))
+            err(L, s, "sector name '%s' is not a valid id ([a-z0-9_-]+)", name);
+        sc_cfg_sector_t *sec = &cfg->sectors[cfg->n_sectors++];
+        sec->line = line_of(s);
+        sec->name = xdup(L, name);
+        if (!string_array(L, s, "", name))
+            continue;
+        if (config_setting_length(s) == 0)
+            err(L, s, "%sno subtrees (write e.g. %s = [ \"%s.\" ];)", pfx,
+                name, name);
+        sec->subtrees = get_subtrees(L, s, pfx, "subtree", &sec->n_subtrees);
+    }
+}
+
+static void load_agencies(loader_t *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"id", "public_key", "grants", NULL};
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    config_setting_t *list = get_list(L, &top, "agencies", false);
+    size_t n = list ? (size_t)config_setting_length(list) : 0;
+    cfg->agencies = calloc(n ? n : 1, sizeof *cfg->agencies);
+    seen_t *seen = calloc(n ? n : 1, sizeof *seen);
+    if (cfg->agencies == NULL || seen == NULL) {
+        free(seen);
+        err(L, NULL, "out of memory");
+        return;
+    }
+    size_t n_seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        if (!is_group(g))
+            continue;
+        char pfx[96];
+        snprintf(pfx, sizeof pfx, "agencies[%zu]: ", i);
+        scope_t as = {g, pfx, "", NULL};
+        sc_cfg_agency_t *a = &cfg->agencies[cfg->n_agencies++];
+        a->line = line_of(g);
+
+        config_setting_t *s = NULL;
+        const char *id = get_string(L, &as, "id", true, &s);
+        if (id != NULL) {
+            if (!id_valid(id))
+                err(L, s, "%s'id' value '%s' is not a valid id ([a-z0-9_-]+)",
+                    pfx, id);
+            check_dup(L, seen, &n_seen, s, "agency id", id);
+            a->id = xdup(L, id);
+            snprintf(pfx, sizeof pfx, "agency '%.60s': ", id);
+        }
+        check_unknown(L, &as, known);
+
+        const char *pk = get_string(L, &as, "public_key", true, &s);
+        uint8_t raw[32];
+        if (pk == NULL) {
+            /* reported */
+        } else if (strlen(pk) == SC_Z85_KEY_LEN &&
+                   zmq_z85_decode(raw, pk) != NULL) {
+            memcpy(a->public_key, pk, SC_Z85_KEY_LEN + 1);
+        } else if (strlen(pk) == SC_Z85_KEY_LEN && strchr(pk, '/') == NULL &&
+                   strchr(pk, '.') == NULL) {
+            err(L, s, "%s'public_key' is not a valid Z85 key (40 characters "
+                      "as written by zmq_curve_keypair)", pfx);
+        } else {
+            a->public_key_file = resolve(L, pk);
+            const char *f = a->public_key_file;
+            if (f != NULL && L->check_files) {
+                if (check_readable(L, s, pfx, "public key file", f)) {
+                    char e[512] = "";
+                    if (sc_curve_read(f, false, a->public_key, e, sizeof e) != 0) {
+                        a->public_key[0] = '\0';
+                        err(L, s, "%s%s", pfx, e[0] ? e : "bad public key file");
+                    }
+                }
+            } else if (f != NULL && access(f, R_OK) == 0) {
+                /* Not checking files: use the key if it is there and good. */
+                char e[512];
+                if (sc_curve_read(f, false, a->public_key, e, sizeof e) != 0)
+                    a->public_key[0] = '\0';
+            }
+        }
+        if (a->public_key[0] != '\0') {
+            for (size_t j = 0; j + 1 < cfg->n_agencies; j++) {
+                if (strcmp(cfg->agencies[j].public_key, a->public_key) == 0) {
+                    err(L, s, "%ssame public key as agency '%s' (line %d)", pfx,
+                        cfg->agencies[j].id ? cfg->agencies[j].id : "?",
+                        cfg->agencies[j].line);
+                    break;
+                }
+            }
+        }
+
+        config_setting_t *gs = member(&as, "grants");
+        if (gs == NULL)
+            missing(L, &as, "grants");
+        else if (string_array(L, gs, pfx, "grants"))
+            a->grants = get_subtrees(L, gs, pfx, "grant", &a->n_grants);
+    }
+    free(seen);
+}
+
+static void free_settings(sc_cfg_setting_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].s);
+    }
+    free(v);
+}
+
+static void free_plugin(sc_cfg_plugin_t *p)
+{
+    free(p->name);
+    free(p->path);
+    free(p->sector);
+    free_strings(p->channels, p->n_channels);
+    free_settings(p->settings, p->n_settings);
+    memset(p, 0, sizeof *p);
+}
+
+/* The plugin's `settings` group, as written (types checked later against
+ * the plugin's own table). */
+static void load_plugin_settings(loader_t *L, sc_cfg_plugin_t *p,
+                                 const config_setting_t *g, const char *pfx)
+{
+    size_t n = (size_t)config_setting_length(g);
+    p->settings = calloc(n ? n : 1, sizeof *p->settings);
+    if (p->settings == NULL) {
+        err(L, NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        sc_cfg_setting_t *v = &p->settings[p->n_settings];
+        switch (config_setting_type(s)) {
+        case CONFIG_TYPE_STRING:
+            v->type = SC_CFG_STRING;
+            v->s = xdup(L, config_setting_get_string(s));
+            break;
+        case CONFIG_TYPE_INT:
+        case CONFIG_TYPE_INT64:
+            v->type = SC_CFG_INT;
+            v->i = (int64_t)config_setting_get_int64(s);
+            break;
+        case CONFIG_TYPE_FLOAT:
+            v->type = SC_CFG_FLOAT;
+            v->f = config_setting_get_float(s);
+            break;
+        case CONFIG_TYPE_BOOL:
+            v->type = SC_CFG_BOOL;
+            v->b = config_setting_get_bool(s) != 0;
+            break;
+        default:
+            err(L, s, "%ssetting '%s' must be a string, number or boolean "
+                      "(not a group, array or list)",
+                pfx, config_setting_name(s));
+            continue;
+        }
+        v->name = xdup(L, config_setting_name(s));
+        v->line = line_of(s);
+        p->n_settings++;
+    }
+}
+
+static void load_plugins(loader_t *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"name",     "path",     "sector",
+                                        "channels", "settings", "enabled",
+                                        NULL};
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    config_setting_t *list = get_list(L, &top, "plugins", false);
+    size_t n = list ? (size_t)config_setting_length(list) : 0;
+    cfg->plugins = calloc(n ? n : 1, sizeof *cfg->plugins);
+    seen_t *seen = calloc(n ? n : 1, sizeof *seen);
+    if (cfg->plugins == NULL || seen == NULL) {
+        free(seen);
+        err(L, NULL, "out of memory");
+        return;
+    }
+    size_t n_seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        if (!is_group(g))
+            continue;
+        char pfx[96];
+        snprintf(pfx, sizeof pfx, "plugins[%zu]: ", i);
+        scope_t ps = {g, pfx, "", NULL};
+        sc_cfg_plugin_t p = {0};
+        p.line = line_of(g);
+
+        config_setting_t *s = NULL;
+        const char *name = get_string(L, &ps, "name", true, &s);
+        if (name != NULL) {
+            if (!id_valid(name))
+                err(L, s, "%s'name' value '%s' is not a valid id "
+                          "([a-z0-9_-]+)", pfx, name);
+            check_dup(L, seen, &n_seen, s, "plugin name", name);
+            p.name = xdup(L, name);
+            snprintf(pfx, sizeof pfx, "plugin '%.60s': ", name);
+        }
+        check_unknown(L, &ps, known);
+
+        bool enabled = true;
+        get_bool(L, &ps, "enabled", &enabled);
+
+        const char *path = get_string(L, &ps, "path", true, &s);
+        if (path != NULL) {
+            p.path = resolve(L, path);
+            struct stat st;
+            if (L->check_files && enabled && p.path != NULL) {
+                if (stat(p.path, &st) != 0)
+                    err(L, s, "plugin path '%s' not found", p.path);
+                else if (!S_ISREG(st.st_mode))
+                    err(L, s, "plugin path '%s' is not a regular file", p.path);
+            }
+        }
+
+        const sc_cfg_sector_t *sec = NULL;
+        config_setting_t *secs = NULL;
+        const char *sector = get_string(L, &ps, "sector", true, &secs);
+        if (sector != NULL) {
+            for (size_t j = 0; j < cfg->n_sectors && sec == NULL; j++)
+                if (cfg->sectors[j].name != NULL &&
+                    strcmp(cfg->sectors[j].name, sector) == 0)
+                    sec = &cfg->sectors[j];
+            if (sec == NULL)
+                err(L, secs, "%sunknown sector '%s'", pfx, sector);
+            p.sector = xdup(L, sector);
+        }
+
+        config_setting_t *chs = member(&ps, "channels");
+        if (chs == NULL) {
+            missing(L, &ps, "channels");
+        } else if (string_array(L, chs, pfx, "channels")) {
+            if (config_setting_length(chs) == 0)
+                err(L, chs, "%s'channels' must grant at least one channel",
+                    pfx);
+            p.channels = get_subtrees(L, chs, pfx, "channel", &p.n_channels);
+            /* Only well-formed channels are checked against the sector. */
+            /* A sector without subtrees was reported already. */
+            for (size_t c = 0; sec != NULL && sec->n_subtrees > 0 &&
+                               c < p.n_channels; c++) {
+                const char *ch = p.channels[c];
+                size_t len = strlen(ch);
+                if (!sc_subtree_valid(ch, len))
+                    continue;
+                bool inside = false;
+                for (size_t k = 0; k < sec->n_subtrees && !inside; k++)
+                    inside = sc_subtree_covers(sec->subtrees[k], ch, len);
+                if (inside)
+                    continue;
+                char subs[512] = "";
+                size_t used = 0;
+                for (size_t k = 0; k < sec->n_subtrees && used < sizeof subs;
+                     k++) {
+                    int w = snprintf(subs + used, sizeof subs - used, "%s%s",
+                                     k ? ", " : "", sec->subtrees[k]);
+                    if (w < 0)
+                        break;
+                    used += (size_t)w;
+                }
+                const config_setting_t *e =
+                    config_setting_get_elem(chs, (unsigned)c);
+                err(L, line_of(e) ? e : chs,
+                    "plugin '%s' is granted channel '%s' outside its sector "
+                    "'%s' (%s)",
+                    p.name ? p.name : "?", ch, sec->name, subs);
+            }
+        }
+
+        p.settings_line = p.line;
+        config_setting_t *set = get_group(L, &ps, "settings", false);
+        if (set != NULL) {
+            p.settings_line = line_of(set);
+            load_plugin_settings(L, &p, set, pfx);
+        }
+
+        if (enabled)
+            cfg->plugins[cfg->n_plugins++] = p;
+        else
+            free_plugin(&p);
+    }
+    free(seen);
+}
+
+/* ------------------------------------------------------------------------
+ * Public surface
+ * ---------------------------------------------------------------------- */
+
+sc_config_t *sc_config_load(const char *path, bool check_files,
+                            sc_diag_t *diag)
+{
+    if (path == NULL)
+        return NULL;
+    loader_t L = {.path = path, .diag = diag, .check_files = check_files};
+
+    /* libconfig says only "file I/O error"; say which. */
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        sc_diag_add(diag, path, 0, "cannot read config: %s", strerror(errno));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        sc_diag_add(diag, path, 0, "cannot read config: not a regular file");
+        return NULL;
+    }
+
+    sc_config_t *cfg = calloc(1, sizeof *cfg);
+    if (cfg == NULL) {
+        sc_diag_add(diag, path, 0, "out of memory");
+        return NULL;
+    }
+    L.cfg = cfg;
+    cfg->path = strdup(path);
+    cfg->dir = config_dir(path);
+    if (cfg->path == NULL || cfg->dir == NULL) {
+        sc_diag_add(diag, path, 0, "cannot resolve the config's directory: %s",
+                    strerror(errno));
+        sc_config_destroy(&cfg);
+        return NULL;
+    }
+
+    config_t lc;
+    config_init(&lc);
+    config_set_include_dir(&lc, cfg->dir);
+    if (config_read_file(&lc, path) != CONFIG_TRUE) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+            sc_diag_add(diag, path, 0, "cannot read config: %s",
+                        config_error_text(&lc));
+        else
+            sc_diag_add(diag,
+                        config_error_file(&lc) ? config_error_file(&lc) : path,
+                        config_error_line(&lc), "%s", config_error_text(&lc));
+        config_destroy(&lc);
+        sc_config_destroy(&cfg);
+        return NULL;
+    }
+
+    static const char *const known[] = {"gateway", "listen",   "curve",
+                                        "signing", "sectors",  "agencies",
+                                        "plugins", NULL};
+    const config_setting_t *root = config_root_setting(&lc);
+    int n = config_setting_length(root);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
+        const char *name = config_setting_name(m);
+        bool ok = false;
+        for (size_t k = 0; known[k] != NULL && !ok; k++)
+            ok = strcmp(known[k], name) == 0;
+        if (!ok)
+            err(&L, m, "unknown top-level setting '%s'", name);
+    }
+
+    load_gateway(&L, root);
+    load_listen(&L, root);
+    load_curve(&L, root);
+    load_signing(&L, root);
+    load_sectors(&L, root);
+    load_agencies(&L, root);
+    load_plugins(&L, root);
+
+    flush_problems(&L);    /* file names may belong to lc: before destroy */
+    config_destroy(&lc);
+    if (L.errors > 0)
+        sc_config_destroy(&cfg);
+    return cfg;
+}
+
+void sc_config_destroy(sc_config_t **cfg_p)
+{
+    if (cfg_p == NULL || *cfg_p == NULL)
+        return;
+    sc_config_t *c = *cfg_p;
+    free(c->path);
+    free(c->dir);
+    free(c->gateway_id);
+    free(c->data_dir);
+    free(c->log_level);
+    free(c->publish_endpoint);
+    free(c->service_endpoint);
+    free(c->curve_secret_file);
+    free(c->curve_public_file);
+    for (size_t i = 0; i < c->n_keys; i++) {
+        free(c->keys[i].id);
+        free(c->keys[i].file);
+    }
+    free(c->keys);
+    free(c->active_key);
+    for (size_t i = 0; i < c->n_sign_rules; i++) {
+        free(c->sign_rules[i].subtree);
+        free(c->sign_rules[i].active);
+    }
+    free(c->sign_rules);
+    free(c->jwks_file);
+    for (size_t i = 0; i < c->n_sectors; i++) {
+        free(c->sectors[i].name);
+        free_strings(c->sectors[i].subtrees, c->sectors[i].n_subtrees);
+    }
+    free(c->sectors);
+    for (size_t i = 0; i < c->n_agencies; i++) {
+        free(c->agencies[i].id);
+        free(c->agencies[i].public_key_file);
+        free_strings(c->agencies[i].grants, c->agencies[i].n_grants);
+    }
+    free(c->agencies);
+    for (size_t i = 0; i < c->n_plugins; i++)
+        free_plugin(&c->plugins[i]);
+    free(c->plugins);
+    free(c);
+    *cfg_p = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Plugin settings against the plugin's table
+ * ---------------------------------------------------------------------- */
+
+static const char *type_phrase(sc_setting_type_t t)
+{
+    switch (t) {
+    case SC_SETTING_INT:   return "an integer";
+    case SC_SETTING_BOOL:  return "a boolean (true or false)";
+    case SC_SETTING_FLOAT: return "a number";
+    case SC_SETTING_PATH:  return "a string (a path)";
+    case SC_SETTING_STRING:
+    default:               return "a string";
+    }
+}
+
+static bool type_fits(sc_setting_type_t want, sc_cfg_value_type_t have)
+{
+    switch (want) {
+    case SC_SETTING_STRING:
+    case SC_SETTING_PATH:  return have == SC_CFG_STRING;
+    case SC_SETTING_INT:   return have == SC_CFG_INT;
+    case SC_SETTING_BOOL:  return have == SC_CFG_BOOL;
+    case SC_SETTING_FLOAT: return have == SC_CFG_FLOAT || have == SC_CFG_INT;
+    }
+    return false;
+}
+
+/* Parse a table default into `out` (name not set). 0 or -1. */
+static int parse_default(const sc_setting_def_t *d, sc_cfg_setting_t *out)
+{
+    const char *t = d->default_value;
+    char *end = NULL;
+    errno = 0;
+    switch (d->type) {
+    case SC_SETTING_INT: {
+        long long v = strtoll(t, &end, 0);
+        if (end == t || *end != '\0' || errno != 0)
+            return -1;
+        out->type = SC_CFG_INT;
+        out->i = v;
+        return 0;
+    }
+    case SC_SETTING_FLOAT: {
+        double v = strtod(t, &end);
+        if (end == t || *end != '\0' || errno != 0)
+            return -1;
+        out->type = SC_CFG_FLOAT;
+        out->f = v;
+        return 0;
+    }
+    case SC_SETTING_BOOL:
+        out->type = SC_CFG_BOOL;
+        if (!strcasecmp(t, "true") || !strcasecmp(t, "yes") ||
+            !strcasecmp(t, "on") || !strcmp(t, "1"))
+            out->b = 1;
+        else if (!strcasecmp(t, "false") || !strcasecmp(t, "no") ||
+                 !strcasecmp(t, "off") || !strcmp(t, "0"))
+            out->b = 0;
+        else
+            return -1;
+        return 0;
+    case SC_SETTING_STRING:
+    case SC_SETTING_PATH:
+        out->type = SC_CFG_STRING;
+        out->s = strdup(t);
+        return out->s != NULL ? 0 : -1;
+    }
+    return -1;
+}
+
+int sc_config_check_plugin_settings(const sc_config_t *cfg, sc_cfg_plugin_t *p,
+                                    const sc_setting_def_t *table,
+                                    sc_diag_t *diag)
+{
+    if (cfg == NULL || p == NULL)
+        return -1;
+    const char *file = cfg->path;
+    const char *pname = p->name ? p->name : "?";
+    int errors = 0;
+
+    size_t nt = 0;
+    while (table != NULL && table[nt].name != NULL)
+        nt++;
+
+    /* "a, b, c" for the unknown-setting message */
+    size_t klen = 1;
+    for (size_t j = 0; j < nt; j++)
+        klen += strlen(table[j].name) + 2;
+    char *known = malloc(klen);
+    sc_cfg_setting_t *out = calloc(nt ? nt : 1, sizeof *out);
+    if (known == NULL || out == NULL) {
+        free(known);
+        free(out);
+        sc_diag_add(diag, file, p->line, "plugin '%s': out of memory", pname);
+        return -1;
+    }
+    known[0] = '\0';
+    for (size_t j = 0; j < nt; j++) {
+        if (j)
+            strcat(known, ", ");
+        strcat(known, table[j].name);
+    }
+
+    /* Every setting written must be declared, with a fitting type. */
+    for (size_t i = 0; i < p->n_settings; i++) {
+        const sc_cfg_setting_t *s = &p->settings[i];
+        const sc_setting_def_t *d = NULL;
+        for (size_t j = 0; j < nt && d == NULL; j++)
+            if (strcmp(table[j].name, s->name) == 0)
+                d = &table[j];
+        if (d == NULL) {
+            if (nt == 0)
+                sc_diag_add(diag, file, s->line,
+                            "plugin '%s': unknown setting '%s' (the plugin "
+                            "takes no settings)", pname, s->name);
+            else
+                sc_diag_add(diag, file, s->line,
+                            "plugin '%s': unknown setting '%s' (known: %s)",
+                            pname, s->name, known);
+            errors++;
+        } else if (!type_fits(d->type, s->type)) {
+            sc_diag_add(diag, file, s->line,
+                        "plugin '%s': setting '%s' must be %s", pname, s->name,
+                        type_phrase(d->type));
+            errors++;
+        }
+    }
+    free(known);
+
+    /* One resolved entry per declared setting that has a value. */
+    size_t n_out = 0;
+    for (size_t j = 0; j < nt; j++) {
+        const sc_setting_def_t *d = &table[j];
+        const sc_cfg_setting_t *s = NULL;
+        for (size_t i = 0; i < p->n_settings && s == NULL; i++)
+            if (strcmp(p->settings[i].name, d->name) == 0)
+                s = &p->settings[i];
+        sc_cfg_setting_t *o = &out[n_out];
+        if (s != NULL) {
+            if (!type_fits(d->type, s->type))
+                continue;                       /* reported above */
+            *o = *s;
+            o->s = NULL;
+            if (d->type == SC_SETTING_FLOAT && s->type == SC_CFG_INT) {
+                o->type = SC_CFG_FLOAT;
+                o->f = (double)s->i;
+            }
+            if (s->type == SC_CFG_STRING) {
+                o->s = d->type == SC_SETTING_PATH
+                           ? resolve_path(cfg->dir, s->s)
+                           : strdup(s->s);
+                if (o->s == NULL) {
+                    sc_diag_add(diag, file, s->line, "out of memory");
+                    errors++;
+                }
+            }
+        } else if (d->required) {
+            sc_diag_add(diag, file, p->settings_line,
+                        "plugin '%s': missing required setting '%s'", pname,
+                        d->name);
+            errors++;
+            continue;
+        } else if (d->default_value != NULL) {
+            if (parse_default(d, o) != 0) {
+                sc_diag_add(diag, file, p->line,
+                            "plugin '%s': default value '%s' of setting '%s' "
+                            "is not %s (a bug in the plugin)", pname,
+                            d->default_value, d->name, type_phrase(d->type));
+                errors++;
+                continue;
+            }
+            if (d->type == SC_SETTING_PATH) {
+                char *abs = resolve_path(cfg->dir, o->s);
+                free(o->s);
+                o->s = abs;
+                if (abs == NULL) {
+                    sc_diag_add(diag, file, p->line, "out of memory");
+                    errors++;
+                }
+            }
+            o->line = 0;
+        } else {
+            continue;                           /* optional, no default */
+        }
+        o->name = strdup(d->name);
+        n_out++;                                /* owned by out from here */
+        if (o->name == NULL) {
+            sc_diag_add(diag, file, p->line, "out of memory");
+            errors++;
+        }
+    }
+
+    if (errors > 0) {
+        free_settings(out, n_out);
+        return -1;
+    }
+    free_settings(p->settings, p->n_settings);
+    p->settings = out;
+    p->n_settings = n_out;
+    return 0;
+}
+
+const sc_cfg_setting_t *sc_config_plugin_setting(const sc_cfg_plugin_t *p,
+                                                 const char *name)
+{
+    if (p == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < p->n_settings; i++)
+        if (p->settings[i].name != NULL && strcmp(p->settings[i].name, name) == 0)
+            return &p->settings[i];
+    return NULL;
+}

@@ -1,0 +1,137 @@
+/*
+ * config.h - the broker's configuration, loaded from one libconfig file.
+ *
+ * Owns parsing and validating the file into plain C structs (no libconfig
+ * type escapes this module) and reporting every problem as FILE:LINE.
+ * Checks here: unknown keys, wrong types, missing required settings, bad
+ * endpoints, channel/subtree syntax, unreadable key files, plugin path not
+ * found, plugin channels outside its sector, duplicate names. Validation of
+ * plugin settings against a plugin's declared table is done by
+ * sc_config_check_plugin_settings() once the host has loaded the plugin.
+ * Relative paths are resolved against the config file's directory.
+ */
+#ifndef SC_CONFIG_H
+#define SC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sectorcast/plugin.h>
+#include "diag.h"
+
+typedef enum sc_cfg_value_type {
+    SC_CFG_STRING = 1,
+    SC_CFG_INT = 2,
+    SC_CFG_BOOL = 3,
+    SC_CFG_FLOAT = 4
+} sc_cfg_value_type_t;
+
+/* One plugin setting as written in the config (before validation), or as
+ * resolved against the plugin's table (after). */
+typedef struct sc_cfg_setting {
+    char *name;
+    sc_cfg_value_type_t type;
+    char *s;          /* SC_CFG_STRING (paths already resolved if PATH) */
+    int64_t i;        /* SC_CFG_INT */
+    double f;         /* SC_CFG_FLOAT */
+    int b;            /* SC_CFG_BOOL */
+    int line;         /* line in the config file, 0 = default value */
+} sc_cfg_setting_t;
+
+typedef struct sc_cfg_plugin {
+    char *name;          /* instance name, unique, [a-z0-9_-]+ */
+    char *path;          /* absolute path of the .so */
+    char *sector;        /* name of an entry of sectors */
+    char **channels;     /* granted subtrees, each ending in '.' */
+    size_t n_channels;
+    sc_cfg_setting_t *settings;
+    size_t n_settings;
+    int line;            /* line of the plugin's group */
+    int settings_line;   /* line of its settings group (or `line`) */
+} sc_cfg_plugin_t;
+
+typedef struct sc_cfg_sector {
+    char *name;
+    char **subtrees;     /* each ending in '.' */
+    size_t n_subtrees;
+    int line;
+} sc_cfg_sector_t;
+
+typedef struct sc_cfg_agency {
+    char *id;
+    char public_key[41]; /* Z85 ("" if kept in a file that was not read:
+                            only possible with check_files false) */
+    char *public_key_file; /* absolute path if given as a file, else NULL */
+    char **grants;       /* subtrees, each ending in '.' */
+    size_t n_grants;
+    int line;
+} sc_cfg_agency_t;
+
+typedef struct sc_cfg_sigkey {
+    char *id;
+    char *file;          /* absolute path of the private JWK */
+    int line;
+} sc_cfg_sigkey_t;
+
+typedef struct sc_cfg_sign_rule {
+    char *subtree;       /* ends in '.' */
+    char *active;        /* id of a key in signing.keys */
+    int line;
+} sc_cfg_sign_rule_t;
+
+typedef struct sc_config {
+    char *path;            /* the config file as given */
+    char *dir;             /* its directory, absolute */
+
+    /* gateway */
+    char *gateway_id;
+    char *data_dir;        /* absolute */
+    int64_t max_data_bytes;
+    char *log_level;       /* debug|info|warn|error */
+
+    /* listen */
+    char *publish_endpoint;
+    char *service_endpoint;   /* may be NULL */
+
+    /* curve: both NULL = CURVE off (refused unless allow_plaintext) */
+    char *curve_secret_file;  /* absolute */
+    char *curve_public_file;  /* absolute */
+
+    /* signing */
+    sc_cfg_sigkey_t *keys;
+    size_t n_keys;
+    char *active_key;
+    sc_cfg_sign_rule_t *sign_rules;
+    size_t n_sign_rules;
+    char *jwks_file;          /* absolute */
+
+    sc_cfg_sector_t *sectors;
+    size_t n_sectors;
+    sc_cfg_agency_t *agencies;
+    size_t n_agencies;
+    sc_cfg_plugin_t *plugins;
+    size_t n_plugins;
+} sc_config_t;
+
+/* Load and validate `path`. Returns the config, or NULL if there was any
+ * error; every problem is appended to `diag` as FILE:LINE: message.
+ * `check_files`: also check that key files are readable (and secret ones
+ * 0600) and plugin paths exist. */
+sc_config_t *sc_config_load(const char *path, bool check_files,
+                            sc_diag_t *diag);
+void sc_config_destroy(sc_config_t **cfg_p);
+
+/* Validate plugin `p`'s settings against the plugin's declared table:
+ * unknown name, wrong type and missing required setting are FILE:LINE
+ * errors; defaults are filled in and PATH values resolved. Replaces
+ * p->settings with the resolved list (one entry per declared setting that
+ * has a value). Returns 0 if valid, -1 otherwise. */
+int sc_config_check_plugin_settings(const sc_config_t *cfg, sc_cfg_plugin_t *p,
+                                    const sc_setting_def_t *table,
+                                    sc_diag_t *diag);
+
+/* Find a plugin setting by name (after validation). NULL if absent. */
+const sc_cfg_setting_t *sc_config_plugin_setting(const sc_cfg_plugin_t *p,
+                                                 const char *name);
+
+#endif

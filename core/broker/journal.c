@@ -1,0 +1,383 @@
+/*
+ * journal.c - see journal.h.
+ *
+ * Schema (version 1):
+ *   meta(k PRIMARY KEY, v)                      epoch, schema
+ *   channels(name PRIMARY KEY, head)             last seq issued per channel
+ *   messages(channel, seq, kind, key, ts, jws)   PRIMARY KEY (channel, seq)
+ * Heads are kept in `channels` (not derived from max(seq)) so that pruning
+ * old messages can never make a sequence number reusable.
+ *
+ * Heads are cached in memory; sc_journal_next_seq() advances the cache and
+ * a rollback reloads it from the database.
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/envelope.h"
+
+typedef struct head {
+    char *channel;
+    uint64_t head;
+    struct head *next;
+} head_t;
+
+struct sc_journal {
+    sqlite3 *db;
+    char *path;
+    char epoch[33];
+    sqlite3_stmt *ins_msg;
+    sqlite3_stmt *upd_head;
+    sqlite3_stmt *scan;
+    head_t *heads;
+    int in_txn;
+};
+
+#define SCHEMA_VERSION "1"
+
+static int exec(sc_journal_t *j, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", j->path, msg ? msg : "error");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int mkdirs(const char *dir, char *err, size_t errlen)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {
+        snprintf(err, errlen, "data_dir path too long");
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %s: %s", buf,
+                     strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void heads_free(sc_journal_t *j)
+{
+    while (j->heads) {
+        head_t *n = j->heads->next;
+        free(j->heads->channel);
+        free(j->heads);
+        j->heads = n;
+    }
+}
+
+static int heads_load(sc_journal_t *j, char *err, size_t errlen)
+{
+    heads_free(j);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db, "SELECT name, head FROM channels", -1, &st,
+                           NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+        return -1;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        head_t *h = calloc(1, sizeof *h);
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        if (!h || !name || !(h->channel = strdup(name))) {
+            free(h);
+            sqlite3_finalize(st);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        h->head = (uint64_t)sqlite3_column_int64(st, 1);
+        h->next = j->heads;
+        j->heads = h;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+        return -1;
+    }
+    return 0;
+}
+
+static head_t *head_find(sc_journal_t *j, const char *channel, int create)
+{
+    for (head_t *h = j->heads; h; h = h->next)
+        if (strcmp(h->channel, channel) == 0)
+            return h;
+    if (!create)
+        return NULL;
+    head_t *h = calloc(1, sizeof *h);
+    if (!h || !(h->channel = strdup(channel))) {
+        free(h);
+        return NULL;
+    }
+    h->next = j->heads;
+    j->heads = h;
+    return h;
+}
+
+sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
+                              char *err, size_t errlen)
+{
+    if (mkdirs(dir, err, errlen) != 0)
+        return NULL;
+    sc_journal_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t n = strlen(dir) + sizeof "/journal.db";
+    j->path = malloc(n);
+    if (!j->path) {
+        free(j);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(j->path, n, "%s/journal.db", dir);
+
+    int rc = sqlite3_open_v2(j->path, &j->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot open journal: %s", j->path,
+                 j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(j->db, 5000);
+    /* A torn or foreign file shows up here or at the integrity check. */
+    if (exec(j, "PRAGMA journal_mode=WAL", err, errlen) != 0)
+        goto fail_corrupt;
+    if (exec(j, durability == SC_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
+                                                 : "PRAGMA synchronous=NORMAL",
+             err, errlen) != 0)
+        goto fail;
+    {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(j->db, "PRAGMA quick_check", -1, &st, NULL) !=
+            SQLITE_OK) {
+            snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+            goto fail_corrupt;
+        }
+        int ok = sqlite3_step(st) == SQLITE_ROW &&
+                 sqlite3_column_text(st, 0) &&
+                 strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+        if (!ok)
+            snprintf(err, errlen, "%s: integrity check failed: %s", j->path,
+                     sqlite3_column_text(st, 0)
+                         ? (const char *)sqlite3_column_text(st, 0)
+                         : sqlite3_errmsg(j->db));
+        sqlite3_finalize(st);
+        if (!ok)
+            goto fail_corrupt;
+    }
+    if (exec(j,
+             "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+             "CREATE TABLE IF NOT EXISTS channels(name TEXT PRIMARY KEY,"
+             " head INTEGER NOT NULL);"
+             "CREATE TABLE IF NOT EXISTS messages(channel TEXT NOT NULL,"
+             " seq INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT,"
+             " ts TEXT NOT NULL, jws BLOB NOT NULL,"
+             " PRIMARY KEY(channel, seq)) WITHOUT ROWID;",
+             err, errlen) != 0)
+        goto fail_corrupt;
+
+    /* epoch: created once with the journal, never changed */
+    {
+        sqlite3_stmt *st = NULL;
+        sqlite3_prepare_v2(j->db, "SELECT v FROM meta WHERE k='epoch'", -1,
+                           &st, NULL);
+        if (st && sqlite3_step(st) == SQLITE_ROW &&
+            sqlite3_column_text(st, 0) &&
+            strlen((const char *)sqlite3_column_text(st, 0)) == 32) {
+            memcpy(j->epoch, sqlite3_column_text(st, 0), 33);
+        }
+        sqlite3_finalize(st);
+        if (!j->epoch[0]) {
+            char sql[160];
+            sc_random_hex(j->epoch);
+            snprintf(sql, sizeof sql,
+                     "INSERT INTO meta(k,v) VALUES('epoch','%s'),"
+                     "('schema','" SCHEMA_VERSION "')",
+                     j->epoch);
+            if (exec(j, sql, err, errlen) != 0)
+                goto fail;
+        }
+    }
+    if (sqlite3_prepare_v2(j->db,
+                           "INSERT INTO messages(channel,seq,kind,key,ts,jws)"
+                           " VALUES(?,?,?,?,?,?)",
+                           -1, &j->ins_msg, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(j->db,
+                           "INSERT INTO channels(name,head) VALUES(?,?)"
+                           " ON CONFLICT(name) DO UPDATE SET head=excluded.head"
+                           " WHERE excluded.head > head",
+                           -1, &j->upd_head, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(j->db,
+                           "SELECT seq, jws FROM messages WHERE channel=?"
+                           " AND seq>=? ORDER BY seq LIMIT ?",
+                           -1, &j->scan, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+        goto fail;
+    }
+    if (heads_load(j, err, errlen) != 0)
+        goto fail;
+    return j;
+
+fail_corrupt:
+    {
+        /* prefix a hint: the operator must not just delete the journal */
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "%s", err);
+        snprintf(err, errlen,
+                 "%s (the journal is damaged or not a sectorcast journal; "
+                 "restore it from backup or move it aside to start a new "
+                 "epoch)",
+                 tmp);
+    }
+fail:
+    sc_journal_close(&j);
+    return NULL;
+}
+
+void sc_journal_close(sc_journal_t **j_p)
+{
+    if (!j_p || !*j_p)
+        return;
+    sc_journal_t *j = *j_p;
+    sqlite3_finalize(j->ins_msg);
+    sqlite3_finalize(j->upd_head);
+    sqlite3_finalize(j->scan);
+    if (j->db)
+        sqlite3_close(j->db);
+    heads_free(j);
+    free(j->path);
+    free(j);
+    *j_p = NULL;
+}
+
+const char *sc_journal_epoch(const sc_journal_t *j) { return j->epoch; }
+const char *sc_journal_path(const sc_journal_t *j) { return j->path; }
+
+uint64_t sc_journal_head(sc_journal_t *j, const char *channel)
+{
+    head_t *h = head_find(j, channel, 0);
+    return h ? h->head : 0;
+}
+
+int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen)
+{
+    if (j->in_txn)
+        return 0;
+    if (exec(j, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    j->in_txn = 1;
+    return 0;
+}
+
+uint64_t sc_journal_next_seq(sc_journal_t *j, const char *channel)
+{
+    head_t *h = head_find(j, channel, 1);
+    if (!h)
+        return 0;
+    return ++h->head;
+}
+
+int sc_journal_append(sc_journal_t *j, const char *channel, uint64_t seq,
+                      const char *kind, const char *key, const char *ts,
+                      const char *jws, size_t jws_len, char *err,
+                      size_t errlen)
+{
+    sqlite3_stmt *s = j->ins_msg;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+    sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
+    if (key)
+        sqlite3_bind_text(s, 4, key, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 4);
+    sqlite3_bind_text(s, 5, ts, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 6, jws, (int)jws_len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    s = j->upd_head;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s: append %s seq %llu: %s", j->path, channel,
+             (unsigned long long)seq, sqlite3_errmsg(j->db));
+    return -1;
+}
+
+int sc_journal_commit(sc_journal_t *j, char *err, size_t errlen)
+{
+    if (!j->in_txn)
+        return 0;
+    if (exec(j, "COMMIT", err, errlen) != 0) {
+        sc_journal_rollback(j);
+        return -1;
+    }
+    j->in_txn = 0;
+    return 0;
+}
+
+void sc_journal_rollback(sc_journal_t *j)
+{
+    char err[256];
+    if (j->in_txn)
+        exec(j, "ROLLBACK", err, sizeof err);
+    j->in_txn = 0;
+    /* heads advanced by next_seq() in the failed group are given back */
+    heads_load(j, err, sizeof err);
+}
+
+long sc_journal_scan(sc_journal_t *j, const char *channel, uint64_t from,
+                     long limit, sc_journal_row_fn cb, void *arg)
+{
+    sqlite3_stmt *s = j->scan;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, channel, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(s, 3, limit);
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        n++;
+        if (cb(arg, channel, (uint64_t)sqlite3_column_int64(s, 0),
+               sqlite3_column_blob(s, 1),
+               (size_t)sqlite3_column_bytes(s, 1)))
+            break;
+    }
+    int ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+    sqlite3_reset(s);
+    return ok ? n : -1;
+}

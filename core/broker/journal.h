@@ -1,0 +1,53 @@
+/*
+ * journal.h - the message journal (SQLite, WAL mode).
+ *
+ * Owns durable sequencing: the journal's epoch, each channel's head, and
+ * the signed bytes of every message. A message is appended (and the
+ * transaction committed) before the broker sends it, so a sequence number
+ * is never reused, not even after a crash. Used from the core thread only.
+ */
+#ifndef SC_JOURNAL_H
+#define SC_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sc_journal sc_journal_t;
+
+typedef enum {
+    SC_DURABILITY_FULL = 0,   /* fsync per committed group */
+    SC_DURABILITY_NORMAL = 1  /* survives a broker crash, not power loss */
+} sc_durability_t;
+
+/* Open or create DIR/journal.db. NULL on failure (err names the file and
+ * what is wrong, e.g. a corrupt database). */
+sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
+                              char *err, size_t errlen);
+void sc_journal_close(sc_journal_t **j_p);
+
+const char *sc_journal_epoch(const sc_journal_t *j);
+const char *sc_journal_path(const sc_journal_t *j);
+
+/* Head (last assigned seq) of a channel; 0 if none. */
+uint64_t sc_journal_head(sc_journal_t *j, const char *channel);
+
+/* Group writes: begin, append any number, commit. On commit failure the
+ * whole group is rolled back and heads revert; nothing of it is sent. */
+int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen);
+/* Assign the next seq of `channel` (cached head + 1) without writing. */
+uint64_t sc_journal_next_seq(sc_journal_t *j, const char *channel);
+int sc_journal_append(sc_journal_t *j, const char *channel, uint64_t seq,
+                      const char *kind, const char *key, const char *ts,
+                      const char *jws, size_t jws_len, char *err,
+                      size_t errlen);
+int sc_journal_commit(sc_journal_t *j, char *err, size_t errlen);
+void sc_journal_rollback(sc_journal_t *j);
+
+/* Iterate messages of a channel with seq >= from, in order, at most
+ * `limit`. cb returns non-zero to stop. Returns the number visited or -1. */
+typedef int (*sc_journal_row_fn)(void *arg, const char *channel, uint64_t seq,
+                                 const char *jws, size_t jws_len);
+long sc_journal_scan(sc_journal_t *j, const char *channel, uint64_t from,
+                     long limit, sc_journal_row_fn cb, void *arg);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * main.c - sectorcastd command line: parse options, load the config,
+ * then either check it (--check) or run the broker. Decides exit codes;
+ * everything below returns errors as values.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "config.h"
+#include "diag.h"
+#include "log.h"
+#include "plugin_host.h"
+
+#define VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"usage: sectorcastd -c FILE [--check]\n"
+"       sectorcastd --describe PLUGIN.so\n"
+"\n"
+"The sectorcast broker: runs sector plugins, signs their messages (JWS\n"
+"EdDSA), journals them and publishes them over ZeroMQ (CURVE) to the\n"
+"agencies entitled to each channel.\n"
+"\n"
+"options:\n"
+"  -c, --config FILE   configuration file (libconfig syntax)\n"
+"      --check         validate the configuration, including each plugin's\n"
+"                      settings against the plugin's own table; print every\n"
+"                      problem as FILE:LINE: message; exit 0 if valid, 1 if\n"
+"                      not. Starts nothing.\n"
+"      --describe SO   print a plugin's name, version, ABI and settings\n"
+"  -h, --help          this text\n"
+"  -V, --version       print the version and the plugin ABI version\n"
+"\n"
+"signals: SIGTERM, SIGINT stop cleanly (plugins are stopped and every\n"
+"accepted message is journaled and sent first).\n"
+"exit status: 0 clean stop / valid config, 1 invalid config or fatal error,\n"
+"2 usage error.\n");
+}
+
+static const char *type_name(sc_setting_type_t t)
+{
+    switch (t) {
+    case SC_SETTING_STRING: return "string";
+    case SC_SETTING_INT: return "integer";
+    case SC_SETTING_BOOL: return "bool";
+    case SC_SETTING_FLOAT: return "float";
+    case SC_SETTING_PATH: return "path";
+    default: return "?";
+    }
+}
+
+static int describe(const char *path)
+{
+    sc_plugin_lib_t lib;
+    char err[1024];
+    if (sc_plugin_lib_open(path, &lib, err, sizeof err) != 0) {
+        fprintf(stderr, "sectorcastd: %s\n", err);
+        return 1;
+    }
+    const sc_plugin_t *d = lib.desc;
+    printf("%s %s (ABI %u)\n%s\n", d->name, d->version ? d->version : "?",
+           (unsigned)d->abi_version, d->description ? d->description : "");
+    printf("settings:\n");
+    for (const sc_setting_def_t *s = d->settings; s && s->name; s++)
+        printf("  %-20s %-8s %s%s%s%s\n", s->name, type_name(s->type),
+               s->required ? "(required) " : "",
+               s->default_value ? "(default " : "",
+               s->default_value ? s->default_value : "",
+               s->default_value ? ") " : "");
+    for (const sc_setting_def_t *s = d->settings; s && s->name; s++)
+        printf("  %s: %s\n", s->name, s->description ? s->description : "");
+    sc_plugin_lib_close(&lib);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 'k'},
+        {"describe", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL, *desc = NULL;
+    int check = 0, c;
+    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'k': check = 1; break;
+        case 'd': desc = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V':
+            printf("sectorcastd %s (plugin ABI %u)\n", VERSION,
+                   SC_PLUGIN_ABI_VERSION);
+            return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "sectorcastd: unexpected argument '%s'\n",
+                argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "sectorcastd: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (desc)
+        return describe(desc);
+    if (!config) {
+        fprintf(stderr, "sectorcastd: no configuration file (-c FILE)\n");
+        usage(stderr);
+        return 2;
+    }
+
+    sc_diag_t diag = {0};
+    sc_config_t *cfg = sc_config_load(config, true, &diag);
+    if (cfg)
+        sc_broker_check_plugins(cfg, &diag);
+    if (!cfg || diag.count) {
+        sc_diag_print(&diag, stderr);
+        fprintf(stderr, "sectorcastd: %s: %zu problem%s found\n", config,
+                diag.count, diag.count == 1 ? "" : "s");
+        sc_diag_clear(&diag);
+        sc_config_destroy(&cfg);
+        return 1;
+    }
+    sc_diag_clear(&diag);
+    if (check) {
+        printf("%s: configuration is valid (%zu plugin%s, %zu agenc%s)\n",
+               config, cfg->n_plugins, cfg->n_plugins == 1 ? "" : "s",
+               cfg->n_agencies, cfg->n_agencies == 1 ? "y" : "ies");
+        sc_config_destroy(&cfg);
+        return 0;
+    }
+    sc_log_set_level((sc_level_t)sc_log_parse_level(cfg->log_level));
+
+    /* every thread started from here on inherits the blocked set; the
+     * core reads the signals from a signalfd */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024];
+    sc_broker_t *b = sc_broker_new(&cfg, err, sizeof err);
+    if (!b) {
+        sc_log(SC_L_ERROR, "core", "cannot start: %s", err);
+        sc_config_destroy(&cfg);
+        return 1;
+    }
+    int rc = sc_broker_run(b);
+    sc_broker_destroy(&b);
+    return rc == 0 ? 0 : 1;
+}

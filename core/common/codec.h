@@ -1,0 +1,38 @@
+/*
+ * codec.h - libsodium glue shared by core/common (internal header).
+ *
+ * Owns the one-time libsodium initialisation and strict base64url
+ * (RFC 4648 section 5, no padding) encoding/decoding on top of
+ * sodium_bin2base64 / sodium_base642bin. Never hand-rolls a codec.
+ */
+#ifndef SC_CODEC_H
+#define SC_CODEC_H
+
+#include <stddef.h>
+
+/* sodium_init() once per process (cheap after the first call). 0 or -1. */
+int sc_sodium_init(void);
+
+/* Length of the base64url text (without NUL) for n bytes. */
+size_t sc_b64url_len(size_t n);
+
+/* Encode bin[n] into out[outlen] (NUL-terminated). Returns the text
+ * length, or -1 if out is too small. */
+int sc_b64url_encode(char *out, size_t outlen, const unsigned char *bin,
+                     size_t n);
+
+/* Encode into a malloc'd NUL-terminated string (NULL on failure). */
+char *sc_b64url_encode_alloc(const unsigned char *bin, size_t n,
+                             size_t *out_len);
+
+/* Strict decode of text[len] (need not be NUL-terminated): only the
+ * base64url alphabet, no padding, no whitespace, no non-zero trailing
+ * bits. Writes at most maxlen bytes. 0 and *n set, or -1. */
+int sc_b64url_decode(unsigned char *out, size_t maxlen, size_t *n,
+                     const char *text, size_t len);
+
+/* Decode exactly `want` bytes, or -1. */
+int sc_b64url_decode_exact(unsigned char *out, size_t want, const char *text,
+                           size_t len);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * envelope.c - the signed message envelope of docs/protocol.md.
+ *
+ * Owns building an envelope in its fixed field order and signing it
+ * (broker side), and checking a received [topic][jws] pair (client side):
+ * signature first, then envelope shape and types, then channel == topic.
+ * Never sends or stores anything.
+ */
+#include "envelope.h"
+
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "channel.h"
+#include "codec.h"
+#include "jws.h"
+
+#define SETERR(...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); } while (0)
+
+void sc_now_rfc3339(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 ||
+        gmtime_r(&ts.tv_sec, &tm) == NULL) {
+        memcpy(out, "1970-01-01T00:00:00.000Z", 25);
+        return;
+    }
+    char date[24];
+    if (strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        memcpy(out, "1970-01-01T00:00:00.000Z", 25);
+        return;
+    }
+    snprintf(out, 32, "%s.%03dZ", date, (int)(ts.tv_nsec / 1000000L % 1000));
+}
+
+void sc_random_hex(char out[33])
+{
+    unsigned char b[16];
+    (void)sc_sodium_init();
+    randombytes_buf(b, sizeof b);
+    sodium_bin2hex(out, 33, b, sizeof b);
+}
+
+int sc_envelope_sign(const sc_envelope_in_t *in, const sc_sigkey_t *key,
+                     char **jws_out, size_t *jws_len, char *err,
+                     size_t errlen)
+{
+    if (jws_out == NULL || in == NULL || key == NULL) {
+        SETERR("envelope: missing argument");
+        return -1;
+    }
+    *jws_out = NULL;
+    if (jws_len)
+        *jws_len = 0;
+    if (!sc_channel_valid(in->channel)) {
+        SETERR("envelope: invalid channel name");
+        return -1;
+    }
+    if (in->epoch == NULL || in->kind == NULL) {
+        SETERR("envelope: epoch and kind are required");
+        return -1;
+    }
+    if (in->seq < 1 || in->seq > (uint64_t)LLONG_MAX) {
+        SETERR("envelope: seq %llu out of range",
+               (unsigned long long)in->seq);
+        return -1;
+    }
+    if ((in->source && !json_is_object(in->source)) ||
+        (in->data && !json_is_object(in->data))) {
+        SETERR("envelope: source and data must be JSON objects");
+        return -1;
+    }
+    char id[33], ts[32];
+    if (in->id == NULL)
+        sc_random_hex(id);
+    if (in->ts == NULL)
+        sc_now_rfc3339(ts);
+
+    /* Insertion order is wire order (JSON_PRESERVE_ORDER below). */
+    json_t *env = json_object();
+    int bad = env == NULL;
+    bad = bad || json_object_set_new(env, "v",
+                                     json_integer(SC_ENVELOPE_VERSION));
+    bad = bad || json_object_set_new(env, "id",
+                                     json_string(in->id ? in->id : id));
+    bad = bad || json_object_set_new(env, "channel", json_string(in->channel));
+    bad = bad || json_object_set_new(env, "epoch", json_string(in->epoch));
+    bad = bad || json_object_set_new(env, "seq",
+                                     json_integer((json_int_t)in->seq));
+    bad = bad || json_object_set_new(env, "ts",
+                                     json_string(in->ts ? in->ts : ts));
+    bad = bad || json_object_set_new(env, "kind", json_string(in->kind));
+    bad = bad || json_object_set_new(env, "key", in->key
+                                     ? json_string(in->key) : json_null());
+    bad = bad || json_object_set_new(env, "source", in->source
+                                     ? json_incref(in->source) : json_object());
+    bad = bad || json_object_set_new(env, "data", in->data
+                                     ? json_incref(in->data) : json_object());
+    char *text = bad ? NULL
+                     : json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(env);
+    if (text == NULL) {
+        /* json_string() refuses invalid UTF-8, which lands here too. */
+        SETERR("envelope: cannot build JSON (strings must be UTF-8)");
+        return -1;
+    }
+    int rc = sc_jws_sign(key, SC_JWS_TYP, text, strlen(text), jws_out,
+                         jws_len);
+    free(text);
+    if (rc != 0)
+        SETERR("envelope: signing failed");
+    return rc;
+}
+
+/* Field type checks, in wire order. NULL if fine, else the field name. */
+static const char *shape_error(json_t *env, const char **what)
+{
+    static const char *const strs[] = {"id", "channel", "epoch", "ts",
+                                       "kind"};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        if (!json_is_string(json_object_get(env, strs[i]))) {
+            *what = "a string";
+            return strs[i];
+        }
+    }
+    json_t *seq = json_object_get(env, "seq");
+    if (!json_is_integer(seq) || json_integer_value(seq) < 1) {
+        *what = "a positive integer";
+        return "seq";
+    }
+    json_t *key = json_object_get(env, "key");
+    if (!json_is_string(key) && !json_is_null(key)) {
+        *what = "a string or null";
+        return "key";
+    }
+    if (!json_is_object(json_object_get(env, "source"))) {
+        *what = "an object";
+        return "source";
+    }
+    if (!json_is_object(json_object_get(env, "data"))) {
+        *what = "an object";
+        return "data";
+    }
+    return NULL;
+}
+
+int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
+                       size_t topic_len, const char *jws, size_t jws_len,
+                       json_t **env_out, char kid_out[SC_KID_LEN + 1],
+                       char *err, size_t errlen)
+{
+    if (env_out)
+        *env_out = NULL;
+    char kid[SC_KID_LEN + 1];
+    char *payload = NULL;
+    size_t plen = 0;
+    int rc = sc_jws_verify(jwks, jws, jws_len, &payload, &plen, kid, err,
+                           errlen);
+    if (kid_out)
+        kid_out[0] = '\0';
+    if (rc != SC_JWS_OK)
+        return rc;
+
+    json_error_t jerr;
+    json_t *env = json_loadb(payload, plen, JSON_REJECT_DUPLICATES, &jerr);
+    free(payload);
+    const char *field, *what = NULL;
+    json_t *v;
+    if (env == NULL || !json_is_object(env)) {
+        SETERR("envelope: payload is not a JSON object");
+        rc = SC_ENV_ESHAPE;
+    } else if ((v = json_object_get(env, "v")) == NULL) {
+        SETERR("envelope: field \"v\" is missing");
+        rc = SC_ENV_ESHAPE;
+    } else if (!json_is_integer(v) ||
+               json_integer_value(v) != SC_ENVELOPE_VERSION) {
+        SETERR("envelope: unknown version (\"v\" must be the integer %d)",
+               SC_ENVELOPE_VERSION);
+        rc = SC_ENV_EVERSION;
+    } else if ((field = shape_error(env, &what)) != NULL) {
+        SETERR("envelope: field \"%s\" is missing or not %s", field, what);
+        rc = SC_ENV_ESHAPE;
+    } else if (topic == NULL || !sc_subtree_valid(topic, topic_len)) {
+        SETERR("envelope: topic is not a valid \"<channel>.\"");
+        rc = SC_ENV_ETOPIC;
+    } else {
+        const char *ch = json_string_value(json_object_get(env, "channel"));
+        size_t ch_len = json_string_length(json_object_get(env, "channel"));
+        if (!sc_channel_valid(ch) || ch_len != strlen(ch)) {
+            SETERR("envelope: channel is not a valid channel name");
+            rc = SC_ENV_ECHANNEL;
+        } else if (ch_len + 1 != topic_len ||
+                   memcmp(ch, topic, ch_len) != 0) {
+            SETERR("envelope: channel \"%s\" does not match topic \"%.*s\"",
+                   ch, (int)topic_len, topic);
+            rc = SC_ENV_ECHANNEL;
+        }
+    }
+    if (rc != SC_JWS_OK) {
+        json_decref(env);
+        return rc;
+    }
+    if (kid_out)
+        memcpy(kid_out, kid, sizeof kid);
+    if (env_out)
+        *env_out = env;
+    else
+        json_decref(env);
+    return SC_JWS_OK;
+}

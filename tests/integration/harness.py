@@ -1,0 +1,281 @@
+"""Test harness: a real sectorcastd on loopback, with real keys.
+
+Used by tests/integration/test_*.py and tests/interop/test_*.py, run with
+Debian's /usr/bin/python3. SC_BUILD names the build to test (build or
+build/asan). Every wait is bounded; every process started is stopped.
+
+    with Gateway(plugins=[energy_plugin(reg)]) as gw:
+        sub = gw.subscriber("motie", ["energy."])
+        ...
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("SC_BUILD", "build"))
+BIN = os.path.join(BUILD, "bin")
+PLUGINS = os.path.join(BUILD, "plugins")
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 (bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, what="condition", interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+def keygen(*args):
+    r = subprocess.run([os.path.join(BIN, "sectorcast-keygen")] + list(args),
+                       capture_output=True, text=True, timeout=20)
+    if r.returncode != 0:
+        raise AssertionError("sectorcast-keygen %s: %s" % (args, r.stderr))
+    return r.stdout
+
+
+def energy_plugin(register_dir, name="energy", channels=None, poll_ms=100):
+    return {
+        "name": name,
+        "path": os.path.join(PLUGINS, "energy.so"),
+        "sector": "energy",
+        "channels": channels or ["energy.hydrogen.", "energy.nuclear.", "energy.lng."],
+        "settings": {"register_dir": register_dir, "poll_interval_ms": poll_ms},
+    }
+
+
+def copy_register(sector, dest):
+    src = os.path.join(ROOT, "conf", "registers", sector)
+    shutil.copytree(src, dest)
+    for f in os.listdir(dest):
+        if f.startswith("demo-live"):
+            os.unlink(os.path.join(dest, f))
+    return dest
+
+
+def _cfg_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return "%dL" % v if abs(v) > 2**31 - 1 else str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[ " + ", ".join(_cfg_value(x) for x in v) + " ]"
+    return json.dumps(str(v))
+
+
+class Process:
+    """A child process whose output goes to a file we can read at any time."""
+
+    def __init__(self, argv, logpath, stdout_path=None, env=None):
+        self.argv = argv
+        self.logpath = logpath
+        self.stdout_path = stdout_path
+        self._err = open(logpath, "wb")
+        self._out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(argv, stdout=self._out, stderr=self._err,
+                                     stdin=subprocess.DEVNULL, env=env)
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stdout(self):
+        if not self.stdout_path:
+            return ""
+        with open(self.stdout_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def lines(self):
+        return [l for l in self.stdout().split("\n") if l.strip()]
+
+    def envelopes(self):
+        return [json.loads(l) for l in self.lines()]
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+                raise AssertionError("%s did not stop within %ds" % (self.argv[0], timeout))
+        for f in (self._err, self._out):
+            if hasattr(f, "close"):
+                f.close()
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+class Gateway:
+    """Keys, config and a running sectorcastd in a temp directory."""
+
+    def __init__(self, plugins=(), agencies=None, extra=None, start=True, tmp=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="sc-it-")
+        self.keys = os.path.join(self.tmp, "keys")
+        os.makedirs(self.keys, exist_ok=True)
+        os.chmod(self.keys, 0o700)
+        self.port = free_port()
+        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.plugins = list(plugins)
+        self.agencies = agencies if agencies is not None else {
+            "motie": ["energy.", "semis.", "ai.", "defense.", "shipbuilding."],
+            "doe": ["energy.nuclear."],
+        }
+        self.extra = extra or {}
+        self.procs = []
+        self.broker = None
+        if not os.path.exists(os.path.join(self.keys, "broker.secret")):
+            keygen("curve", os.path.join(self.keys, "broker"))
+            keygen("sign", os.path.join(self.keys, "k1.jwk"))
+        for a in self.agencies:
+            if not os.path.exists(os.path.join(self.keys, a + ".secret")):
+                keygen("curve", os.path.join(self.keys, a))
+        self.jwks = os.path.join(self.keys, "jwks.json")
+        self.config = os.path.join(self.tmp, "sectorcast.conf")
+        self.write_config()
+        if start:
+            self.start()
+
+    def write_config(self, signing_keys=None, active="k1", sign_rules=None):
+        signing_keys = signing_keys or {"k1": "keys/k1.jwk"}
+        lines = [
+            'gateway: { id = "gw-test"; data_dir = "data"; log_level = "%s"; %s};'
+            % (self.extra.get("log_level", "debug"),
+               "".join("%s = %s; " % (k, _cfg_value(v)) for k, v in self.extra.get("gateway", {}).items())),
+            'listen: { publish = "%s"; };' % self.endpoint,
+            'curve: { secret_key = "keys/broker.secret"; public_key = "keys/broker.public"; };',
+            "signing: {",
+            "  keys = ( %s );" % ", ".join(
+                '{ id = "%s"; file = "%s"; }' % (k, f) for k, f in signing_keys.items()),
+            '  active = "%s";' % active,
+            '  jwks_file = "keys/jwks.json";',
+        ]
+        if sign_rules:
+            lines.append("  channels = ( %s );" % ", ".join(
+                '{ subtree = "%s"; active = "%s"; }' % r for r in sign_rules))
+        lines += [
+            "};",
+            'sectors: { energy = [ "energy." ]; semis_ai = [ "semis.", "ai." ];'
+            ' defense_shipbuilding = [ "defense.", "shipbuilding." ]; };',
+            "agencies = ( %s );" % ", ".join(
+                '{ id = "%s"; public_key = "keys/%s.public"; grants = %s; }'
+                % (a, a, _cfg_value(g)) for a, g in self.agencies.items()),
+            "plugins = (",
+        ]
+        pl = []
+        for p in self.plugins:
+            s = "  { name = %s; path = %s; sector = %s; channels = %s;\n    settings: { %s };%s }" % (
+                json.dumps(p["name"]), json.dumps(p["path"]), json.dumps(p["sector"]),
+                _cfg_value(p["channels"]),
+                " ".join("%s = %s;" % (k, _cfg_value(v)) for k, v in p.get("settings", {}).items()),
+                "".join(" %s = %s;" % (k, _cfg_value(v)) for k, v in p.items()
+                        if k not in ("name", "path", "sector", "channels", "settings")))
+            pl.append(s)
+        lines.append(",\n".join(pl))
+        lines.append(");")
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # -- broker ---------------------------------------------------------
+    def start(self, timeout=20):
+        self.broker = Process([os.path.join(BIN, "sectorcastd"), "-c", self.config],
+                              os.path.join(self.tmp, "broker-%d.log" % len(self.procs)))
+        self.procs.append(self.broker)
+        wait_for(lambda: "publishing on" in self.broker.log() or not self.broker.alive(),
+                 timeout, "broker start")
+        if not self.broker.alive():
+            raise AssertionError("broker exited at start:\n" + self.broker.log())
+        return self.broker
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.broker:
+            rc = self.broker.stop(sig)
+            self.broker = None
+            return rc
+
+    # -- clients --------------------------------------------------------
+    def subscriber(self, agency, subtrees, extra_args=(), name=None):
+        n = len(self.procs)
+        name = name or "sub-%s-%d" % (agency, n)
+        argv = [os.path.join(BIN, "sectorcast-sub"), "-e", self.endpoint, "-j", self.jwks,
+                "-k", os.path.join(self.keys, "broker.public"),
+                "-c", os.path.join(self.keys, agency)] + list(extra_args) + list(subtrees)
+        p = Process(argv, os.path.join(self.tmp, name + ".err"),
+                    os.path.join(self.tmp, name + ".out"))
+        self.procs.append(p)
+        return p
+
+    def wait_subscribed(self, agency, subtree, timeout=10):
+        """Wait until the broker logged that `agency` subscribed `subtree`."""
+        needle = "agency '%s' subscribed %s" % (agency, subtree)
+        wait_for(lambda: self.broker.log().count(needle), timeout,
+                 "subscription %s of %s" % (subtree, agency))
+
+    def close(self):
+        for p in self.procs:
+            try:
+                p.kill()
+            except Exception:
+                pass
+        self.procs = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is not None:
+            for p in self.procs:
+                try:
+                    sys.stderr.write("---- %s (%s)\n%s\n" % (p.argv[0], p.logpath, p.log()[-6000:]))
+                except Exception:
+                    pass
+        self.close()
+        if et is None and not os.environ.get("SC_KEEP_TMP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+
+def run_tests(tests):
+    """Run test functions; print one line each and the summary line."""
+    passed = failed = 0
+    only = sys.argv[1:]
+    for t in tests:
+        if only and t.__name__ not in only:
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print("ok   %s (%.1fs)" % (t.__name__, time.monotonic() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % t.__name__, flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed or passed == 0 else 0)

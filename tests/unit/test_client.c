@@ -1,0 +1,733 @@
+/*
+ * test_client.c - libsectorcast: verification, the SUB socket, CURVE.
+ *
+ * 1. sc_client_verify(): a valid message is delivered with the right
+ *    fields; every kind of forgery or garbage is refused with a reason,
+ *    counted, and never delivered.
+ * 2. A real plain PUB over loopback: good, bad and odd-shaped messages.
+ * 3. CURVE: a gateway whose ZAP handler answers 400 makes recv return
+ *    SC_CLIENT_AUTH; one answering 200 delivers; a mechanism mismatch is a
+ *    clear error. Every wait is bounded.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "common/envelope.h"
+#include "common/jwks.h"
+#include "common/keys.h"
+#include "sectorcast/client.h"
+
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* draft option, stable in libzmq 4.3 */
+#endif
+
+#define CHANNEL "energy.nuclear.tasks"
+#define TOPIC CHANNEL "."
+
+typedef struct fixture {
+    char dir[64];
+    char jwks_path[128];
+    sc_sigkey_t *key;    /* in the JWKS */
+    sc_sigkey_t *key2;   /* also in the JWKS (rotation) */
+    sc_sigkey_t *rogue;  /* not in the JWKS */
+    sc_client_t *client; /* for verify tests: connected to nothing */
+} fixture_t;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sign an envelope for `channel` with `key`; caller frees. */
+static char *sign(const sc_sigkey_t *key, const char *channel, uint64_t seq,
+                  const char *k, size_t *len)
+{
+    json_t *source = json_pack("{s:s}", "plugin", "test");
+    json_t *data = json_pack("{s:s,s:i}", "title", "SMR component line",
+                             "progress", 40);
+    sc_envelope_in_t in = {
+        .channel = channel, .epoch = "0123456789abcdef0123456789abcdef",
+        .seq = seq, .id = NULL, .ts = NULL, .kind = "task.updated",
+        .key = k, .source = source, .data = data,
+    };
+    char err[256] = "";
+    char *jws = NULL;
+    int rc = sc_envelope_sign(&in, key, &jws, len, err, sizeof err);
+    json_decref(source);
+    json_decref(data);
+    if (rc != 0)
+        fail_msg("sc_envelope_sign: %s", err);
+    return jws;
+}
+
+static int setup(void **state)
+{
+    char err[256];
+    fixture_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/sc-test-client-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->jwks_path, sizeof f->jwks_path, "%s/jwks.json", f->dir);
+    f->key = sc_sigkey_generate(err, sizeof err);
+    f->key2 = sc_sigkey_generate(err, sizeof err);
+    f->rogue = sc_sigkey_generate(err, sizeof err);
+    assert_non_null(f->key);
+    assert_non_null(f->key2);
+    assert_non_null(f->rogue);
+    sc_jwks_t *jwks = sc_jwks_new();
+    assert_non_null(jwks);
+    assert_int_equal(sc_jwks_add(jwks, sc_sigkey_public(f->key)), 0);
+    assert_int_equal(sc_jwks_add(jwks, sc_sigkey_public(f->key2)), 0);
+    assert_int_equal(sc_jwks_save(jwks, f->jwks_path, err, sizeof err), 0);
+    sc_jwks_destroy(&jwks);
+
+    /* A client that never connects anywhere real: verify needs no peer. */
+    sc_client_options_t o = {.endpoint = "tcp://127.0.0.1:1",
+                             .jwks_path = f->jwks_path};
+    f->client = sc_client_new(&o, err, sizeof err);
+    if (!f->client)
+        fail_msg("sc_client_new: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    char path[192];
+    sc_client_destroy(&f->client);
+    sc_sigkey_destroy(&f->key);
+    sc_sigkey_destroy(&f->key2);
+    sc_sigkey_destroy(&f->rogue);
+    const char *names[] = {"jwks.json", "agency.secret", "agency.public",
+                           "bad.secret", "bad.public", "gateway.public"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->dir, names[i]);
+        unlink(path);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- 1. verification without a socket --------------------------------- */
+
+static void test_valid_message_delivered(void **state)
+{
+    fixture_t *f = *state;
+    size_t len;
+    char *jws = sign(f->key, CHANNEL, 7, "task-42", &len);
+    sc_message_t m;
+    char err[512] = "";
+    sc_client_stats_t before, after;
+    sc_client_stats(f->client, &before);
+
+    int rc = sc_client_verify(f->client, TOPIC, strlen(TOPIC), jws, len, &m,
+                              err, sizeof err);
+    assert_int_equal(rc, SC_CLIENT_MESSAGE);
+    assert_string_equal(m.channel, CHANNEL);
+    assert_string_equal(m.epoch, "0123456789abcdef0123456789abcdef");
+    assert_true(m.seq == 7);
+    assert_string_equal(m.kind, "task.updated");
+    assert_string_equal(m.key, "task-42");
+    assert_string_equal(m.kid, sc_sigkey_kid(f->key));
+    assert_non_null(m.id);
+    assert_non_null(m.ts);
+    assert_true(m.jws_len == len);
+    assert_memory_equal(m.jws, jws, len);
+
+    /* The envelope text is the signed payload: one JSON line. */
+    assert_true(m.envelope_len == strlen(m.envelope));
+    assert_null(memchr(m.envelope, '\n', m.envelope_len));
+    json_error_t je;
+    json_t *env = json_loadb(m.envelope, m.envelope_len, 0, &je);
+    assert_non_null(env);
+    assert_string_equal(json_string_value(json_object_get(env, "channel")),
+                        CHANNEL);
+    assert_int_equal(json_integer_value(json_object_get(env, "v")), 1);
+    json_decref(env);
+
+    sc_client_stats(f->client, &after);
+    assert_true(after.delivered == before.delivered + 1);
+    assert_true(after.received == before.received + 1);
+    assert_true(after.refused == before.refused);
+    free(jws);
+
+    /* A second live key (rotation) and a null key. */
+    jws = sign(f->key2, CHANNEL, 8, NULL, &len);
+    rc = sc_client_verify(f->client, TOPIC, strlen(TOPIC), jws, len, &m, err,
+                          sizeof err);
+    assert_int_equal(rc, SC_CLIENT_MESSAGE);
+    assert_null(m.key);
+    assert_string_equal(m.kid, sc_sigkey_kid(f->key2));
+    assert_true(m.seq == 8);
+    free(jws);
+}
+
+/* Expect refusal: counted, a reason given, *m untouched. */
+static void expect_refused(fixture_t *f, const char *topic, size_t topic_len,
+                           const char *jws, size_t jws_len,
+                           const char *reason_part)
+{
+    sc_message_t m;
+    memset(&m, 0xA5, sizeof m);
+    sc_message_t sentinel = m;
+    char err[512] = "";
+    sc_client_stats_t before, after;
+    sc_client_stats(f->client, &before);
+
+    int rc = sc_client_verify(f->client, topic, topic_len, jws, jws_len, &m,
+                              err, sizeof err);
+    assert_int_equal(rc, SC_CLIENT_REFUSED);
+    if (getenv("SC_TEST_VERBOSE"))
+        print_message("%s\n", err);
+    assert_memory_equal(&m, &sentinel, sizeof m);
+    if (strncmp(err, "refused message on ", 19) != 0)
+        fail_msg("unexpected error text: '%s'", err);
+    const char *reason = strstr(err, ": ");
+    assert_non_null(reason);
+    assert_true(strlen(reason) > 2);
+    if (reason_part && !strstr(err, reason_part))
+        fail_msg("'%s' does not mention '%s'", err, reason_part);
+    sc_client_stats(f->client, &after);
+    assert_true(after.refused == before.refused + 1);
+    assert_true(after.received == before.received + 1);
+    assert_true(after.delivered == before.delivered);
+}
+
+static char *b64url(const void *bin, size_t len)
+{
+    size_t cap = sodium_base64_ENCODED_LEN(
+        len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char *out = malloc(cap);
+    assert_non_null(out);
+    sodium_bin2base64(out, cap, bin, len,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return out;
+}
+
+static void test_tampered_refused(void **state)
+{
+    fixture_t *f = *state;
+    size_t len;
+    char *jws = sign(f->key, CHANNEL, 9, "task-1", &len);
+    char *d1 = strchr(jws, '.');
+    char *d2 = strchr(d1 + 1, '.');
+    assert_non_null(d2);
+
+    /* One payload character changed. */
+    char *t = strdup(jws);
+    size_t mid = (size_t)(d1 - jws) + (size_t)(d2 - d1) / 2;
+    t[mid] = t[mid] == 'A' ? 'B' : 'A';
+    expect_refused(f, TOPIC, strlen(TOPIC), t, len, NULL);
+    free(t);
+
+    /* A different (well-formed) protected header over the same payload. */
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "{\"alg\":\"EdDSA\",\"kid\":\"%s\",\"typ\":\"x\"}",
+             sc_sigkey_kid(f->key));
+    char *h = b64url(hdr, strlen(hdr));
+    size_t tlen = strlen(h) + strlen(d1);
+    t = malloc(tlen + 1);
+    snprintf(t, tlen + 1, "%s%s", h, d1);
+    expect_refused(f, TOPIC, strlen(TOPIC), t, tlen, NULL);
+    free(t);
+    free(h);
+
+    /* alg none. */
+    const char *none = "{\"alg\":\"none\"}";
+    h = b64url(none, strlen(none));
+    tlen = strlen(h) + strlen(d1);
+    t = malloc(tlen + 1);
+    snprintf(t, tlen + 1, "%s%s", h, d1);
+    expect_refused(f, TOPIC, strlen(TOPIC), t, tlen, NULL);
+    free(t);
+    free(h);
+
+    /* One signature character changed. */
+    t = strdup(jws);
+    t[d2 - jws + 1] = t[d2 - jws + 1] == 'A' ? 'B' : 'A';
+    expect_refused(f, TOPIC, strlen(TOPIC), t, len, NULL);
+    free(t);
+
+    /* Signature removed, truncated JWS, payload only. */
+    expect_refused(f, TOPIC, strlen(TOPIC), jws, (size_t)(d2 - jws) + 1,
+                   NULL);
+    expect_refused(f, TOPIC, strlen(TOPIC), jws, len / 2, NULL);
+    expect_refused(f, TOPIC, strlen(TOPIC), jws, len - 1, NULL);
+    free(jws);
+}
+
+static void test_foreign_key_refused(void **state)
+{
+    fixture_t *f = *state;
+    size_t len;
+    char *jws = sign(f->rogue, CHANNEL, 1, "task-1", &len);
+    expect_refused(f, TOPIC, strlen(TOPIC), jws, len, NULL);
+    free(jws);
+}
+
+static void test_wrong_channel_refused(void **state)
+{
+    fixture_t *f = *state;
+    size_t len;
+    /* Validly signed for another channel, replayed under our topic. */
+    char *jws = sign(f->key, "energy.lng.tasks", 1, "task-1", &len);
+    expect_refused(f, TOPIC, strlen(TOPIC), jws, len, NULL);
+    expect_refused(f, "energy.", strlen("energy."), jws, len, NULL);
+    /* Topic without its trailing '.'. */
+    expect_refused(f, "energy.lng.tasks", strlen("energy.lng.tasks"), jws,
+                   len, "'.'");
+    free(jws);
+}
+
+static void test_garbage_refused(void **state)
+{
+    fixture_t *f = *state;
+    unsigned char junk[512];
+    for (int round = 0; round < 50; round++) {
+        randombytes_buf(junk, sizeof junk);
+        size_t n = 1 + randombytes_uniform(sizeof junk - 1);
+        expect_refused(f, TOPIC, strlen(TOPIC), (const char *)junk, n, NULL);
+        /* Garbage topic ending in '.' with garbage JWS. */
+        junk[n / 2] = '.';
+        expect_refused(f, (const char *)junk, n / 2 + 1,
+                       (const char *)junk + n / 2, n - n / 2, NULL);
+    }
+    /* Three dots, nothing else; and things that look almost right. */
+    expect_refused(f, TOPIC, strlen(TOPIC), "..", 2, NULL);
+    expect_refused(f, TOPIC, strlen(TOPIC), "a.b.c", 5, NULL);
+    expect_refused(f, TOPIC, strlen(TOPIC), "e30.e30.AAAA", 12, NULL);
+    /* A NUL inside the topic and a non-ASCII topic. */
+    expect_refused(f, "energy\0x.", 9, "a.b.c", 5, NULL);
+    expect_refused(f, "\xff\xfe.", 3, "a.b.c", 5, NULL);
+}
+
+static void test_empty_frames_refused(void **state)
+{
+    fixture_t *f = *state;
+    size_t len;
+    char *jws = sign(f->key, CHANNEL, 1, "task-1", &len);
+    expect_refused(f, "", 0, jws, len, "empty");
+    expect_refused(f, TOPIC, strlen(TOPIC), "", 0, "empty");
+    expect_refused(f, "", 0, "", 0, "empty");
+    expect_refused(f, NULL, 0, NULL, 0, "empty");
+    free(jws);
+}
+
+static void test_new_errors(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "";
+    char missing[192];
+    snprintf(missing, sizeof missing, "%s/nope.json", f->dir);
+
+    sc_client_options_t o = {.endpoint = "tcp://127.0.0.1:1",
+                             .jwks_path = missing};
+    assert_null(sc_client_new(&o, err, sizeof err));
+    if (!strstr(err, "cannot read JWKS") || !strstr(err, "nope.json"))
+        fail_msg("bad error text: '%s'", err);
+
+    o.jwks_path = f->jwks_path;
+    o.endpoint = "tcp:/x";
+    assert_null(sc_client_new(&o, err, sizeof err));
+    if (!strstr(err, "bad endpoint 'tcp:/x'"))
+        fail_msg("bad error text: '%s'", err);
+
+    o.endpoint = "tcp://127.0.0.1:1";
+    o.server_public_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    assert_null(sc_client_new(&o, err, sizeof err));
+    if (!strstr(err, "CURVE"))
+        fail_msg("bad error text: '%s'", err);
+
+    /* A secret key file that others can read is refused. */
+    char base[192], path[200];
+    snprintf(base, sizeof base, "%s/bad", f->dir);
+    assert_int_equal(sc_curve_generate(base, true, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s.secret", base);
+    assert_int_equal(chmod(path, 0644), 0);
+    o.client_key_base = base;
+    assert_null(sc_client_new(&o, err, sizeof err));
+    if (!strstr(err, "bad.secret"))
+        fail_msg("bad error text: '%s'", err);
+
+    /* Server key neither Z85 nor a readable file. */
+    assert_int_equal(chmod(path, 0600), 0);
+    o.server_public_key = "/nonexistent/gateway.public";
+    assert_null(sc_client_new(&o, err, sizeof err));
+    if (!strstr(err, "gateway public key"))
+        fail_msg("bad error text: '%s'", err);
+
+    assert_null(sc_client_new(NULL, err, sizeof err));
+
+    /* Subtrees must be whole subtrees. */
+    const char *bad[] = {"", "energy", "Energy.", ".", "energy..",
+                         "energy.nuclear"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(
+            sc_client_subscribe(f->client, bad[i], err, sizeof err), -1);
+    assert_int_equal(sc_client_subscribe(f->client, "energy.", err,
+                                         sizeof err), 0);
+}
+
+/* ---- 2. a real PUB socket over loopback ------------------------------- */
+
+static int send_frames(void *sock, const char *const *frames,
+                       const size_t *lens, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (zmq_send(sock, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) <
+            0)
+            return -1;
+    return 0;
+}
+
+static int send_pair(void *sock, const char *topic, const char *jws,
+                     size_t len)
+{
+    const char *fr[2] = {topic, jws};
+    size_t ln[2] = {strlen(topic), len};
+    return send_frames(sock, fr, ln, 2);
+}
+
+/* Publish `jws` until the client receives something (slow joiner), then
+ * drain the duplicates. Bounded by 5 s. */
+static void join(void *pub, sc_client_t *client, const char *jws,
+                 size_t len)
+{
+    sc_message_t m;
+    char err[512];
+    int64_t end = now_ms() + 5000;
+    int rc = SC_CLIENT_TIMEOUT;
+    while (rc == SC_CLIENT_TIMEOUT && now_ms() < end) {
+        assert_int_equal(send_pair(pub, TOPIC, jws, len), 0);
+        rc = sc_client_recv(client, &m, 50, err, sizeof err);
+    }
+    if (rc != SC_CLIENT_MESSAGE)
+        fail_msg("no message through the socket: %d %s", rc, err);
+    while (sc_client_recv(client, &m, 200, err, sizeof err) ==
+           SC_CLIENT_MESSAGE)
+        ;
+}
+
+static void *bind_pub(void *ctx, char *endpoint, size_t len)
+{
+    void *pub = zmq_socket(ctx, ZMQ_PUB);
+    assert_non_null(pub);
+    int zero = 0;
+    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(pub, "tcp://127.0.0.1:*"), 0);
+    assert_int_equal(zmq_getsockopt(pub, ZMQ_LAST_ENDPOINT, endpoint, &len),
+                     0);
+    return pub;
+}
+
+static void test_socket_plain(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "";
+    char endpoint[128];
+    void *ctx = zmq_ctx_new();
+    void *pub = bind_pub(ctx, endpoint, sizeof endpoint);
+
+    sc_client_options_t o = {.endpoint = endpoint,
+                             .jwks_path = f->jwks_path};
+    sc_client_t *c = sc_client_new(&o, err, sizeof err);
+    if (!c)
+        fail_msg("sc_client_new: %s", err);
+    assert_int_equal(sc_client_subscribe(c, "energy.", err, sizeof err), 0);
+
+    size_t len, rlen, olen;
+    char *good = sign(f->key, CHANNEL, 1, "task-1", &len);
+    char *rogue = sign(f->rogue, CHANNEL, 2, "task-1", &rlen);
+    char *other = sign(f->key, "defence.mro.tasks", 1, "t", &olen);
+    join(pub, c, good, len);
+    sc_client_stats_t base;
+    sc_client_stats(c, &base);
+
+    /* Forged, 3 frames, 1 frame, unsubscribed channel, then good. */
+    assert_int_equal(send_pair(pub, TOPIC, rogue, rlen), 0);
+    const char *fr3[3] = {TOPIC, good, "extra"};
+    size_t ln3[3] = {strlen(TOPIC), len, 5};
+    assert_int_equal(send_frames(pub, fr3, ln3, 3), 0);
+    const char *fr1[1] = {"energy.heartbeat."};
+    size_t ln1[1] = {strlen(fr1[0])};
+    assert_int_equal(send_frames(pub, fr1, ln1, 1), 0);
+    assert_int_equal(send_pair(pub, "defence.mro.tasks.", other, olen), 0);
+    const char *fr2[2] = {"energy.x", good};
+    size_t ln2[2] = {8, len};
+    assert_int_equal(send_frames(pub, fr2, ln2, 2), 0);
+    char *good2 = sign(f->key, CHANNEL, 3, "task-2", &len);
+    assert_int_equal(send_pair(pub, TOPIC, good2, len), 0);
+
+    sc_message_t m;
+    assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
+                     SC_CLIENT_REFUSED);
+    assert_non_null(strstr(err, "refused message on " TOPIC ": "));
+    assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
+                     SC_CLIENT_REFUSED);
+    assert_non_null(strstr(err, "unknown message shape: 3 frames"));
+    assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
+                     SC_CLIENT_REFUSED);
+    assert_non_null(strstr(err, "unknown message shape: 1 frame"));
+    assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
+                     SC_CLIENT_REFUSED);
+    assert_non_null(strstr(err, "unknown message shape: 2 frames"));
+    assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
+                     SC_CLIENT_MESSAGE);
+    assert_true(m.seq == 3);
+    assert_string_equal(m.key, "task-2");
+    assert_memory_equal(m.jws, good2, len);
+
+    /* Nothing else: the defence channel was not subscribed. The total
+     * timeout is honoured. */
+    int64_t t0 = now_ms();
+    assert_int_equal(sc_client_recv(c, &m, 300, err, sizeof err),
+                     SC_CLIENT_TIMEOUT);
+    int64_t took = now_ms() - t0;
+    assert_true(took >= 250 && took < 2000);
+    assert_int_equal(sc_client_recv(c, &m, 0, err, sizeof err),
+                     SC_CLIENT_TIMEOUT);
+
+    sc_client_stats_t st;
+    sc_client_stats(c, &st);
+    assert_true(st.refused == base.refused + 4);
+    assert_true(st.delivered == base.delivered + 1);
+    assert_true(st.received == st.delivered + st.refused);
+
+    free(good);
+    free(good2);
+    free(rogue);
+    free(other);
+    sc_client_destroy(&c);
+    assert_null(c);
+    zmq_close(pub);
+    zmq_ctx_term(ctx);
+}
+
+/* ---- 3. CURVE and ZAP -------------------------------------------------- */
+
+typedef struct zap_handler {
+    void *rep;
+    const char *status; /* "200" or "400" */
+    int requests;
+} zap_handler_t;
+
+/* Answer every ZAP request with h->status until the context ends. */
+static void *zap_thread(void *arg)
+{
+    zap_handler_t *h = arg;
+    for (;;) {
+        char frames[8][64];
+        size_t sizes[8];
+        int n = 0, more = 1;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, h->rep, 0) < 0) {
+                zmq_msg_close(&part);
+                zmq_close(h->rep);
+                return NULL; /* ETERM */
+            }
+            if (n < 8) {
+                sizes[n] = zmq_msg_size(&part) < 64 ? zmq_msg_size(&part)
+                                                    : 64;
+                memcpy(frames[n], zmq_msg_data(&part), sizes[n]);
+                n++;
+            }
+            more = zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+        if (n < 2)
+            continue;
+        h->requests++;
+        bool ok = strcmp(h->status, "200") == 0;
+        zmq_send(h->rep, "1.0", 3, ZMQ_SNDMORE);
+        zmq_send(h->rep, frames[1], sizes[1], ZMQ_SNDMORE);
+        zmq_send(h->rep, h->status, 3, ZMQ_SNDMORE);
+        zmq_send(h->rep, ok ? "OK" : "not an agency", ok ? 2 : 13,
+                 ZMQ_SNDMORE);
+        zmq_send(h->rep, ok ? "agency" : "", ok ? 6 : 0, ZMQ_SNDMORE);
+        zmq_send(h->rep, "", 0, 0);
+    }
+}
+
+typedef struct curve_server {
+    void *ctx;
+    void *pub;
+    pthread_t thread;
+    zap_handler_t zap;
+    char endpoint[128];
+    char public[41];
+} curve_server_t;
+
+static void curve_server_start(curve_server_t *s, const char *status)
+{
+    char secret[41];
+    int one = 1, zero = 0;
+    memset(s, 0, sizeof *s);
+    s->ctx = zmq_ctx_new();
+    assert_int_equal(zmq_curve_keypair(s->public, secret), 0);
+
+    /* The ZAP handler is bound before the server socket. */
+    s->zap.rep = zmq_socket(s->ctx, ZMQ_REP);
+    s->zap.status = status;
+    zmq_setsockopt(s->zap.rep, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(s->zap.rep, "inproc://zeromq.zap.01"), 0);
+    assert_int_equal(pthread_create(&s->thread, NULL, zap_thread, &s->zap),
+                     0);
+
+    s->pub = zmq_socket(s->ctx, ZMQ_PUB);
+    zmq_setsockopt(s->pub, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_setsockopt(s->pub, ZMQ_CURVE_SERVER, &one,
+                                    sizeof one), 0);
+    assert_int_equal(zmq_setsockopt(s->pub, ZMQ_CURVE_SECRETKEY, secret, 40),
+                     0);
+    assert_int_equal(zmq_setsockopt(s->pub, ZMQ_ZAP_DOMAIN, "sectorcast",
+                                    10), 0);
+    assert_int_equal(zmq_setsockopt(s->pub, ZMQ_ZAP_ENFORCE_DOMAIN, &one,
+                                    sizeof one), 0);
+    sodium_memzero(secret, sizeof secret);
+    assert_int_equal(zmq_bind(s->pub, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof s->endpoint;
+    assert_int_equal(zmq_getsockopt(s->pub, ZMQ_LAST_ENDPOINT, s->endpoint,
+                                    &len), 0);
+}
+
+static void curve_server_stop(curve_server_t *s)
+{
+    zmq_close(s->pub);
+    zmq_ctx_term(s->ctx); /* ends the ZAP thread's recv with ETERM */
+    pthread_join(s->thread, NULL);
+}
+
+static void test_curve_rejected(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "", base[192], keyfile[192];
+    curve_server_t s;
+    curve_server_start(&s, "400");
+
+    snprintf(base, sizeof base, "%s/agency", f->dir);
+    assert_int_equal(sc_curve_generate(base, true, err, sizeof err), 0);
+    /* The server key from a file this time. */
+    snprintf(keyfile, sizeof keyfile, "%s/gateway.public", f->dir);
+    FILE *fp = fopen(keyfile, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%s\n", s.public);
+    fclose(fp);
+
+    sc_client_options_t o = {.endpoint = s.endpoint,
+                             .jwks_path = f->jwks_path,
+                             .server_public_key = keyfile,
+                             .client_key_base = base};
+    sc_client_t *c = sc_client_new(&o, err, sizeof err);
+    if (!c)
+        fail_msg("sc_client_new: %s", err);
+    assert_int_equal(sc_client_subscribe(c, "energy.", err, sizeof err), 0);
+
+    sc_message_t m;
+    int64_t t0 = now_ms();
+    int rc = sc_client_recv(c, &m, 5000, err, sizeof err);
+    assert_int_equal(rc, SC_CLIENT_AUTH);
+    assert_true(now_ms() - t0 < 5000);
+    assert_string_equal(err, "broker rejected our key (code 400)");
+    assert_true(s.zap.requests >= 1);
+    /* Final: a later call says the same at once. */
+    assert_int_equal(sc_client_recv(c, &m, 5000, err, sizeof err),
+                     SC_CLIENT_AUTH);
+
+    sc_client_destroy(&c);
+    curve_server_stop(&s);
+}
+
+static void test_curve_accepted(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "", base[192];
+    curve_server_t s;
+    curve_server_start(&s, "200");
+    snprintf(base, sizeof base, "%s/agency", f->dir);
+    assert_int_equal(sc_curve_generate(base, true, err, sizeof err), 0);
+
+    sc_client_options_t o = {.endpoint = s.endpoint,
+                             .jwks_path = f->jwks_path,
+                             .server_public_key = s.public, /* Z85 text */
+                             .client_key_base = base};
+    sc_client_t *c = sc_client_new(&o, err, sizeof err);
+    if (!c)
+        fail_msg("sc_client_new: %s", err);
+    assert_int_equal(sc_client_subscribe(c, TOPIC, err, sizeof err), 0);
+    size_t len;
+    char *jws = sign(f->key, CHANNEL, 5, "task-5", &len);
+    join(s.pub, c, jws, len);
+    sc_client_stats_t st;
+    sc_client_stats(c, &st);
+    assert_true(st.delivered >= 1);
+    assert_true(st.refused == 0);
+    free(jws);
+    sc_client_destroy(&c);
+    curve_server_stop(&s);
+}
+
+static void test_curve_mismatch(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "";
+    curve_server_t s;
+    curve_server_start(&s, "200");
+    /* No keys: plaintext client against a CURVE gateway. */
+    sc_client_options_t o = {.endpoint = s.endpoint,
+                             .jwks_path = f->jwks_path};
+    sc_client_t *c = sc_client_new(&o, err, sizeof err);
+    if (!c)
+        fail_msg("sc_client_new: %s", err);
+    assert_int_equal(sc_client_subscribe(c, "energy.", err, sizeof err), 0);
+    sc_message_t m;
+    assert_int_equal(sc_client_recv(c, &m, 5000, err, sizeof err),
+                     SC_CLIENT_ERROR);
+    /* Whichever side notices first: a mechanism-mismatch error, or the
+     * gateway hanging up on every handshake. */
+    if (!strstr(err, "require") || !strstr(err, "CURVE"))
+        fail_msg("bad error text: '%s'", err);
+    sc_client_destroy(&c);
+    curve_server_stop(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_message_delivered),
+        cmocka_unit_test(test_tampered_refused),
+        cmocka_unit_test(test_foreign_key_refused),
+        cmocka_unit_test(test_wrong_channel_refused),
+        cmocka_unit_test(test_garbage_refused),
+        cmocka_unit_test(test_empty_frames_refused),
+        cmocka_unit_test(test_new_errors),
+        cmocka_unit_test(test_socket_plain),
+        cmocka_unit_test(test_curve_rejected),
+        cmocka_unit_test(test_curve_accepted),
+        cmocka_unit_test(test_curve_mismatch),
+    };
+    if (sodium_init() < 0)
+        return 1;
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

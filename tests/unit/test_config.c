@@ -1,0 +1,1004 @@
+/*
+ * test_config.c - the broker's config loader (core/broker/config.c) and the
+ * diagnostics list (core/broker/diag.c).
+ *
+ * Fixtures with fixed line numbers live in tests/unit/configs/; configs
+ * that need key files are written at run time into a mkdtemp() directory
+ * (no secret is committed). Run from the repository root.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "broker/config.h"
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ---------------------------------------------------------------------- */
+
+/* Repository root as a prefix ("" when built with relative paths, as
+ * SCons does; then the tests must run from the root). */
+static char g_root[512];
+
+static void init_root(void)
+{
+    const char *f = __FILE__;
+    const char *tail = "tests/unit/test_config.c";
+    size_t fl = strlen(f), tl = strlen(tail);
+    size_t n = fl >= tl && strcmp(f + fl - tl, tail) == 0 ? fl - tl : 0;
+    if (n >= sizeof g_root)
+        n = 0;
+    memcpy(g_root, f, n);
+    g_root[n] = '\0';
+}
+
+static void fixture(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%stests/unit/configs/%s", g_root, name);
+}
+
+/* Absolute, real directory of the fixtures. */
+static void fixture_dir(char *out)
+{
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof rel, "%stests/unit/configs", g_root);
+    assert_non_null(realpath(rel, out));
+}
+
+static void dump(const sc_diag_t *d)
+{
+    fprintf(stderr, "--- %zu diagnostics:\n", d->count);
+    sc_diag_print(d, stderr);
+}
+
+/* Assert that the diag holds exactly this line. */
+static void expect(const sc_diag_t *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void expect(const sc_diag_t *d, const char *fmt, ...)
+{
+    char want[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof want, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < d->count; i++)
+        if (strcmp(d->lines[i], want) == 0)
+            return;
+    dump(d);
+    fail_msg("missing diagnostic: %s", want);
+}
+
+/* Assert that some line starts with `prefix` and contains `needle`. */
+static void expect_like(const sc_diag_t *d, const char *prefix,
+                        const char *needle)
+{
+    for (size_t i = 0; i < d->count; i++)
+        if (strncmp(d->lines[i], prefix, strlen(prefix)) == 0 &&
+            strstr(d->lines[i], needle) != NULL)
+            return;
+    dump(d);
+    fail_msg("missing diagnostic: %s...%s...", prefix, needle);
+}
+
+static void expect_count(const sc_diag_t *d, size_t n)
+{
+    if (d->count != n) {
+        dump(d);
+        fail_msg("expected %zu diagnostics, got %zu", n, d->count);
+    }
+}
+
+/* Load a fixture that must fail; returns its path in `path`. */
+static void load_bad(const char *name, char *path, size_t n, sc_diag_t *d)
+{
+    fixture(path, n, name);
+    sc_config_t *cfg = sc_config_load(path, false, d);
+    if (cfg != NULL)
+        dump(d);
+    assert_null(cfg);
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t sl = strlen(s), tl = strlen(tail);
+    return sl >= tl && strcmp(s + sl - tl, tail) == 0;
+}
+
+/* A scratch directory with files; removed by tmp_cleanup. */
+typedef struct tmpdir {
+    char dir[64];
+    char real[PATH_MAX];
+    char made[16][PATH_MAX];
+    int n;
+} tmpdir_t;
+
+static void tmp_init(tmpdir_t *t)
+{
+    memset(t, 0, sizeof *t);
+    strcpy(t->dir, "/tmp/sc-test-config-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    assert_non_null(realpath(t->dir, t->real));
+}
+
+static void tmp_path(const tmpdir_t *t, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", t->dir, name);
+}
+
+static void tmp_write(tmpdir_t *t, const char *name, mode_t mode,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void tmp_write(tmpdir_t *t, const char *name, mode_t mode,
+                      const char *fmt, ...)
+{
+    char p[PATH_MAX];
+    tmp_path(t, name, p, sizeof p);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(p, mode), 0);
+    bool known = false;
+    for (int i = 0; i < t->n; i++)
+        known = known || strcmp(t->made[i], p) == 0;
+    if (!known) {
+        assert_true(t->n < 16);
+        strcpy(t->made[t->n++], p);
+    }
+}
+
+static void tmp_mkdir(tmpdir_t *t, const char *name)
+{
+    char p[PATH_MAX];
+    tmp_path(t, name, p, sizeof p);
+    assert_int_equal(mkdir(p, 0700), 0);
+    assert_true(t->n < 16);
+    strcpy(t->made[t->n++], p);
+}
+
+static void tmp_cleanup(tmpdir_t *t)
+{
+    for (int i = t->n - 1; i >= 0; i--) {
+        struct stat st;
+        if (stat(t->made[i], &st) == 0 && S_ISDIR(st.st_mode))
+            rmdir(t->made[i]);
+        else
+            unlink(t->made[i]);
+    }
+    rmdir(t->dir);
+}
+
+/* ------------------------------------------------------------------------
+ * Diagnostics list
+ * ---------------------------------------------------------------------- */
+
+static void test_diag_format(void **state)
+{
+    (void)state;
+    sc_diag_t d = {0};
+    sc_diag_add(&d, "a.conf", 12, "unknown setting '%s'", "x");
+    sc_diag_add(&d, "a.conf", 0, "cannot read");
+    assert_int_equal(d.count, 2);
+    assert_string_equal(d.lines[0], "a.conf:12: unknown setting 'x'");
+    assert_string_equal(d.lines[1], "a.conf: cannot read");
+    sc_diag_clear(&d);
+    assert_int_equal(d.count, 0);
+    assert_null(d.lines);
+    sc_diag_clear(&d);
+}
+
+/* ------------------------------------------------------------------------
+ * Loading valid files
+ * ---------------------------------------------------------------------- */
+
+static void test_default_conf_loads(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], confdir[PATH_MAX], want[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%sconf/sectorcast.conf", g_root);
+    sc_diag_t d = {0};
+    sc_config_t *cfg = sc_config_load(path, false, &d);
+    if (cfg == NULL)
+        dump(&d);
+    assert_non_null(cfg);
+    expect_count(&d, 0);
+
+    snprintf(want, sizeof want, "%sconf", g_root);
+    assert_non_null(realpath(want, confdir));
+    assert_string_equal(cfg->path, path);
+    assert_string_equal(cfg->dir, confdir);
+    assert_string_equal(cfg->gateway_id, "kus-gateway-seoul");
+    /* "../var/data" folds into the config dir's parent */
+    char *slash = strrchr(confdir, '/');
+    snprintf(want, sizeof want, "%.*s/var/data", (int)(slash - confdir),
+             confdir);
+    assert_string_equal(cfg->data_dir, want);
+    assert_int_equal(cfg->max_data_bytes, 65536);
+    assert_string_equal(cfg->log_level, "info");
+    assert_string_equal(cfg->publish_endpoint, "tcp://127.0.0.1:7601");
+    assert_null(cfg->service_endpoint);
+    snprintf(want, sizeof want, "%s/keys/broker.secret", confdir);
+    assert_string_equal(cfg->curve_secret_file, want);
+    snprintf(want, sizeof want, "%s/keys/broker.public", confdir);
+    assert_string_equal(cfg->curve_public_file, want);
+
+    assert_int_equal(cfg->n_keys, 1);
+    assert_string_equal(cfg->keys[0].id, "kus-2026a");
+    snprintf(want, sizeof want, "%s/keys/kus-2026a.jwk", confdir);
+    assert_string_equal(cfg->keys[0].file, want);
+    assert_string_equal(cfg->active_key, "kus-2026a");
+    assert_int_equal(cfg->n_sign_rules, 0);
+    snprintf(want, sizeof want, "%s/keys/jwks.json", confdir);
+    assert_string_equal(cfg->jwks_file, want);
+
+    assert_int_equal(cfg->n_sectors, 3);
+    assert_string_equal(cfg->sectors[1].name, "semis_ai");
+    assert_int_equal(cfg->sectors[1].n_subtrees, 2);
+    assert_string_equal(cfg->sectors[1].subtrees[1], "ai.");
+
+    assert_int_equal(cfg->n_agencies, 2);
+    assert_string_equal(cfg->agencies[0].id, "motie");
+    assert_int_equal(cfg->agencies[0].n_grants, 5);
+    snprintf(want, sizeof want, "%s/keys/motie.public", confdir);
+    assert_string_equal(cfg->agencies[0].public_key_file, want);
+    assert_string_equal(cfg->agencies[1].grants[0], "energy.");
+
+    assert_int_equal(cfg->n_plugins, 1);
+    sc_cfg_plugin_t *p = &cfg->plugins[0];
+    assert_string_equal(p->name, "energy");
+    assert_true(ends_with(p->path, "/build/plugins/energy.so"));
+    assert_true(p->path[0] == '/');
+    assert_string_equal(p->sector, "energy");
+    assert_int_equal(p->n_channels, 3);
+    assert_string_equal(p->channels[2], "energy.lng.");
+    assert_int_equal(p->n_settings, 2);
+    assert_string_equal(p->settings[0].name, "register_dir");
+    assert_int_equal(p->settings[0].type, SC_CFG_STRING);
+    assert_string_equal(p->settings[0].s, "registers/energy");
+    assert_int_equal(p->settings[1].type, SC_CFG_INT);
+    assert_int_equal(p->settings[1].i, 1000);
+    assert_true(p->settings[1].line > p->line);
+
+    sc_config_destroy(&cfg);
+    assert_null(cfg);
+    sc_diag_clear(&d);
+}
+
+static void test_defaults_filled(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 64];
+    fixture(path, sizeof path, "defaults.conf");
+    fixture_dir(dir);
+    sc_diag_t d = {0};
+    sc_config_t *cfg = sc_config_load(path, false, &d);
+    if (cfg == NULL)
+        dump(&d);
+    assert_non_null(cfg);
+    snprintf(want, sizeof want, "%s/var", dir);
+    assert_string_equal(cfg->data_dir, want);
+    snprintf(want, sizeof want, "%s/var/jwks.json", dir);
+    assert_string_equal(cfg->jwks_file, want);
+    assert_int_equal(cfg->max_data_bytes, 65536);
+    assert_string_equal(cfg->log_level, "info");
+    assert_null(cfg->service_endpoint);
+    assert_null(cfg->curve_secret_file);
+    assert_null(cfg->curve_public_file);
+    assert_int_equal(cfg->n_agencies, 0);
+    snprintf(want, sizeof want, "%s/keys/k1.jwk", dir);
+    assert_string_equal(cfg->keys[0].file, want);
+    /* the disabled plugin is kept out of the list */
+    assert_int_equal(cfg->n_plugins, 1);
+    assert_string_equal(cfg->plugins[0].name, "on");
+    assert_string_equal(cfg->plugins[0].path, "/opt/sc/on.so");
+    assert_int_equal(cfg->plugins[0].n_settings, 0);
+    assert_int_equal(cfg->plugins[0].line, 7);
+    assert_int_equal(cfg->plugins[0].settings_line, 7);
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+
+    sc_config_destroy(&cfg);   /* already NULL: no-op */
+    sc_config_destroy(NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Each class of error, with its FILE:LINE
+ * ---------------------------------------------------------------------- */
+
+static void test_file_missing(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    fixture(p, sizeof p, "nope.conf");
+    sc_diag_t d = {0};
+    assert_null(sc_config_load(p, false, &d));
+    expect(&d, "%s: cannot read config: No such file or directory", p);
+    expect_count(&d, 1);
+    sc_diag_clear(&d);
+}
+
+static void test_syntax_error(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("syntax.conf", p, sizeof p, &d);
+    expect_count(&d, 1);
+    expect(&d, "%s:4: syntax error", p);
+    sc_diag_clear(&d);
+}
+
+static void test_unknown_settings(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("unknown.conf", p, sizeof p, &d);
+    expect(&d, "%s:2: unknown setting 'colour' in group 'gateway'", p);
+    expect(&d, "%s:5: unknown setting 'publsh' in group 'listen'", p);
+    expect(&d, "%s:3: missing required setting 'listen.publish'", p);
+    expect(&d, "%s:7: signing key 'k1': unknown setting 'size'", p);
+    expect(&d, "%s:9: agency 'a': unknown setting 'typo'", p);
+    expect(&d, "%s:10: plugin 'p': unknown setting 'enable'", p);
+    expect(&d, "%s:11: unknown top-level setting 'extra'", p);
+    expect_count(&d, 7);
+    /* reported in file order */
+    assert_true(strstr(d.lines[0], ":2: ") != NULL);
+    assert_true(strstr(d.lines[6], ":11: ") != NULL);
+    sc_diag_clear(&d);
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("types.conf", p, sizeof p, &d);
+    expect(&d, "%s:4: 'id' must be a string", p);
+    expect(&d, "%s:5: 'max_data_bytes' must be an integer", p);
+    expect(&d, "%s:6: 'log_level' must be a string", p);
+    expect(&d, "%s:7: 'data_dir' must be a string", p);
+    expect(&d, "%s:9: 'listen' must be a group ( listen: { ... }; )", p);
+    expect(&d, "%s:12: 'keys' must be a list of groups ( { ... }, ... )", p);
+    expect(&d, "%s:13: 'active' must be a string", p);
+    expect(&d, "%s:15: 'energy' must be an array of strings [ \"...\", ... ]",
+           p);
+    expect(&d, "%s:15: 'ai' must be an array of strings [ \"...\", ... ]", p);
+    expect(&d, "%s:16: agency 'a': 'public_key' must be a string", p);
+    expect(&d, "%s:16: agency 'a': 'grants' must be an array of strings "
+               "[ \"...\", ... ]", p);
+    expect(&d, "%s:18: plugin 'p': 'channels' must be an array of strings "
+               "[ \"...\", ... ]", p);
+    expect(&d, "%s:19: plugin 'p': 'enabled' must be a boolean (true or "
+               "false)", p);
+    expect(&d, "%s:19: plugin 'p': setting 'list' must be a string, number "
+               "or boolean (not a group, array or list)", p);
+    expect(&d, "%s:19: plugin 'p': setting 'nested' must be a string, number "
+               "or boolean (not a group, array or list)", p);
+    expect_count(&d, 15);
+    sc_diag_clear(&d);
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("missing.conf", p, sizeof p, &d);
+    expect(&d, "%s:2: missing required setting 'gateway.id'", p);
+    expect(&d, "%s:5: missing required setting 'listen.publish'", p);
+    expect(&d, "%s:6: signing.keys[0]: missing required setting 'id'", p);
+    expect(&d, "%s:6: missing required setting 'signing.active'", p);
+    expect(&d, "%s: missing required setting 'sectors'", p);
+    expect(&d, "%s:7: plugin 'p': missing required setting 'path'", p);
+    expect(&d, "%s:7: plugin 'p': missing required setting 'sector'", p);
+    expect(&d, "%s:7: plugin 'p': missing required setting 'channels'", p);
+    expect_count(&d, 8);
+    sc_diag_clear(&d);
+}
+
+static void test_channels_and_sectors(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("channels.conf", p, sizeof p, &d);
+    expect(&d, "%s:8: signing.channels[0]: subtree 'Energy.' is not a valid "
+               "subtree (lowercase [a-z0-9-] segments, each followed by '.', "
+               "e.g. 'energy.nuclear.')", p);
+    expect(&d, "%s:13: sector 'semis_ai': subtree 'ai' must end with '.' "
+               "(write 'ai.')", p);
+    expect(&d, "%s:14: sector name 'Bad' is not a valid id ([a-z0-9_-]+)", p);
+    expect(&d, "%s:17: agency 'a': grant 'energy..' is not a valid subtree "
+               "(lowercase [a-z0-9-] segments, each followed by '.', e.g. "
+               "'energy.nuclear.')", p);
+    expect(&d, "%s:22: plugin 'energy' is granted channel 'semis.ai.' "
+               "outside its sector 'energy' (energy.)", p);
+    expect(&d, "%s:23: plugin 'x': unknown sector 'nope'", p);
+    expect(&d, "%s:23: plugin 'x': channel 'energy.lng.tasks' must end with "
+               "'.' (write 'energy.lng.tasks.')", p);
+    expect_count(&d, 7);
+    sc_diag_clear(&d);
+}
+
+static void test_duplicates_and_key_refs(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("dups.conf", p, sizeof p, &d);
+    expect(&d, "%s:7: duplicate signing key id 'k1' (first at line 6)", p);
+    expect(&d, "%s:8: 'active' names key 'k2', which is not in signing.keys",
+           p);
+    expect(&d, "%s:9: signing.channels[0]: 'active' names key 'k9', which is "
+               "not in signing.keys", p);
+    expect(&d, "%s:10: duplicate signing rule for subtree 'energy.' (first "
+               "at line 9)", p);
+    expect(&d, "%s:15: duplicate agency id 'a' (first at line 14)", p);
+    expect(&d, "%s:15: agency 'a': same public key as agency 'a' (line 14)",
+           p);
+    /* a disabled plugin still may not reuse a name */
+    expect(&d, "%s:19: duplicate plugin name 'p' (first at line 18)", p);
+    expect_count(&d, 7);
+    sc_diag_clear(&d);
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("values.conf", p, sizeof p, &d);
+    expect(&d, "%s:4: 'id' value 'KUS Gateway' is not a valid id "
+               "([a-z0-9_-]+)", p);
+    expect(&d, "%s:5: 'max_data_bytes' must be in 64..16777216 (got 63)", p);
+    expect(&d, "%s:6: 'log_level' must be one of debug, info, warn, error "
+               "(got 'verbose')", p);
+    expect(&d, "%s:9: signing.keys[0]: 'id' value 'k.1' is not a valid id "
+               "([a-z0-9_-]+)", p);
+    expect(&d, "%s:10: sector 'empty': no subtrees (write e.g. empty = "
+               "[ \"empty.\" ];)", p);
+    expect(&d, "%s:12: agencies[0]: 'id' value 'Motie' is not a valid id "
+               "([a-z0-9_-]+)", p);
+    expect(&d, "%s:12: agency 'Motie': 'public_key' is not a valid Z85 key "
+               "(40 characters as written by zmq_curve_keypair)", p);
+    expect(&d, "%s:15: plugins[0]: 'name' value 'energy!' is not a valid id "
+               "([a-z0-9_-]+)", p);
+    expect(&d, "%s:15: plugin 'energy!': 'channels' must grant at least one "
+               "channel", p);
+    expect_count(&d, 9);
+    sc_diag_clear(&d);
+}
+
+static void test_odd_shapes(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("shapes.conf", p, sizeof p, &d);
+    expect(&d, "%s:2: 'id' must not be empty", p);
+    expect(&d, "%s:4: 'keys'[1] must be a group { ... }", p);
+    expect(&d, "%s:5: 'sectors' must be a group ( sectors: { ... }; )", p);
+    expect(&d, "%s:6: 'plugins'[0] must be a group { ... }", p);
+    expect_count(&d, 4);
+    sc_diag_clear(&d);
+
+    /* an empty file: every required group is missing, no line to name */
+    tmpdir_t t;
+    tmp_init(&t);
+    tmp_write(&t, "empty.conf", 0644, "%s", "");
+    tmp_path(&t, "empty.conf", p, sizeof p);
+    assert_null(sc_config_load(p, false, &d));
+    expect(&d, "%s: missing required setting 'gateway'", p);
+    expect(&d, "%s: missing required setting 'listen'", p);
+    expect(&d, "%s: missing required setting 'signing'", p);
+    expect(&d, "%s: missing required setting 'sectors'", p);
+    expect_count(&d, 4);
+    sc_diag_clear(&d);
+
+    /* a directory is not a config file */
+    assert_null(sc_config_load(t.dir, false, &d));
+    expect(&d, "%s: cannot read config: not a regular file", t.dir);
+    sc_diag_clear(&d);
+    tmp_cleanup(&t);
+}
+
+/* ------------------------------------------------------------------------
+ * Endpoints (configs written at run time, publish on line 3)
+ * ---------------------------------------------------------------------- */
+
+static const char endpoint_conf[] =
+    "gateway: { id = \"gw\"; };\n"
+    "listen: {\n"
+    "  publish = \"%s\";\n"
+    "  %s\n"
+    "};\n"
+    "signing: { keys = ( { id = \"k1\"; file = \"k1.jwk\"; } ); "
+    "active = \"k1\"; };\n"
+    "sectors: { energy = [ \"energy.\" ]; };\n";
+
+static void test_endpoints(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ep;
+        const char *why;   /* NULL = valid */
+    } cases[] = {
+        {"tcp://127.0.0.1:7601", NULL},
+        {"tcp://*:7601", NULL},
+        {"tcp://[::1]:7601", NULL},
+        {"tcp://gw.example.org:65535", NULL},
+        {"ipc:///run/sectorcast/pub.sock", NULL},
+        {"inproc://pub", NULL},
+        {"tcp://127.0.0.1", "missing ':PORT' (expected tcp://HOST:PORT)"},
+        {"tcp://127.0.0.1:0", "port '0' is not a number in 1..65535"},
+        {"tcp://127.0.0.1:65536", "port '65536' is not a number in 1..65535"},
+        {"tcp://127.0.0.1:*", "port '*' is not a number in 1..65535"},
+        {"tcp://127.0.0.1:76x", "port '76x' is not a number in 1..65535"},
+        {"tcp://:7601", "missing host (expected tcp://HOST:PORT)"},
+        {"tcp://a b:7601", "bad character ' ' in host"},
+        {"udp://10.0.0.1:7601", "unknown transport 'udp' (expected "
+                                "tcp://HOST:PORT, ipc:///path or inproc://name)"},
+        {"127.0.0.1:7601", "missing transport (expected tcp://HOST:PORT, "
+                           "ipc:///path or inproc://name)"},
+        {"ipc://run/pub.sock", "ipc path must be absolute (ipc:///path)"},
+        {"inproc://", "empty inproc name (expected inproc://name)"},
+    };
+    tmpdir_t t;
+    tmp_init(&t);
+    char path[PATH_MAX];
+    tmp_path(&t, "ep.conf", path, sizeof path);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tmp_write(&t, "ep.conf", 0644, endpoint_conf, cases[i].ep, "");
+        sc_diag_t d = {0};
+        sc_config_t *cfg = sc_config_load(path, false, &d);
+        if (cases[i].why == NULL) {
+            if (cfg == NULL)
+                dump(&d);
+            assert_non_null(cfg);
+            assert_string_equal(cfg->publish_endpoint, cases[i].ep);
+        } else {
+            assert_null(cfg);
+            expect(&d, "%s:3: bad endpoint '%s' for 'publish': %s", path,
+                   cases[i].ep, cases[i].why);
+            expect_count(&d, 1);
+        }
+        sc_config_destroy(&cfg);
+        sc_diag_clear(&d);
+    }
+
+    /* ipc path too long for sun_path */
+    char longep[200];
+    snprintf(longep, sizeof longep, "ipc:///%0120d", 0);
+    tmp_write(&t, "ep.conf", 0644, endpoint_conf, longep, "");
+    sc_diag_t d = {0};
+    assert_null(sc_config_load(path, false, &d));
+    expect_like(&d, "", "over the 107 the OS allows");
+    sc_diag_clear(&d);
+
+    /* service: checked too, and must differ from publish */
+    tmp_write(&t, "ep.conf", 0644, endpoint_conf, "tcp://127.0.0.1:7601",
+              "service = \"tcp://127.0.0.1:7601\";");
+    assert_null(sc_config_load(path, false, &d));
+    expect(&d, "%s:4: 'service' must differ from 'publish' (both "
+               "'tcp://127.0.0.1:7601')", path);
+    sc_diag_clear(&d);
+    tmp_write(&t, "ep.conf", 0644, endpoint_conf, "tcp://127.0.0.1:7601",
+              "service = \"tcp://127.0.0.1\";");
+    assert_null(sc_config_load(path, false, &d));
+    expect(&d, "%s:4: bad endpoint 'tcp://127.0.0.1' for 'service': missing "
+               "':PORT' (expected tcp://HOST:PORT)", path);
+    sc_diag_clear(&d);
+    tmp_write(&t, "ep.conf", 0644, endpoint_conf, "tcp://127.0.0.1:7601",
+              "service = \"tcp://127.0.0.1:7602\";");
+    sc_config_t *cfg = sc_config_load(path, false, &d);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->service_endpoint, "tcp://127.0.0.1:7602");
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+    tmp_cleanup(&t);
+}
+
+/* ------------------------------------------------------------------------
+ * check_files (configs and key files written at run time)
+ * ---------------------------------------------------------------------- */
+
+static const char files_conf[] =
+    "gateway: { id = \"gw\"; };\n"                                   /* 1 */
+    "listen: { publish = \"tcp://127.0.0.1:7601\"; };\n"             /* 2 */
+    "curve: { secret_key = \"broker.secret\"; "
+    "public_key = \"broker.public\"; };\n"                           /* 3 */
+    "signing: { keys = ( { id = \"k1\"; file = \"k1.jwk\"; } ); "
+    "active = \"k1\"; };\n"                                          /* 4 */
+    "sectors: { energy = [ \"energy.\" ]; };\n"                      /* 5 */
+    "agencies = ( { id = \"a\"; public_key = \"a.public\"; "
+    "grants = [ \"energy.\" ]; } );\n"                               /* 6 */
+    "plugins = ( { name = \"p\"; path = \"%s\"; sector = \"energy\"; "
+    "channels = [ \"energy.\" ]; },\n"                               /* 7 */
+    "            { name = \"q\"; path = \"nowhere.so\"; sector = \"energy\"; "
+    "channels = [ \"energy.\" ]; enabled = false; } );\n";           /* 8 */
+
+static char g_agency_pub[41];
+
+/* A directory in which files_conf loads cleanly with check_files. */
+static void files_setup(tmpdir_t *t, char *conf, size_t n)
+{
+    char pub[41], sec[41], apub[41], asec[41];
+    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    assert_int_equal(zmq_curve_keypair(apub, asec), 0);
+    memcpy(g_agency_pub, apub, sizeof apub);
+    tmp_init(t);
+    tmp_write(t, "broker.secret", 0600, "%s\n", sec);
+    tmp_write(t, "broker.public", 0644, "%s\n", pub);
+    tmp_write(t, "a.public", 0644, "%s\n", apub);
+    tmp_write(t, "k1.jwk", 0600, "{}\n");
+    tmp_write(t, "p.so", 0644, "not really a shared object\n");
+    tmp_write(t, "sc.conf", 0644, files_conf, "p.so");
+    tmp_path(t, "sc.conf", conf, n);
+}
+
+static void test_check_files_ok(void **state)
+{
+    (void)state;
+    tmpdir_t t;
+    char conf[PATH_MAX], want[PATH_MAX + 32];
+    files_setup(&t, conf, sizeof conf);
+    sc_diag_t d = {0};
+    sc_config_t *cfg = sc_config_load(conf, true, &d);
+    if (cfg == NULL)
+        dump(&d);
+    assert_non_null(cfg);
+    snprintf(want, sizeof want, "%s/broker.secret", t.real);
+    assert_string_equal(cfg->curve_secret_file, want);
+    snprintf(want, sizeof want, "%s/p.so", t.real);
+    assert_string_equal(cfg->plugins[0].path, want);
+    assert_int_equal(cfg->n_plugins, 1);   /* q is disabled: not checked */
+    assert_string_equal(cfg->agencies[0].public_key, g_agency_pub);
+    snprintf(want, sizeof want, "%s/a.public", t.real);
+    assert_string_equal(cfg->agencies[0].public_key_file, want);
+    sc_config_destroy(&cfg);
+
+    /* without check_files a readable key file is still used */
+    cfg = sc_config_load(conf, false, &d);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->agencies[0].public_key, g_agency_pub);
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+    tmp_cleanup(&t);
+}
+
+static void test_check_files_key_mode(void **state)
+{
+    (void)state;
+    tmpdir_t t;
+    char conf[PATH_MAX], prefix[2 * PATH_MAX + 64];
+    files_setup(&t, conf, sizeof conf);
+    tmp_write(&t, "k1.jwk", 0644, "{}\n");
+    sc_diag_t d = {0};
+
+    /* not checked without check_files */
+    sc_config_t *cfg = sc_config_load(conf, false, &d);
+    assert_non_null(cfg);
+    sc_config_destroy(&cfg);
+
+    assert_null(sc_config_load(conf, true, &d));
+    snprintf(prefix, sizeof prefix, "%s:4: signing key 'k1': %s/k1.jwk: ", conf,
+             t.real);
+    expect_like(&d, prefix, "mode 0644");
+    expect_count(&d, 1);
+    sc_diag_clear(&d);
+
+    /* the curve secret likewise */
+    tmp_write(&t, "k1.jwk", 0600, "{}\n");
+    tmp_write(&t, "broker.secret", 0640, "x\n");
+    assert_null(sc_config_load(conf, true, &d));
+    snprintf(prefix, sizeof prefix, "%s:3: curve secret key: %s/broker.secret: ",
+             conf, t.real);
+    expect_like(&d, prefix, "mode 0640");
+    expect_count(&d, 1);
+    sc_diag_clear(&d);
+    tmp_cleanup(&t);
+}
+
+static void test_check_files_missing(void **state)
+{
+    (void)state;
+    tmpdir_t t;
+    char conf[PATH_MAX], p[PATH_MAX];
+    files_setup(&t, conf, sizeof conf);
+    sc_diag_t d = {0};
+
+    tmp_write(&t, "sc.conf", 0644, files_conf, "missing.so");
+    assert_null(sc_config_load(conf, true, &d));
+    expect(&d, "%s:7: plugin path '%s/missing.so' not found", conf, t.real);
+    expect_count(&d, 1);
+    sc_diag_clear(&d);
+
+    tmp_mkdir(&t, "plugdir");
+    tmp_write(&t, "sc.conf", 0644, files_conf, "plugdir");
+    assert_null(sc_config_load(conf, true, &d));
+    expect(&d, "%s:7: plugin path '%s/plugdir' is not a regular file", conf,
+           t.real);
+    sc_diag_clear(&d);
+
+    /* absolute path taken as is */
+    tmp_write(&t, "sc.conf", 0644, files_conf, "/nonexistent/x.so");
+    assert_null(sc_config_load(conf, true, &d));
+    expect(&d, "%s:7: plugin path '/nonexistent/x.so' not found", conf);
+    sc_diag_clear(&d);
+    tmp_write(&t, "sc.conf", 0644, files_conf, "p.so");
+
+    tmp_path(&t, "k1.jwk", p, sizeof p);
+    unlink(p);
+    tmp_path(&t, "a.public", p, sizeof p);
+    unlink(p);
+    tmp_write(&t, "broker.public", 0644, "too short\n");
+    assert_null(sc_config_load(conf, true, &d));
+    expect(&d, "%s:4: signing key 'k1': file '%s/k1.jwk' not found", conf,
+           t.real);
+    expect(&d, "%s:6: agency 'a': public key file '%s/a.public' not found",
+           conf, t.real);
+    expect_like(&d, "", "curve public key: ");
+    expect_like(&d, "", "expected a 40-character Z85 key");
+    expect_count(&d, 3);
+    sc_diag_clear(&d);
+
+    /* without check_files none of that matters; the key stays empty */
+    sc_config_t *cfg = sc_config_load(conf, false, &d);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->agencies[0].public_key, "");
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+    tmp_cleanup(&t);
+}
+
+/* ------------------------------------------------------------------------
+ * Plugin settings against a plugin's table (settings.conf)
+ * ---------------------------------------------------------------------- */
+
+static const sc_setting_def_t table_energy[] = {
+    {"register_dir", SC_SETTING_PATH, NULL, 1, "where registers live"},
+    {"poll_interval_ms", SC_SETTING_INT, "500", 0, "poll period"},
+    {"ratio", SC_SETTING_FLOAT, NULL, 0, "a ratio"},
+    {"verbose", SC_SETTING_BOOL, "false", 0, "chatty"},
+    {"label", SC_SETTING_STRING, "dflt", 0, "a label"},
+    {"cache", SC_SETTING_PATH, "cache/x", 0, "cache file"},
+    SC_SETTINGS_END};
+
+static sc_config_t *load_settings_conf(char *path, size_t n, sc_diag_t *d)
+{
+    fixture(path, n, "settings.conf");
+    sc_config_t *cfg = sc_config_load(path, false, d);
+    if (cfg == NULL)
+        dump(d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->n_plugins, 2);
+    assert_int_equal(cfg->plugins[0].settings_line, 12);
+    assert_int_equal(cfg->plugins[1].settings_line, 21);
+    return cfg;
+}
+
+static void test_settings_unknown_and_mistyped(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    sc_config_t *cfg = load_settings_conf(p, sizeof p, &d);
+    sc_cfg_plugin_t *pl = &cfg->plugins[0];
+
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table_energy, &d),
+                     -1);
+    expect(&d, "%s:17: plugin 'energy': unknown setting 'foo' (known: "
+               "register_dir, poll_interval_ms, ratio, verbose, label, cache)",
+           p);
+    expect(&d, "%s:18: plugin 'energy': setting 'verbose' must be a boolean "
+               "(true or false)", p);
+    expect_count(&d, 2);
+    assert_int_equal(pl->n_settings, 5);   /* left as written */
+    sc_diag_clear(&d);
+
+    static const sc_setting_def_t table_types[] = {
+        {"register_dir", SC_SETTING_INT, NULL, 0, ""},
+        {"poll_interval_ms", SC_SETTING_STRING, NULL, 0, ""},
+        {"ratio", SC_SETTING_FLOAT, NULL, 0, ""},
+        {"foo", SC_SETTING_BOOL, NULL, 0, ""},
+        {"verbose", SC_SETTING_STRING, NULL, 0, ""},
+        SC_SETTINGS_END};
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table_types, &d),
+                     -1);
+    expect(&d, "%s:14: plugin 'energy': setting 'register_dir' must be an "
+               "integer", p);
+    expect(&d, "%s:15: plugin 'energy': setting 'poll_interval_ms' must be a "
+               "string", p);
+    expect(&d, "%s:17: plugin 'energy': setting 'foo' must be a boolean "
+               "(true or false)", p);
+    expect_count(&d, 3);
+    sc_diag_clear(&d);
+
+    /* a plugin that declares no settings */
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, NULL, &d), -1);
+    expect(&d, "%s:16: plugin 'energy': unknown setting 'ratio' (the plugin "
+               "takes no settings)", p);
+    expect_count(&d, 5);
+    sc_diag_clear(&d);
+    assert_int_equal(
+        sc_config_check_plugin_settings(cfg, &cfg->plugins[1], NULL, &d), 0);
+    assert_int_equal(cfg->plugins[1].n_settings, 0);
+    expect_count(&d, 0);
+
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+}
+
+static void test_settings_missing_required(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    sc_config_t *cfg = load_settings_conf(p, sizeof p, &d);
+    assert_int_equal(sc_config_check_plugin_settings(cfg, &cfg->plugins[1],
+                                                     table_energy, &d), -1);
+    expect(&d, "%s:21: plugin 'bare': missing required setting 'register_dir'",
+           p);
+    expect_count(&d, 1);
+    sc_diag_clear(&d);
+
+    /* with a settings group, the error is on the group's line */
+    static const sc_setting_def_t table[] = {
+        {"register_dir", SC_SETTING_PATH, NULL, 1, ""},
+        {"poll_interval_ms", SC_SETTING_INT, NULL, 0, ""},
+        {"ratio", SC_SETTING_FLOAT, NULL, 0, ""},
+        {"foo", SC_SETTING_STRING, NULL, 0, ""},
+        {"verbose", SC_SETTING_STRING, NULL, 0, ""},
+        {"label", SC_SETTING_STRING, "ignored when required", 1, ""},
+        SC_SETTINGS_END};
+    assert_int_equal(sc_config_check_plugin_settings(cfg, &cfg->plugins[0],
+                                                     table, &d), -1);
+    expect(&d, "%s:12: plugin 'energy': missing required setting 'label'", p);
+    expect_count(&d, 1);
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+}
+
+static void test_settings_defaults(void **state)
+{
+    (void)state;
+    static const sc_setting_def_t table[] = {
+        {"poll_interval_ms", SC_SETTING_INT, "500", 0, ""},
+        {"verbose", SC_SETTING_BOOL, "true", 0, ""},
+        {"ratio", SC_SETTING_FLOAT, "0.5", 0, ""},
+        {"label", SC_SETTING_STRING, "dflt", 0, ""},
+        {"cache", SC_SETTING_PATH, "/var/cache/sc", 0, ""},
+        {"spool", SC_SETTING_PATH, "spool", 0, ""},
+        {"nodefault", SC_SETTING_STRING, NULL, 0, ""},
+        SC_SETTINGS_END};
+    char p[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 16];
+    sc_diag_t d = {0};
+    sc_config_t *cfg = load_settings_conf(p, sizeof p, &d);
+    fixture_dir(dir);
+    sc_cfg_plugin_t *pl = &cfg->plugins[1];
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, &d), 0);
+    expect_count(&d, 0);
+    assert_int_equal(pl->n_settings, 6);
+
+    const sc_cfg_setting_t *s = sc_config_plugin_setting(pl, "poll_interval_ms");
+    assert_non_null(s);
+    assert_int_equal(s->type, SC_CFG_INT);
+    assert_int_equal(s->i, 500);
+    assert_int_equal(s->line, 0);
+    s = sc_config_plugin_setting(pl, "verbose");
+    assert_int_equal(s->type, SC_CFG_BOOL);
+    assert_int_equal(s->b, 1);
+    s = sc_config_plugin_setting(pl, "ratio");
+    assert_int_equal(s->type, SC_CFG_FLOAT);
+    assert_true(s->f == 0.5);
+    s = sc_config_plugin_setting(pl, "label");
+    assert_string_equal(s->s, "dflt");
+    s = sc_config_plugin_setting(pl, "cache");
+    assert_string_equal(s->s, "/var/cache/sc");
+    s = sc_config_plugin_setting(pl, "spool");
+    snprintf(want, sizeof want, "%s/spool", dir);
+    assert_string_equal(s->s, want);
+    assert_null(sc_config_plugin_setting(pl, "nodefault"));
+    assert_null(sc_config_plugin_setting(pl, "nope"));
+
+    /* a default the plugin got wrong is reported, not trusted */
+    static const sc_setting_def_t bad[] = {
+        {"n", SC_SETTING_INT, "ten", 0, ""}, SC_SETTINGS_END};
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, bad, &d), -1);
+    expect(&d, "%s:21: plugin 'bare': default value 'ten' of setting 'n' is "
+               "not an integer (a bug in the plugin)", p);
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+}
+
+static void test_settings_path_resolved(void **state)
+{
+    (void)state;
+    static const sc_setting_def_t table[] = {
+        {"register_dir", SC_SETTING_PATH, NULL, 1, ""},
+        {"poll_interval_ms", SC_SETTING_INT, "500", 0, ""},
+        {"ratio", SC_SETTING_FLOAT, NULL, 0, ""},
+        {"foo", SC_SETTING_STRING, NULL, 0, ""},
+        {"verbose", SC_SETTING_STRING, NULL, 0, ""},
+        {"cache", SC_SETTING_PATH, "../cache", 0, ""},
+        SC_SETTINGS_END};
+    char p[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 32];
+    sc_diag_t d = {0};
+    sc_config_t *cfg = load_settings_conf(p, sizeof p, &d);
+    fixture_dir(dir);
+    sc_cfg_plugin_t *pl = &cfg->plugins[0];
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, &d), 0);
+    expect_count(&d, 0);
+    assert_int_equal(pl->n_settings, 6);
+    /* resolved list follows the table's order */
+    assert_string_equal(pl->settings[0].name, "register_dir");
+    assert_string_equal(pl->settings[5].name, "cache");
+
+    const sc_cfg_setting_t *s = sc_config_plugin_setting(pl, "register_dir");
+    snprintf(want, sizeof want, "%s/registers/energy", dir);
+    assert_string_equal(s->s, want);
+    assert_int_equal(s->line, 14);
+    s = sc_config_plugin_setting(pl, "poll_interval_ms");
+    assert_int_equal(s->i, 1000);
+    assert_int_equal(s->line, 15);
+    s = sc_config_plugin_setting(pl, "ratio");   /* an int is a fine float */
+    assert_int_equal(s->type, SC_CFG_FLOAT);
+    assert_true(s->f == 2.0);
+    s = sc_config_plugin_setting(pl, "verbose");
+    assert_string_equal(s->s, "yes");
+    s = sc_config_plugin_setting(pl, "cache");
+    char *slash = strrchr(dir, '/');
+    snprintf(want, sizeof want, "%.*s/cache", (int)(slash - dir), dir);
+    assert_string_equal(s->s, want);
+    assert_int_equal(s->line, 0);
+
+    /* checking again is harmless: paths are already absolute */
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, &d), 0);
+    s = sc_config_plugin_setting(pl, "register_dir");
+    snprintf(want, sizeof want, "%s/registers/energy", dir);
+    assert_string_equal(s->s, want);
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+}
+
+int main(void)
+{
+    init_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_diag_format),
+        cmocka_unit_test(test_default_conf_loads),
+        cmocka_unit_test(test_defaults_filled),
+        cmocka_unit_test(test_file_missing),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_unknown_settings),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_channels_and_sectors),
+        cmocka_unit_test(test_duplicates_and_key_refs),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_odd_shapes),
+        cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_check_files_ok),
+        cmocka_unit_test(test_check_files_key_mode),
+        cmocka_unit_test(test_check_files_missing),
+        cmocka_unit_test(test_settings_unknown_and_mistyped),
+        cmocka_unit_test(test_settings_missing_required),
+        cmocka_unit_test(test_settings_defaults),
+        cmocka_unit_test(test_settings_path_resolved),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

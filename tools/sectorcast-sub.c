@@ -1,0 +1,231 @@
+/*
+ * sectorcast-sub - subscribe to a sectorcast gateway from the shell.
+ *
+ * A thin shell over libsectorcast: prints every verified envelope as one
+ * JSON line on stdout (exactly as signed) and nothing else there; refused
+ * messages and the final summary go to stderr. See --help and
+ * docs/subscriber.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sectorcast/client.h"
+
+#define PROG "sectorcast-sub"
+
+enum {
+    EXIT_OK = 0,      /* -n reached, signal, or stdout closed */
+    EXIT_ERROR = 1,   /* setup, connection or handshake failure */
+    EXIT_USAGE = 2,   /* bad command line */
+    EXIT_IDLE = 3,    /* -t: no message for TIMEOUT_MS */
+    EXIT_AUTH = 4     /* the gateway rejected our CURVE key */
+};
+
+/* Longest single wait, so that a signal arriving just before a wait is
+ * noticed promptly even if it did not interrupt the wait itself. */
+#define SLICE_MS 250
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"Usage: " PROG " -e ENDPOINT -j JWKS [-k SERVER_KEY -c KEY_BASE] [-n COUNT]\n"
+"                      [-t TIMEOUT_MS] [-q] SUBTREE [SUBTREE...]\n"
+"\n"
+"Subscribe to a sectorcast gateway, verify every message against the\n"
+"gateway's JWKS, and print each verified envelope as one JSON object per\n"
+"line on stdout, exactly as signed. Nothing else is written to stdout.\n"
+"\n"
+"Arguments:\n"
+"  SUBTREE               channel prefix ending in '.', e.g. 'energy.' (all\n"
+"                        energy channels) or 'energy.nuclear.tasks.'\n"
+"Options:\n"
+"  -e, --endpoint=EP     gateway publish endpoint, e.g. tcp://gw:7100\n"
+"  -j, --jwks=FILE       the gateway's published JWKS (verification keys)\n"
+"  -k, --server-key=KEY  the gateway's CURVE public key: 40 Z85 characters\n"
+"                        or a file holding them (e.g. gateway.public)\n"
+"  -c, --key=BASE        our CURVE key pair: BASE.secret (mode 0600) and\n"
+"                        BASE.public; -k and -c go together (omit both only\n"
+"                        for a gateway without CURVE)\n"
+"  -n, --count=N         exit after N verified messages\n"
+"  -t, --timeout=MS      exit when no message (verified or refused) arrives\n"
+"                        for MS milliseconds\n"
+"  -q, --quiet           no stderr line per refused message (the summary\n"
+"                        still counts them)\n"
+"  -h, --help            this text\n"
+"\n"
+"stderr: one line per refused message, \"" PROG ": refused message on\n"
+"TOPIC: REASON\", and at exit \"" PROG ": N delivered, M refused\".\n"
+"\n"
+"Exit status:\n"
+"  0  -n COUNT reached, SIGINT/SIGTERM, or stdout closed\n"
+"  1  error: JWKS or key files unreadable, bad endpoint, handshake failed\n"
+"  2  usage error\n"
+"  3  -t TIMEOUT_MS passed without a message\n"
+"  4  the gateway rejected our CURVE key (not on its list of agencies)\n");
+}
+
+static int parse_num(const char *s, const char *what, long min, long max,
+                     long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, PROG ": %s must be a number from %ld to %ld, not "
+                "'%s'\n", what, min, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"endpoint", required_argument, NULL, 'e'},
+        {"jwks", required_argument, NULL, 'j'},
+        {"server-key", required_argument, NULL, 'k'},
+        {"key", required_argument, NULL, 'c'},
+        {"count", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    sc_client_options_t opts = {0};
+    long count = 0, idle_ms = -1;
+    int quiet = 0, c;
+
+    while ((c = getopt_long(argc, argv, "e:j:k:c:n:t:qh", longopts,
+                            NULL)) != -1) {
+        switch (c) {
+        case 'e': opts.endpoint = optarg; break;
+        case 'j': opts.jwks_path = optarg; break;
+        case 'k': opts.server_public_key = optarg; break;
+        case 'c': opts.client_key_base = optarg; break;
+        case 'n':
+            if (parse_num(optarg, "--count", 1, LONG_MAX, &count) != 0)
+                return EXIT_USAGE;
+            break;
+        case 't':
+            if (parse_num(optarg, "--timeout", 1, INT_MAX, &idle_ms) != 0)
+                return EXIT_USAGE;
+            break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default:
+            fprintf(stderr, "Try '" PROG " --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    const char *missing = !opts.endpoint ? "-e ENDPOINT"
+                          : !opts.jwks_path ? "-j JWKS"
+                          : optind >= argc ? "a SUBTREE"
+                          : (!opts.server_public_key !=
+                             !opts.client_key_base)
+                              ? (opts.server_public_key ? "-c KEY_BASE"
+                                                        : "-k SERVER_KEY")
+                              : NULL;
+    if (missing) {
+        fprintf(stderr, PROG ": missing %s. Try '" PROG " --help'.\n",
+                missing);
+        return EXIT_USAGE;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: interrupt the wait */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512];
+    sc_client_t *client = sc_client_new(&opts, err, sizeof err);
+    if (!client) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return EXIT_ERROR;
+    }
+    for (int i = optind; i < argc; i++) {
+        if (sc_client_subscribe(client, argv[i], err, sizeof err) != 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            sc_client_destroy(&client);
+            return EXIT_USAGE;
+        }
+    }
+
+    int status = EXIT_OK;
+    long delivered = 0;
+    int64_t last = now_ms();
+    while (!stop_signal && (count == 0 || delivered < count)) {
+        int wait = SLICE_MS;
+        if (idle_ms >= 0) {
+            int64_t left = last + idle_ms - now_ms();
+            if (left <= 0) {
+                status = EXIT_IDLE;
+                break;
+            }
+            if (left < wait)
+                wait = (int)left;
+        }
+        sc_message_t msg;
+        int rc = sc_client_recv(client, &msg, wait, err, sizeof err);
+        if (rc == SC_CLIENT_MESSAGE) {
+            last = now_ms();
+            delivered++;
+            if (fwrite(msg.envelope, 1, msg.envelope_len, stdout) !=
+                    msg.envelope_len ||
+                putchar('\n') == EOF || fflush(stdout) != 0) {
+                if (errno != EPIPE) {
+                    fprintf(stderr, PROG ": cannot write to stdout: %s\n",
+                            strerror(errno));
+                    status = EXIT_ERROR;
+                }
+                break; /* a closed pipe is a normal way to stop */
+            }
+        } else if (rc == SC_CLIENT_REFUSED) {
+            last = now_ms();
+            if (!quiet)
+                fprintf(stderr, PROG ": %s\n", err);
+        } else if (rc == SC_CLIENT_AUTH) {
+            fprintf(stderr, PROG ": %s\n", err);
+            status = EXIT_AUTH;
+            break;
+        } else if (rc == SC_CLIENT_ERROR) {
+            fprintf(stderr, PROG ": %s\n", err);
+            status = EXIT_ERROR;
+            break;
+        }
+        /* SC_CLIENT_TIMEOUT, SC_CLIENT_INTERRUPTED: check and go on. */
+    }
+    if (status == EXIT_IDLE)
+        fprintf(stderr, PROG ": no message for %ld ms\n", idle_ms);
+
+    sc_client_stats_t st;
+    sc_client_stats(client, &st);
+    fprintf(stderr, PROG ": %" PRIu64 " delivered, %" PRIu64 " refused\n",
+            st.delivered, st.refused);
+    sc_client_destroy(&client);
+    return status;
+}
