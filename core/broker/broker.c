@@ -36,6 +36,7 @@
 #include "keyring.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "service.h"
 
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* draft option, see DESIGN.md */
@@ -46,6 +47,8 @@
 #define RETRY_MS 1000
 #define PLUGIN_STOP_MS 5000
 #define MAX_FRAME_BYTES (8 * 1024 * 1024)
+#define PRUNE_EVERY_MS 60000
+#define HEARTBEAT_TAG "sc-heartbeat-v1"
 
 typedef struct pending {
     char *parts[SC_PUB_FRAMES]; /* NUL-terminated copies of the frames */
@@ -66,6 +69,12 @@ struct sc_broker {
     sc_journal_t *journal;
     sc_keyring_t *keyring;
     sc_access_t *access;
+    sc_service_t *service;
+    void *xpub_mon;          /* monitor of the XPUB: disconnects */
+    uint32_t *subs_per_fd;   /* granted subscriptions per connection */
+    size_t subs_cap;
+    int64_t next_heartbeat_ms;
+    int64_t next_prune_ms;
     sc_plugin_inst_t **plugins;
     size_t n_plugins;
 
@@ -85,6 +94,8 @@ static int64_t mono_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static void prune(sc_broker_t *b);
 
 /* ------------------------------------------------------------------ */
 /* plugins                                                             */
@@ -136,9 +147,12 @@ static void start_plugins(sc_broker_t *b)
             continue;
         }
         sc_diag_clear(&d);
+        char state_db[4096];
+        snprintf(state_db, sizeof state_db, "%s/plugin-state.db",
+                 cfg->data_dir);
         sc_plugin_inst_t *inst =
             sc_plugin_start(&lib, p, cfg->max_data_bytes, b->zctx,
-                            CORE_ENDPOINT, err, sizeof err);
+                            CORE_ENDPOINT, state_db, err, sizeof err);
         if (!inst) {
             sc_log(SC_L_ERROR, p->name, "%s", err);
             continue;
@@ -336,8 +350,27 @@ static void handle_subscription(sc_broker_t *b)
     const char *topic = (const char *)d + 1;
     size_t tl = n - 1;
     int tshow = tl > 120 ? 120 : (int)tl;
+    /* the connection it came from: subscriptions are bounded per
+     * connection (libzmq keeps them as a set per pipe) */
+    int fd = zmq_msg_get(&m, ZMQ_SRCFD);
+    uint32_t *count = NULL;
+    if (fd >= 0 && (size_t)fd < 1u << 20) {
+        if ((size_t)fd >= b->subs_cap) {
+            size_t cap = (size_t)fd + 64;
+            uint32_t *v = realloc(b->subs_per_fd, cap * sizeof *v);
+            if (v) {
+                memset(v + b->subs_cap, 0, (cap - b->subs_cap) * sizeof *v);
+                b->subs_per_fd = v;
+                b->subs_cap = cap;
+            }
+        }
+        if ((size_t)fd < b->subs_cap)
+            count = &b->subs_per_fd[fd];
+    }
     if (d[0] == 0) {
         if (user && sc_subtree_valid(topic, tl)) {
+            if (count && *count)
+                (*count)--;
             zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
             sc_log(SC_L_INFO, "access", "agency '%s' unsubscribed %.*s",
                    user, tshow, topic);
@@ -347,7 +380,10 @@ static void handle_subscription(sc_broker_t *b)
     }
     const sc_agency_t *ag = user ? sc_access_agency(b->access, user) : NULL;
     bool valid = sc_subtree_valid(topic, tl);
-    if (ag && valid && sc_agency_may_read(ag, topic, tl)) {
+    bool over = count && *count >= (uint32_t)b->cfg->max_subscriptions;
+    if (ag && valid && !over && sc_agency_may_read(ag, topic, tl)) {
+        if (count)
+            (*count)++;
         zmq_setsockopt(b->xpub, ZMQ_SUBSCRIBE, topic, tl);
         b->n_subs_granted++;
         sc_log(SC_L_INFO, "access", "agency '%s' subscribed %.*s", user,
@@ -367,6 +403,8 @@ static void handle_subscription(sc_broker_t *b)
                !ag     ? "unknown agency"
                : !valid ? "not a subtree (must be channel segments each "
                           "ending in '.')"
+               : over   ? "too many subscriptions on one connection "
+                          "(limits.max_subscriptions)"
                         : "not granted");
     }
     zmq_msg_close(&m);
@@ -436,6 +474,29 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
                  cfg->path, cfg->publish_endpoint, zmq_strerror(errno));
         return -1;
     }
+    /* disconnects reset the per-connection subscription count */
+    if (zmq_socket_monitor(b->xpub, "inproc://sectorcast-xpub-mon",
+                           ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(b->xpub_mon = zmq_socket(b->zctx, ZMQ_PAIR)) ||
+        zmq_connect(b->xpub_mon, "inproc://sectorcast-xpub-mon") != 0) {
+        snprintf(err, errlen, "publish socket monitor: %s",
+                 zmq_strerror(errno));
+        return -1;
+    }
+    if (cfg->service_endpoint) {
+        char e2[512];
+        if (sc_curve_read(cfg->curve_secret_file, true, secret, e2,
+                          sizeof e2) != 0) {
+            snprintf(err, errlen, "curve.secret_key: %s", e2);
+            return -1;
+        }
+        b->service = sc_service_new(b->zctx, cfg, secret, b->access,
+                                    b->journal, sc_keyring_jwks(b->keyring),
+                                    err, errlen);
+        sodium_memzero(secret, sizeof secret);
+        if (!b->service)
+            return -1;
+    }
     b->pull = zmq_socket(b->zctx, ZMQ_PULL);
     int rcvhwm = 10000;
     if (!b->pull ||
@@ -479,7 +540,11 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
         snprintf(err, errlen, "cannot write JWKS: %s", e);
         goto fail;
     }
-    if (!(b->journal = sc_journal_open(cfg->data_dir, SC_DURABILITY_FULL, e,
+    if (!(b->journal = sc_journal_open(cfg->data_dir,
+                                       cfg->durability_full
+                                           ? SC_DURABILITY_FULL
+                                           : SC_DURABILITY_NORMAL,
+                                       e,
                                        sizeof e))) {
         snprintf(err, errlen, "%s", e);
         goto fail;
@@ -487,15 +552,129 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     if (setup_sockets(b, err, errlen) != 0)
         goto fail;
     sc_log(SC_L_INFO, "core",
-           "gateway '%s' publishing on %s; journal %s (epoch %s); JWKS %s",
+           "gateway '%s' publishing on %s, service on %s; journal %s (epoch "
+           "%s, durability %s); JWKS %s",
            cfg->gateway_id, cfg->publish_endpoint,
+           cfg->service_endpoint ? cfg->service_endpoint : "(none)",
            sc_journal_path(b->journal), sc_journal_epoch(b->journal),
-           cfg->jwks_file);
+           cfg->durability_full ? "full" : "normal", cfg->jwks_file);
+    prune(b);
     start_plugins(b);
     return b;
 fail:
     sc_broker_destroy(&b);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* heartbeats, retention, connection events                            */
+
+static int send_heartbeat(void *arg, const char *channel, uint64_t head)
+{
+    sc_broker_t *b = arg;
+    char topic[SC_CHANNEL_MAX + 2], ts[32];
+    int tl = sc_channel_topic(channel, topic, sizeof topic);
+    if (tl <= 0)
+        return 0;
+    sc_now_rfc3339(ts);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "channel", channel, "epoch",
+                          sc_journal_epoch(b->journal), "head",
+                          (json_int_t)head, "ts", ts);
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (txt && zmq_send(b->xpub, topic, (size_t)tl,
+                        ZMQ_SNDMORE | ZMQ_DONTWAIT) == tl &&
+        zmq_send(b->xpub, HEARTBEAT_TAG, strlen(HEARTBEAT_TAG),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(b->xpub, txt, strlen(txt), ZMQ_DONTWAIT);
+    free(txt);
+    return 0;
+}
+
+static const sc_cfg_retention_t *retention_for(const sc_config_t *cfg,
+                                               const char *channel)
+{
+    const sc_cfg_retention_t *best = NULL;
+    char topic[SC_CHANNEL_MAX + 2];
+    int tl = sc_channel_topic(channel, topic, sizeof topic);
+    for (size_t i = 0; tl > 0 && i < cfg->n_retention; i++)
+        if (sc_subtree_covers(cfg->retention[i].subtree, topic, (size_t)tl) &&
+            (!best || strlen(cfg->retention[i].subtree) > strlen(best->subtree)))
+            best = &cfg->retention[i];
+    return best;
+}
+
+typedef struct prune_ctx {
+    char **names;
+    size_t n, cap;
+} prune_ctx_t;
+
+static int collect_channel(void *arg, const char *channel, uint64_t head)
+{
+    (void)head;
+    prune_ctx_t *c = arg;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        char **v = realloc(c->names, cap * sizeof *v);
+        if (!v)
+            return 1;
+        c->names = v;
+        c->cap = cap;
+    }
+    if ((c->names[c->n] = strdup(channel)))
+        c->n++;
+    return 0;
+}
+
+static void prune(sc_broker_t *b)
+{
+    b->next_prune_ms = mono_ms() + PRUNE_EVERY_MS;
+    if (b->cfg->n_retention == 0)
+        return;
+    prune_ctx_t c = {0};
+    sc_journal_heads(b->journal, "", collect_channel, &c);
+    for (size_t i = 0; i < c.n; i++) {
+        const sc_cfg_retention_t *r = retention_for(b->cfg, c.names[i]);
+        char err[512];
+        long n = r ? sc_journal_prune(b->journal, c.names[i], r->max_age_s,
+                                      r->max_messages, err, sizeof err)
+                   : 0;
+        if (n < 0)
+            sc_log(SC_L_ERROR, "journal", "retention: %s", err);
+        else if (n > 0)
+            sc_log(SC_L_INFO, "journal",
+                   "retention: removed %ld message(s) of %s (replay now "
+                   "complete from seq %llu)",
+                   n, c.names[i],
+                   (unsigned long long)sc_journal_low(b->journal, c.names[i]));
+        free(c.names[i]);
+    }
+    free(c.names);
+}
+
+static void handle_monitor(sc_broker_t *b)
+{
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, b->xpub_mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&ev))
+            zmq_msg_recv(&addr, b->xpub_mon, 0);
+        if (zmq_msg_size(&ev) >= 6) {
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
+            if (event == ZMQ_EVENT_DISCONNECTED && value < b->subs_cap)
+                b->subs_per_fd[value] = 0;
+        }
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -543,18 +722,23 @@ int sc_broker_run(sc_broker_t *b)
     int status = 0;
     for (;;) {
         bool paused = b->retry_at_ms != 0;
-        zmq_pollitem_t items[4] = {
+        zmq_pollitem_t items[6] = {
             {NULL, b->sigfd, ZMQ_POLLIN, 0},
             {b->zap, 0, ZMQ_POLLIN, 0},
             {b->xpub, 0, ZMQ_POLLIN, 0},
             {b->pull, 0, paused ? 0 : ZMQ_POLLIN, 0},
+            {b->xpub_mon, 0, ZMQ_POLLIN, 0},
+            {b->service ? sc_service_socket(b->service) : NULL, 0,
+             b->service ? ZMQ_POLLIN : 0, 0},
         };
-        long timeout = -1;
-        if (paused) {
-            int64_t d = b->retry_at_ms - mono_ms();
-            timeout = d < 0 ? 0 : d;
-        }
-        if (zmq_poll(items, 4, timeout) < 0) {
+        int64_t now = mono_ms();
+        int64_t wake = b->next_prune_ms;
+        if (b->cfg->heartbeat_ms > 0 && b->next_heartbeat_ms < wake)
+            wake = b->next_heartbeat_ms;
+        if (paused && b->retry_at_ms < wake)
+            wake = b->retry_at_ms;
+        long timeout = wake <= now ? 0 : (long)(wake - now);
+        if (zmq_poll(items, b->service ? 6 : 5, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             sc_log(SC_L_ERROR, "core", "zmq_poll: %s", zmq_strerror(errno));
@@ -595,6 +779,18 @@ int sc_broker_run(sc_broker_t *b)
                 break;
             handle_subscription(b);
         }
+        if (items[4].revents & ZMQ_POLLIN)
+            handle_monitor(b);
+        for (int k = 0; b->service && k < 64; k++)
+            if (sc_service_handle(b->service) != 0)
+                break;
+        now = mono_ms();
+        if (b->cfg->heartbeat_ms > 0 && now >= b->next_heartbeat_ms) {
+            sc_journal_heads(b->journal, "", send_heartbeat, b);
+            b->next_heartbeat_ms = now + b->cfg->heartbeat_ms;
+        }
+        if (now >= b->next_prune_ms)
+            prune(b);
         if (paused) {
             if (mono_ms() >= b->retry_at_ms)
                 flush_group(b);
@@ -620,6 +816,10 @@ void sc_broker_destroy(sc_broker_t **b_p)
     free(b->plugins);
     for (size_t i = 0; i < b->n_group; i++)
         pending_clear(&b->group[i]);
+    sc_service_destroy(&b->service);
+    if (b->xpub_mon)
+        zmq_close(b->xpub_mon);
+    free(b->subs_per_fd);
     if (b->xpub)
         zmq_close(b->xpub);
     if (b->pull)

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -614,7 +615,8 @@ static void check_secret(loader_t *L, const config_setting_t *s,
 static void load_gateway(loader_t *L, const config_setting_t *root)
 {
     static const char *const known[] = {"id", "data_dir", "max_data_bytes",
-                                        "log_level", NULL};
+                                        "log_level", "durability",
+                                        "heartbeat_ms", NULL};
     sc_config_t *cfg = L->cfg;
     scope_t top = {root, "", "", NULL};
     scope_t sc = {get_group(L, &top, "gateway", true), "", "gateway.",
@@ -652,6 +654,110 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
             err(L, s, "'log_level' must be one of debug, info, warn, error "
                       "(got '%s')", v);
         cfg->log_level = xdup(L, v);
+    }
+
+    cfg->durability_full = true;
+    v = get_string(L, &sc, "durability", false, &s);
+    if (v != NULL) {
+        if (strcmp(v, "full") == 0)
+            cfg->durability_full = true;
+        else if (strcmp(v, "normal") == 0)
+            cfg->durability_full = false;
+        else
+            err(L, s, "'durability' must be \"full\" or \"normal\" (got '%s')",
+                v);
+    }
+
+    cfg->heartbeat_ms = 1000;
+    if (get_int(L, &sc, "heartbeat_ms", &n, &s) > 0) {
+        if (n != 0 && (n < 50 || n > 3600000))
+            err(L, s, "'heartbeat_ms' must be 0 (off) or in 50..3600000 "
+                      "(got %lld)", (long long)n);
+        else
+            cfg->heartbeat_ms = n;
+    }
+}
+
+static void load_limits(loader_t *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"max_subscriptions", "service_rate",
+                                        "service_burst", "replay_batch", NULL};
+    sc_config_t *cfg = L->cfg;
+    cfg->max_subscriptions = 256;
+    cfg->service_rate = 50;
+    cfg->service_burst = 100;
+    cfg->replay_batch = 1000;
+    scope_t top = {root, "", "", NULL};
+    scope_t sc = {get_group(L, &top, "limits", false), "", "limits.",
+                  "group 'limits'"};
+    if (sc.g == NULL)
+        return;
+    check_unknown(L, &sc, known);
+    static const struct { const char *name; int64_t lo, hi; size_t off; } lim[] = {
+        {"max_subscriptions", 1, 100000, offsetof(sc_config_t, max_subscriptions)},
+        {"service_rate", 1, 1000000, offsetof(sc_config_t, service_rate)},
+        {"service_burst", 1, 1000000, offsetof(sc_config_t, service_burst)},
+        {"replay_batch", 1, 100000, offsetof(sc_config_t, replay_batch)},
+    };
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
+        int64_t n;
+        config_setting_t *s = NULL;
+        if (get_int(L, &sc, lim[i].name, &n, &s) > 0) {
+            if (n < lim[i].lo || n > lim[i].hi)
+                err(L, s, "'%s' must be in %lld..%lld (got %lld)", lim[i].name,
+                    (long long)lim[i].lo, (long long)lim[i].hi, (long long)n);
+            else
+                *(int64_t *)((char *)cfg + lim[i].off) = n;
+        }
+    }
+}
+
+static void load_retention(loader_t *L, const config_setting_t *root)
+{
+    static const char *const known[] = {"subtree", "max_messages",
+                                        "max_age_days", NULL};
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    config_setting_t *list = get_list(L, &top, "retention", false);
+    if (list == NULL)
+        return;
+    int n = config_setting_length(list);
+    cfg->retention = calloc((size_t)n + 1, sizeof *cfg->retention);
+    if (cfg->retention == NULL)
+        return;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        if (!is_group(g)) {
+            err(L, g, "retention[%d] must be a group { subtree = ...; }", i);
+            continue;
+        }
+        scope_t sc = {g, "", "retention.", "a retention rule"};
+        check_unknown(L, &sc, known);
+        sc_cfg_retention_t *r = &cfg->retention[cfg->n_retention];
+        config_setting_t *s = NULL;
+        const char *st = get_string(L, &sc, "subtree", true, &s);
+        if (st == NULL || !check_subtree(L, s, "retention: ", "subtree", st))
+            continue;
+        for (size_t k = 0; k < cfg->n_retention; k++)
+            if (strcmp(cfg->retention[k].subtree, st) == 0)
+                err(L, s, "retention: duplicate rule for subtree '%s' (first "
+                          "at line %d)", st, cfg->retention[k].line);
+        int64_t v;
+        if (get_int(L, &sc, "max_messages", &v, &s) > 0) {
+            if (v < 0)
+                err(L, s, "retention: 'max_messages' must be >= 0");
+            else
+                r->max_messages = v;
+        }
+        if (get_int(L, &sc, "max_age_days", &v, &s) > 0) {
+            if (v < 0 || v > 100000)
+                err(L, s, "retention: 'max_age_days' must be in 0..100000");
+            else
+                r->max_age_s = v * 86400;
+        }
+        r->subtree = xdup(L, st);
+        r->line = line_of(g);
+        cfg->n_retention++;
     }
 }
 
@@ -1207,7 +1313,8 @@ sc_config_t *sc_config_load(const char *path, bool check_files,
 
     static const char *const known[] = {"gateway", "listen",   "curve",
                                         "signing", "sectors",  "agencies",
-                                        "plugins", NULL};
+                                        "plugins", "limits",   "retention",
+                                        NULL};
     const config_setting_t *root = config_root_setting(&lc);
     int n = config_setting_length(root);
     for (int i = 0; i < n; i++) {
@@ -1227,6 +1334,8 @@ sc_config_t *sc_config_load(const char *path, bool check_files,
     load_sectors(&L, root);
     load_agencies(&L, root);
     load_plugins(&L, root);
+    load_limits(&L, root);
+    load_retention(&L, root);
 
     flush_problems(&L);    /* file names may belong to lc: before destroy */
     config_destroy(&lc);
@@ -1275,6 +1384,9 @@ void sc_config_destroy(sc_config_t **cfg_p)
     for (size_t i = 0; i < c->n_plugins; i++)
         free_plugin(&c->plugins[i]);
     free(c->plugins);
+    for (size_t i = 0; i < c->n_retention; i++)
+        free(c->retention[i].subtree);
+    free(c->retention);
     free(c);
     *cfg_p = NULL;
 }

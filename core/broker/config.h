@@ -79,6 +79,13 @@ typedef struct sc_cfg_sign_rule {
     int line;
 } sc_cfg_sign_rule_t;
 
+typedef struct sc_cfg_retention {
+    char *subtree;        /* ends in '.' */
+    int64_t max_messages; /* per channel; 0 = no count limit */
+    int64_t max_age_s;    /* 0 = no age limit */
+    int line;
+} sc_cfg_retention_t;
+
 typedef struct sc_config {
     char *path;            /* the config file as given */
     char *dir;             /* its directory, absolute */
@@ -88,6 +95,18 @@ typedef struct sc_config {
     char *data_dir;        /* absolute */
     int64_t max_data_bytes;
     char *log_level;       /* debug|info|warn|error */
+    bool durability_full;  /* gateway.durability: "full" (default) or "normal" */
+    int64_t heartbeat_ms;  /* gateway.heartbeat_ms, 0 = off (default 1000) */
+
+    /* limits */
+    int64_t max_subscriptions;   /* per agency connection (default 256) */
+    int64_t service_rate;        /* requests/s per agency (default 50) */
+    int64_t service_burst;       /* bucket size (default 100) */
+    int64_t replay_batch;        /* messages per replay reply (default 1000) */
+
+    /* retention rules, longest subtree wins; none = keep everything */
+    sc_cfg_retention_t *retention;
+    size_t n_retention;
 
     /* listen */
     char *publish_endpoint;

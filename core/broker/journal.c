@@ -3,7 +3,8 @@
  *
  * Schema (version 1):
  *   meta(k PRIMARY KEY, v)                      epoch, schema
- *   channels(name PRIMARY KEY, head)             last seq issued per channel
+ *   channels(name PRIMARY KEY, head, low)        last seq issued per channel;
+ *                                                replay is complete from low
  *   messages(channel, seq, kind, key, ts, jws)   PRIMARY KEY (channel, seq)
  * Heads are kept in `channels` (not derived from max(seq)) so that pruning
  * old messages can never make a sequence number reusable.
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <stdbool.h>
 
 #include "common/envelope.h"
 
@@ -192,11 +195,13 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
     if (exec(j,
              "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
              "CREATE TABLE IF NOT EXISTS channels(name TEXT PRIMARY KEY,"
-             " head INTEGER NOT NULL);"
+             " head INTEGER NOT NULL, low INTEGER NOT NULL DEFAULT 1);"
              "CREATE TABLE IF NOT EXISTS messages(channel TEXT NOT NULL,"
              " seq INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT,"
              " ts TEXT NOT NULL, jws BLOB NOT NULL,"
-             " PRIMARY KEY(channel, seq)) WITHOUT ROWID;",
+             " PRIMARY KEY(channel, seq)) WITHOUT ROWID;"
+             "CREATE INDEX IF NOT EXISTS messages_key ON messages(channel, key,"
+             " seq);",
              err, errlen) != 0)
         goto fail_corrupt;
 
@@ -380,4 +385,137 @@ long sc_journal_scan(sc_journal_t *j, const char *channel, uint64_t from,
     int ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
     sqlite3_reset(s);
     return ok ? n : -1;
+}
+
+uint64_t sc_journal_low(sc_journal_t *j, const char *channel)
+{
+    sqlite3_stmt *st = NULL;
+    uint64_t low = 1;
+    if (sqlite3_prepare_v2(j->db, "SELECT low FROM channels WHERE name=?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return 1;
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        low = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return low ? low : 1;
+}
+
+/* true if topic "<channel>." lies under subtree ("" = everything) */
+static bool under(const char *channel, const char *subtree)
+{
+    size_t sl = strlen(subtree), cl = strlen(channel);
+    if (sl == 0)
+        return true;
+    if (sl > cl + 1 || memcmp(subtree, channel, sl - 1) != 0)
+        return false;
+    return sl - 1 == cl || channel[sl - 1] == '.';
+}
+
+void sc_journal_heads(sc_journal_t *j, const char *subtree,
+                      sc_journal_head_fn cb, void *arg)
+{
+    for (head_t *h = j->heads; h; h = h->next)
+        if (h->head > 0 && under(h->channel, subtree))
+            if (cb(arg, h->channel, h->head))
+                return;
+}
+
+long sc_journal_snapshot(sc_journal_t *j, const char *subtree,
+                         sc_journal_row_fn cb, void *arg)
+{
+    /* SQLite returns the bare columns of the row holding MAX(seq) */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db,
+                           "SELECT channel, MAX(seq), jws FROM messages"
+                           " WHERE key IS NOT NULL GROUP BY channel, key"
+                           " ORDER BY channel, 2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *ch = (const char *)sqlite3_column_text(st, 0);
+        if (!ch || !under(ch, subtree))
+            continue;
+        n++;
+        if (cb(arg, ch, (uint64_t)sqlite3_column_int64(st, 1),
+               sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2)))
+            break;
+    }
+    int ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+    sqlite3_finalize(st);
+    return ok ? n : -1;
+}
+
+long sc_journal_prune(sc_journal_t *j, const char *channel, int64_t max_age_s,
+                      int64_t max_messages, char *err, size_t errlen)
+{
+    uint64_t head = sc_journal_head(j, channel);
+    if (head == 0 || (max_age_s <= 0 && max_messages <= 0))
+        return 0;
+    /* everything below `cut` goes, but the latest of each key stays */
+    uint64_t cut = 0;
+    if (max_messages > 0 && head > (uint64_t)max_messages)
+        cut = head - (uint64_t)max_messages + 1;
+    if (max_age_s > 0) {
+        char limit[32];
+        time_t t = time(NULL) - (time_t)max_age_s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(limit, sizeof limit, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(j->db,
+                               "SELECT MIN(seq) FROM messages WHERE channel=?"
+                               " AND ts>=?",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, channel, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 2, limit, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                uint64_t first_young =
+                    sqlite3_column_type(st, 0) == SQLITE_NULL
+                        ? head + 1
+                        : (uint64_t)sqlite3_column_int64(st, 0);
+                if (first_young > cut)
+                    cut = first_young;
+            }
+            sqlite3_finalize(st);
+        }
+    }
+    if (cut <= sc_journal_low(j, channel))
+        return 0;
+    if (sc_journal_begin(j, err, errlen) != 0)
+        return -1;
+    sqlite3_stmt *del = NULL, *low = NULL;
+    long removed = -1;
+    if (sqlite3_prepare_v2(
+            j->db,
+            "DELETE FROM messages WHERE channel=?1 AND seq<?2 AND NOT"
+            " (key IS NOT NULL AND seq=(SELECT MAX(m2.seq) FROM messages m2"
+            " WHERE m2.channel=?1 AND m2.key=messages.key))",
+            -1, &del, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(j->db, "UPDATE channels SET low=?2 WHERE name=?1",
+                           -1, &low, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(del, 1, channel, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(del, 2, (sqlite3_int64)cut);
+        sqlite3_bind_text(low, 1, channel, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(low, 2, (sqlite3_int64)cut);
+        if (sqlite3_step(del) == SQLITE_DONE &&
+            (removed = sqlite3_changes(j->db), sqlite3_step(low) == SQLITE_DONE))
+            ;
+        else
+            removed = -1;
+    }
+    if (removed < 0)
+        snprintf(err, errlen, "%s: prune %s: %s", j->path, channel,
+                 sqlite3_errmsg(j->db));
+    sqlite3_finalize(del);
+    sqlite3_finalize(low);
+    if (removed < 0) {
+        sc_journal_rollback(j);
+        return -1;
+    }
+    if (sc_journal_commit(j, err, errlen) != 0)
+        return -1;
+    return removed;
 }

@@ -50,4 +50,28 @@ typedef int (*sc_journal_row_fn)(void *arg, const char *channel, uint64_t seq,
 long sc_journal_scan(sc_journal_t *j, const char *channel, uint64_t from,
                      long limit, sc_journal_row_fn cb, void *arg);
 
+/* Lowest seq from which a replay of `channel` is complete (1 if nothing
+ * was pruned). Messages below it may have been removed by retention. */
+uint64_t sc_journal_low(sc_journal_t *j, const char *channel);
+
+/* Channels with their heads, for every channel whose topic lies under
+ * `subtree` ("" = all). cb returns non-zero to stop. */
+typedef int (*sc_journal_head_fn)(void *arg, const char *channel,
+                                  uint64_t head);
+void sc_journal_heads(sc_journal_t *j, const char *subtree,
+                      sc_journal_head_fn cb, void *arg);
+
+/* The latest message of every key on every channel under `subtree`, in
+ * (channel, seq) order. Returns the number visited or -1. */
+long sc_journal_snapshot(sc_journal_t *j, const char *subtree,
+                         sc_journal_row_fn cb, void *arg);
+
+/* Retention: remove messages of `channel` that are older than `max_age_s`
+ * seconds (0 = no age limit) or beyond the newest `max_messages` (0 = no
+ * count limit) -- except the latest message of each key, which snapshots
+ * need. Raises the channel's low-water mark. Returns messages removed, or
+ * -1 with err filled. */
+long sc_journal_prune(sc_journal_t *j, const char *channel, int64_t max_age_s,
+                      int64_t max_messages, char *err, size_t errlen);
+
 #endif

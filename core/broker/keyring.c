@@ -20,6 +20,7 @@ struct sc_keyring {
     const sc_sigkey_t *active;
     rule_t *rules;
     size_t n_rules;
+    sc_jwks_t *jwks;
 };
 
 static const sc_sigkey_t *by_id(const sc_keyring_t *kr, const char *id)
@@ -72,6 +73,11 @@ sc_keyring_t *sc_keyring_load(const sc_config_t *cfg, char *err, size_t errlen)
         if (!kr->rules[i].subtree)
             goto oom;
     }
+    if (!(kr->jwks = sc_jwks_new()))
+        goto oom;
+    for (size_t i = 0; i < kr->n_keys; i++)
+        if (sc_jwks_add(kr->jwks, sc_sigkey_public(kr->keys[i])) != 0)
+            goto oom;
     return kr;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -94,6 +100,7 @@ void sc_keyring_destroy(sc_keyring_t **kr_p)
     free(kr->keys);
     free(kr->ids);
     free(kr->rules);
+    sc_jwks_destroy(&kr->jwks);
     free(kr);
     *kr_p = NULL;
 }
@@ -116,23 +123,10 @@ const sc_sigkey_t *sc_keyring_for(const sc_keyring_t *kr, const char *channel)
     return key;
 }
 
+const sc_jwks_t *sc_keyring_jwks(const sc_keyring_t *kr) { return kr->jwks; }
+
 int sc_keyring_write_jwks(const sc_keyring_t *kr, const char *path, char *err,
                           size_t errlen)
 {
-    sc_jwks_t *j = sc_jwks_new();
-    if (!j) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < kr->n_keys; i++) {
-        if (sc_jwks_add(j, sc_sigkey_public(kr->keys[i])) != 0) {
-            snprintf(err, errlen, "cannot add key '%s' to the JWKS",
-                     kr->ids[i]);
-            sc_jwks_destroy(&j);
-            return -1;
-        }
-    }
-    int rc = sc_jwks_save(j, path, err, errlen);
-    sc_jwks_destroy(&j);
-    return rc;
+    return sc_jwks_save(kr->jwks, path, err, errlen);
 }

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "common/jwks.h"
 #include "common/keys.h"
 #include "config.h"
 
@@ -22,6 +23,10 @@ void sc_keyring_destroy(sc_keyring_t **kr_p);
 
 /* The key that signs `channel` (never NULL for a loaded keyring). */
 const sc_sigkey_t *sc_keyring_for(const sc_keyring_t *kr, const char *channel);
+
+/* The public keys as a JWKS (owned by the keyring), for re-verifying
+ * journaled messages before they are served. */
+const sc_jwks_t *sc_keyring_jwks(const sc_keyring_t *kr);
 
 /* Write the JWKS of all keys to `path` (atomically). 0 or -1. */
 int sc_keyring_write_jwks(const sc_keyring_t *kr, const char *path, char *err,

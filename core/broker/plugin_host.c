@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <sqlite3.h>
 #include <zmq.h>
 
 #include "common/channel.h"
@@ -85,6 +86,8 @@ struct sc_plugin_inst {
     size_t n_watches;
 
     void *state;
+    char *state_db_path;
+    sqlite3 *state_db; /* opened on the plugin thread, on first use */
     pthread_mutex_t done_mu;
     pthread_cond_t done_cv;
 };
@@ -292,7 +295,7 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
     if (!granted)
         return refuse(p, SC_ERR_NOT_GRANTED, channel, NULL);
     if (!json_data)
-        return refuse(p, SC_ERR_BAD_JSON, channel, "data is NULL");
+        return refuse(p, SC_ERR_ARG, channel, "data is NULL");
     size_t len = strlen(json_data);
     if ((int64_t)len > p->max_data_bytes) {
         char d[96];
@@ -413,7 +416,7 @@ static int h_setting_float(sc_host_t *h, const char *name, double *out)
 static int h_timer_add(sc_host_t *h, uint32_t interval_ms, int repeat,
                        sc_timer_fn fn, void *arg)
 {
-    if (!h || !fn)
+    if (!h || !fn || (repeat && interval_ms == 0))
         return SC_ERR_ARG;
     sc_plugin_inst_t *p = h->inst;
     if (p->n_timers >= MAX_TIMERS)
@@ -504,6 +507,143 @@ static void h_request_stop(sc_host_t *h, const char *reason)
     sc_plugin_request_stop(h->inst);
 }
 
+/* ------------------------------------------------------------------ */
+/* durable state                                                       */
+
+#define STATE_MAX_KEY 256
+#define STATE_MAX_VALUE (1024 * 1024)
+
+static sqlite3 *state_db(sc_plugin_inst_t *p)
+{
+    if (p->state_db)
+        return p->state_db;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(p->state_db_path, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        sc_log(SC_L_ERROR, p->name, "plugin state %s: %s", p->state_db_path,
+               db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    char *msg = NULL;
+    if (sqlite3_exec(db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                     "CREATE TABLE IF NOT EXISTS state(plugin TEXT NOT NULL,"
+                     " key TEXT NOT NULL, value TEXT NOT NULL,"
+                     " PRIMARY KEY(plugin, key)) WITHOUT ROWID;",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        sc_log(SC_L_ERROR, p->name, "plugin state %s: %s", p->state_db_path,
+               msg ? msg : "error");
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return NULL;
+    }
+    p->state_db = db;
+    return db;
+}
+
+static bool state_key_ok(const char *key)
+{
+    if (!key)
+        return false;
+    size_t n = strlen(key);
+    return n > 0 && n <= STATE_MAX_KEY;
+}
+
+static int h_state_get(sc_host_t *h, const char *key, char **value)
+{
+    if (!h || !h->inst || !state_key_ok(key) || !value)
+        return SC_ERR_ARG;
+    *value = NULL;
+    sqlite3 *db = state_db(h->inst);
+    if (!db)
+        return SC_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT value FROM state WHERE plugin=? AND key=?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return SC_ERR_INTERNAL;
+    sqlite3_bind_text(st, 1, h->inst->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = SC_ERR_NOT_FOUND;
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        *value = strdup(v ? v : "");
+        out = *value ? SC_OK : SC_ERR_NO_MEMORY;
+    } else if (rc != SQLITE_DONE) {
+        sc_log(SC_L_ERROR, h->inst->name, "plugin state read: %s",
+               sqlite3_errmsg(db));
+        out = SC_ERR_INTERNAL;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int h_state_put(sc_host_t *h, const char *key, const char *value)
+{
+    if (!h || !h->inst || !state_key_ok(key) ||
+        (value && strlen(value) > STATE_MAX_VALUE))
+        return SC_ERR_ARG;
+    sqlite3 *db = state_db(h->inst);
+    if (!db)
+        return SC_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    const char *sql = value ? "INSERT OR REPLACE INTO state(plugin,key,value)"
+                              " VALUES(?,?,?)"
+                            : "DELETE FROM state WHERE plugin=? AND key=?";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return SC_ERR_INTERNAL;
+    sqlite3_bind_text(st, 1, h->inst->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    if (value)
+        sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        sc_log(SC_L_ERROR, h->inst->name, "plugin state write: %s",
+               sqlite3_errmsg(db));
+        return SC_ERR_INTERNAL;
+    }
+    return SC_OK;
+}
+
+static void h_state_free(sc_host_t *h, char *value)
+{
+    (void)h;
+    free(value);
+}
+
+static int h_state_foreach(sc_host_t *h, const char *prefix,
+                           int (*fn)(void *, const char *, const char *),
+                           void *arg)
+{
+    if (!h || !h->inst || !fn)
+        return SC_ERR_ARG;
+    sqlite3 *db = state_db(h->inst);
+    if (!db)
+        return SC_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT key, value FROM state WHERE plugin=?1 AND"
+                           " substr(key, 1, length(?2)) = ?2 ORDER BY key",
+                           -1, &st, NULL) != SQLITE_OK)
+        return SC_ERR_INTERNAL;
+    sqlite3_bind_text(st, 1, h->inst->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const char *v = (const char *)sqlite3_column_text(st, 1);
+        if (fn(arg, k ? k : "", v ? v : ""))
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SC_OK : SC_ERR_INTERNAL;
+}
+
 static const sc_host_api_t host_api = {
     .abi_version = SC_PLUGIN_ABI_VERSION,
     .size = sizeof(sc_host_api_t),
@@ -522,6 +662,10 @@ static const sc_host_api_t host_api = {
     .channel_at = h_channel_at,
     .strerror = h_strerror,
     .request_stop = h_request_stop,
+    .state_get = h_state_get,
+    .state_put = h_state_put,
+    .state_free = h_state_free,
+    .state_foreach = h_state_foreach,
 };
 
 /* ------------------------------------------------------------------ */
@@ -651,6 +795,9 @@ out:
     if (p->push)
         zmq_close(p->push);
     p->push = NULL;
+    if (p->state_db)
+        sqlite3_close(p->state_db);
+    p->state_db = NULL;
     pthread_mutex_lock(&p->done_mu);
     atomic_store(&p->exited, 1);
     pthread_cond_broadcast(&p->done_cv);
@@ -674,6 +821,7 @@ static void inst_free(sc_plugin_inst_t *p)
     }
     free(p->settings);
     free(p->core_endpoint);
+    free(p->state_db_path);
     if (p->stop_pipe[0] >= 0)
         close(p->stop_pipe[0]);
     if (p->stop_pipe[1] >= 0)
@@ -687,7 +835,8 @@ static void inst_free(sc_plugin_inst_t *p)
 sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
                                   const sc_cfg_plugin_t *cfg,
                                   int64_t max_data_bytes, void *zctx,
-                                  const char *core_endpoint, char *err,
+                                  const char *core_endpoint,
+                                  const char *state_db, char *err,
                                   size_t errlen)
 {
     sc_plugin_inst_t *p = calloc(1, sizeof *p);
@@ -707,12 +856,13 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
     p->name = strdup(cfg->name);
     p->sector = strdup(cfg->sector ? cfg->sector : "");
     p->core_endpoint = strdup(core_endpoint);
+    p->state_db_path = strdup(state_db);
     p->channels = calloc(cfg->n_channels ? cfg->n_channels : 1,
                          sizeof *p->channels);
     p->settings = calloc(cfg->n_settings ? cfg->n_settings : 1,
                          sizeof *p->settings);
     bool oom = !p->name || !p->sector || !p->core_endpoint || !p->channels ||
-               !p->settings;
+               !p->settings || !p->state_db_path;
     for (size_t i = 0; !oom && i < cfg->n_channels; i++) {
         if (!(p->channels[i] = strdup(cfg->channels[i])))
             oom = true;

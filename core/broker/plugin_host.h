@@ -49,11 +49,14 @@ typedef struct sc_plugin_inst sc_plugin_inst_t;
 /* Start an instance of `lib` (ownership of lib moves to the instance) for
  * the config entry `cfg` (copied; settings must already be validated with
  * sc_config_check_plugin_settings). `zctx` is the broker's ZeroMQ context
- * and `core_endpoint` the inproc endpoint of the core's PULL socket. */
+ * and `core_endpoint` the inproc endpoint of the core's PULL socket.
+ * `state_db` is the SQLite file of durable plugin state (opened by the
+ * plugin's thread on first use). */
 sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
                                   const sc_cfg_plugin_t *cfg,
                                   int64_t max_data_bytes, void *zctx,
-                                  const char *core_endpoint, char *err,
+                                  const char *core_endpoint,
+                                  const char *state_db, char *err,
                                   size_t errlen);
 
 /* Ask the instance to stop (non-blocking). */

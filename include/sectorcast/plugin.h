@@ -170,6 +170,21 @@ typedef struct sc_host_api {
 
     /* --- appended in later revisions of ABI 1 go below; test with
      *     SC_HOST_HAS(api, member) before calling. --- */
+
+    /* Durable plugin state: a key/value store private to this plugin
+     * instance (by instance name), kept by the broker in SQLite across
+     * restarts. Keys: 1..256 bytes of text; values: text up to 1 MiB.
+     * state_get: *value is a NUL-terminated copy the plugin frees with
+     * state_free; SC_ERR_NOT_FOUND if absent. state_put with value NULL
+     * deletes. state_foreach calls fn for each key starting with prefix
+     * ("" = all) in key order; fn returns non-zero to stop. */
+    int (*state_get)(sc_host_t *host, const char *key, char **value);
+    int (*state_put)(sc_host_t *host, const char *key, const char *value);
+    void (*state_free)(sc_host_t *host, char *value);
+    int (*state_foreach)(sc_host_t *host, const char *prefix,
+                         int (*fn)(void *arg, const char *key,
+                                   const char *value),
+                         void *arg);
 } sc_host_api_t;
 
 /* Non-zero if the running host's table includes `member`. */

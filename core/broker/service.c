@@ -1,0 +1,560 @@
+/*
+ * service.c - see service.h.
+ *
+ * Request  (DEALER -> ROUTER):  [request-id][command][args JSON object]
+ * Replies  (ROUTER -> DEALER):  [request-id]["msg"][topic][jws]   (0..n)
+ *                               [request-id]["end"][JSON]         (last)
+ *                            or [request-id]["error"][JSON]       (last)
+ *
+ * The ROUTER socket is ZMQ_ROUTER_MANDATORY so a reply that does not fit
+ * the peer's queue fails visibly (EAGAIN) instead of being dropped; replies
+ * are bounded by limits.replay_batch so that one request never floods.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "common/channel.h"
+#include "common/envelope.h"
+#include "log.h"
+
+#define MAX_REQ_ID 64
+#define MAX_REQ_BYTES 65536
+#define MAX_SNAPSHOT 100000
+
+typedef struct bucket {
+    char *agency;
+    double tokens;
+    int64_t last_ms;
+    int64_t last_log_ms;
+    uint64_t dropped;
+    struct bucket *next;
+} bucket_t;
+
+struct sc_service {
+    void *sock;
+    const sc_access_t *access;
+    sc_journal_t *journal;
+    const sc_jwks_t *jwks;
+    int64_t rate, burst, batch;
+    bucket_t *buckets;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
+                             const char *curve_secret_z85,
+                             const sc_access_t *access, sc_journal_t *journal,
+                             const sc_jwks_t *jwks, char *err, size_t errlen)
+{
+    sc_service_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->journal = journal;
+    sc_service_set_access(s, access, cfg, jwks);
+    s->sock = zmq_socket(zctx, ZMQ_ROUTER);
+    int one = 1, linger = 0, hwm = 100000;
+    int64_t maxmsg = MAX_REQ_BYTES;
+    int rc = s->sock ? 0 : -1;
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, curve_secret_z85,
+                            40);
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, ZMQ_ZAP_DOMAIN, SC_ZAP_DOMAIN,
+                            strlen(SC_ZAP_DOMAIN));
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, 93 /* ZMQ_ZAP_ENFORCE_DOMAIN */, &one,
+                            sizeof one);
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (rc != 0) {
+        snprintf(err, errlen, "service socket: %s", zmq_strerror(errno));
+        sc_service_destroy(&s);
+        return NULL;
+    }
+    if (zmq_bind(s->sock, cfg->service_endpoint) != 0) {
+        snprintf(err, errlen, "%s: cannot bind listen.service '%s': %s",
+                 cfg->path, cfg->service_endpoint, zmq_strerror(errno));
+        sc_service_destroy(&s);
+        return NULL;
+    }
+    return s;
+}
+
+void sc_service_set_access(sc_service_t *s, const sc_access_t *access,
+                           const sc_config_t *cfg, const sc_jwks_t *jwks)
+{
+    s->access = access;
+    s->jwks = jwks;
+    s->rate = cfg->service_rate;
+    s->burst = cfg->service_burst;
+    s->batch = cfg->replay_batch;
+}
+
+void sc_service_destroy(sc_service_t **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    sc_service_t *s = *s_p;
+    if (s->sock)
+        zmq_close(s->sock);
+    while (s->buckets) {
+        bucket_t *n = s->buckets->next;
+        free(s->buckets->agency);
+        free(s->buckets);
+        s->buckets = n;
+    }
+    free(s);
+    *s_p = NULL;
+}
+
+void *sc_service_socket(sc_service_t *s) { return s->sock; }
+
+/* ------------------------------------------------------------------ */
+
+typedef struct req {
+    sc_service_t *s;
+    zmq_msg_t rid;      /* routing id of the peer */
+    char id[MAX_REQ_ID + 1];
+    size_t id_len;
+    const sc_agency_t *agency;
+    int failed;         /* a send failed: stop streaming */
+    long sent;
+} req_t;
+
+static int send_part(req_t *r, const void *d, size_t n, int more)
+{
+    if (r->failed)
+        return -1;
+    if (zmq_send(r->s->sock, d, n, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) <
+        0) {
+        r->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int send_head(req_t *r, const char *type)
+{
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, &r->rid);
+    if (zmq_msg_send(&copy, r->s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&copy);
+        r->failed = 1;
+        return -1;
+    }
+    if (send_part(r, r->id, r->id_len, 1) != 0)
+        return -1;
+    return send_part(r, type, strlen(type), 1);
+}
+
+static void send_json(req_t *r, const char *type, json_t *body)
+{
+    char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!txt)
+        txt = strdup("{}");
+    if (send_head(r, type) == 0)
+        send_part(r, txt ? txt : "{}", txt ? strlen(txt) : 2, 0);
+    free(txt);
+}
+
+static void send_error(req_t *r, int code, const char *name, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+static void send_error(req_t *r, int code, const char *name, const char *fmt,
+                       ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    send_json(r, "error", json_pack("{s:i, s:s, s:s}", "code", code, "error",
+                                    name, "text", text));
+}
+
+/* a journaled message: re-verify, then send [msg][topic][jws] */
+typedef struct stream {
+    req_t *r;
+    int corrupt;
+    char bad_channel[SC_CHANNEL_MAX + 1];
+    uint64_t bad_seq;
+    uint64_t last_seq;
+} stream_t;
+
+static int stream_row(void *arg, const char *channel, uint64_t seq,
+                      const char *jws, size_t jws_len)
+{
+    stream_t *st = arg;
+    char topic[SC_CHANNEL_MAX + 2];
+    int tl = sc_channel_topic(channel, topic, sizeof topic);
+    json_t *env = NULL;
+    char err[256];
+    int rc = tl > 0 ? sc_envelope_verify(st->r->s->jwks, topic, (size_t)tl,
+                                         jws, jws_len, &env, NULL, err,
+                                         sizeof err)
+                    : -1;
+    json_t *jseq = env ? json_object_get(env, "seq") : NULL;
+    if (rc != 0 || !json_is_integer(jseq) ||
+        (uint64_t)json_integer_value(jseq) != seq) {
+        json_decref(env);
+        sc_log(SC_L_ERROR, "journal",
+               "journaled message %s seq %llu fails verification (%s); not "
+               "served",
+               channel, (unsigned long long)seq,
+               rc != 0 ? err : "seq does not match its row");
+        st->corrupt = 1;
+        snprintf(st->bad_channel, sizeof st->bad_channel, "%s", channel);
+        st->bad_seq = seq;
+        return 1;
+    }
+    json_decref(env);
+    if (send_head(st->r, "msg") != 0 ||
+        send_part(st->r, topic, (size_t)tl, 1) != 0 ||
+        send_part(st->r, jws, jws_len, 0) != 0)
+        return 1;
+    st->r->sent++;
+    st->last_seq = seq;
+    return 0;
+}
+
+static int add_head(void *arg, const char *channel, uint64_t head)
+{
+    json_object_set_new(arg, channel, json_integer((json_int_t)head));
+    return 0;
+}
+
+typedef struct heads_ctx {
+    json_t *obj;
+    const sc_agency_t *ag;
+} heads_ctx_t;
+
+static int add_granted_head(void *arg, const char *channel, uint64_t head)
+{
+    heads_ctx_t *h = arg;
+    char topic[SC_CHANNEL_MAX + 2];
+    int tl = sc_channel_topic(channel, topic, sizeof topic);
+    if (tl > 0 && sc_agency_may_read(h->ag, topic, (size_t)tl))
+        json_object_set_new(h->obj, channel, json_integer((json_int_t)head));
+    return 0;
+}
+
+static void cmd_whoami(req_t *r)
+{
+    json_t *grants = json_array();
+    for (size_t i = 0; i < sc_agency_grant_count(r->agency); i++)
+        json_array_append_new(grants,
+                              json_string(sc_agency_grant(r->agency, i)));
+    heads_ctx_t h = {json_object(), r->agency};
+    sc_journal_heads(r->s->journal, "", add_granted_head, &h);
+    send_json(r, "end",
+              json_pack("{s:s, s:o, s:s, s:o}", "agency",
+                        sc_agency_id(r->agency), "grants", grants, "epoch",
+                        sc_journal_epoch(r->s->journal), "channels", h.obj));
+}
+
+static const char *arg_subtree(req_t *r, json_t *args, const char *name)
+{
+    json_t *v = json_object_get(args, name);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (!s || !sc_subtree_valid(s, strlen(s))) {
+        send_error(r, 400, "bad-request",
+                   "'%s' must be a subtree: channel segments each followed "
+                   "by '.'",
+                   name);
+        return NULL;
+    }
+    if (!sc_agency_may_read(r->agency, s, strlen(s))) {
+        send_error(r, 403, "forbidden", "'%.200s' is not granted to agency '%s'",
+                   s, sc_agency_id(r->agency));
+        return NULL;
+    }
+    return s;
+}
+
+static void cmd_heads(req_t *r, json_t *args)
+{
+    json_t *heads = json_object();
+    if (json_object_get(args, "subtree")) {
+        const char *sub = arg_subtree(r, args, "subtree");
+        if (!sub) {
+            json_decref(heads);
+            return;
+        }
+        sc_journal_heads(r->s->journal, sub, add_head, heads);
+    } else {
+        heads_ctx_t h = {heads, r->agency};
+        sc_journal_heads(r->s->journal, "", add_granted_head, &h);
+    }
+    send_json(r, "end",
+              json_pack("{s:s, s:o}", "epoch", sc_journal_epoch(r->s->journal),
+                        "heads", heads));
+}
+
+static void cmd_replay(req_t *r, json_t *args)
+{
+    sc_service_t *s = r->s;
+    json_t *jc = json_object_get(args, "channel");
+    json_t *jf = json_object_get(args, "from");
+    json_t *jl = json_object_get(args, "limit");
+    json_t *je = json_object_get(args, "epoch");
+    const char *channel = json_is_string(jc) ? json_string_value(jc) : NULL;
+    if (!channel || !sc_channel_valid(channel)) {
+        send_error(r, 400, "bad-request", "'channel' must be a channel name");
+        return;
+    }
+    if (!json_is_integer(jf) || json_integer_value(jf) < 1) {
+        send_error(r, 400, "bad-request", "'from' must be an integer >= 1");
+        return;
+    }
+    if (jl && (!json_is_integer(jl) || json_integer_value(jl) < 1)) {
+        send_error(r, 400, "bad-request", "'limit' must be an integer >= 1");
+        return;
+    }
+    if (je && !json_is_string(je)) {
+        send_error(r, 400, "bad-request", "'epoch' must be a string");
+        return;
+    }
+    char topic[SC_CHANNEL_MAX + 2];
+    int tl = sc_channel_topic(channel, topic, sizeof topic);
+    if (tl <= 0 || !sc_agency_may_read(r->agency, topic, (size_t)tl)) {
+        send_error(r, 403, "forbidden",
+                   "channel '%s' is not granted to agency '%s'", channel,
+                   sc_agency_id(r->agency));
+        return;
+    }
+    const char *epoch = sc_journal_epoch(s->journal);
+    if (je && strcmp(json_string_value(je), epoch) != 0) {
+        json_t *b = json_pack("{s:i, s:s, s:s, s:s}", "code", 409, "error",
+                              "epoch-mismatch", "text",
+                              "the journal was replaced; resume from a "
+                              "snapshot",
+                              "epoch", epoch);
+        send_json(r, "error", b);
+        return;
+    }
+    uint64_t from = (uint64_t)json_integer_value(jf);
+    uint64_t head = sc_journal_head(s->journal, channel);
+    uint64_t low = sc_journal_low(s->journal, channel);
+    if (from < low && from <= head) {
+        json_t *b = json_pack(
+            "{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "code", 410, "error",
+            "pruned", "text", "requested messages were removed by retention",
+            "channel", channel, "epoch", epoch, "from", (json_int_t)from,
+            "oldest", (json_int_t)low, "head", (json_int_t)head);
+        send_json(r, "error", b);
+        return;
+    }
+    int64_t limit = s->batch;
+    if (jl && json_integer_value(jl) < limit)
+        limit = json_integer_value(jl);
+    stream_t st = {.r = r, .last_seq = from - 1};
+    long n = sc_journal_scan(s->journal, channel, from, limit, stream_row, &st);
+    if (st.corrupt) {
+        send_error(r, 500, "corrupt",
+                   "journaled message %s seq %llu fails verification; the "
+                   "operator must restore the journal",
+                   st.bad_channel, (unsigned long long)st.bad_seq);
+        return;
+    }
+    if (n < 0) {
+        send_error(r, 500, "internal", "journal read failed (see broker log)");
+        return;
+    }
+    if (r->failed) {
+        sc_log(SC_L_WARN, "service",
+               "replay for agency '%s' cut short: its queue is full",
+               sc_agency_id(r->agency));
+        return;
+    }
+    uint64_t next = st.last_seq + 1;
+    send_json(r, "end",
+              json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "channel", channel,
+                        "epoch", epoch, "head", (json_int_t)head, "next",
+                        (json_int_t)next, "count", (json_int_t)r->sent,
+                        "more", next <= head));
+}
+
+static void cmd_snapshot(req_t *r, json_t *args)
+{
+    const char *sub = arg_subtree(r, args, "subtree");
+    if (!sub)
+        return;
+    stream_t st = {.r = r};
+    long n = sc_journal_snapshot(r->s->journal, sub, stream_row, &st);
+    if (st.corrupt) {
+        send_error(r, 500, "corrupt",
+                   "journaled message %s seq %llu fails verification; the "
+                   "operator must restore the journal",
+                   st.bad_channel, (unsigned long long)st.bad_seq);
+        return;
+    }
+    if (n < 0) {
+        send_error(r, 500, "internal", "journal read failed (see broker log)");
+        return;
+    }
+    if (r->failed)
+        return;
+    json_t *heads = json_object();
+    sc_journal_heads(r->s->journal, sub, add_head, heads);
+    send_json(r, "end",
+              json_pack("{s:s, s:s, s:o, s:I}", "subtree", sub, "epoch",
+                        sc_journal_epoch(r->s->journal), "heads", heads,
+                        "count", (json_int_t)r->sent));
+}
+
+/* token bucket per agency; false = over the rate */
+static bool rate_ok(sc_service_t *s, const char *agency)
+{
+    bucket_t *b = s->buckets;
+    while (b && strcmp(b->agency, agency) != 0)
+        b = b->next;
+    int64_t now = now_ms();
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || !(b->agency = strdup(agency))) {
+            free(b);
+            return false;
+        }
+        b->tokens = (double)s->burst;
+        b->last_ms = now;
+        b->next = s->buckets;
+        s->buckets = b;
+    }
+    b->tokens += (double)(now - b->last_ms) * (double)s->rate / 1000.0;
+    if (b->tokens > (double)s->burst)
+        b->tokens = (double)s->burst;
+    b->last_ms = now;
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return true;
+    }
+    b->dropped++;
+    if (now - b->last_log_ms >= 1000) {
+        sc_log(SC_L_WARN, "service",
+               "agency '%s' exceeds %lld requests/s; %llu request(s) dropped",
+               agency, (long long)s->rate, (unsigned long long)b->dropped);
+        b->last_log_ms = now;
+        b->dropped = 0;
+    }
+    return false;
+}
+
+int sc_service_handle(sc_service_t *s)
+{
+    req_t r = {.s = s};
+    zmq_msg_t f[4];
+    int n = 0, more = 1;
+    zmq_msg_init(&r.rid);
+    if (zmq_msg_recv(&r.rid, s->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&r.rid);
+        return -1;
+    }
+    more = zmq_msg_more(&r.rid);
+    int total = 0;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        total++;
+        if (n < 4)
+            f[n++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    const char *user = n > 0 ? zmq_msg_gets(&f[0], "User-Id") : NULL;
+    r.agency = user ? sc_access_agency(s->access, user) : NULL;
+
+    if (n >= 1) {
+        size_t l = zmq_msg_size(&f[0]);
+        r.id_len = l > MAX_REQ_ID ? MAX_REQ_ID : l;
+        memcpy(r.id, zmq_msg_data(&f[0]), r.id_len);
+    }
+    if (!r.agency) {
+        /* cannot happen through ZAP; an agency removed by a reload */
+        sc_log(SC_L_WARN, "service", "request from unknown agency '%s' refused",
+               user ? user : "?");
+        send_error(&r, 403, "forbidden", "unknown agency");
+    } else if (!rate_ok(s, user)) {
+        /* dropped: no reply, so a flood costs us as little as possible */
+    } else if (total < 2 || total > 3 || zmq_msg_size(&f[0]) == 0 ||
+               zmq_msg_size(&f[0]) > MAX_REQ_ID) {
+        sc_log(SC_L_WARN, "service",
+               "malformed request from agency '%s' (%d frames)", user, total);
+        send_error(&r, 400, "bad-request",
+                   "a request is [request-id (1-64 bytes)][command][args "
+                   "JSON object]");
+    } else {
+        char cmd[32] = "";
+        size_t cl = zmq_msg_size(&f[1]);
+        if (cl < sizeof cmd) {
+            memcpy(cmd, zmq_msg_data(&f[1]), cl);
+            cmd[cl] = '\0';
+        }
+        json_t *args = NULL;
+        json_error_t je;
+        if (total == 3 && zmq_msg_size(&f[2]) > 0)
+            args = json_loadb(zmq_msg_data(&f[2]), zmq_msg_size(&f[2]),
+                              JSON_REJECT_DUPLICATES, &je);
+        else
+            args = json_object();
+        if (!json_is_object(args)) {
+            send_error(&r, 400, "bad-request",
+                       "arguments must be a JSON object");
+        } else if (strcmp(cmd, "whoami") == 0) {
+            cmd_whoami(&r);
+        } else if (strcmp(cmd, "heads") == 0) {
+            cmd_heads(&r, args);
+        } else if (strcmp(cmd, "replay") == 0) {
+            cmd_replay(&r, args);
+        } else if (strcmp(cmd, "snapshot") == 0) {
+            cmd_snapshot(&r, args);
+        } else {
+            char shown[40];
+            size_t k = 0;
+            for (size_t i = 0; i < cl && k + 1 < sizeof shown; i++) {
+                char c = ((const char *)zmq_msg_data(&f[1]))[i];
+                shown[k++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+            }
+            shown[k] = '\0';
+            sc_log(SC_L_WARN, "service",
+                   "unknown command '%s' from agency '%s'", shown, user);
+            send_error(&r, 400, "unknown-command",
+                       "unknown command '%s' (known: whoami, heads, replay, "
+                       "snapshot)",
+                       shown);
+        }
+        json_decref(args);
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&f[i]);
+    zmq_msg_close(&r.rid);
+    return 0;
+}

@@ -1,0 +1,222 @@
+"""A signed sector update travels from the energy plugin to a subscriber.
+
+Real sectorcastd on a free loopback port, real keys, the real energy
+plugin reading a register in a temp dir, sectorcast-sub verifying against
+the JWKS. Run: SC_BUILD=build /usr/bin/python3 tests/integration/test_flow.py
+"""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Gateway, copy_register, energy_plugin, run_tests,  # noqa: E402
+                     wait_for)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def save(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.rename(tmp, path)
+
+
+def seqs_strictly_plus_one(envs):
+    by_channel = {}
+    for e in envs:
+        by_channel.setdefault(e["channel"], []).append(e["seq"])
+    for ch, seqs in by_channel.items():
+        for a, b in zip(seqs, seqs[1:]):
+            assert b == a + 1, "seq on %s not +1: %s" % (ch, seqs)
+    return by_channel
+
+
+def start_with_subscriber(tmp_reg, subtrees=("energy.",), agency="motie"):
+    """Gateway whose plugin starts publishing only after the subscriber is
+    subscribed: the register is empty at start and filled afterwards."""
+    gw = Gateway(plugins=[energy_plugin(tmp_reg)])
+    sub = gw.subscriber(agency, list(subtrees))
+    for s in subtrees:
+        gw.wait_subscribed(agency, s)
+    return gw, sub
+
+
+def test_register_change_arrives_verified():
+    gw = Gateway(start=False)
+    with gw:
+        reg = os.path.join(gw.tmp, "register")
+        full = copy_register("energy", os.path.join(gw.tmp, "full"))
+        os.makedirs(reg)
+        gw.plugins = [energy_plugin(reg)]
+        gw.write_config()
+        gw.start()
+        sub = gw.subscriber("motie", ["energy."])
+        gw.wait_subscribed("motie", "energy.")
+
+        # the whole register appears: one message per entry
+        tasks = load(os.path.join(full, "tasks.json"))
+        stds = load(os.path.join(full, "standards.json"))
+        save(os.path.join(reg, "tasks.json"), tasks)
+        save(os.path.join(reg, "standards.json"), stds)
+        n_entries = len(tasks["tasks"]) + len(stds["standards"])
+        wait_for(lambda: len(sub.lines()) >= n_entries, 20, "%d entries" % n_entries)
+        envs = sub.envelopes()
+        assert len(envs) == n_entries, len(envs)
+        keys = sorted(e["key"] for e in envs)
+        want = sorted([t["id"] for t in tasks["tasks"]] + [s["id"] for s in stds["standards"]])
+        assert keys == want, (keys, want)
+        for e in envs:
+            assert e["v"] == 1 and e["source"]["plugin"] == "energy"
+            assert e["source"]["gateway"] == "gw-test"
+            sub_sector = e["data"]["subsector"]
+            kind_family = "tasks" if e["kind"].startswith("task.") else "standards"
+            assert e["channel"] == "energy.%s.%s" % (sub_sector, kind_family), e
+        seqs_strictly_plus_one(envs)
+
+        # change exactly one task and one standard: exactly two messages
+        t0 = tasks["tasks"][0]
+        t0["status"] = "completed" if t0["status"] != "completed" else "in-progress"
+        t0["milestones"][0]["status"] = "done"
+        s0 = stds["standards"][0]
+        s0["title"] = s0["title"] + " (revised)"
+        save(os.path.join(reg, "tasks.json"), tasks)
+        save(os.path.join(reg, "standards.json"), stds)
+        wait_for(lambda: len(sub.lines()) >= n_entries + 2, 20, "two changes")
+        time.sleep(1.0)  # nothing else may follow
+        envs = sub.envelopes()
+        assert len(envs) == n_entries + 2, [e["key"] for e in envs[n_entries:]]
+        changed = {e["key"]: e for e in envs[n_entries:]}
+        assert set(changed) == {t0["id"], s0["id"]}, changed.keys()
+        assert changed[t0["id"]]["data"] == t0
+        assert changed[s0["id"]]["data"] == s0
+        assert changed[s0["id"]]["kind"] == "standard.updated"
+        by = seqs_strictly_plus_one(envs)
+        assert all(v[0] == 1 for v in by.values()), by
+
+        # the subscriber refused nothing
+        assert sub.alive()
+        rc = sub.stop()
+        assert rc == 0, rc
+        assert "0 refused" in sub.log(), sub.log()
+        assert gw.stop() == 0
+
+
+def test_seq_continues_after_restart():
+    gw = Gateway(start=False)
+    with gw:
+        reg = os.path.join(gw.tmp, "register")
+        os.makedirs(reg)
+        full = copy_register("energy", os.path.join(gw.tmp, "full"))
+        gw.plugins = [energy_plugin(reg)]
+        gw.write_config()
+        gw.start()
+        sub = gw.subscriber("motie", ["energy.nuclear.tasks."])
+        gw.wait_subscribed("motie", "energy.nuclear.tasks.")
+        tasks = load(os.path.join(full, "tasks.json"))
+        nuc = [t for t in tasks["tasks"] if t["subsector"] == "nuclear"]
+        save(os.path.join(reg, "tasks.json"), {"tasks": nuc})
+        wait_for(lambda: len(sub.lines()) >= len(nuc), 20, "nuclear tasks")
+        first = sub.envelopes()
+        epoch = first[0]["epoch"]
+        assert gw.stop() == 0
+        # restart on the same journal: the plugin republishes (no durable
+        # plugin state yet) and seq continues where it stopped
+        gw.start()
+        wait_for(lambda: len(sub.lines()) >= 2 * len(nuc), 30, "republish after restart")
+        envs = sub.envelopes()
+        assert all(e["epoch"] == epoch for e in envs)
+        seqs = [e["seq"] for e in envs]
+        assert seqs == list(range(1, 2 * len(nuc) + 1)), seqs
+        sub.stop()
+
+
+def test_only_granted_channels_are_published():
+    gw = Gateway(start=False)
+    with gw:
+        reg = copy_register("energy", os.path.join(gw.tmp, "register"))
+        gw.plugins = [energy_plugin(reg, channels=["energy.nuclear."])]
+        gw.write_config()
+        gw.start()
+        log = lambda: gw.broker.log()
+        wait_for(lambda: "refused: channel not granted" in log(), 20, "refusal logged")
+        assert "publish to 'energy.lng.tasks' refused: channel not granted" in log() or \
+            "publish to 'energy.hydrogen.tasks' refused: channel not granted" in log(), log()
+
+
+def test_check_reports_problems_with_file_and_line():
+    gw = Gateway(start=False)
+    with gw:
+        with open(gw.config) as f:
+            text = f.read()
+        # a plugin granted a channel outside its sector, and a missing .so
+        gw.plugins = [energy_plugin(os.path.join(gw.tmp, "nowhere"), channels=["semis.ai."])]
+        gw.plugins[0]["path"] = os.path.join(gw.tmp, "missing.so")
+        gw.write_config()
+        import subprocess
+        from harness import BIN
+        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1, r
+        assert "outside its sector" in r.stderr, r.stderr
+        assert "not found" in r.stderr, r.stderr
+        for line in r.stderr.splitlines()[:-1]:
+            assert line.startswith(gw.config + ":"), line
+        # the valid config passes
+        with open(gw.config, "w") as f:
+            f.write(text)
+        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+
+
+def test_bad_plugins_are_refused_others_run():
+    gw = Gateway(start=False)
+    with gw:
+        from harness import BUILD
+        reg = copy_register("energy", os.path.join(gw.tmp, "register"))
+        notso = os.path.join(gw.tmp, "notaplugin.so")
+        with open(notso, "w") as f:
+            f.write("this is not an ELF file\n")
+        good = energy_plugin(reg)
+        bad_abi = dict(energy_plugin(reg, name="badabi"),
+                       path=os.path.join(BUILD, "tests", "plugins", "bad_abi.so"), settings={})
+        nosym = dict(energy_plugin(reg, name="nosym"),
+                     path=os.path.join(BUILD, "tests", "plugins", "no_symbol.so"), settings={})
+        junk = dict(energy_plugin(reg, name="junk"), path=notso, settings={})
+        gw.plugins = [bad_abi, nosym, junk, good]
+        gw.write_config()
+        # --check names each bad file
+        import subprocess
+        from harness import BIN
+        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1
+        assert "bad_abi.so: speaks ABI version" in r.stderr, r.stderr
+        assert "no_symbol.so: no symbol 'sc_plugin_entry'" in r.stderr, r.stderr
+        assert "notaplugin.so: cannot load" in r.stderr, r.stderr
+        # the broker itself refuses to start on an invalid config ...
+        # ... so start it with the bad plugins disabled-by-failure: the
+        # runtime path logs and skips them (simulate a .so replaced after
+        # --check by writing the config, then breaking the file)
+        gw.plugins = [dict(junk, path=os.path.join(gw.tmp, "later.so")), good]
+        with open(os.path.join(gw.tmp, "later.so"), "w") as f:
+            f.write("x")
+        gw.write_config()
+        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "later.so: cannot load" in r.stderr
+
+
+if __name__ == "__main__":
+    run_tests([
+        test_register_change_arrives_verified,
+        test_seq_continues_after_restart,
+        test_only_granted_channels_are_published,
+        test_check_reports_problems_with_file_and_line,
+        test_bad_plugins_are_refused_others_run,
+    ])
