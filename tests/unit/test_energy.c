@@ -1,0 +1,1086 @@
+/*
+ * test_energy.c - the energy plugin, driven through the fake host.
+ *
+ * Each test copies the demo register (conf/registers/energy) into a fresh
+ * temporary directory, loads the energy.so built next to this test binary
+ * (build/plugins/ for build/tests/, build/asan/plugins/ for
+ * build/asan/tests/), changes files and checks exactly which messages the
+ * plugin published. Also: the handshake refusals of the host (fixtures in
+ * tests/plugins/), the template plugin, and the fake host's own checks.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "support/fakehost.h"
+
+static char exe_dir[PATH_MAX];    /* .../build[/asan]/tests */
+static char energy_so[PATH_MAX];
+static char template_so[PATH_MAX];
+static char fixtures[PATH_MAX];   /* .../tests/plugins */
+static char demo_register[PATH_MAX];
+
+static const char *const all_energy[] = { "energy.", NULL };
+
+typedef struct fixture {
+    char dir[PATH_MAX];
+    fakehost_t *fh;
+} fixture_t;
+
+/* ------------------------------------------------------------ files -- */
+
+static void
+path_in(const fixture_t *f, const char *name, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s/%s", f->dir, name);
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    assert_non_null(in);
+    FILE *out = fopen(to, "wb");
+    assert_non_null(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+static void
+write_text(const fixture_t *f, const char *name, const char *text)
+{
+    char p[PATH_MAX];
+    path_in(f, name, p, sizeof p);
+    FILE *out = fopen(p, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(text, 1, strlen(text), out), strlen(text));
+    assert_int_equal(fclose(out), 0);
+}
+
+static json_t *
+load(const fixture_t *f, const char *name)
+{
+    char p[PATH_MAX];
+    json_error_t je;
+    path_in(f, name, p, sizeof p);
+    json_t *j = json_load_file(p, 0, &je);
+    if (!j)
+        fail_msg("%s: line %d: %s", p, je.line, je.text);
+    return j;
+}
+
+/* Write `root` to `name` atomically (temp file + rename), as an editor
+ * or a deployment tool would. Steals the reference. */
+static void
+save(const fixture_t *f, const char *name, json_t *root)
+{
+    char p[PATH_MAX], tmp[PATH_MAX + 8];
+    path_in(f, name, p, sizeof p);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", f->dir, name);
+    assert_int_equal(json_dump_file(root, tmp, JSON_INDENT(2)), 0);
+    assert_int_equal(rename(tmp, p), 0);
+    json_decref(root);
+}
+
+static json_t *
+entry_by_id(json_t *root, const char *array, const char *id)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(root, array), i, e) {
+        if (!strcmp(json_string_value(json_object_get(e, "id")), id))
+            return e;
+    }
+    fail_msg("no entry %s in %s", id, array);
+    return NULL;
+}
+
+static void
+remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* -------------------------------------------------------- fixtures -- */
+
+static int
+setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_energy.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    DIR *d = opendir(demo_register);
+    if (!d)
+        return -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n > 5 && !strcmp(de->d_name + n - 5, ".json")) {
+            char from[2 * PATH_MAX + 2], to[PATH_MAX];
+            snprintf(from, sizeof from, "%s/%s", demo_register, de->d_name);
+            path_in(f, de->d_name, to, sizeof to);
+            copy_file(from, to);
+        }
+    }
+    closedir(d);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture_t *f = *state;
+    fakehost_destroy(&f->fh);
+    remove_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Load energy.so with grant `chans`, settings as given, and start it. */
+static fakehost_t *
+start_energy(fixture_t *f, const char *const *chans, const char *on_start)
+{
+    char err[512];
+    f->fh = fakehost_new(energy_so, "energy", chans, err, sizeof err);
+    if (!f->fh)
+        fail_msg("%s", err);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    if (on_start)
+        assert_int_equal(fakehost_set(f->fh, "publish_on_start", on_start),
+                         SC_OK);
+    if (fakehost_start(f->fh) != SC_OK)
+        fail_msg("start: %s", fakehost_error(f->fh));
+    fakehost_fire_timers(f->fh); /* the first scan runs on the loop */
+    return f->fh;
+}
+
+/* Fire the poll timer and return the number of new messages. */
+static size_t
+poll_changes(fixture_t *f)
+{
+    fakehost_msgs_clear(f->fh);
+    fakehost_fire_timers(f->fh);
+    return fakehost_msg_count(f->fh);
+}
+
+static void
+assert_msg(fakehost_t *fh, size_t i, const char *channel, const char *kind,
+           const char *key)
+{
+    const fakehost_msg_t *m = fakehost_msg_at(fh, i);
+    assert_non_null(m);
+    assert_string_equal(m->channel, channel);
+    assert_string_equal(m->kind, kind);
+    assert_non_null(m->key);
+    assert_string_equal(m->key, key);
+    json_error_t je;
+    json_t *d = json_loads(m->data, 0, &je);
+    assert_non_null(d);
+    assert_true(json_is_object(d));
+    assert_string_equal(json_string_value(json_object_get(d, "id")), key);
+    json_decref(d);
+}
+
+static void
+assert_logged(fakehost_t *fh, const char *needle)
+{
+    if (fakehost_log_find(fh, 0, needle) < 0) {
+        for (size_t i = 0; i < fakehost_log_count(fh); i++)
+            fprintf(stderr, "  log: %s\n", fakehost_log_at(fh, i)->text);
+        fail_msg("no log line contains: %s", needle);
+    }
+}
+
+/* --------------------------------------------------- energy: start -- */
+
+static const char *
+expected_kind(const char *array, json_t *e)
+{
+    if (!strcmp(array, "tasks")) {
+        const char *s = json_string_value(json_object_get(e, "status"));
+        return !strcmp(s, "completed") || !strcmp(s, "cancelled") ||
+                       !strcmp(s, "closed")
+                   ? "task.closed" : "task.created";
+    }
+    const char *s = json_string_value(json_object_get(e, "stage"));
+    return !strcmp(s, "published") ? "standard.published"
+           : !strcmp(s, "withdrawn") ? "standard.withdrawn"
+                                     : "standard.proposed";
+}
+
+static void
+test_start_publishes_every_entry_once(void **state)
+{
+    fixture_t *f = *state;
+    fakehost_t *fh = start_energy(f, all_energy, NULL);
+
+    /* expected: by file name, then tasks before standards, array order */
+    static const char *const files[] = { "standards.json", "tasks.json" };
+    static const char *const arrays[] = { "tasks", "standards" };
+    size_t i = 0;
+    for (int fi = 0; fi < 2; fi++) {
+        json_t *root = load(f, files[fi]);
+        for (int a = 0; a < 2; a++) {
+            size_t k;
+            json_t *e;
+            json_array_foreach(json_object_get(root, arrays[a]), k, e) {
+                char ch[64];
+                snprintf(ch, sizeof ch, "energy.%s.%s",
+                         json_string_value(json_object_get(e, "subsector")),
+                         arrays[a]);
+                const char *id = json_string_value(json_object_get(e, "id"));
+                assert_msg(fh, i, ch, expected_kind(arrays[a], e), id);
+                char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+                assert_string_equal(fakehost_msg_at(fh, i)->data, canon);
+                free(canon);
+                i++;
+            }
+        }
+        json_decref(root);
+    }
+    assert_int_equal(fakehost_msg_count(fh), i);
+    /* the demo register: 13 tasks and 7 standards */
+    assert_int_equal(i, 20);
+    assert_int_equal(fakehost_refused_count(fh), 0);
+    /* nothing changed: nothing more */
+    assert_int_equal(poll_changes(f), 0);
+}
+
+static void
+test_publish_on_start_false(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, "false");
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    json_t *t = load(f, "tasks.json");
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-H2-003"), "status",
+                        json_string("in-progress"));
+    save(f, "tasks.json", t);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.updated",
+               "KUS-EN-H2-003");
+}
+
+/* ------------------------------------------------- energy: changes -- */
+
+static void
+test_status_change_gives_one_update(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    json_t *t = load(f, "tasks.json");
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-NUC-003"), "status",
+                        json_string("in-progress"));
+    save(f, "tasks.json", t);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.updated",
+               "KUS-EN-NUC-003");
+    assert_non_null(strstr(fakehost_msg_at(f->fh, 0)->data,
+                           "\"status\":\"in-progress\""));
+    assert_int_equal(poll_changes(f), 0);
+}
+
+static void
+test_reformatting_is_no_change(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    /* same content, other layout and key order */
+    json_t *t = load(f, "tasks.json");
+    char *compact = json_dumps(t, JSON_COMPACT | JSON_SORT_KEYS);
+    write_text(f, "tasks.json", compact);
+    free(compact);
+    json_decref(t);
+    assert_int_equal(poll_changes(f), 0);
+}
+
+static void
+test_status_completed_closes(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    json_t *t = load(f, "tasks.json");
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-002"), "status",
+                        json_string("completed"));
+    save(f, "tasks.json", t);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
+               "KUS-EN-LNG-002");
+    /* an edit of a closed task is an update, not a second closing */
+    t = load(f, "tasks.json");
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-002"), "notes",
+                        json_string("Final report published."));
+    save(f, "tasks.json", t);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
+               "KUS-EN-LNG-002");
+}
+
+static const char *new_task_json =
+    "{\"id\":\"KUS-EN-H2-005\",\"subsector\":\"hydrogen\","
+    "\"title\":\"Joint export strategy for hydrogen fuel-cell systems\","
+    "\"status\":\"planned\",\"track\":\"joint-export\","
+    "\"owners\":{\"kr\":[\"MOTIE\"],\"us\":[\"U.S. Department of Energy\"]},"
+    "\"milestones\":[{\"title\":\"Market study\",\"due\":\"2026-07-31\"}]}";
+
+static void
+test_added_task_is_created(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    json_t *t = load(f, "tasks.json");
+    json_array_append_new(json_object_get(t, "tasks"),
+                          json_loads(new_task_json, 0, NULL));
+    save(f, "tasks.json", t);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
+               "KUS-EN-H2-005");
+}
+
+static void
+test_removed_task_is_closed(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    json_t *t = load(f, "tasks.json");
+    json_t *arr = json_object_get(t, "tasks");
+    size_t i;
+    json_t *e;
+    char *before = NULL;
+    json_array_foreach(arr, i, e) {
+        if (!strcmp(json_string_value(json_object_get(e, "id")),
+                    "KUS-EN-NUC-004")) {
+            before = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+            json_array_remove(arr, i);
+            break;
+        }
+    }
+    assert_non_null(before);
+    save(f, "tasks.json", t);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.closed",
+               "KUS-EN-NUC-004");
+    /* data: the last published content */
+    assert_string_equal(fakehost_msg_at(f->fh, 0)->data, before);
+    free(before);
+}
+
+static void
+test_standard_stages(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    json_t *s = load(f, "standards.json");
+    json_object_set_new(entry_by_id(s, "standards", "KUS-EN-STD-NUC-003"),
+                        "stage", json_string("published"));
+    save(f, "standards.json", s);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.nuclear.standards", "standard.published",
+               "KUS-EN-STD-NUC-003");
+
+    s = load(f, "standards.json");
+    json_object_set_new(entry_by_id(s, "standards", "KUS-EN-STD-H2-003"),
+                        "stage", json_string("committee-draft"));
+    json_object_set_new(entry_by_id(s, "standards", "KUS-EN-STD-NUC-001"),
+                        "stage", json_string("withdrawn"));
+    save(f, "standards.json", s);
+    assert_int_equal(poll_changes(f), 2);
+    assert_msg(f->fh, 0, "energy.hydrogen.standards", "standard.updated",
+               "KUS-EN-STD-H2-003");
+    assert_msg(f->fh, 1, "energy.nuclear.standards", "standard.withdrawn",
+               "KUS-EN-STD-NUC-001");
+}
+
+static void
+test_removed_file_withdraws_its_entries(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    char p[PATH_MAX];
+    path_in(f, "standards.json", p, sizeof p);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(poll_changes(f), 7);
+    for (size_t i = 0; i < 7; i++)
+        assert_string_equal(fakehost_msg_at(f->fh, i)->kind,
+                            "standard.withdrawn");
+    /* in the order they had in the file */
+    assert_string_equal(fakehost_msg_at(f->fh, 0)->key, "KUS-EN-STD-H2-001");
+    assert_string_equal(fakehost_msg_at(f->fh, 6)->key,
+                        "KUS-EN-STD-LNG-001");
+}
+
+static void
+test_demo_live_file_is_read(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    char text[2048];
+    snprintf(text, sizeof text, "{\"tasks\":[%s]}", new_task_json);
+    write_text(f, "demo-live-0001.json", text);
+    write_text(f, "notes.txt", "not a register file");
+    write_text(f, ".hidden.json", text);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
+               "KUS-EN-H2-005");
+}
+
+static void
+test_subsector_move(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    json_t *t = load(f, "tasks.json");
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-H2-003"),
+                        "subsector", json_string("lng"));
+    save(f, "tasks.json", t);
+    assert_int_equal(poll_changes(f), 2);
+    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.closed",
+               "KUS-EN-H2-003");
+    assert_msg(f->fh, 1, "energy.lng.tasks", "task.created",
+               "KUS-EN-H2-003");
+}
+
+/* -------------------------------------------- energy: invalid input -- */
+
+static void
+test_invalid_entries_skipped_others_publish(void **state)
+{
+    fixture_t *f = *state;
+    json_t *t = load(f, "tasks.json");
+    json_t *arr = json_object_get(t, "tasks");
+    size_t n_valid = json_array_size(arr);
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:{s:[s]}}",
+        "id", "KUS-EN-WND-001", "subsector", "wind", "title", "Offshore",
+        "status", "planned", "owners", "kr", "MOTIE"));
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:{s:[s]}}",
+        "subsector", "nuclear", "title", "No id", "status", "planned",
+        "owners", "us", "DOE"));
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:{s:[s]}}",
+        "id", "KUS-EN-NUC-009", "subsector", "nuclear", "title", "Bad",
+        "status", 3, "owners", "us", "DOE"));
+    json_array_append_new(arr, json_string("not an object"));
+    save(f, "tasks.json", t);
+
+    start_energy(f, all_energy, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), n_valid + 7);
+    assert_logged(f->fh, "tasks.json: entry KUS-EN-WND-001: \"subsector\": "
+                  "\"wind\" is not one of: hydrogen, nuclear, lng; skipped");
+    char needle[128];
+    snprintf(needle, sizeof needle, "tasks.json: entry index %zu in "
+             "\"tasks\": missing \"id\"; skipped", n_valid + 1);
+    assert_logged(f->fh, needle);
+    assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-009: \"status\" must "
+                  "be a string");
+    snprintf(needle, sizeof needle, "entry index %zu in \"tasks\": must be "
+             "an object", n_valid + 3);
+    assert_logged(f->fh, needle);
+    for (size_t i = 0; i < fakehost_msg_count(f->fh); i++) {
+        assert_string_not_equal(fakehost_msg_at(f->fh, i)->key,
+                                "KUS-EN-WND-001");
+        assert_string_not_equal(fakehost_msg_at(f->fh, i)->key,
+                                "KUS-EN-NUC-009");
+    }
+}
+
+static void
+test_invalid_edit_keeps_previous_version(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    json_t *t = load(f, "tasks.json");
+    json_t *e = entry_by_id(t, "tasks", "KUS-EN-NUC-002");
+    json_object_set_new(e, "status", json_string("dunno"));
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-001"), "status",
+                        json_string("at-risk"));
+    json_t *ms = json_array_get(json_object_get(
+        entry_by_id(t, "tasks", "KUS-EN-NUC-001"), "milestones"), 1);
+    json_object_set_new(ms, "due", json_string("2026-02-30"));
+    save(f, "tasks.json", t);
+    /* the typo neither closes nor updates the task; the valid edit goes */
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
+               "KUS-EN-LNG-001");
+    assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-002: \"status\": "
+                  "\"dunno\" is not one of");
+    assert_logged(f->fh, "keeping its previous version");
+    assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-001: \"milestones\"[1]: "
+                  "\"due\" must be a date YYYY-MM-DD");
+}
+
+static void
+test_unparsable_file_keeps_last_good(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    /* a half-written file */
+    char p[PATH_MAX];
+    path_in(f, "tasks.json", p, sizeof p);
+    json_t *good = load(f, "tasks.json");
+    char *text = json_dumps(good, JSON_INDENT(2));
+    text[strlen(text) / 2] = '\0';
+    write_text(f, "tasks.json", text);
+    free(text);
+    assert_int_equal(poll_changes(f), 0);
+    assert_logged(f->fh, "tasks.json: line ");
+    long first = fakehost_log_find(f->fh, 0, "tasks.json: line ");
+    /* logged once per content, not on every poll */
+    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(fakehost_log_find(f->fh, (size_t)first + 1,
+                                       "tasks.json: line "), -1);
+
+    /* the plugin still runs: another file's change is published */
+    json_t *s = load(f, "standards.json");
+    json_object_set_new(entry_by_id(s, "standards", "KUS-EN-STD-H2-002"),
+                        "stage", json_string("approval"));
+    save(f, "standards.json", s);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.hydrogen.standards", "standard.updated",
+               "KUS-EN-STD-H2-002");
+
+    /* the file completed: only its real change is published */
+    json_object_set_new(entry_by_id(good, "tasks", "KUS-EN-LNG-003"),
+                        "status", json_string("in-progress"));
+    save(f, "tasks.json", good);
+    assert_int_equal(poll_changes(f), 1);
+    assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
+               "KUS-EN-LNG-003");
+
+    /* wrong shape is treated the same way */
+    write_text(f, "tasks.json", "[1, 2, 3]");
+    assert_int_equal(poll_changes(f), 0);
+    assert_logged(f->fh, "tasks.json: must be a JSON object");
+}
+
+static void
+test_unparsable_at_start(void **state)
+{
+    fixture_t *f = *state;
+    write_text(f, "tasks.json", "{\"tasks\": [ {\"id\": ");
+    start_energy(f, all_energy, NULL);
+    /* standards still publish */
+    assert_int_equal(fakehost_msg_count(f->fh), 7);
+    assert_logged(f->fh, "tasks.json: line 1: ");
+}
+
+static void
+test_duplicate_id_first_wins(void **state)
+{
+    fixture_t *f = *state;
+    start_energy(f, all_energy, NULL);
+    write_text(f, "zz-extra.json",
+               "{\"tasks\":[{\"id\":\"KUS-EN-NUC-001\",\"subsector\":"
+               "\"nuclear\",\"title\":\"Copy\",\"status\":\"planned\","
+               "\"owners\":{\"kr\":[\"MOTIE\"]}}]}");
+    assert_int_equal(poll_changes(f), 0);
+    assert_logged(f->fh, "zz-extra.json: entry KUS-EN-NUC-001 (tasks[0]): "
+                  "duplicate id, first defined in ");
+    assert_logged(f->fh, "tasks.json (tasks[0]); ignored");
+}
+
+/* -------------------------------------------------- energy: grants -- */
+
+static void
+test_only_granted_channels(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const nuclear[] = { "energy.nuclear.", NULL };
+    start_energy(f, nuclear, NULL);
+    /* 5 nuclear tasks + 3 nuclear standards */
+    assert_int_equal(fakehost_msg_count(f->fh), 8);
+    for (size_t i = 0; i < fakehost_msg_count(f->fh); i++)
+        assert_non_null(strstr(fakehost_msg_at(f->fh, i)->channel,
+                               "energy.nuclear."));
+    /* the plugin asked the host for its grants and kept to them */
+    assert_int_equal(fakehost_refused_count(f->fh), 0);
+    const char *txt = fakehost_api(f->fh)->strerror(SC_ERR_NOT_GRANTED);
+    char needle[160];
+    snprintf(needle, sizeof needle, "energy.hydrogen.tasks: %s", txt);
+    assert_logged(f->fh, needle);
+    snprintf(needle, sizeof needle, "energy.lng.standards: %s", txt);
+    assert_logged(f->fh, needle);
+}
+
+static void
+test_single_channel_grant(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const one[] = { "energy.lng.tasks.", NULL };
+    start_energy(f, one, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 4);
+    assert_string_equal(fakehost_msg_at(f->fh, 0)->channel,
+                        "energy.lng.tasks");
+}
+
+static void
+test_nothing_granted_refuses_start(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const other[] = { "semis.", NULL };
+    char err[512];
+    f->fh = fakehost_new(energy_so, "energy", other, err, sizeof err);
+    assert_non_null(f->fh);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    assert_int_equal(fakehost_start(f->fh), SC_ERR_NOT_GRANTED);
+    assert_logged(f->fh, "nothing to do");
+}
+
+static void
+test_publish_errors_logged_and_skipped(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    assert_non_null(f->fh);
+    fakehost_set_max_data(f->fh, 700);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    assert_int_equal(fakehost_start(f->fh), SC_OK);
+    fakehost_fire_timers(f->fh);
+    size_t ok = fakehost_msg_count(f->fh), refused =
+        fakehost_refused_count(f->fh);
+    assert_true(ok > 0);
+    assert_true(refused > 0);
+    assert_int_equal(ok + refused, 20);
+    char needle[128];
+    snprintf(needle, sizeof needle, "failed: %s",
+             fakehost_api(f->fh)->strerror(SC_ERR_TOO_BIG));
+    assert_logged(f->fh, needle);
+}
+
+/* ----------------------------------------------- energy: settings -- */
+
+static void
+test_settings_checked(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    assert_non_null(f->fh);
+    assert_int_equal(fakehost_set(f->fh, "colour", "blue"),
+                     SC_ERR_NO_SETTING);
+    assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "soon"),
+                     SC_ERR_ARG);
+    assert_int_equal(fakehost_set(f->fh, "publish_on_start", "maybe"),
+                     SC_ERR_ARG);
+    /* register_dir is required */
+    assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
+    assert_non_null(strstr(fakehost_error(f->fh), "register_dir"));
+    fakehost_destroy(&f->fh);
+
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    char p[PATH_MAX];
+    path_in(f, "missing", p, sizeof p);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", p), SC_OK);
+    assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
+    assert_logged(f->fh, "missing: No such file or directory");
+    fakehost_destroy(&f->fh);
+
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "0"), SC_OK);
+    assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
+    assert_logged(f->fh, "poll_interval_ms: must be 10..3600000");
+    assert_int_equal(fakehost_timer_count(f->fh), 0);
+}
+
+/* --------------------------------------- energy: the loop, real time -- */
+
+static void
+test_poll_timer_in_real_time(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    assert_non_null(f->fh);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "50"), SC_OK);
+    assert_int_equal(fakehost_start(f->fh), SC_OK);
+    fakehost_run_for(f->fh, 30);
+    assert_int_equal(fakehost_msg_count(f->fh), 20);
+    fakehost_msgs_clear(f->fh);
+    json_t *t = load(f, "tasks.json");
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-NUC-005"), "status",
+                        json_string("in-progress"));
+    save(f, "tasks.json", t);
+    fakehost_run_for(f->fh, 300);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.updated",
+               "KUS-EN-NUC-005");
+}
+
+static void
+test_inotify_without_waiting_for_poll(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    assert_non_null(f->fh);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "3600000"),
+                     SC_OK);
+    assert_int_equal(fakehost_start(f->fh), SC_OK);
+    if (fakehost_watch_count(f->fh) == 0)
+        skip(); /* no inotify here: polling alone is tested above */
+    fakehost_run_for(f->fh, 30);
+    assert_int_equal(fakehost_msg_count(f->fh), 20);
+    fakehost_msgs_clear(f->fh);
+    json_t *t = load(f, "tasks.json");
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-004"), "status",
+                        json_string("cancelled"));
+    save(f, "tasks.json", t);
+    fakehost_run_for(f->fh, 500);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
+               "KUS-EN-LNG-004");
+}
+
+/* -------------------------------------------------------- handshake -- */
+
+static void
+test_handshake_bad_abi(void **state)
+{
+    (void)state;
+    char so[PATH_MAX + 32], err[512];
+    snprintf(so, sizeof so, "%s/bad_abi.so", fixtures);
+    fakehost_t *fh = fakehost_new(so, "bad", all_energy, err, sizeof err);
+    assert_null(fh);
+    assert_non_null(strstr(err, "plugin is built for ABI 99, this host "
+                                "speaks ABI 1"));
+}
+
+static void
+test_handshake_no_symbol(void **state)
+{
+    (void)state;
+    char so[PATH_MAX + 32], err[512];
+    snprintf(so, sizeof so, "%s/no_symbol.so", fixtures);
+    fakehost_t *fh = fakehost_new(so, "nosym", all_energy, err, sizeof err);
+    assert_null(fh);
+    assert_non_null(strstr(err, "no symbol sc_plugin_entry"));
+}
+
+static void
+test_handshake_entry_returns_null(void **state)
+{
+    (void)state;
+    char err[512];
+    /* a host older than the plugin's ABI: the plugin declines */
+    fakehost_t *fh = fakehost_new_abi(energy_so, "energy", all_energy, 0,
+                                      err, sizeof err);
+    assert_null(fh);
+    assert_non_null(strstr(err, "sc_plugin_entry(0) returned NULL"));
+    /* a newer host: the plugin offers ABI 1, the host speaks it */
+    fh = fakehost_new_abi(energy_so, "energy", all_energy, 2, err,
+                          sizeof err);
+    assert_non_null(fh);
+    assert_int_equal(fakehost_plugin(fh)->abi_version, 1);
+    fakehost_destroy(&fh);
+    assert_null(fh);
+}
+
+static void
+test_handshake_not_a_shared_object(void **state)
+{
+    fixture_t *f = *state;
+    char so[PATH_MAX], err[512];
+    write_text(f, "text.so", "this is not an ELF file\n");
+    path_in(f, "text.so", so, sizeof so);
+    assert_null(fakehost_new(so, "text", all_energy, err, sizeof err));
+    assert_non_null(strstr(err, "cannot load"));
+    path_in(f, "absent.so", so, sizeof so);
+    assert_null(fakehost_new(so, "absent", all_energy, err, sizeof err));
+    assert_non_null(strstr(err, "cannot load"));
+}
+
+static void
+test_descriptor_of_energy(void **state)
+{
+    (void)state;
+    char err[512];
+    fakehost_t *fh = fakehost_new(energy_so, "energy", all_energy, err,
+                                  sizeof err);
+    assert_non_null(fh);
+    const sc_plugin_t *p = fakehost_plugin(fh);
+    assert_string_equal(p->name, "energy");
+    assert_non_null(p->settings);
+    assert_string_equal(p->settings[0].name, "register_dir");
+    assert_int_equal(p->settings[0].type, SC_SETTING_PATH);
+    assert_true(p->settings[0].required);
+    assert_string_equal(p->settings[1].default_value, "1000");
+    assert_string_equal(p->settings[2].default_value, "true");
+    assert_null(p->settings[3].name);
+    fakehost_destroy(&fh);
+}
+
+/* ---------------------------------------- template plugin, fakehost -- */
+
+static fakehost_t *
+start_template(const char *interval)
+{
+    static const char *const chans[] = { "demo.", NULL };
+    char err[512];
+    fakehost_t *fh = fakehost_new(template_so, "tpl", chans, err,
+                                  sizeof err);
+    if (!fh)
+        fail_msg("%s", err);
+    assert_int_equal(fakehost_set(fh, "channel", "demo.ticks"), SC_OK);
+    if (interval)
+        assert_int_equal(fakehost_set(fh, "interval_ms", interval), SC_OK);
+    assert_int_equal(fakehost_start(fh), SC_OK);
+    return fh;
+}
+
+static void
+test_template_ticks(void **state)
+{
+    (void)state;
+    fakehost_t *fh = start_template("20");
+    assert_int_equal(fakehost_timer_count(fh), 1);
+    fakehost_run_for(fh, 110);
+    size_t n = fakehost_msg_count(fh);
+    assert_true(n >= 3 && n <= 6);
+    const fakehost_msg_t *m = fakehost_msg_at(fh, 0);
+    assert_string_equal(m->channel, "demo.ticks");
+    assert_string_equal(m->kind, "template.tick");
+    assert_null(m->key);
+    assert_string_equal(m->data, "{\"instance\":\"tpl\",\"tick\":1}");
+    fakehost_destroy(&fh);
+
+    /* default interval: 5000 ms, so nothing within 50 ms */
+    fh = start_template(NULL);
+    fakehost_run_for(fh, 50);
+    assert_int_equal(fakehost_msg_count(fh), 0);
+    assert_int_equal(fakehost_fire_timers(fh), 1);
+    assert_int_equal(fakehost_msg_count(fh), 1);
+    fakehost_destroy(&fh);
+}
+
+static void
+test_template_required_channel(void **state)
+{
+    (void)state;
+    static const char *const chans[] = { "demo.", NULL };
+    char err[512];
+    fakehost_t *fh = fakehost_new(template_so, "tpl", chans, err,
+                                  sizeof err);
+    assert_non_null(fh);
+    assert_int_equal(fakehost_start(fh), SC_ERR_ARG);
+    assert_non_null(strstr(fakehost_error(fh),
+                           "setting \"channel\" is required"));
+    fakehost_destroy(&fh);
+}
+
+/* The fake host's own publish checks, which plugin authors rely on. */
+static void
+test_fakehost_publish_checks(void **state)
+{
+    (void)state;
+    fakehost_t *fh = start_template(NULL);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", "key", "{}"),
+                     SC_OK);
+    assert_int_equal(fakehost_publish(fh, "dem", "k", NULL, "{}"),
+                     SC_ERR_NOT_GRANTED);
+    assert_int_equal(fakehost_publish(fh, "other.x", "k", NULL, "{}"),
+                     SC_ERR_NOT_GRANTED);
+    assert_int_equal(fakehost_publish(fh, "demox.y", "k", NULL, "{}"),
+                     SC_ERR_NOT_GRANTED);
+    assert_int_equal(fakehost_publish(fh, "demo.X", "k", NULL, "{}"),
+                     SC_ERR_ARG);
+    assert_int_equal(fakehost_publish(fh, "demo.x.", "k", NULL, "{}"),
+                     SC_ERR_ARG);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "", NULL, "{}"),
+                     SC_ERR_ARG);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", "", "{}"),
+                     SC_ERR_ARG);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, NULL),
+                     SC_ERR_ARG);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "[1]"),
+                     SC_ERR_BAD_JSON);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "{\"a\":"),
+                     SC_ERR_BAD_JSON);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL,
+                                      "{\"a\":1,\"a\":2}"),
+                     SC_ERR_BAD_JSON);
+    fakehost_set_max_data(fh, 10);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL,
+                                      "{\"a\":\"0123456789\"}"),
+                     SC_ERR_TOO_BIG);
+    assert_int_equal(fakehost_msg_count(fh), 1);
+    assert_int_equal(fakehost_refused_count(fh), 12);
+    assert_int_equal(fakehost_last_refusal(fh), SC_ERR_TOO_BIG);
+    assert_true(fakehost_log_find(fh, 0, "refused") >= 0);
+
+    const sc_host_api_t *api = fakehost_api(fh);
+    assert_int_equal(api->abi_version, SC_PLUGIN_ABI_VERSION);
+    assert_int_equal(api->size, sizeof(sc_host_api_t));
+    assert_true(SC_HOST_HAS(api, request_stop));
+    assert_int_equal(api->timer_cancel(NULL, 1), SC_ERR_ARG);
+    fakehost_destroy(&fh);
+}
+
+/* The rest of the host table, as a plugin sees it. */
+static void
+test_fakehost_host_table(void **state)
+{
+    (void)state;
+    fakehost_t *fh = start_template(NULL);
+    const sc_host_api_t *api = fakehost_api(fh);
+    sc_host_t *h = fakehost_handle(fh);
+    const char *s = NULL;
+    int64_t i = 0;
+    double d = 0;
+    int b = 0;
+    assert_int_equal(api->setting_string(h, "channel", &s), SC_OK);
+    assert_string_equal(s, "demo.ticks");
+    assert_int_equal(api->setting_int(h, "interval_ms", &i), SC_OK);
+    assert_int_equal(i, 5000);
+    assert_int_equal(api->setting_float(h, "interval_ms", &d), SC_OK);
+    assert_true(d == 5000.0);
+    assert_int_equal(api->setting_bool(h, "channel", &b), SC_ERR_ARG);
+    assert_int_equal(api->setting_int(h, "nope", &i), SC_ERR_NO_SETTING);
+    assert_int_equal(api->setting_int(h, "interval_ms", NULL), SC_ERR_ARG);
+
+    assert_string_equal(api->instance_name(h), "tpl");
+    assert_int_equal(api->channel_count(h), 1);
+    assert_string_equal(api->channel_at(h, 0), "demo.");
+    assert_null(api->channel_at(h, 1));
+
+    assert_int_equal(api->timer_add(h, 0, 1, NULL, NULL), SC_ERR_ARG);
+    assert_int_equal(api->timer_cancel(h, 999), SC_ERR_NOT_FOUND);
+    assert_int_equal(api->fd_unwatch(h, 0), SC_ERR_NOT_FOUND);
+    assert_int_equal(api->fd_watch(h, -1, SC_FD_READ, NULL, NULL),
+                     SC_ERR_ARG);
+    assert_string_equal(api->strerror(SC_ERR_NOT_GRANTED),
+                        "channel not granted to this plugin");
+
+    api->request_stop(h, "fatal: test");
+    assert_string_equal(fakehost_stop_reason(fh), "fatal: test");
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "{}"),
+                     SC_ERR_STOPPING);
+    assert_int_equal(fakehost_run_for(fh, 1000), 0); /* returns at once */
+    fakehost_destroy(&fh);
+}
+
+/* --------------------------------------------------------------- main -- */
+
+static int
+find_paths(const char *argv0)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        if (!realpath(argv0, exe))
+            return -1;
+    } else {
+        exe[n] = '\0';
+    }
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    snprintf(exe_dir, sizeof exe_dir, "%s", exe);
+    snprintf(energy_so, sizeof energy_so, "%.*s/../plugins/energy.so",
+             PATH_MAX - 32, exe_dir);
+    snprintf(template_so, sizeof template_so,
+             "%.*s/../plugins/template.so", PATH_MAX - 32, exe_dir);
+    snprintf(fixtures, sizeof fixtures, "%.*s/plugins", PATH_MAX - 32,
+             exe_dir);
+    /* the source tree: the nearest ancestor with conf/registers/energy */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", exe_dir);
+    for (int up = 0; up < 6; up++) {
+        struct stat st;
+        snprintf(demo_register, sizeof demo_register,
+                 "%.*s/conf/registers/energy", PATH_MAX - 32, dir);
+        if (stat(demo_register, &st) == 0 && S_ISDIR(st.st_mode))
+            return 0;
+        char *s = strrchr(dir, '/');
+        if (!s || s == dir)
+            break;
+        *s = '\0';
+    }
+    return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    (void)argc;
+    if (find_paths(argv[0]) < 0) {
+        fprintf(stderr, "test_energy: cannot find the build or "
+                "conf/registers/energy from %s\n", argv[0]);
+        return 1;
+    }
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_start_publishes_every_entry_once),
+        T(test_publish_on_start_false),
+        T(test_status_change_gives_one_update),
+        T(test_reformatting_is_no_change),
+        T(test_status_completed_closes),
+        T(test_added_task_is_created),
+        T(test_removed_task_is_closed),
+        T(test_standard_stages),
+        T(test_removed_file_withdraws_its_entries),
+        T(test_demo_live_file_is_read),
+        T(test_subsector_move),
+        T(test_invalid_entries_skipped_others_publish),
+        T(test_invalid_edit_keeps_previous_version),
+        T(test_unparsable_file_keeps_last_good),
+        T(test_unparsable_at_start),
+        T(test_duplicate_id_first_wins),
+        T(test_only_granted_channels),
+        T(test_single_channel_grant),
+        T(test_nothing_granted_refuses_start),
+        T(test_publish_errors_logged_and_skipped),
+        T(test_settings_checked),
+        T(test_poll_timer_in_real_time),
+        T(test_inotify_without_waiting_for_poll),
+        T(test_handshake_bad_abi),
+        T(test_handshake_no_symbol),
+        T(test_handshake_entry_returns_null),
+        T(test_handshake_not_a_shared_object),
+        T(test_descriptor_of_energy),
+        T(test_template_ticks),
+        T(test_template_required_channel),
+        T(test_fakehost_publish_checks),
+        T(test_fakehost_host_table),
+    };
+#undef T
+    return cmocka_run_group_tests_name("energy plugin", tests, NULL, NULL);
+}
