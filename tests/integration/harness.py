@@ -142,6 +142,7 @@ class Gateway:
         os.chmod(self.keys, 0o700)
         self.port = free_port()
         self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.service = "tcp://127.0.0.1:%d" % free_port()
         self.plugins = list(plugins)
         self.agencies = agencies if agencies is not None else {
             "motie": ["energy.", "semis.", "ai.", "defense.", "shipbuilding."],
@@ -168,7 +169,7 @@ class Gateway:
             'gateway: { id = "gw-test"; data_dir = "data"; log_level = "%s"; %s};'
             % (self.extra.get("log_level", "debug"),
                "".join("%s = %s; " % (k, _cfg_value(v)) for k, v in self.extra.get("gateway", {}).items())),
-            'listen: { publish = "%s"; };' % self.endpoint,
+            'listen: { publish = "%s"; service = "%s"; };' % (self.endpoint, self.service),
             'curve: { secret_key = "keys/broker.secret"; public_key = "keys/broker.public"; };',
             "signing: {",
             "  keys = ( %s );" % ", ".join(
