@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "plugin_host.h"
 #include "service.h"
+#include "supervisor.h"
 
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* draft option, see DESIGN.md */
@@ -75,13 +77,13 @@ struct sc_broker {
     size_t subs_cap;
     int64_t next_heartbeat_ms;
     int64_t next_prune_ms;
-    sc_plugin_inst_t **plugins;
-    size_t n_plugins;
+    sc_supervisor_t *sv;
+    void *pull_ipc;          /* publishes from plugin child processes */
+    char ipc_path[256];
 
     pending_t group[GROUP_MAX];
     size_t n_group;
     int64_t retry_at_ms; /* journal failure: pause until then */
-    bool abandoned_plugin;
 
     uint64_t n_sent;
     uint64_t n_subs_granted;
@@ -121,46 +123,6 @@ int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag)
     return bad;
 }
 
-static void start_plugins(sc_broker_t *b)
-{
-    sc_config_t *cfg = b->cfg;
-    b->plugins = calloc(cfg->n_plugins + 1, sizeof *b->plugins);
-    if (!b->plugins)
-        return;
-    for (size_t i = 0; i < cfg->n_plugins; i++) {
-        sc_cfg_plugin_t *p = &cfg->plugins[i];
-        sc_plugin_lib_t lib;
-        char err[1024];
-        if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
-            sc_log(SC_L_ERROR, p->name, "%s:%d: %s; plugin not started",
-                   cfg->path, p->line, err);
-            continue;
-        }
-        sc_diag_t d = {0};
-        if (sc_config_check_plugin_settings(cfg, p, lib.desc->settings, &d) !=
-            0) {
-            for (size_t k = 0; k < d.count; k++)
-                sc_log(SC_L_ERROR, p->name, "%s", d.lines[k]);
-            sc_log(SC_L_ERROR, p->name, "plugin not started");
-            sc_diag_clear(&d);
-            sc_plugin_lib_close(&lib);
-            continue;
-        }
-        sc_diag_clear(&d);
-        char state_db[4096];
-        snprintf(state_db, sizeof state_db, "%s/plugin-state.db",
-                 cfg->data_dir);
-        sc_plugin_inst_t *inst =
-            sc_plugin_start(&lib, p, cfg->max_data_bytes, b->zctx,
-                            CORE_ENDPOINT, state_db, err, sizeof err);
-        if (!inst) {
-            sc_log(SC_L_ERROR, p->name, "%s", err);
-            continue;
-        }
-        b->plugins[b->n_plugins++] = inst;
-    }
-}
-
 /* ------------------------------------------------------------------ */
 /* publish pipeline                                                    */
 
@@ -175,7 +137,7 @@ static void pending_clear(pending_t *m)
 
 /* Read one publish from the PULL socket into the group. -1 if nothing is
  * ready (EAGAIN), 0 if one was read (or a malformed one discarded). */
-static int read_publish(sc_broker_t *b)
+static int read_publish(sc_broker_t *b, void *sock)
 {
     pending_t *m = &b->group[b->n_group];
     memset(m, 0, sizeof *m);
@@ -183,7 +145,7 @@ static int read_publish(sc_broker_t *b)
     while (more) {
         zmq_msg_t f;
         zmq_msg_init(&f);
-        if (zmq_msg_recv(&f, b->pull, nf == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+        if (zmq_msg_recv(&f, sock, nf == 0 ? ZMQ_DONTWAIT : 0) < 0) {
             zmq_msg_close(&f);
             if (nf == 0)
                 return -1;
@@ -208,6 +170,18 @@ static int read_publish(sc_broker_t *b)
         /* cannot happen with our own plugin host; never trust it blindly */
         sc_log(SC_L_ERROR, "core", "discarded malformed internal publish "
                "(%d frames)", nf);
+        pending_clear(m);
+        return 0;
+    }
+    /* a plugin child process is not trusted: check its grant again */
+    if (sock == b->pull_ipc &&
+        (!sc_channel_valid(m->parts[SC_PUB_F_CHANNEL]) ||
+         !sc_supervisor_may_publish(b->sv, m->parts[SC_PUB_F_PLUGIN],
+                                    m->parts[SC_PUB_F_CHANNEL]))) {
+        sc_log(SC_L_ERROR, "core",
+               "discarded publish from plugin process '%.64s' to '%.200s': "
+               "not granted",
+               m->parts[SC_PUB_F_PLUGIN], m->parts[SC_PUB_F_CHANNEL]);
         pending_clear(m);
         return 0;
     }
@@ -307,6 +281,23 @@ fail:
            b->n_group, err, RETRY_MS);
     b->retry_at_ms = mono_ms() + RETRY_MS;
     return -1;
+}
+
+/* Take everything pending from the plugins and journal + send it. */
+static void drain(void *arg)
+{
+    sc_broker_t *b = arg;
+    if (b->retry_at_ms != 0 && mono_ms() < b->retry_at_ms)
+        return;
+    for (int round = 0; round < 64; round++) {
+        while (b->n_group < GROUP_MAX && read_publish(b, b->pull) == 0)
+            ;
+        while (b->pull_ipc && b->n_group < GROUP_MAX &&
+               read_publish(b, b->pull_ipc) == 0)
+            ;
+        if (b->n_group == 0 || flush_group(b) != 0)
+            break;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -506,6 +497,36 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
         snprintf(err, errlen, "core socket: %s", zmq_strerror(errno));
         return -1;
     }
+    /* children (isolation = "process") publish over ipc in a 0700 dir */
+    char run[4096];
+    snprintf(run, sizeof run, "%s/run", cfg->data_dir);
+    if (mkdir(run, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", run, strerror(errno));
+        return -1;
+    }
+    chmod(run, 0700);
+    int w = snprintf(b->ipc_path, sizeof b->ipc_path, "ipc://%s/plugins.sock",
+                     run);
+    if (w > 0 && (size_t)w < sizeof b->ipc_path && w - 6 <= 107) {
+        unlink(b->ipc_path + 6);
+        b->pull_ipc = zmq_socket(b->zctx, ZMQ_PULL);
+        int64_t maxmsg = MAX_FRAME_BYTES;
+        if (!b->pull_ipc ||
+            zmq_setsockopt(b->pull_ipc, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||
+            zmq_setsockopt(b->pull_ipc, ZMQ_MAXMSGSIZE, &maxmsg,
+                           sizeof maxmsg) ||
+            zmq_setsockopt(b->pull_ipc, ZMQ_LINGER, &linger, sizeof linger) ||
+            zmq_bind(b->pull_ipc, b->ipc_path) != 0) {
+            snprintf(err, errlen, "plugin process socket %s: %s", b->ipc_path,
+                     zmq_strerror(errno));
+            return -1;
+        }
+    } else {
+        b->ipc_path[0] = '\0';
+        sc_log(SC_L_WARN, "core",
+               "data_dir path too long for an ipc socket: isolation = "
+               "\"process\" is unavailable");
+    }
     return 0;
 }
 
@@ -526,6 +547,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
     b->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (b->sigfd < 0) {
         snprintf(err, errlen, "signalfd: %s", strerror(errno));
@@ -559,7 +581,18 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
            sc_journal_path(b->journal), sc_journal_epoch(b->journal),
            cfg->durability_full ? "full" : "normal", cfg->jwks_file);
     prune(b);
-    start_plugins(b);
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl > 0)
+        self[sl] = '\0';
+    b->sv = sc_supervisor_new(b->zctx, CORE_ENDPOINT,
+                              b->ipc_path[0] ? b->ipc_path : NULL,
+                              sl > 0 ? self : NULL, drain, b);
+    if (!b->sv) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    sc_supervisor_apply(b->sv, b->cfg);
     return b;
 fail:
     sc_broker_destroy(&b);
@@ -682,28 +715,7 @@ static void handle_monitor(sc_broker_t *b)
 
 static void stop_plugins(sc_broker_t *b)
 {
-    for (size_t i = 0; i < b->n_plugins; i++)
-        sc_plugin_request_stop(b->plugins[i]);
-    /* keep taking their publishes while they wind down: nothing a plugin
-     * was told was accepted may be dropped */
-    int64_t deadline = mono_ms() + PLUGIN_STOP_MS;
-    for (;;) {
-        bool all = true;
-        for (size_t i = 0; i < b->n_plugins; i++)
-            if (!sc_plugin_exited(b->plugins[i]))
-                all = false;
-        while (b->n_group < GROUP_MAX && read_publish(b) == 0)
-            ;
-        if (b->n_group)
-            flush_group(b);
-        if (all || mono_ms() > deadline)
-            break;
-        zmq_pollitem_t it = {b->pull, 0, ZMQ_POLLIN, 0};
-        zmq_poll(&it, 1, 50);
-    }
-    /* a last drain after every thread is gone */
-    while (b->n_group < GROUP_MAX && read_publish(b) == 0)
-        ;
+    sc_supervisor_destroy(&b->sv);
     for (int tries = 0; b->n_group && tries < 5; tries++)
         if (flush_group(b) != 0)
             usleep(200000);
@@ -711,10 +723,126 @@ static void stop_plugins(sc_broker_t *b)
         sc_log(SC_L_ERROR, "journal",
                "%zu accepted message(s) could not be journaled before exit",
                b->n_group);
-    for (size_t i = 0; i < b->n_plugins; i++)
-        if (!sc_plugin_destroy(&b->plugins[i], 1000))
-            b->abandoned_plugin = true;
-    b->n_plugins = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* reload                                                              */
+
+static int strdiff(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a != b;
+    return strcmp(a, b);
+}
+
+static void reload(sc_broker_t *b)
+{
+    const char *path = b->cfg->path;
+    sc_log(SC_L_INFO, "core", "SIGHUP: reloading %s", path);
+    sc_diag_t d = {0};
+    sc_config_t *n = sc_config_load(path, true, &d);
+    if (n)
+        sc_broker_check_plugins(n, &d);
+    if (!n || d.count) {
+        for (size_t i = 0; i < d.count; i++)
+            sc_log(SC_L_ERROR, "core", "%s", d.lines[i]);
+        sc_log(SC_L_ERROR, "core",
+               "reload refused: %zu problem(s) in %s; the running "
+               "configuration stays",
+               d.count, path);
+        sc_diag_clear(&d);
+        sc_config_destroy(&n);
+        return;
+    }
+    sc_diag_clear(&d);
+    const char *fixed = NULL;
+    if (strdiff(n->publish_endpoint, b->cfg->publish_endpoint))
+        fixed = "listen.publish";
+    else if (strdiff(n->service_endpoint, b->cfg->service_endpoint))
+        fixed = "listen.service";
+    else if (strdiff(n->curve_secret_file, b->cfg->curve_secret_file))
+        fixed = "curve.secret_key";
+    else if (strdiff(n->data_dir, b->cfg->data_dir))
+        fixed = "gateway.data_dir";
+    else if (n->durability_full != b->cfg->durability_full)
+        fixed = "gateway.durability";
+    if (fixed) {
+        sc_log(SC_L_ERROR, "core",
+               "reload refused: %s cannot change without a restart; the "
+               "running configuration stays",
+               fixed);
+        sc_config_destroy(&n);
+        return;
+    }
+    char err[1024];
+    sc_access_t *na = sc_access_new(n, err, sizeof err);
+    sc_keyring_t *nk = na ? sc_keyring_load(n, err, sizeof err) : NULL;
+    if (!nk || sc_keyring_write_jwks(nk, n->jwks_file, err, sizeof err) != 0) {
+        sc_log(SC_L_ERROR, "core",
+               "reload refused: %s; the running configuration stays", err);
+        sc_keyring_destroy(&nk);
+        sc_access_destroy(&na);
+        sc_config_destroy(&n);
+        return;
+    }
+    /* say what changed outside the plugins */
+    for (size_t i = 0; i < b->cfg->n_agencies; i++) {
+        const sc_cfg_agency_t *o = &b->cfg->agencies[i];
+        const sc_cfg_agency_t *m = NULL;
+        for (size_t k = 0; k < n->n_agencies && !m; k++)
+            if (strcmp(n->agencies[k].id, o->id) == 0)
+                m = &n->agencies[k];
+        bool narrowed = !m || strcmp(m->public_key, o->public_key) != 0;
+        for (size_t g = 0; m && !narrowed && g < o->n_grants; g++) {
+            bool kept = false;
+            for (size_t h = 0; h < m->n_grants && !kept; h++)
+                kept = strcmp(m->grants[h], o->grants[g]) == 0;
+            narrowed = !kept;
+        }
+        if (!m)
+            sc_log(SC_L_WARN, "core",
+                   "reload: agency '%s' removed: new connections are refused; "
+                   "its open connections keep their subscriptions until they "
+                   "disconnect (restart to cut them off now)",
+                   o->id);
+        else if (narrowed)
+            sc_log(SC_L_WARN, "core",
+                   "reload: agency '%s' key or grants narrowed: applies to new "
+                   "subscriptions and requests; restart to cut existing "
+                   "subscriptions",
+                   o->id);
+    }
+    for (size_t k = 0; k < n->n_agencies; k++) {
+        bool old = false;
+        for (size_t i = 0; i < b->cfg->n_agencies && !old; i++)
+            old = strcmp(n->agencies[k].id, b->cfg->agencies[i].id) == 0;
+        if (!old)
+            sc_log(SC_L_INFO, "core", "reload: agency '%s' added",
+                   n->agencies[k].id);
+    }
+    if (n->n_keys != b->cfg->n_keys || strcmp(n->active_key, b->cfg->active_key))
+        sc_log(SC_L_INFO, "core",
+               "reload: signing keys now %zu, active '%s'; JWKS rewritten",
+               n->n_keys, n->active_key);
+    if (strcmp(n->log_level, b->cfg->log_level))
+        sc_log(SC_L_INFO, "core", "reload: log_level %s -> %s",
+               b->cfg->log_level, n->log_level);
+    sc_log_set_level((sc_level_t)sc_log_parse_level(n->log_level));
+
+    sc_access_t *oa = b->access;
+    sc_keyring_t *ok = b->keyring;
+    b->access = na;
+    b->keyring = nk;
+    if (b->service)
+        sc_service_set_access(b->service, na, n, sc_keyring_jwks(nk));
+    sc_config_t *old = b->cfg;
+    b->cfg = n;
+    int started = sc_supervisor_apply(b->sv, n);
+    sc_access_destroy(&oa);
+    sc_keyring_destroy(&ok);
+    sc_config_destroy(&old);
+    sc_log(SC_L_INFO, "core", "reload done: %d plugin(s) started or restarted",
+           started);
 }
 
 int sc_broker_run(sc_broker_t *b)
@@ -722,7 +850,7 @@ int sc_broker_run(sc_broker_t *b)
     int status = 0;
     for (;;) {
         bool paused = b->retry_at_ms != 0;
-        zmq_pollitem_t items[6] = {
+        zmq_pollitem_t items[7] = {
             {NULL, b->sigfd, ZMQ_POLLIN, 0},
             {b->zap, 0, ZMQ_POLLIN, 0},
             {b->xpub, 0, ZMQ_POLLIN, 0},
@@ -730,15 +858,24 @@ int sc_broker_run(sc_broker_t *b)
             {b->xpub_mon, 0, ZMQ_POLLIN, 0},
             {b->service ? sc_service_socket(b->service) : NULL, 0,
              b->service ? ZMQ_POLLIN : 0, 0},
+            {b->pull_ipc, 0, (paused || !b->pull_ipc) ? 0 : ZMQ_POLLIN, 0},
         };
+        long svw = sc_supervisor_next_wake_ms(b->sv);
         int64_t now = mono_ms();
         int64_t wake = b->next_prune_ms;
         if (b->cfg->heartbeat_ms > 0 && b->next_heartbeat_ms < wake)
             wake = b->next_heartbeat_ms;
         if (paused && b->retry_at_ms < wake)
             wake = b->retry_at_ms;
+        if (svw >= 0 && now + svw < wake)
+            wake = now + svw;
         long timeout = wake <= now ? 0 : (long)(wake - now);
-        if (zmq_poll(items, b->service ? 6 : 5, timeout) < 0) {
+        /* items without a socket are skipped by giving no events */
+        if (!b->service)
+            items[5].events = 0, items[5].socket = b->xpub_mon;
+        if (!b->pull_ipc)
+            items[6].socket = b->xpub_mon;
+        if (zmq_poll(items, 7, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             sc_log(SC_L_ERROR, "core", "zmq_poll: %s", zmq_strerror(errno));
@@ -750,9 +887,9 @@ int sc_broker_run(sc_broker_t *b)
             bool stop = false;
             while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo == SIGHUP) {
-                    sc_log(SC_L_WARN, "core",
-                           "SIGHUP: configuration reload is not supported "
-                           "by this version; restart to apply changes");
+                    reload(b);
+                } else if (si.ssi_signo == SIGCHLD) {
+                    sc_supervisor_tick(b->sv);
                 } else {
                     sc_log(SC_L_INFO, "core", "%s received; stopping",
                            si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -791,14 +928,14 @@ int sc_broker_run(sc_broker_t *b)
         }
         if (now >= b->next_prune_ms)
             prune(b);
+        if (svw >= 0)
+            sc_supervisor_tick(b->sv);
         if (paused) {
             if (mono_ms() >= b->retry_at_ms)
                 flush_group(b);
             continue;
         }
-        while (b->n_group < GROUP_MAX && read_publish(b) == 0)
-            ;
-        flush_group(b);
+        drain(b);
     }
     stop_plugins(b);
     sc_log(SC_L_INFO, "core", "stopped; %llu message(s) sent this run",
@@ -811,9 +948,9 @@ void sc_broker_destroy(sc_broker_t **b_p)
     if (!b_p || !*b_p)
         return;
     sc_broker_t *b = *b_p;
-    if (b->n_plugins)
+    bool abandoned = sc_supervisor_abandoned(b->sv);
+    if (b->sv)
         stop_plugins(b);
-    free(b->plugins);
     for (size_t i = 0; i < b->n_group; i++)
         pending_clear(&b->group[i]);
     sc_service_destroy(&b->service);
@@ -824,10 +961,14 @@ void sc_broker_destroy(sc_broker_t **b_p)
         zmq_close(b->xpub);
     if (b->pull)
         zmq_close(b->pull);
+    if (b->pull_ipc)
+        zmq_close(b->pull_ipc);
+    if (b->ipc_path[0])
+        unlink(b->ipc_path + 6);
     if (b->zap)
         zmq_close(b->zap);
     if (b->zctx) {
-        if (b->abandoned_plugin)
+        if (abandoned)
             sc_log(SC_L_WARN, "core",
                    "not waiting for the ZeroMQ context: a plugin thread was "
                    "abandoned");

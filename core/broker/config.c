@@ -1140,7 +1140,7 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
 {
     static const char *const known[] = {"name",     "path",     "sector",
                                         "channels", "settings", "enabled",
-                                        NULL};
+                                        "isolation", NULL};
     sc_config_t *cfg = L->cfg;
     scope_t top = {root, "", "", NULL};
     config_setting_t *list = get_list(L, &top, "plugins", false);
@@ -1177,6 +1177,15 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
 
         bool enabled = true;
         get_bool(L, &ps, "enabled", &enabled);
+
+        const char *iso = get_string(L, &ps, "isolation", false, &s);
+        if (iso != NULL) {
+            if (strcmp(iso, "process") == 0)
+                p.isolate_process = true;
+            else if (strcmp(iso, "thread") != 0)
+                err(L, s, "%s'isolation' must be \"thread\" or \"process\" "
+                          "(got '%s')", pfx, iso);
+        }
 
         const char *path = get_string(L, &ps, "path", true, &s);
         if (path != NULL) {

@@ -48,6 +48,7 @@ typedef struct sc_cfg_plugin {
     size_t n_settings;
     int line;            /* line of the plugin's group */
     int settings_line;   /* line of its settings group (or `line`) */
+    bool isolate_process;/* isolation = "process": run in a child process */
 } sc_cfg_plugin_t;
 
 typedef struct sc_cfg_sector {

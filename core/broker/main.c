@@ -15,6 +15,7 @@
 #include "diag.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "supervisor.h"
 
 #define VERSION "0.1.0"
 
@@ -39,7 +40,9 @@ static void usage(FILE *out)
 "  -V, --version       print the version and the plugin ABI version\n"
 "\n"
 "signals: SIGTERM, SIGINT stop cleanly (plugins are stopped and every\n"
-"accepted message is journaled and sent first).\n"
+"accepted message is journaled and sent first). SIGHUP re-reads the\n"
+"configuration: an invalid one is refused as a whole and the running one\n"
+"stays; otherwise only plugins whose entry or .so changed are restarted.\n"
 "exit status: 0 clean stop / valid config, 1 invalid config or fatal error,\n"
 "2 usage error.\n");
 }
@@ -88,15 +91,19 @@ int main(int argc, char **argv)
         {"describe", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"plugin-child", required_argument, NULL, 'P'},
+        {"core", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL, *desc = NULL;
+    const char *config = NULL, *desc = NULL, *child = NULL, *core = NULL;
     int check = 0, c;
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'k': check = 1; break;
         case 'd': desc = optarg; break;
+        case 'P': child = optarg; break;
+        case 'C': core = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V':
             printf("sectorcastd %s (plugin ABI %u)\n", VERSION,
@@ -117,6 +124,14 @@ int main(int argc, char **argv)
     }
     if (desc)
         return describe(desc);
+    if (child) {
+        /* internal: a plugin with isolation = "process" (see supervisor.c) */
+        if (!config || !core) {
+            fprintf(stderr, "sectorcastd: --plugin-child needs -c and --core\n");
+            return 2;
+        }
+        return sc_supervisor_child_main(config, child, core);
+    }
     if (!config) {
         fprintf(stderr, "sectorcastd: no configuration file (-c FILE)\n");
         usage(stderr);
@@ -152,6 +167,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 

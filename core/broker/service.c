@@ -24,6 +24,7 @@
 #include "common/channel.h"
 #include "common/envelope.h"
 #include "log.h"
+#include "request.h"
 
 #define MAX_REQ_ID 64
 #define MAX_REQ_BYTES 65536
@@ -504,54 +505,33 @@ int sc_service_handle(sc_service_t *s)
         send_error(&r, 403, "forbidden", "unknown agency");
     } else if (!rate_ok(s, user)) {
         /* dropped: no reply, so a flood costs us as little as possible */
-    } else if (total < 2 || total > 3 || zmq_msg_size(&f[0]) == 0 ||
-               zmq_msg_size(&f[0]) > MAX_REQ_ID) {
-        sc_log(SC_L_WARN, "service",
-               "malformed request from agency '%s' (%d frames)", user, total);
-        send_error(&r, 400, "bad-request",
-                   "a request is [request-id (1-64 bytes)][command][args "
-                   "JSON object]");
     } else {
-        char cmd[32] = "";
-        size_t cl = zmq_msg_size(&f[1]);
-        if (cl < sizeof cmd) {
-            memcpy(cmd, zmq_msg_data(&f[1]), cl);
-            cmd[cl] = '\0';
-        }
-        json_t *args = NULL;
-        json_error_t je;
-        if (total == 3 && zmq_msg_size(&f[2]) > 0)
-            args = json_loadb(zmq_msg_data(&f[2]), zmq_msg_size(&f[2]),
-                              JSON_REJECT_DUPLICATES, &je);
-        else
-            args = json_object();
-        if (!json_is_object(args)) {
-            send_error(&r, 400, "bad-request",
-                       "arguments must be a JSON object");
-        } else if (strcmp(cmd, "whoami") == 0) {
+        sc_req_frame_t fr[4];
+        for (int i = 0; i < n; i++)
+            fr[i] = (sc_req_frame_t){zmq_msg_data(&f[i]), zmq_msg_size(&f[i])};
+        sc_request_t req;
+        char text[512];
+        if (sc_request_parse(fr, (size_t)total, &req, text, sizeof text) !=
+            0) {
+            if (strcmp(req.error, "unknown-command") == 0)
+                sc_log(SC_L_WARN, "service",
+                       "unknown command '%s' from agency '%s'", req.shown_cmd,
+                       user);
+            else
+                sc_log(SC_L_WARN, "service",
+                       "malformed request from agency '%s' (%d frames): %s",
+                       user, total, text);
+            send_error(&r, req.code, req.error, "%s", text);
+        } else if (req.cmd == SC_REQ_WHOAMI) {
             cmd_whoami(&r);
-        } else if (strcmp(cmd, "heads") == 0) {
-            cmd_heads(&r, args);
-        } else if (strcmp(cmd, "replay") == 0) {
-            cmd_replay(&r, args);
-        } else if (strcmp(cmd, "snapshot") == 0) {
-            cmd_snapshot(&r, args);
+        } else if (req.cmd == SC_REQ_HEADS) {
+            cmd_heads(&r, req.args);
+        } else if (req.cmd == SC_REQ_REPLAY) {
+            cmd_replay(&r, req.args);
         } else {
-            char shown[40];
-            size_t k = 0;
-            for (size_t i = 0; i < cl && k + 1 < sizeof shown; i++) {
-                char c = ((const char *)zmq_msg_data(&f[1]))[i];
-                shown[k++] = (c >= 0x20 && c < 0x7f) ? c : '?';
-            }
-            shown[k] = '\0';
-            sc_log(SC_L_WARN, "service",
-                   "unknown command '%s' from agency '%s'", shown, user);
-            send_error(&r, 400, "unknown-command",
-                       "unknown command '%s' (known: whoami, heads, replay, "
-                       "snapshot)",
-                       shown);
+            cmd_snapshot(&r, req.args);
         }
-        json_decref(args);
+        sc_request_clear(&req);
     }
     for (int i = 0; i < n; i++)
         zmq_msg_close(&f[i]);

@@ -1,0 +1,61 @@
+/*
+ * supervisor.h - which plugin instances run, and keeping them running.
+ *
+ * Owns the set of plugin instances: starting them from a config, applying
+ * a reloaded config (start added plugins, stop removed ones, restart only
+ * those whose entry or .so file changed), and, for plugins configured with
+ * isolation = "process", the child processes that host them: spawning,
+ * reaping, and restarting a crashed child with exponential backoff.
+ * Never touches the journal or the publish socket: while it waits for
+ * plugins to stop it calls the core's drain callback so that nothing a
+ * plugin was told was accepted is lost.
+ */
+#ifndef SC_SUPERVISOR_H
+#define SC_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct sc_supervisor sc_supervisor_t;
+
+/* Called while waiting for plugins to stop: take and process their
+ * pending publishes. */
+typedef void (*sc_drain_fn)(void *arg);
+
+/* inproc_ep: the core's PULL endpoint for in-process plugins; ipc_ep: the
+ * core's PULL endpoint for child processes (NULL if none can be offered);
+ * self_exe: path of the sectorcastd binary, for spawning children. */
+sc_supervisor_t *sc_supervisor_new(void *zctx, const char *inproc_ep,
+                                   const char *ipc_ep, const char *self_exe,
+                                   sc_drain_fn drain, void *drain_arg);
+
+/* Make the running set match `cfg` (which must stay alive until the next
+ * apply or destroy). The first call starts everything. Logs what changed.
+ * Returns the number of plugins started or restarted. */
+int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg);
+
+/* Reap exited children (call on SIGCHLD) and restart due ones. */
+void sc_supervisor_tick(sc_supervisor_t *sv);
+/* Milliseconds until the next scheduled restart, or -1. */
+long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv);
+
+/* true if plugin instance `name` (as configured now) may publish on
+ * `channel`: re-checks messages arriving from child processes. */
+bool sc_supervisor_may_publish(const sc_supervisor_t *sv, const char *name,
+                               const char *channel);
+
+/* Stop everything (draining meanwhile) and free. */
+void sc_supervisor_destroy(sc_supervisor_t **sv_p);
+
+/* true if a plugin thread had to be abandoned (the ZeroMQ context must
+ * then not be terminated). */
+bool sc_supervisor_abandoned(const sc_supervisor_t *sv);
+
+/* Entry point of a plugin child process (sectorcastd --plugin-child). */
+int sc_supervisor_child_main(const char *config_path, const char *name,
+                             const char *core_ep);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * crash.c - test plugin: publishes a tick every interval_ms on `channel`
+ * and, after `crash_after` ticks, crashes with SIGSEGV (a real invalid
+ * write), to test isolation = "process" and restart with backoff.
+ * crash_after = 0 never crashes. Durable state remembers the tick count,
+ * so ticks continue across restarts.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sectorcast/plugin.h>
+
+typedef struct {
+    const sc_host_api_t *api;
+    const char *channel;
+    int64_t crash_after;
+    int64_t tick;
+    int64_t this_run;
+} crash_t;
+
+static void on_tick(sc_host_t *h, int id, void *arg)
+{
+    (void)id;
+    crash_t *c = arg;
+    char data[64], key[32];
+    snprintf(data, sizeof data, "{\"tick\":%lld,\"pid\":%d}",
+             (long long)c->tick, (int)getpid());
+    snprintf(key, sizeof key, "tick-%lld", (long long)(c->tick % 5));
+    if (c->api->publish(h, c->channel, "test.tick", key, data) == SC_OK) {
+        c->tick++;
+        c->this_run++;
+        char v[32];
+        snprintf(v, sizeof v, "%lld", (long long)c->tick);
+        if (SC_HOST_HAS(c->api, state_put))
+            c->api->state_put(h, "tick", v);
+    }
+    if (c->crash_after > 0 && c->this_run >= c->crash_after) {
+        c->api->log(h, SC_LOG_WARN, "crashing now (tick %lld)",
+                    (long long)c->tick);
+        volatile int *volatile p = NULL;
+        *p = 1;
+    }
+}
+
+static int init(sc_host_t *h, const sc_host_api_t *api, void **state)
+{
+    crash_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return SC_ERR_NO_MEMORY;
+    c->api = api;
+    int64_t iv = 100;
+    api->setting_string(h, "channel", &c->channel);
+    api->setting_int(h, "interval_ms", &iv);
+    api->setting_int(h, "crash_after", &c->crash_after);
+    char *v = NULL;
+    if (SC_HOST_HAS(api, state_get) && api->state_get(h, "tick", &v) == SC_OK) {
+        c->tick = atoll(v);
+        api->state_free(h, v);
+    }
+    *state = c;
+    return api->timer_add(h, (uint32_t)iv, 1, on_tick, c) > 0 ? SC_OK
+                                                               : SC_ERR_ARG;
+}
+
+static void fini(sc_host_t *h, void *state)
+{
+    (void)h;
+    free(state);
+}
+
+static const sc_setting_def_t settings[] = {
+    {"channel", SC_SETTING_STRING, NULL, 1, "channel to publish ticks on"},
+    {"interval_ms", SC_SETTING_INT, "100", 0, "tick interval"},
+    {"crash_after", SC_SETTING_INT, "0", 0, "ticks per run before SIGSEGV"},
+    SC_SETTINGS_END,
+};
+
+static const sc_plugin_t desc = {
+    .abi_version = SC_PLUGIN_ABI_VERSION,
+    .name = "crash",
+    .version = "1.0.0",
+    .description = "test plugin that ticks and crashes on purpose",
+    .settings = settings,
+    .init = init,
+    .fini = fini,
+};
+
+SC_PLUGIN_EXPORT const sc_plugin_t *sc_plugin_entry(uint32_t host_abi)
+{
+    return host_abi >= 1 ? &desc : NULL;
+}
