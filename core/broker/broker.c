@@ -54,6 +54,8 @@
 
 typedef struct pending {
     char *parts[SC_PUB_FRAMES]; /* NUL-terminated copies of the frames */
+    void *rid;                  /* routing id of an acked (child) publish */
+    size_t rid_len;
     json_t *data;
     char *jws;
     size_t jws_len;
@@ -130,9 +132,20 @@ static void pending_clear(pending_t *m)
 {
     for (int i = 0; i < SC_PUB_FRAMES; i++)
         free(m->parts[i]);
+    free(m->rid);
     json_decref(m->data);
     free(m->jws);
     memset(m, 0, sizeof *m);
+}
+
+/* Tell a plugin child process what became of its publish. */
+static void ack(sc_broker_t *b, pending_t *m, const char *what)
+{
+    if (!m->rid || !b->pull_ipc)
+        return;
+    if (zmq_send(b->pull_ipc, m->rid, m->rid_len,
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(b->pull_ipc, what, strlen(what), ZMQ_DONTWAIT);
 }
 
 /* Read one publish from the PULL socket into the group. -1 if nothing is
@@ -142,12 +155,30 @@ static int read_publish(sc_broker_t *b, void *sock)
     pending_t *m = &b->group[b->n_group];
     memset(m, 0, sizeof *m);
     int nf = 0, more = 1, bad = 0;
+    if (sock == b->pull_ipc) {
+        /* ROUTER: the first frame is the child's routing id */
+        zmq_msg_t r;
+        zmq_msg_init(&r);
+        if (zmq_msg_recv(&r, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&r);
+            return -1;
+        }
+        more = zmq_msg_more(&r);
+        m->rid_len = zmq_msg_size(&r);
+        m->rid = malloc(m->rid_len ? m->rid_len : 1);
+        if (m->rid)
+            memcpy(m->rid, zmq_msg_data(&r), m->rid_len);
+        zmq_msg_close(&r);
+        if (!m->rid || !more)
+            bad = 1;
+    }
     while (more) {
         zmq_msg_t f;
         zmq_msg_init(&f);
-        if (zmq_msg_recv(&f, sock, nf == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+        if (zmq_msg_recv(&f, sock,
+                         nf == 0 && !m->rid ? ZMQ_DONTWAIT : 0) < 0) {
             zmq_msg_close(&f);
-            if (nf == 0)
+            if (nf == 0 && !m->rid)
                 return -1;
             bad = 1;
             break;
@@ -170,6 +201,7 @@ static int read_publish(sc_broker_t *b, void *sock)
         /* cannot happen with our own plugin host; never trust it blindly */
         sc_log(SC_L_ERROR, "core", "discarded malformed internal publish "
                "(%d frames)", nf);
+        ack(b, m, SC_PUB_ACK_REFUSED);
         pending_clear(m);
         return 0;
     }
@@ -182,6 +214,7 @@ static int read_publish(sc_broker_t *b, void *sock)
                "discarded publish from plugin process '%.64s' to '%.200s': "
                "not granted",
                m->parts[SC_PUB_F_PLUGIN], m->parts[SC_PUB_F_CHANNEL]);
+        ack(b, m, SC_PUB_ACK_REFUSED);
         pending_clear(m);
         return 0;
     }
@@ -191,6 +224,7 @@ static int read_publish(sc_broker_t *b, void *sock)
         sc_log(SC_L_ERROR, m->parts[SC_PUB_F_PLUGIN],
                "discarded publish to %s: data not a JSON object",
                m->parts[SC_PUB_F_CHANNEL]);
+        ack(b, m, SC_PUB_ACK_REFUSED);
         pending_clear(m);
         return 0;
     }
@@ -268,6 +302,7 @@ static int flush_group(sc_broker_t *b)
                    m->parts[SC_PUB_F_KEY][0] == 'k'
                        ? m->parts[SC_PUB_F_KEY] + 1
                        : "-");
+        ack(b, m, SC_PUB_ACK_OK);
         pending_clear(m);
     }
     b->n_group = 0;
@@ -509,7 +544,7 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
                      run);
     if (w > 0 && (size_t)w < sizeof b->ipc_path && w - 6 <= 107) {
         unlink(b->ipc_path + 6);
-        b->pull_ipc = zmq_socket(b->zctx, ZMQ_PULL);
+        b->pull_ipc = zmq_socket(b->zctx, ZMQ_ROUTER);
         int64_t maxmsg = MAX_FRAME_BYTES;
         if (!b->pull_ipc ||
             zmq_setsockopt(b->pull_ipc, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||

@@ -70,6 +70,7 @@ struct sc_plugin_inst {
     void *zctx;
     char *core_endpoint;
     void *push; /* owned by the plugin thread */
+    bool acked; /* DEALER + wait for the core's ack */
 
     pthread_t thread;
     int thread_started;
@@ -337,6 +338,24 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
         (rc = send_frame(p, kind, strlen(kind), 1)) == 0 &&
         (rc = send_frame(p, keybuf, keylen, 1)) == 0 &&
         (rc = send_frame(p, json_data, len, 0)) == 0) {
+        if (p->acked) {
+            /* wait for the core: the message is ours to lose until then */
+            char ack[16];
+            for (;;) {
+                int n = zmq_recv(p->push, ack, sizeof ack, 0);
+                if (n >= 0) {
+                    if ((size_t)n == strlen(SC_PUB_ACK_OK) &&
+                        memcmp(ack, SC_PUB_ACK_OK, (size_t)n) == 0)
+                        break;
+                    atomic_fetch_add(&p->refused, 1);
+                    sc_log(SC_L_ERROR, p->name,
+                           "publish to '%s' refused by the core", channel);
+                    return SC_ERR_INTERNAL;
+                }
+                if (errno != EAGAIN || atomic_load(&p->stopping))
+                    return SC_ERR_STOPPING;
+            }
+        }
         atomic_fetch_add(&p->published, 1);
         return SC_OK;
     }
@@ -767,12 +786,13 @@ static void *plugin_thread(void *arg)
 {
     sc_plugin_inst_t *p = arg;
     const sc_plugin_t *d = p->lib.desc;
-    p->push = zmq_socket(p->zctx, ZMQ_PUSH);
+    p->push = zmq_socket(p->zctx, p->acked ? ZMQ_DEALER : ZMQ_PUSH);
     int linger = 0, hwm = 10000, timeo = 100;
     if (!p->push ||
         zmq_setsockopt(p->push, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(p->push, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(p->push, ZMQ_SNDTIMEO, &timeo, sizeof timeo) != 0 ||
+        zmq_setsockopt(p->push, ZMQ_RCVTIMEO, &timeo, sizeof timeo) != 0 ||
         zmq_connect(p->push, p->core_endpoint) != 0) {
         sc_log(SC_L_ERROR, p->name, "cannot connect to the core (%s): %s",
                p->core_endpoint, zmq_strerror(errno));
@@ -836,8 +856,8 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
                                   const sc_cfg_plugin_t *cfg,
                                   int64_t max_data_bytes, void *zctx,
                                   const char *core_endpoint,
-                                  const char *state_db, char *err,
-                                  size_t errlen)
+                                  const char *state_db, bool acked,
+                                  char *err, size_t errlen)
 {
     sc_plugin_inst_t *p = calloc(1, sizeof *p);
     if (!p) {
@@ -852,6 +872,7 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
     pthread_mutex_init(&p->done_mu, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     p->max_data_bytes = max_data_bytes;
+    p->acked = acked;
     p->zctx = zctx;
     p->name = strdup(cfg->name);
     p->sector = strdup(cfg->sector ? cfg->sector : "");

@@ -18,6 +18,10 @@
 
 #include "config.h"
 
+/* Replies of the core to an acked publish (one frame). */
+#define SC_PUB_ACK_OK "ok"
+#define SC_PUB_ACK_REFUSED "refused"
+
 /* Frames of a publish on the inproc socket into the core. */
 enum {
     SC_PUB_F_PLUGIN = 0, /* instance name */
@@ -51,13 +55,16 @@ typedef struct sc_plugin_inst sc_plugin_inst_t;
  * sc_config_check_plugin_settings). `zctx` is the broker's ZeroMQ context
  * and `core_endpoint` the inproc endpoint of the core's PULL socket.
  * `state_db` is the SQLite file of durable plugin state (opened by the
- * plugin's thread on first use). */
+ * plugin's thread on first use). `acked`: publish over a DEALER socket
+ * and return only once the core confirms the message is journaled (used
+ * by plugin child processes, whose queued messages would die with them);
+ * otherwise a PUSH socket whose queue lives as long as the broker. */
 sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
                                   const sc_cfg_plugin_t *cfg,
                                   int64_t max_data_bytes, void *zctx,
                                   const char *core_endpoint,
-                                  const char *state_db, char *err,
-                                  size_t errlen);
+                                  const char *state_db, bool acked,
+                                  char *err, size_t errlen);
 
 /* Ask the instance to stop (non-blocking). */
 void sc_plugin_request_stop(sc_plugin_inst_t *p);

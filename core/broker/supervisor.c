@@ -177,7 +177,8 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
     sc_diag_clear(&d);
     char *db = state_db_path(sv->cfg);
     s->inst = db ? sc_plugin_start(&lib, p, sv->cfg->max_data_bytes, sv->zctx,
-                                   sv->inproc_ep, db, err, sizeof err)
+                                   sv->inproc_ep, db, false, err,
+                                   sizeof err)
                  : NULL;
     free(db);
     if (!s->inst) {
@@ -559,7 +560,7 @@ int sc_supervisor_child_main(const char *config_path, const char *name,
     sc_plugin_inst_t *inst =
         (zctx && db && sfd >= 0)
             ? sc_plugin_start(&lib, p, cfg->max_data_bytes, zctx, core_ep, db,
-                              err, sizeof err)
+                              true, err, sizeof err)
             : NULL;
     free(db);
     int rc = 0;
