@@ -2,12 +2,14 @@
  * crash.c - test plugin: publishes a tick every interval_ms on `channel`
  * and, after `crash_after` ticks, crashes with SIGSEGV (a real invalid
  * write), to test isolation = "process" and restart with backoff.
- * crash_after = 0 never crashes. Durable state remembers the tick count,
+ * crash_after = 0 never crashes. block_ms > 0 makes every tick block the
+ * plugin's thread that long (a plugin stuck in a slow call). Durable state remembers the tick count,
  * so ticks continue across restarts.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <sectorcast/plugin.h>
 
@@ -15,6 +17,7 @@ typedef struct {
     const sc_host_api_t *api;
     const char *channel;
     int64_t crash_after;
+    int64_t block_ms;
     int64_t tick;
     int64_t this_run;
 } crash_t;
@@ -35,6 +38,10 @@ static void on_tick(sc_host_t *h, int id, void *arg)
         if (SC_HOST_HAS(c->api, state_put))
             c->api->state_put(h, "tick", v);
     }
+    if (c->block_ms > 0) {
+        struct timespec ts = {c->block_ms / 1000, (c->block_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (c->crash_after > 0 && c->this_run >= c->crash_after) {
         c->api->log(h, SC_LOG_WARN, "crashing now (tick %lld)",
                     (long long)c->tick);
@@ -53,6 +60,7 @@ static int init(sc_host_t *h, const sc_host_api_t *api, void **state)
     api->setting_string(h, "channel", &c->channel);
     api->setting_int(h, "interval_ms", &iv);
     api->setting_int(h, "crash_after", &c->crash_after);
+    api->setting_int(h, "block_ms", &c->block_ms);
     char *v = NULL;
     if (SC_HOST_HAS(api, state_get) && api->state_get(h, "tick", &v) == SC_OK) {
         c->tick = atoll(v);
@@ -73,6 +81,7 @@ static const sc_setting_def_t settings[] = {
     {"channel", SC_SETTING_STRING, NULL, 1, "channel to publish ticks on"},
     {"interval_ms", SC_SETTING_INT, "100", 0, "tick interval"},
     {"crash_after", SC_SETTING_INT, "0", 0, "ticks per run before SIGSEGV"},
+    {"block_ms", SC_SETTING_INT, "0", 0, "block the thread this long per tick"},
     SC_SETTINGS_END,
 };
 
