@@ -280,3 +280,137 @@ def run_tests(tests):
             traceback.print_exc()
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed or passed == 0 else 0)
+
+
+# ---------------------------------------------------------------------------
+# Appended for tests/integration/test_attacks.py and test_rotation.py: extra
+# config groups (limits, retention), the rogue test plugin, and raw ZeroMQ
+# clients (pyzmq) for speaking the protocol -- or abusing it -- directly.
+
+def config_groups(groups):
+    """libconfig text for extra top-level settings: a dict value becomes a
+    group, a list of dicts a list of groups, anything else a setting."""
+    out = []
+    for name, v in groups.items():
+        if isinstance(v, dict):
+            out.append("%s: { %s };" % (name, " ".join(
+                "%s = %s;" % (k, _cfg_value(x)) for k, x in v.items())))
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            out.append("%s = ( %s );" % (name, ", ".join(
+                "{ %s }" % " ".join("%s = %s;" % (k, _cfg_value(x)) for k, x in g.items())
+                for g in v)))
+        else:
+            out.append("%s = %s;" % (name, _cfg_value(v)))
+    return "\n".join(out) + "\n" if out else ""
+
+
+class ExtendedGateway(Gateway):
+    """A Gateway whose config also carries extra top-level groups:
+
+        ExtendedGateway(groups={"limits": {"max_subscriptions": 3},
+                                "retention": [{"subtree": "energy.", "max_messages": 5}]})
+    """
+
+    def __init__(self, *args, groups=None, **kw):
+        self.groups = dict(groups or {})
+        super().__init__(*args, **kw)
+
+    def write_config(self, *args, **kw):
+        super().write_config(*args, **kw)
+        with open(self.config, "a") as f:
+            f.write(config_groups(self.groups))
+
+
+def rogue_plugin(name="rogue", grants=("energy.",), publish=(), sector="energy", **settings):
+    """tests/plugins/rogue.so, granted `grants`: one valid message per tick
+    on each channel of `publish` and, once, the attacks named in
+    settings['attacks'] (see tests/plugins/rogue.c)."""
+    s = dict(settings)
+    if publish:
+        s["channels"] = ",".join(publish) if not isinstance(publish, str) else publish
+    if isinstance(s.get("attacks"), (list, tuple)):
+        s["attacks"] = ",".join(s["attacks"])
+    return {
+        "name": name,
+        "path": os.path.join(BUILD, "tests", "plugins", "rogue.so"),
+        "sector": sector,
+        "channels": list(grants),
+        "settings": s,
+    }
+
+
+def read_key(path):
+    with open(path, "rb") as f:
+        return f.read().strip()
+
+
+def zmq_socket(ctx, kind, gw=None, agency=None, server_key=None):
+    """A pyzmq socket with linger 0; with CURVE client keys if `agency`
+    (a NAME under gw.keys, or a (public, secret) pair) is given."""
+    import zmq
+    s = ctx.socket(kind)
+    s.linger = 0
+    if agency is not None:
+        s.curve_serverkey = server_key or read_key(os.path.join(gw.keys, "broker.public"))
+        if isinstance(agency, tuple):
+            s.curve_publickey, s.curve_secretkey = agency
+        else:
+            s.curve_publickey = read_key(os.path.join(gw.keys, agency + ".public"))
+            s.curve_secretkey = read_key(os.path.join(gw.keys, agency + ".secret"))
+    return s
+
+
+def recv_frames(sock, timeout=1.0):
+    """All multipart messages arriving on `sock` within `timeout` s."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sock.poll(int(left * 1000) + 1):
+            return out
+        out.append(sock.recv_multipart())
+
+
+def data_messages(frames_list):
+    """Only the 2-frame data messages (heartbeats are 3 frames)."""
+    return [f for f in frames_list if len(f) == 2]
+
+
+def service_request(sock, rid, cmd, args=None, timeout=10.0, raw_args=None):
+    """Send one request on a DEALER; return (items, final_type, final_obj).
+    Every reply frame set must carry `rid`."""
+    frames = [rid, cmd]
+    if raw_args is not None:
+        frames.append(raw_args)
+    elif args is not None:
+        frames.append(json.dumps(args).encode())
+    sock.send_multipart(frames)
+    items = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sock.poll(int(left * 1000) + 1):
+            raise AssertionError("no final reply to %r within %.1fs" % (cmd, timeout))
+        fr = sock.recv_multipart()
+        assert fr[0] == rid[:64], (fr, rid)
+        if fr[1] == b"msg":
+            items.append(fr[2:])
+            continue
+        assert fr[1] in (b"end", b"error"), fr
+        return items, fr[1].decode(), json.loads(fr[2])
+
+
+def monitor_events(mon, timeout=5.0, until=None):
+    """Read (event, value) pairs from a socket monitor until `until` is
+    seen or `timeout` passes."""
+    import zmq.utils.monitor as zm
+    evs = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not mon.poll(100):
+            continue
+        m = zm.recv_monitor_message(mon)
+        evs.append((m["event"], m["value"]))
+        if until is not None and m["event"] == until:
+            break
+    return evs
