@@ -273,8 +273,21 @@ static int flush_group(sc_broker_t *b)
                                            sizeof err)
                         : -1;
         json_decref(source);
-        if (rc != 0)
-            goto fail;
+        if (rc != 0) {
+            /* this message can never be signed (the plugin host checked
+             * what it could): drop it alone, give its seq back, and keep
+             * the rest of the group */
+            sc_log(SC_L_ERROR, m->parts[SC_PUB_F_PLUGIN],
+                   "cannot sign message for %s: %s; dropped", channel,
+                   source ? err : "out of memory");
+            sc_journal_release_seq(b->journal, channel, m->seq);
+            ack(b, m, SC_PUB_ACK_REFUSED);
+            pending_clear(m);
+            memmove(m, m + 1, (b->n_group - i - 1) * sizeof *m);
+            b->n_group--;
+            i--;
+            continue;
+        }
         if (sc_journal_append(b->journal, channel, m->seq, in.kind, key,
                               m->ts, m->jws, m->jws_len, err,
                               sizeof err) != 0)

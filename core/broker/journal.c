@@ -306,6 +306,14 @@ uint64_t sc_journal_next_seq(sc_journal_t *j, const char *channel)
     return ++h->head;
 }
 
+void sc_journal_release_seq(sc_journal_t *j, const char *channel,
+                            uint64_t seq)
+{
+    head_t *h = head_find(j, channel, 0);
+    if (h && h->head == seq)
+        h->head--;
+}
+
 int sc_journal_append(sc_journal_t *j, const char *channel, uint64_t seq,
                       const char *kind, const char *key, const char *ts,
                       const char *jws, size_t jws_len, char *err,

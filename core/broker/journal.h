@@ -36,6 +36,10 @@ uint64_t sc_journal_head(sc_journal_t *j, const char *channel);
 int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen);
 /* Assign the next seq of `channel` (cached head + 1) without writing. */
 uint64_t sc_journal_next_seq(sc_journal_t *j, const char *channel);
+/* Give back the seq just taken by sc_journal_next_seq() for a message
+ * that will never be journaled (it could not be signed). */
+void sc_journal_release_seq(sc_journal_t *j, const char *channel,
+                            uint64_t seq);
 int sc_journal_append(sc_journal_t *j, const char *channel, uint64_t seq,
                       const char *kind, const char *key, const char *ts,
                       const char *jws, size_t jws_len, char *err,

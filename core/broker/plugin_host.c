@@ -244,7 +244,11 @@ static bool valid_key(const char *k)
     for (; k[n]; n++)
         if ((unsigned char)k[n] < 0x20 || k[n] == 0x7f)
             return false;
-    return n > 0 && n <= MAX_KEY;
+    if (n == 0 || n > MAX_KEY)
+        return false;
+    json_t *s = json_string(k); /* NULL unless valid UTF-8 */
+    json_decref(s);
+    return s != NULL;
 }
 
 static int refuse(sc_plugin_inst_t *p, int code, const char *channel,
@@ -286,7 +290,7 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
                       "kind must be 1-64 characters of [a-z0-9._-]");
     if (key && !valid_key(key))
         return refuse(p, SC_ERR_ARG, channel,
-                      "key must be 1-256 characters without control "
+                      "key must be 1-256 bytes of UTF-8 without control "
                       "characters");
     char topic[SC_CHANNEL_MAX + 2];
     int tl = sc_channel_topic(channel, topic, sizeof topic);
