@@ -18,12 +18,18 @@
  *     broker; of the wrong type SC_ERR_ARG. STRING and PATH both read with
  *     setting_string(); setting_float() also reads an INT setting;
  *   - if init() fails, fini() is not called; timers and watches it left are
- *     dropped (and reported).
- * Never: ZeroMQ, signing, journal.
+ *     dropped (and reported);
+ *   - durable state (state_*) follows the broker's SQLite store: keys
+ *     1..256 bytes, values up to 1 MiB, scoped by instance name, foreach
+ *     in key order over the keys that start with the prefix. A put inside
+ *     a foreach callback works on the store but the iteration goes on
+ *     over the keys as they were when it began.
+ * Never: ZeroMQ, signing, journal, SQLite.
  */
 #include "support/fakehost.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
@@ -34,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +52,8 @@
 #define FH_MAX_TIMERS 64
 #define FH_MAX_WATCHES 64
 #define FH_MAX_SETTINGS 256
+#define FH_STATE_KEY_MAX 256              /* as the broker's plugin state */
+#define FH_STATE_VALUE_MAX (1024 * 1024)
 
 struct sc_host {
     struct fakehost *fh;
@@ -67,6 +76,19 @@ typedef struct fh_timer {
     void *arg;
     int64_t due_ms; /* monotonic */
 } fh_timer_t;
+
+typedef struct fh_state {
+    char *instance;
+    char *key;
+    char *value;
+} fh_state_t;
+
+struct fakehost_store {
+    fh_state_t *e;  /* sorted by (instance, key) */
+    size_t n, cap;
+    size_t writes;
+    int fail;       /* SC_OK, or the code every call fails with */
+};
 
 typedef struct fh_watch {
     int fd;         /* -1 = removed */
@@ -112,6 +134,11 @@ struct fakehost {
 
     fakehost_log_t *logs;
     size_t n_logs, cap_logs;
+
+    fakehost_store_t *own_store; /* made with the fakehost */
+    fakehost_store_t *store;     /* in use: own_store or the test's */
+    size_t fail_publishes;       /* fault injection */
+    int fail_code;
 
     char error[512];
 };
@@ -567,6 +594,8 @@ fh_publish(sc_host_t *host, const char *channel, const char *kind,
     if (!granted(fh, channel))
         return refuse(fh, SC_ERR_NOT_GRANTED, channel, kind, NULL);
     size_t len = strlen(json_data);
+    /* injected faults come after the argument and grant checks, as a
+     * host-side failure would */
     if (len > fh->max_data) {
         char what[64];
         snprintf(what, sizeof what, "%zu > %zu bytes", len, fh->max_data);
@@ -579,6 +608,10 @@ fh_publish(sc_host_t *host, const char *channel, const char *kind,
     if (!is_obj)
         return refuse(fh, SC_ERR_BAD_JSON, channel, kind,
                       j ? "not an object" : jerr.text);
+    if (fh->fail_publishes > 0) {
+        fh->fail_publishes--;
+        return refuse(fh, fh->fail_code, channel, kind, "injected fault");
+    }
 
     if (grow((void **)&fh->msgs, &fh->cap_msgs, fh->n_msgs,
              sizeof *fh->msgs) < 0)
@@ -816,6 +849,255 @@ fh_channel_at(sc_host_t *host, size_t i)
     return fh && i < fh->n_channels ? fh->channels[i] : NULL;
 }
 
+/* --------------------------------------------------- durable state -- */
+
+static int
+state_cmp(const fh_state_t *e, const char *instance, const char *key)
+{
+    int c = strcmp(e->instance, instance);
+    return c ? c : strcmp(e->key, key);
+}
+
+/* Index of (instance, key), or where it would go (*found = 0). */
+static size_t
+state_find(const fakehost_store_t *st, const char *instance, const char *key,
+           int *found)
+{
+    size_t lo = 0, hi = st->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = state_cmp(&st->e[mid], instance, key);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+int
+fakehost_store_put(fakehost_store_t *st, const char *instance,
+                   const char *key, const char *value)
+{
+    if (!st || !instance || !key)
+        return SC_ERR_ARG;
+    int found;
+    size_t i = state_find(st, instance, key, &found);
+    if (!value) {
+        if (!found)
+            return SC_OK;
+        free(st->e[i].instance);
+        free(st->e[i].key);
+        free(st->e[i].value);
+        memmove(&st->e[i], &st->e[i + 1], (st->n - i - 1) * sizeof *st->e);
+        st->n--;
+        return SC_OK;
+    }
+    char *v = strdup(value);
+    if (!v)
+        return SC_ERR_NO_MEMORY;
+    if (found) {
+        free(st->e[i].value);
+        st->e[i].value = v;
+        return SC_OK;
+    }
+    fh_state_t e = { strdup(instance), strdup(key), v };
+    if (!e.instance || !e.key ||
+        grow((void **)&st->e, &st->cap, st->n, sizeof *st->e) < 0) {
+        free(e.instance);
+        free(e.key);
+        free(v);
+        return SC_ERR_NO_MEMORY;
+    }
+    memmove(&st->e[i + 1], &st->e[i], (st->n - i) * sizeof *st->e);
+    st->e[i] = e;
+    st->n++;
+    return SC_OK;
+}
+
+const char *
+fakehost_store_get(fakehost_store_t *st, const char *instance,
+                   const char *key)
+{
+    int found;
+    if (!st || !instance || !key)
+        return NULL;
+    size_t i = state_find(st, instance, key, &found);
+    return found ? st->e[i].value : NULL;
+}
+
+size_t
+fakehost_store_count(fakehost_store_t *st, const char *instance,
+                     const char *prefix)
+{
+    size_t n = 0, pl = prefix ? strlen(prefix) : 0;
+    for (size_t i = 0; st && instance && i < st->n; i++)
+        n += !strcmp(st->e[i].instance, instance) &&
+             !strncmp(st->e[i].key, prefix ? prefix : "", pl);
+    return n;
+}
+
+size_t
+fakehost_store_writes(fakehost_store_t *st)
+{
+    return st ? st->writes : 0;
+}
+
+void
+fakehost_store_fail(fakehost_store_t *st, int code)
+{
+    if (st)
+        st->fail = code;
+}
+
+fakehost_store_t *
+fakehost_store_new(void)
+{
+    return calloc(1, sizeof(fakehost_store_t));
+}
+
+void
+fakehost_store_destroy(fakehost_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    fakehost_store_t *st = *self_p;
+    for (size_t i = 0; i < st->n; i++) {
+        free(st->e[i].instance);
+        free(st->e[i].key);
+        free(st->e[i].value);
+    }
+    free(st->e);
+    free(st);
+    *self_p = NULL;
+}
+
+static int
+state_key_ok(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+    return n > 0 && n <= FH_STATE_KEY_MAX;
+}
+
+static int
+fh_state_get(sc_host_t *host, const char *key, char **value)
+{
+    fakehost_t *fh = from_handle(host);
+    if (!fh)
+        return host ? SC_ERR_INTERNAL : SC_ERR_ARG;
+    if (!state_key_ok(key) || !value)
+        return SC_ERR_ARG;
+    *value = NULL;
+    if (fh->store->fail)
+        return fh->store->fail;
+    const char *v = fakehost_store_get(fh->store, fh->instance, key);
+    if (!v)
+        return SC_ERR_NOT_FOUND;
+    *value = strdup(v);
+    return *value ? SC_OK : SC_ERR_NO_MEMORY;
+}
+
+static int
+fh_state_put(sc_host_t *host, const char *key, const char *value)
+{
+    fakehost_t *fh = from_handle(host);
+    if (!fh)
+        return host ? SC_ERR_INTERNAL : SC_ERR_ARG;
+    if (!state_key_ok(key) || (value && strlen(value) > FH_STATE_VALUE_MAX))
+        return SC_ERR_ARG;
+    if (fh->store->fail)
+        return fh->store->fail;
+    int rc = fakehost_store_put(fh->store, fh->instance, key, value);
+    if (rc == SC_OK)
+        fh->store->writes++;
+    return rc;
+}
+
+static void
+fh_state_free(sc_host_t *host, char *value)
+{
+    (void)host;
+    free(value);
+}
+
+static int
+fh_state_foreach(sc_host_t *host, const char *prefix,
+                 int (*fn)(void *arg, const char *key, const char *value),
+                 void *arg)
+{
+    fakehost_t *fh = from_handle(host);
+    if (!fh)
+        return host ? SC_ERR_INTERNAL : SC_ERR_ARG;
+    if (!fn)
+        return SC_ERR_ARG;
+    if (fh->store->fail)
+        return fh->store->fail;
+    /* a snapshot of the matching pairs, so fn may put */
+    fakehost_store_t *st = fh->store;
+    size_t pl = prefix ? strlen(prefix) : 0, n = 0;
+    fh_state_t *snap = calloc(st->n ? st->n : 1, sizeof *snap);
+    if (!snap)
+        return SC_ERR_NO_MEMORY;
+    int rc = SC_OK;
+    for (size_t i = 0; i < st->n; i++) {
+        if (strcmp(st->e[i].instance, fh->instance) != 0 ||
+            strncmp(st->e[i].key, prefix ? prefix : "", pl) != 0)
+            continue;
+        snap[n].key = strdup(st->e[i].key);
+        snap[n].value = strdup(st->e[i].value);
+        n++;
+        if (!snap[n - 1].key || !snap[n - 1].value) {
+            rc = SC_ERR_NO_MEMORY;
+            break;
+        }
+    }
+    for (size_t i = 0; rc == SC_OK && i < n; i++)
+        if (fn(arg, snap[i].key, snap[i].value))
+            break;
+    for (size_t i = 0; i < n; i++) {
+        free(snap[i].key);
+        free(snap[i].value);
+    }
+    free(snap);
+    return rc;
+}
+
+void
+fakehost_use_store(fakehost_t *fh, fakehost_store_t *store)
+{
+    if (fh && store && !fh->started)
+        fh->store = store;
+}
+
+fakehost_store_t *
+fakehost_get_store(fakehost_t *fh)
+{
+    return fh ? fh->store : NULL;
+}
+
+void
+fakehost_set_api_size(fakehost_t *fh, size_t bytes)
+{
+    if (!fh || fh->started || bytes > sizeof fh->api)
+        return;
+    memset((char *)&fh->api + bytes, 0, sizeof fh->api - bytes);
+    fh->api.size = (uint32_t)bytes;
+}
+
+void
+fakehost_fail_publishes(fakehost_t *fh, size_t n, int code)
+{
+    if (!fh)
+        return;
+    fh->fail_publishes = n;
+    fh->fail_code = code;
+}
+
 static void
 fh_request_stop(sc_host_t *host, const char *reason)
 {
@@ -866,9 +1148,10 @@ fakehost_new_abi(const char *so_path, const char *instance_name,
     fh->verbose = getenv("FAKEHOST_VERBOSE") != NULL;
     fh->so_path = strdup(so_path);
     fh->instance = strdup(instance_name);
+    fh->store = fh->own_store = fakehost_store_new();
     char cwd[4096];
     fh->base_dir = getcwd(cwd, sizeof cwd) ? strdup(cwd) : NULL;
-    if (!fh->so_path || !fh->instance) {
+    if (!fh->so_path || !fh->instance || !fh->own_store) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -974,6 +1257,10 @@ fakehost_new_abi(const char *so_path, const char *instance_name,
     a->channel_at = fh_channel_at;
     a->strerror = fh_strerror;
     a->request_stop = fh_request_stop;
+    a->state_get = fh_state_get;
+    a->state_put = fh_state_put;
+    a->state_free = fh_state_free;
+    a->state_foreach = fh_state_foreach;
     return fh;
 
 fail:
@@ -1069,6 +1356,7 @@ fakehost_destroy(fakehost_t **self_p)
     free(fh->base_dir);
     free(fh->so_path);
     free(fh->instance);
+    fakehost_store_destroy(&fh->own_store);
     free(fh);
     *self_p = NULL;
 }
@@ -1362,4 +1650,128 @@ void *
 fakehost_state(fakehost_t *fh)
 {
     return fh && fh->started ? fh->state : NULL;
+}
+
+/* ---------------------------------------------------- test helpers -- */
+
+static int
+exe_dir(char *buf, size_t len)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    int k = snprintf(buf, len, "%s", exe);
+    return k < 0 || (size_t)k >= len ? -1 : 0;
+}
+
+int
+fakehost_find_plugin(const char *name, char *buf, size_t len)
+{
+    char dir[4096];
+    struct stat st;
+    if (!name || exe_dir(dir, sizeof dir) < 0)
+        return -1;
+    int k = snprintf(buf, len, "%s/../plugins/%s.so", dir, name);
+    if (k < 0 || (size_t)k >= len)
+        return -1;
+    return stat(buf, &st) == 0 ? 0 : -1;
+}
+
+int
+fakehost_find_source(const char *rel, char *buf, size_t len)
+{
+    char dir[4096];
+    struct stat st;
+    if (!rel || exe_dir(dir, sizeof dir) < 0)
+        return -1;
+    for (;;) {
+        int k = snprintf(buf, len, "%s/%s", dir, rel);
+        if (k > 0 && (size_t)k < len && stat(buf, &st) == 0)
+            return 0;
+        char *s = strrchr(dir, '/');
+        if (!s || s == dir)
+            return -1;
+        *s = '\0';
+    }
+}
+
+static int
+copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in)
+        return -1;
+    FILE *out = fopen(to, "wb");
+    if (!out) {
+        fclose(in);
+        return -1;
+    }
+    char buf[8192];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            rc = -1;
+    if (ferror(in))
+        rc = -1;
+    fclose(in);
+    if (fclose(out) != 0)
+        rc = -1;
+    return rc;
+}
+
+int
+fakehost_tmpdir(const char *src, char *buf, size_t len)
+{
+    if (snprintf(buf, len, "/tmp/fakehost.XXXXXX") >= (int)len ||
+        !mkdtemp(buf))
+        return -1;
+    if (!src)
+        return 0;
+    DIR *d = opendir(src);
+    if (!d)
+        goto fail;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n <= 5 || strcmp(de->d_name + n - 5, ".json") != 0 ||
+            !strncmp(de->d_name, "demo-live", 9) || de->d_name[0] == '.')
+            continue;
+        char from[8192], to[8192];
+        snprintf(from, sizeof from, "%s/%s", src, de->d_name);
+        snprintf(to, sizeof to, "%s/%s", buf, de->d_name);
+        if (copy_file(from, to) < 0) {
+            closedir(d);
+            goto fail;
+        }
+    }
+    closedir(d);
+    return 0;
+fail:
+    fakehost_rmdir(buf);
+    return -1;
+}
+
+void
+fakehost_rmdir(const char *dir)
+{
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char p[8192];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
 }

@@ -139,6 +139,81 @@ const char *fakehost_stop_reason(fakehost_t *fh);
 /* Text of the last error of fakehost_set / fakehost_start ("" if none). */
 const char *fakehost_error(fakehost_t *fh);
 
+/* ------------------------------------------------------------------------
+ * Durable plugin state. The host table's state_get/state_put/state_free/
+ * state_foreach work on a store kept in memory, with the broker's limits
+ * (keys 1..256 bytes, values up to 1 MiB) and scoped by instance name as
+ * the broker's SQLite table is. Each fakehost starts with its own empty
+ * store. To test a restart, make a store, hand it to a fakehost, destroy
+ * that fakehost, and hand the same store to a new one:
+ *
+ *     fakehost_store_t *st = fakehost_store_new();
+ *     fakehost_use_store(fh, st);  ... run ...  fakehost_destroy(&fh);
+ *     fh = fakehost_new(...);  fakehost_use_store(fh, st);  start, fire:
+ *     assert(fakehost_msg_count(fh) == 0);   // nothing republished
+ *     fakehost_destroy(&fh);  fakehost_store_destroy(&st);
+ *
+ * A test can also pre-seed the store, inspect it, and make it fail.
+ * --------------------------------------------------------------------- */
+typedef struct fakehost_store fakehost_store_t;
+
+fakehost_store_t *fakehost_store_new(void);
+void fakehost_store_destroy(fakehost_store_t **self_p);
+
+/* Use `store` (not owned; it must outlive fh) instead of fh's own. Before
+ * fakehost_start. */
+void fakehost_use_store(fakehost_t *fh, fakehost_store_t *store);
+/* The store fh uses. */
+fakehost_store_t *fakehost_get_store(fakehost_t *fh);
+
+/* Set (value NULL: delete) / read `key` of instance `instance`, as the
+ * plugin would see it. get returns NULL if absent; the text stays valid
+ * until the key changes. */
+int fakehost_store_put(fakehost_store_t *st, const char *instance,
+                       const char *key, const char *value);
+const char *fakehost_store_get(fakehost_store_t *st, const char *instance,
+                               const char *key);
+/* Number of keys of `instance` starting with `prefix` ("" = all). */
+size_t fakehost_store_count(fakehost_store_t *st, const char *instance,
+                            const char *prefix);
+/* Number of state_put() calls plugins made successfully. */
+size_t fakehost_store_writes(fakehost_store_t *st);
+/* Make every state_get/state_put/state_foreach fail with `code` (e.g.
+ * SC_ERR_INTERNAL) until called again with SC_OK. */
+void fakehost_store_fail(fakehost_store_t *st, int code);
+
+/* Pretend to be an older revision of ABI 1: the table's `size` becomes
+ * `bytes` and every member past it is NULL, e.g.
+ * offsetof(sc_host_api_t, state_get) for a host without durable state.
+ * Before fakehost_start. */
+void fakehost_set_api_size(fakehost_t *fh, size_t bytes);
+
+/* Fault injection: the next `n` publish() calls that pass every check are
+ * refused with `code` instead (and logged and counted as refusals). */
+void fakehost_fail_publishes(fakehost_t *fh, size_t n, int code);
+
+/* ------------------------------------------------------------------------
+ * Helpers for plugin tests.
+ * --------------------------------------------------------------------- */
+
+/* The plugin `name` built the same way as the running test binary:
+ * <dir of /proc/self/exe>/../plugins/<name>.so (build/tests ->
+ * build/plugins, build/asan/tests -> build/asan/plugins). Returns 0, or
+ * -1 if it does not fit or does not exist. */
+int fakehost_find_plugin(const char *name, char *buf, size_t len);
+
+/* `rel` (e.g. "conf/registers/energy") under the nearest ancestor of the
+ * test binary's directory that has it. Returns 0 or -1. */
+int fakehost_find_source(const char *rel, char *buf, size_t len);
+
+/* A new temporary directory (/tmp/fakehost.XXXXXX) holding a copy of the
+ * *.json files of `src` (none if src is NULL), except demo-live*.json.
+ * Returns 0 with its path in buf, or -1. */
+int fakehost_tmpdir(const char *src, char *buf, size_t len);
+
+/* Remove the files of `dir` and then `dir` (not recursive). */
+void fakehost_rmdir(const char *dir);
+
 /* The host table and handle handed to the plugin, and the plugin's state
  * (after a successful fakehost_start), for white-box tests: a test can
  * call fakehost_api(fh)->setting_int(fakehost_handle(fh), ...) as the

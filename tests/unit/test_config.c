@@ -229,7 +229,10 @@ static void test_default_conf_loads(void **state)
     assert_int_equal(cfg->max_data_bytes, 65536);
     assert_string_equal(cfg->log_level, "info");
     assert_string_equal(cfg->publish_endpoint, "tcp://127.0.0.1:7601");
-    assert_null(cfg->service_endpoint);
+    assert_string_equal(cfg->service_endpoint, "tcp://127.0.0.1:7602");
+    assert_true(cfg->durability_full);
+    assert_int_equal(cfg->heartbeat_ms, 1000);
+    assert_int_equal(cfg->max_subscriptions, 256);
     snprintf(want, sizeof want, "%s/keys/broker.secret", confdir);
     assert_string_equal(cfg->curve_secret_file, want);
     snprintf(want, sizeof want, "%s/keys/broker.public", confdir);
@@ -256,7 +259,11 @@ static void test_default_conf_loads(void **state)
     assert_string_equal(cfg->agencies[0].public_key_file, want);
     assert_string_equal(cfg->agencies[1].grants[0], "energy.");
 
-    assert_int_equal(cfg->n_plugins, 1);
+    assert_int_equal(cfg->n_plugins, 3);
+    assert_string_equal(cfg->plugins[1].name, "semis_ai");
+    assert_false(cfg->plugins[1].isolate_process);
+    assert_string_equal(cfg->plugins[2].name, "defense_shipbuilding");
+    assert_true(cfg->plugins[2].isolate_process);
     sc_cfg_plugin_t *p = &cfg->plugins[0];
     assert_string_equal(p->name, "energy");
     assert_true(ends_with(p->path, "/build/plugins/energy.so"));
@@ -264,7 +271,8 @@ static void test_default_conf_loads(void **state)
     assert_string_equal(p->sector, "energy");
     assert_int_equal(p->n_channels, 3);
     assert_string_equal(p->channels[2], "energy.lng.");
-    assert_int_equal(p->n_settings, 2);
+    assert_int_equal(p->n_settings, 4);
+    assert_false(p->isolate_process);
     assert_string_equal(p->settings[0].name, "register_dir");
     assert_int_equal(p->settings[0].type, SC_CFG_STRING);
     assert_string_equal(p->settings[0].s, "registers/energy");

@@ -5,8 +5,11 @@
  * temporary directory, loads the energy.so built next to this test binary
  * (build/plugins/ for build/tests/, build/asan/plugins/ for
  * build/asan/tests/), changes files and checks exactly which messages the
- * plugin published. Also: the handshake refusals of the host (fixtures in
- * tests/plugins/), the template plugin, and the fake host's own checks.
+ * plugin published. Also: durable state across a restart (the fake host's
+ * state store), the demo indicators with the demo alert rules, the
+ * handshake refusals of the host (fixtures in tests/plugins/), the
+ * template plugin, and the fake host's own checks (including its state
+ * store).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -476,6 +479,140 @@ test_subsector_move(void **state)
                "KUS-EN-H2-003");
 }
 
+/* ---------------------------------------- energy: durable state -- */
+
+/* Start energy.so on `store` (not owned), as a broker restart would. */
+static void
+start_on_store(fixture_t *f, fakehost_store_t *store, const char *rules)
+{
+    char err[512];
+    fakehost_destroy(&f->fh);
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    if (!f->fh)
+        fail_msg("%s", err);
+    fakehost_use_store(f->fh, store);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    if (rules)
+        assert_int_equal(fakehost_set(f->fh, "alert_rules", rules), SC_OK);
+    if (fakehost_start(f->fh) != SC_OK)
+        fail_msg("start: %s", fakehost_error(f->fh));
+    fakehost_fire_timers(f->fh);
+}
+
+static void
+test_restart_republishes_nothing(void **state)
+{
+    fixture_t *f = *state;
+    fakehost_store_t *store = fakehost_store_new();
+    start_on_store(f, store, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 20);
+    /* the state: one record per published entry, plus the kit's format */
+    assert_int_equal(fakehost_store_count(store, "energy", "task/"), 13);
+    assert_int_equal(fakehost_store_count(store, "energy", "standard/"), 7);
+    assert_string_equal(fakehost_store_get(store, "energy", "kit/format"),
+                        "1");
+    json_t *rec = json_loads(fakehost_store_get(store, "energy",
+                                                "task/KUS-EN-NUC-001"),
+                             0, NULL);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")),
+                        "in-progress");
+    json_decref(rec);
+
+    start_on_store(f, store, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_logged(f->fh, "plugin state: 20 published entries");
+
+    /* a change while down: only it, with the right kind */
+    fakehost_destroy(&f->fh);
+    json_t *t = load(f, "tasks.json");
+    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-004"), "status",
+                        json_string("cancelled"));
+    save(f, "tasks.json", t);
+    start_on_store(f, store, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
+               "KUS-EN-LNG-004");
+    start_on_store(f, store, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+
+    /* a record the plugin cannot use is ignored: its entry is new again */
+    fakehost_destroy(&f->fh);
+    assert_int_equal(fakehost_store_put(store, "energy",
+                                        "task/KUS-EN-H2-001", "{\"x\":1"),
+                     SC_OK);
+    start_on_store(f, store, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
+               "KUS-EN-H2-001");
+    assert_logged(f->fh, "plugin state: task/KUS-EN-H2-001 is not a record "
+                  "this plugin can use");
+    fakehost_destroy(&f->fh);
+    fakehost_store_destroy(&store);
+}
+
+/* The state store failing: the plugin still publishes, says so, and the
+ * next start publishes again what it could not remember. */
+static void
+test_state_store_failure(void **state)
+{
+    fixture_t *f = *state;
+    fakehost_store_t *store = fakehost_store_new();
+    fakehost_store_fail(store, SC_ERR_INTERNAL);
+    start_on_store(f, store, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 20);
+    assert_logged(f->fh, "plugin state could not be read");
+    assert_logged(f->fh, "plugin state: saving task/KUS-EN-NUC-001 failed: "
+                  "internal host error (-9); a restart may publish it "
+                  "again");
+    assert_int_equal(poll_changes(f), 0);
+    fakehost_store_fail(store, SC_OK);
+    start_on_store(f, store, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 20);
+    start_on_store(f, store, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    fakehost_destroy(&f->fh);
+    fakehost_store_destroy(&store);
+}
+
+/* The demo indicators with the demo rules of conf/sectorcast.conf. */
+#define ENERGY_DEMO_RULES                                                   \
+    "lng_inventory_days < 10 Severe < 7 Extreme clear 12 category Infra "   \
+    "urgency Expected; "                                                    \
+    "smr_forging_lead_time_months > 18 Moderate > 24 Severe clear 15; "     \
+    "electrolyser_stack_lead_time_weeks > 30 Moderate clear 26 for 2"
+
+static void
+test_demo_alerts(void **state)
+{
+    fixture_t *f = *state;
+    fakehost_store_t *store = fakehost_store_new();
+    start_on_store(f, store, ENERGY_DEMO_RULES);
+    assert_int_equal(fakehost_msg_count(f->fh), 20 + 7);
+    static const char *const want[][3] = {
+        { "energy.lng.alerts", "alert.raised", "lng_inventory_days" },
+        { "energy.lng.alerts", "alert.updated", "lng_inventory_days" },
+        { "energy.lng.alerts", "alert.updated", "lng_inventory_days" },
+        { "energy.lng.alerts", "alert.cleared", "lng_inventory_days" },
+        { "energy.nuclear.alerts", "alert.raised",
+          "smr_forging_lead_time_months" },
+        { "energy.hydrogen.alerts", "alert.raised",
+          "electrolyser_stack_lead_time_weeks" },
+        { "energy.hydrogen.alerts", "alert.cleared",
+          "electrolyser_stack_lead_time_weeks" },
+    };
+    for (size_t i = 0; i < 7; i++) {
+        const fakehost_msg_t *m = fakehost_msg_at(f->fh, 20 + i);
+        assert_string_equal(m->channel, want[i][0]);
+        assert_string_equal(m->kind, want[i][1]);
+        assert_string_equal(m->key, want[i][2]);
+    }
+    start_on_store(f, store, ENERGY_DEMO_RULES);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    fakehost_destroy(&f->fh);
+    fakehost_store_destroy(&store);
+}
+
 /* -------------------------------------------- energy: invalid input -- */
 
 static void
@@ -843,7 +980,10 @@ test_descriptor_of_energy(void **state)
     assert_true(p->settings[0].required);
     assert_string_equal(p->settings[1].default_value, "1000");
     assert_string_equal(p->settings[2].default_value, "true");
-    assert_null(p->settings[3].name);
+    assert_string_equal(p->settings[3].name, "alert_rules");
+    assert_int_equal(p->settings[3].type, SC_SETTING_STRING);
+    assert_string_equal(p->settings[4].name, "alert_sender");
+    assert_null(p->settings[5].name);
     fakehost_destroy(&fh);
 }
 
@@ -996,6 +1136,108 @@ test_fakehost_host_table(void **state)
     fakehost_destroy(&fh);
 }
 
+/* The fake host's durable state, as a plugin sees it. */
+typedef struct seen {
+    char keys[8][64];
+    size_t n;
+    int stop_at;
+} seen_t;
+
+static int
+collect(void *arg, const char *key, const char *value)
+{
+    seen_t *s = arg;
+    (void)value;
+    snprintf(s->keys[s->n], sizeof s->keys[s->n], "%s", key);
+    s->n++;
+    return s->stop_at && (int)s->n == s->stop_at;
+}
+
+static void
+test_fakehost_state_store(void **state)
+{
+    (void)state;
+    fakehost_store_t *store = fakehost_store_new();
+    fakehost_t *fh = start_template(NULL);
+    fakehost_destroy(&fh);
+    static const char *const chans[] = { "demo.", NULL };
+    char err[512];
+    fh = fakehost_new(template_so, "tpl", chans, err, sizeof err);
+    fakehost_use_store(fh, store);
+    assert_int_equal(fakehost_set(fh, "channel", "demo.ticks"), SC_OK);
+    assert_int_equal(fakehost_start(fh), SC_OK);
+    const sc_host_api_t *api = fakehost_api(fh);
+    sc_host_t *h = fakehost_handle(fh);
+    assert_true(SC_HOST_HAS(api, state_get));
+    assert_true(SC_HOST_HAS(api, state_foreach));
+
+    char *v = NULL;
+    assert_int_equal(api->state_get(h, "a/1", &v), SC_ERR_NOT_FOUND);
+    assert_null(v);
+    assert_int_equal(api->state_put(h, "b/2", "two"), SC_OK);
+    assert_int_equal(api->state_put(h, "a/1", "one"), SC_OK);
+    assert_int_equal(api->state_put(h, "a/3", "three"), SC_OK);
+    assert_int_equal(api->state_put(h, "a/1", "uno"), SC_OK);
+    assert_int_equal(api->state_get(h, "a/1", &v), SC_OK);
+    assert_string_equal(v, "uno");
+    api->state_free(h, v);
+    /* the broker's limits */
+    char key[300];
+    memset(key, 'k', sizeof key);
+    key[257] = '\0';
+    assert_int_equal(api->state_put(h, key, "x"), SC_ERR_ARG);
+    key[256] = '\0';
+    assert_int_equal(api->state_put(h, key, "x"), SC_OK);
+    assert_int_equal(api->state_put(h, "", "x"), SC_ERR_ARG);
+    assert_int_equal(api->state_put(h, key, NULL), SC_OK);
+
+    /* foreach: prefix, key order, stop */
+    seen_t s = { .n = 0 };
+    assert_int_equal(api->state_foreach(h, "a/", collect, &s), SC_OK);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.keys[0], "a/1");
+    assert_string_equal(s.keys[1], "a/3");
+    seen_t all = { .n = 0, .stop_at = 2 };
+    assert_int_equal(api->state_foreach(h, "", collect, &all), SC_OK);
+    assert_int_equal(all.n, 2);
+
+    /* the test's view: scoped by instance */
+    assert_string_equal(fakehost_store_get(store, "tpl", "b/2"), "two");
+    assert_null(fakehost_store_get(store, "other", "b/2"));
+    assert_int_equal(fakehost_store_count(store, "tpl", ""), 3);
+    assert_int_equal(fakehost_store_writes(store), 6);
+    assert_int_equal(fakehost_store_put(store, "other", "a/9", "x"), SC_OK);
+    seen_t again = { .n = 0 };
+    assert_int_equal(api->state_foreach(h, "a/", collect, &again), SC_OK);
+    assert_int_equal(again.n, 2);
+
+    /* faults */
+    fakehost_store_fail(store, SC_ERR_INTERNAL);
+    assert_int_equal(api->state_put(h, "a/4", "x"), SC_ERR_INTERNAL);
+    assert_int_equal(api->state_get(h, "a/1", &v), SC_ERR_INTERNAL);
+    fakehost_store_fail(store, SC_OK);
+    fakehost_fail_publishes(fh, 1, SC_ERR_INTERNAL);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "{}"),
+                     SC_ERR_INTERNAL);
+    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "{}"), SC_OK);
+    fakehost_destroy(&fh);
+
+    /* the same store after a "restart" */
+    fh = fakehost_new(template_so, "tpl", chans, err, sizeof err);
+    fakehost_use_store(fh, store);
+    /* an older host: no state functions */
+    fakehost_set_api_size(fh, offsetof(sc_host_api_t, state_get));
+    assert_int_equal(fakehost_set(fh, "channel", "demo.ticks"), SC_OK);
+    assert_int_equal(fakehost_start(fh), SC_OK);
+    api = fakehost_api(fh);
+    assert_false(SC_HOST_HAS(api, state_get));
+    assert_true(SC_HOST_HAS(api, request_stop));
+    assert_int_equal(api->size, offsetof(sc_host_api_t, state_get));
+    fakehost_destroy(&fh);
+    assert_string_equal(fakehost_store_get(store, "tpl", "a/3"), "three");
+    fakehost_store_destroy(&store);
+}
+
 /* --------------------------------------------------------------- main -- */
 
 static int
@@ -1059,6 +1301,9 @@ main(int argc, char **argv)
         T(test_removed_file_withdraws_its_entries),
         T(test_demo_live_file_is_read),
         T(test_subsector_move),
+        T(test_restart_republishes_nothing),
+        T(test_state_store_failure),
+        T(test_demo_alerts),
         T(test_invalid_entries_skipped_others_publish),
         T(test_invalid_edit_keeps_previous_version),
         T(test_unparsable_file_keeps_last_good),
@@ -1080,6 +1325,7 @@ main(int argc, char **argv)
         T(test_template_required_channel),
         T(test_fakehost_publish_checks),
         T(test_fakehost_host_table),
+        T(test_fakehost_state_store),
     };
 #undef T
     return cmocka_run_group_tests_name("energy plugin", tests, NULL, NULL);

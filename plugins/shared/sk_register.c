@@ -1,16 +1,17 @@
 /*
- * register.c - the register directory of the energy plugin.
+ * sk_register.c - the register directory of a sector plugin.
  *
  * A register file is a JSON object:
  *
  *   { "format": 1,                      optional, must be 1
  *     "description": "...",             optional
  *     "tasks": [ {task}, ... ],         optional
- *     "standards": [ {standard}, ... ]  optional }
+ *     "standards": [ {standard}, ... ], optional
+ *     "indicators": [ {series}, ... ]   optional }
  *
  * Every regular file named *.json (not starting with '.') is read, in
  * strcmp order of names; entries of one file come in the order tasks,
- * then standards, each in array order.
+ * then standards, then indicators, each in array order.
  *
  * Change detection: a file is read again when its stat signature (device,
  * inode, size, mtime, ctime) changed, or when its mtime is so recent that
@@ -25,7 +26,7 @@
  * good in the file's last good content, that version is kept in its place,
  * so that a typo never looks like a deleted task to subscribers.
  */
-#include "register.h"
+#include "sk_register.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "entry.h"
+#include "sk_schema.h"
 
 /* mtime at most this many seconds old: read the file even if its stat
  * signature did not change. */
@@ -54,23 +55,24 @@ typedef struct file_rec {
     uint64_t hash;      /* FNV-1a of the last bytes read */
     int not_regular;    /* logged once */
 
-    en_entry_t *entries; /* last good content; each holds a ref on obj */
+    sk_entry_t *entries; /* last good content; each holds a ref on obj */
     size_t n_entries;
 } file_rec_t;
 
-struct en_register {
+struct sk_register {
+    const sk_sector_t *sector;
     char *dir;
     file_rec_t **files; /* sorted by name */
     size_t n_files;
     int dir_failed;     /* the directory's error was logged */
-    const en_entry_t **view;
+    const sk_entry_t **view;
     size_t n_view;
 };
 
 /* ------------------------------------------------------------ files -- */
 
 static void
-free_entries(en_entry_t *e, size_t n)
+free_entries(sk_entry_t *e, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         json_decref(e[i].obj);
@@ -124,7 +126,7 @@ same_sig(const struct stat *a, const struct stat *b)
 }
 
 /* Read all of `path`. Returns 0 with *buf (malloc'd) / *len / *st, or an
- * errno value (EFBIG: over EN_FILE_MAX, EINVAL: not a regular file). */
+ * errno value (EFBIG: over SK_FILE_MAX, EINVAL: not a regular file). */
 static int
 read_all(const char *path, char **buf, size_t *len, struct stat *st)
 {
@@ -144,13 +146,13 @@ read_all(const char *path, char **buf, size_t *len, struct stat *st)
         goto out;
     }
     cap = (size_t)st->st_size + 1;
-    if (cap > EN_FILE_MAX + 1) {
+    if (cap > SK_FILE_MAX + 1) {
         err = EFBIG;
         goto out;
     }
     for (;;) {
         if (n + 1 >= cap) { /* the file grew while we read it */
-            if (cap > EN_FILE_MAX) {
+            if (cap > SK_FILE_MAX) {
                 err = EFBIG;
                 goto out;
             }
@@ -187,8 +189,8 @@ out:
     return 0;
 }
 
-static const en_entry_t *
-find_entry(const en_entry_t *e, size_t n, en_kind_t kind, const char *id)
+static const sk_entry_t *
+find_entry(const sk_entry_t *e, size_t n, sk_kind_t kind, const char *id)
 {
     for (size_t i = 0; i < n; i++)
         if (e[i].kind == kind && !strcmp(e[i].id, id))
@@ -197,21 +199,21 @@ find_entry(const en_entry_t *e, size_t n, en_kind_t kind, const char *id)
 }
 
 static int
-push_entry(en_entry_t **arr, size_t *n, size_t *cap, en_kind_t kind,
+push_entry(sk_entry_t **arr, size_t *n, size_t *cap, sk_kind_t kind,
            json_t *obj, const char *file, size_t index)
 {
     if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
-        en_entry_t *p = realloc(*arr, ncap * sizeof *p);
+        sk_entry_t *p = realloc(*arr, ncap * sizeof *p);
         if (!p)
             return -1;
         *arr = p;
         *cap = ncap;
     }
-    en_entry_t *e = &(*arr)[*n];
+    sk_entry_t *e = &(*arr)[*n];
     e->kind = kind;
     e->obj = json_incref(obj);
-    e->id = en_entry_id(obj);
+    e->id = sk_entry_id(obj);
     e->file = file;
     e->pos = *n;
     e->index = index;
@@ -222,21 +224,21 @@ push_entry(en_entry_t **arr, size_t *n, size_t *cap, en_kind_t kind,
 /* Parse the bytes of `f` into a new list of entries. Returns 0 and the
  * list, or -1 if the file as a whole is unusable (logged). */
 static int
-parse_file(file_rec_t *f, const char *buf, size_t len, const en_log_t *lg,
-           en_entry_t **out, size_t *n_out)
+parse_file(const sk_sector_t *sector, file_rec_t *f, const char *buf,
+           size_t len, const sk_log_t *lg, sk_entry_t **out, size_t *n_out)
 {
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    en_entry_t *arr = NULL;
+    sk_entry_t *arr = NULL;
     size_t n = 0, cap = 0;
     if (!root) {
-        EN_LOG(lg, SC_LOG_ERROR, "%s: line %d: %s", f->path, je.line,
+        SK_LOG(lg, SC_LOG_ERROR, "%s: line %d: %s", f->path, je.line,
                je.text);
         return -1;
     }
     if (!json_is_object(root)) {
-        EN_LOG(lg, SC_LOG_ERROR, "%s: must be a JSON object with \"tasks\" "
-               "and/or \"standards\" arrays", f->path);
+        SK_LOG(lg, SC_LOG_ERROR, "%s: must be a JSON object with \"tasks\", "
+               "\"standards\" and/or \"indicators\" arrays", f->path);
         goto bad;
     }
     const char *name;
@@ -244,43 +246,45 @@ parse_file(file_rec_t *f, const char *buf, size_t len, const en_log_t *lg,
     json_object_foreach(root, name, v) {
         if (!strcmp(name, "format")) {
             if (!json_is_integer(v) || json_integer_value(v) != 1) {
-                EN_LOG(lg, SC_LOG_ERROR, "%s: \"format\" must be 1 (the "
+                SK_LOG(lg, SC_LOG_ERROR, "%s: \"format\" must be 1 (the "
                        "register format this plugin reads)", f->path);
                 goto bad;
             }
-        } else if (!strcmp(name, "tasks") || !strcmp(name, "standards")) {
+        } else if (!strcmp(name, "tasks") || !strcmp(name, "standards") ||
+                   !strcmp(name, "indicators")) {
             if (!json_is_array(v)) {
-                EN_LOG(lg, SC_LOG_ERROR, "%s: \"%s\" must be an array",
+                SK_LOG(lg, SC_LOG_ERROR, "%s: \"%s\" must be an array",
                        f->path, name);
                 goto bad;
             }
         } else if (strcmp(name, "description") != 0) {
-            EN_LOG(lg, SC_LOG_WARN, "%s: unknown member \"%s\" ignored",
+            SK_LOG(lg, SC_LOG_WARN, "%s: unknown member \"%s\" ignored",
                    f->path, name);
         }
     }
 
-    for (int k = 0; k < EN_KINDS; k++) {
-        en_kind_t kind = (en_kind_t)k;
-        json_t *list = json_object_get(root, en_kind_array(kind));
+    for (int k = 0; k < SK_KINDS; k++) {
+        sk_kind_t kind = (sk_kind_t)k;
+        json_t *list = json_object_get(root, sk_kind_array(kind));
         size_t i;
         json_t *e;
         json_array_foreach(list, i, e) {
             char why[320];
-            if (en_entry_check(kind, e, why, sizeof why) == 0) {
+            if (sk_entry_check(sector, kind, e, why, sizeof why) == 0) {
                 if (push_entry(&arr, &n, &cap, kind, e, f->name, i) < 0)
                     goto oom;
                 continue;
             }
             const char *id = json_string_value(json_object_get(e, "id"));
-            if (!id || !en_id_valid(id)) {
-                EN_LOG(lg, SC_LOG_ERROR, "%s: entry index %zu in \"%s\": "
-                       "%s; skipped", f->path, i, en_kind_array(kind), why);
+            if (!id || !(kind == SK_INDICATOR ? sk_series_id_valid(id)
+                                              : sk_id_valid(id))) {
+                SK_LOG(lg, SC_LOG_ERROR, "%s: entry index %zu in \"%s\": "
+                       "%s; skipped", f->path, i, sk_kind_array(kind), why);
                 continue;
             }
-            const en_entry_t *old = find_entry(f->entries, f->n_entries,
+            const sk_entry_t *old = find_entry(f->entries, f->n_entries,
                                                kind, id);
-            EN_LOG(lg, SC_LOG_ERROR, "%s: entry %s: %s; %s", f->path, id,
+            SK_LOG(lg, SC_LOG_ERROR, "%s: entry %s: %s; %s", f->path, id,
                    why, old ? "keeping its previous version" : "skipped");
             if (old && push_entry(&arr, &n, &cap, kind, old->obj, f->name,
                                   i) < 0)
@@ -292,7 +296,7 @@ parse_file(file_rec_t *f, const char *buf, size_t len, const en_log_t *lg,
     *n_out = n;
     return 0;
 oom:
-    EN_LOG(lg, SC_LOG_ERROR, "%s: out of memory", f->path);
+    SK_LOG(lg, SC_LOG_ERROR, "%s: out of memory", f->path);
 bad:
     free_entries(arr, n);
     json_decref(root);
@@ -302,14 +306,14 @@ bad:
 /* Read `f` again if it may have changed. Returns 1 if its entries were
  * replaced, 0 if not. */
 static int
-refresh_file(file_rec_t *f, const en_log_t *lg)
+refresh_file(const sk_sector_t *sector, file_rec_t *f, const sk_log_t *lg)
 {
     struct stat st;
     if (stat(f->path, &st) < 0)
         return 0; /* vanished since readdir: next scan drops it */
     if (!S_ISREG(st.st_mode)) {
         if (!f->not_regular)
-            EN_LOG(lg, SC_LOG_WARN, "%s: not a regular file; ignored",
+            SK_LOG(lg, SC_LOG_WARN, "%s: not a regular file; ignored",
                    f->path);
         f->not_regular = 1;
         return 0;
@@ -326,7 +330,7 @@ refresh_file(file_rec_t *f, const en_log_t *lg)
     if (err) {
         /* log once per signature, not on every poll */
         if (!f->have_sig || !same_sig(&st, &f->sig))
-            EN_LOG(lg, SC_LOG_ERROR, "%s: cannot read: %s%s", f->path,
+            SK_LOG(lg, SC_LOG_ERROR, "%s: cannot read: %s%s", f->path,
                    err == EFBIG ? "larger than the 16 MiB limit"
                                 : strerror(err),
                    f->n_entries ? "; keeping its last good content" : "");
@@ -344,13 +348,13 @@ refresh_file(file_rec_t *f, const en_log_t *lg)
     f->hash = h;
     f->have_hash = 1;
 
-    en_entry_t *entries = NULL;
+    sk_entry_t *entries = NULL;
     size_t n = 0;
-    int rc = parse_file(f, buf, len, lg, &entries, &n);
+    int rc = parse_file(sector, f, buf, len, lg, &entries, &n);
     free(buf);
     if (rc < 0) {
         if (f->n_entries)
-            EN_LOG(lg, SC_LOG_WARN, "%s: keeping its last good content "
+            SK_LOG(lg, SC_LOG_WARN, "%s: keeping its last good content "
                    "(%zu entries)", f->path, f->n_entries);
         return 0;
     }
@@ -364,11 +368,11 @@ refresh_file(file_rec_t *f, const en_log_t *lg)
 
 /* A file left the directory. Returns 1 if it had entries. */
 static int
-drop_file(file_rec_t *f, const en_log_t *lg)
+drop_file(file_rec_t *f, const sk_log_t *lg)
 {
     int had = f->n_entries > 0;
     if (had)
-        EN_LOG(lg, SC_LOG_INFO, "%s: removed; its %zu entries are gone",
+        SK_LOG(lg, SC_LOG_INFO, "%s: removed; its %zu entries are gone",
                f->path, f->n_entries);
     file_destroy(f);
     return had;
@@ -428,12 +432,13 @@ oom:
     return -1;
 }
 
-en_register_t *
-en_register_new(const char *dir)
+sk_register_t *
+sk_register_new(const sk_sector_t *sector, const char *dir)
 {
-    en_register_t *reg = calloc(1, sizeof *reg);
+    sk_register_t *reg = calloc(1, sizeof *reg);
     if (!reg)
         return NULL;
+    reg->sector = sector;
     if (!(reg->dir = strdup(dir))) {
         free(reg);
         return NULL;
@@ -442,11 +447,11 @@ en_register_new(const char *dir)
 }
 
 void
-en_register_destroy(en_register_t **self_p)
+sk_register_destroy(sk_register_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    en_register_t *reg = *self_p;
+    sk_register_t *reg = *self_p;
     for (size_t i = 0; i < reg->n_files; i++)
         file_destroy(reg->files[i]);
     free(reg->files);
@@ -457,7 +462,7 @@ en_register_destroy(en_register_t **self_p)
 }
 
 int
-en_register_scan(en_register_t *reg, const en_log_t *lg)
+sk_register_scan(sk_register_t *reg, const sk_log_t *lg)
 {
     char **names = NULL;
     long n = list_dir(reg->dir, &names);
@@ -465,14 +470,14 @@ en_register_scan(en_register_t *reg, const en_log_t *lg)
         /* Keep everything as it was: a directory that is briefly gone
          * (remount, rename) must not look like every entry removed. */
         if (!reg->dir_failed)
-            EN_LOG(lg, SC_LOG_ERROR, "%s: cannot read the register "
+            SK_LOG(lg, SC_LOG_ERROR, "%s: cannot read the register "
                    "directory: %s; keeping the last good register",
                    reg->dir, strerror(errno));
         reg->dir_failed = 1;
         return -1;
     }
     if (reg->dir_failed)
-        EN_LOG(lg, SC_LOG_INFO, "%s: register directory readable again",
+        SK_LOG(lg, SC_LOG_INFO, "%s: register directory readable again",
                reg->dir);
     reg->dir_failed = 0;
 
@@ -481,7 +486,7 @@ en_register_scan(en_register_t *reg, const en_log_t *lg)
         for (long i = 0; i < n; i++)
             free(names[i]);
         free(names);
-        EN_LOG(lg, SC_LOG_ERROR, "%s: out of memory", reg->dir);
+        SK_LOG(lg, SC_LOG_ERROR, "%s: out of memory", reg->dir);
         return -1;
     }
     /* Both lists are sorted by name: walk them together. */
@@ -495,7 +500,7 @@ en_register_scan(en_register_t *reg, const en_log_t *lg)
         if (o < reg->n_files && c == 0)
             files[i] = reg->files[o++];
         else if (!(files[i] = file_new(reg->dir, names[i])))
-            EN_LOG(lg, SC_LOG_ERROR, "%s: out of memory", reg->dir);
+            SK_LOG(lg, SC_LOG_ERROR, "%s: out of memory", reg->dir);
         free(names[i]);
     }
     free(names);
@@ -511,13 +516,13 @@ en_register_scan(en_register_t *reg, const en_log_t *lg)
     reg->n_files = m;
 
     for (size_t i = 0; i < reg->n_files; i++)
-        changed |= refresh_file(reg->files[i], lg);
+        changed |= refresh_file(reg->sector, reg->files[i], lg);
     return changed;
 }
 
 long
-en_register_view(en_register_t *reg, const en_log_t *lg,
-                 const en_entry_t *const **out)
+sk_register_view(sk_register_t *reg, const sk_log_t *lg,
+                 const sk_entry_t *const **out)
 {
     size_t total = 0;
     for (size_t i = 0; i < reg->n_files; i++)
@@ -526,25 +531,25 @@ en_register_view(en_register_t *reg, const en_log_t *lg,
     reg->view = NULL;
     reg->n_view = 0;
     reg->view = malloc((total ? total : 1) * sizeof *reg->view);
-    json_t *seen[EN_KINDS] = { json_object(), json_object() };
-    if (!reg->view || !seen[0] || !seen[1]) {
-        json_decref(seen[0]);
-        json_decref(seen[1]);
-        EN_LOG(lg, SC_LOG_ERROR, "%s: out of memory", reg->dir);
+    json_t *seen[SK_KINDS] = { json_object(), json_object(), json_object() };
+    if (!reg->view || !seen[0] || !seen[1] || !seen[2]) {
+        for (int k = 0; k < SK_KINDS; k++)
+            json_decref(seen[k]);
+        SK_LOG(lg, SC_LOG_ERROR, "%s: out of memory", reg->dir);
         return -1;
     }
     for (size_t i = 0; i < reg->n_files; i++) {
         file_rec_t *f = reg->files[i];
         for (size_t j = 0; j < f->n_entries; j++) {
-            const en_entry_t *e = &f->entries[j];
+            const sk_entry_t *e = &f->entries[j];
             json_t *first = json_object_get(seen[e->kind], e->id);
             if (first) {
-                const en_entry_t *w =
+                const sk_entry_t *w =
                     reg->view[json_integer_value(first)];
-                EN_LOG(lg, SC_LOG_ERROR, "%s: entry %s (%s[%zu]): duplicate "
+                SK_LOG(lg, SC_LOG_ERROR, "%s: entry %s (%s[%zu]): duplicate "
                        "id, first defined in %s/%s (%s[%zu]); ignored",
-                       f->path, e->id, en_kind_array(e->kind), e->index,
-                       reg->dir, w->file, en_kind_array(w->kind), w->index);
+                       f->path, e->id, sk_kind_array(e->kind), e->index,
+                       reg->dir, w->file, sk_kind_array(w->kind), w->index);
                 continue;
             }
             json_object_set_new(seen[e->kind], e->id,
@@ -552,8 +557,8 @@ en_register_view(en_register_t *reg, const en_log_t *lg,
             reg->view[reg->n_view++] = e;
         }
     }
-    json_decref(seen[0]);
-    json_decref(seen[1]);
+    for (int k = 0; k < SK_KINDS; k++)
+        json_decref(seen[k]);
     *out = reg->view;
     return (long)reg->n_view;
 }

@@ -1,0 +1,831 @@
+/*
+ * test_alerts.c - supply-chain alert rules of the sector plugins, driven
+ * through the fake host.
+ *
+ * Each test writes an indicator series into a fresh register directory,
+ * starts a sector plugin (energy.so, semis_ai.so built next to this test)
+ * with an `alert_rules` setting, feeds it observations and checks exactly
+ * which alert.raised / alert.updated / alert.cleared messages it
+ * published, that every CAP 1.2 field holds a value of its enumeration,
+ * that the alert state survives a restart (same state store), and that
+ * bad rule strings stop init with a message naming the rule.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "support/fakehost.h"
+
+static char energy_so[PATH_MAX];
+static char semis_so[PATH_MAX];
+
+static const char *const all_energy[] = { "energy.", NULL };
+
+/* The LNG rule most tests use: Severe below 10 days of cover, Extreme
+ * below 7, cleared at 12 or more. */
+#define LNG_RULE "lng_inventory_days < 10 Severe < 7 Extreme clear 12 " \
+                 "category Infra urgency Expected"
+
+typedef struct fixture {
+    char dir[PATH_MAX];
+    fakehost_t *fh;
+    fakehost_store_t *store;
+    /* the series as written so far */
+    double values[64];
+    size_t n_values;
+} fixture_t;
+
+/* ------------------------------------------------------------ setup -- */
+
+static int
+setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    if (!f || fakehost_tmpdir(NULL, f->dir, sizeof f->dir) < 0 ||
+        !(f->store = fakehost_store_new())) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture_t *f = *state;
+    fakehost_destroy(&f->fh);
+    fakehost_store_destroy(&f->store);
+    fakehost_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Write indicators.json with series `id` (subsector `sub`) holding
+ * f->values, one observation a week from 2026-01-05; atomically. */
+static void
+write_series(fixture_t *f, const char *id, const char *sub)
+{
+    json_t *obs = json_array();
+    for (size_t i = 0; i < f->n_values; i++) {
+        char date[40];
+        int day = 5 + 7 * (int)i; /* days from 2026-01-01, by month */
+        static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+                                     30, 31 };
+        int m = 0;
+        while (day > mdays[m]) {
+            day -= mdays[m];
+            m++;
+        }
+        snprintf(date, sizeof date, "2026-%02d-%02d", m + 1, day);
+        json_array_append_new(obs, json_pack("{s:s, s:f}", "date", date,
+                                             "value", f->values[i]));
+    }
+    json_t *root = json_pack(
+        "{s:i, s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}]}", "format", 1,
+        "indicators", "id", id, "subsector", sub,
+        "title", "LNG inventory in Korean receiving terminals, days of cover",
+        "unit", "days", "source", "Korea Gas Corporation (KOGAS)",
+        "event", "LNG inventory low", "area", "Republic of Korea",
+        "observations", obs);
+    assert_non_null(root);
+    char p[PATH_MAX + 32], tmp[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/indicators.json", f->dir);
+    snprintf(tmp, sizeof tmp, "%s/.indicators.json.tmp", f->dir);
+    assert_int_equal(json_dump_file(root, tmp, JSON_INDENT(2)), 0);
+    assert_int_equal(rename(tmp, p), 0);
+    json_decref(root);
+}
+
+static void
+add_values(fixture_t *f, size_t n, const double *v)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_true(f->n_values < sizeof f->values / sizeof f->values[0]);
+        f->values[f->n_values++] = v[i];
+    }
+}
+
+/* Load `so` as instance `name` on the fixture's store, with `rules`. */
+static fakehost_t *
+start_plugin(fixture_t *f, const char *so, const char *name,
+             const char *const *chans, const char *rules)
+{
+    char err[512];
+    f->fh = fakehost_new(so, name, chans, err, sizeof err);
+    if (!f->fh)
+        fail_msg("%s", err);
+    fakehost_use_store(f->fh, f->store);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    if (rules)
+        assert_int_equal(fakehost_set(f->fh, "alert_rules", rules), SC_OK);
+    if (fakehost_start(f->fh) != SC_OK)
+        fail_msg("start: %s", fakehost_error(f->fh));
+    fakehost_fire_timers(f->fh); /* the first scan runs on the loop */
+    return f->fh;
+}
+
+static fakehost_t *
+start_energy(fixture_t *f, const char *rules)
+{
+    return start_plugin(f, energy_so, "energy", all_energy, rules);
+}
+
+/* Append observations, let the plugin poll; return the new messages. */
+static size_t
+feed(fixture_t *f, size_t n, const double *v)
+{
+    add_values(f, n, v);
+    write_series(f, "lng_inventory_days", "lng");
+    fakehost_msgs_clear(f->fh);
+    fakehost_fire_timers(f->fh);
+    return fakehost_msg_count(f->fh);
+}
+
+static void
+restart(fixture_t *f, const char *rules)
+{
+    fakehost_destroy(&f->fh);
+    start_energy(f, rules);
+}
+
+static void
+assert_logged(fakehost_t *fh, const char *needle)
+{
+    if (fakehost_log_find(fh, 0, needle) < 0) {
+        for (size_t i = 0; i < fakehost_log_count(fh); i++)
+            fprintf(stderr, "  log: %s\n", fakehost_log_at(fh, i)->text);
+        fail_msg("no log line contains: %s", needle);
+    }
+}
+
+/* ------------------------------------------------------------- CAP --- */
+
+static int
+in_set(const char *s, const char *const *set)
+{
+    for (; s && *set; set++)
+        if (!strcmp(s, *set))
+            return 1;
+    return 0;
+}
+
+static const char *
+str(const json_t *obj, const char *name)
+{
+    return json_string_value(json_object_get(obj, name));
+}
+
+/* CAP 1.2 dateTime: "2002-05-24T16:49:00-07:00"; UTC as "-00:00", never
+ * "Z", no fractional seconds. */
+static int
+cap_datetime(const char *s)
+{
+    regex_t re;
+    assert_int_equal(regcomp(&re, "^[0-9]{4}-[0-1][0-9]-[0-3][0-9]T"
+                             "[0-2][0-9]:[0-5][0-9]:[0-6][0-9][-+]"
+                             "[0-1][0-9]:[0-5][0-9]$", REG_EXTENDED), 0);
+    int ok = s && regexec(&re, s, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
+}
+
+/* identifier and sender: no spaces, commas or restricted characters */
+static int
+cap_token(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == ',' || *s == '<' || *s == '&')
+            return 0;
+    return 1;
+}
+
+/* One alert message as sent: the envelope parts and the CAP alert. */
+typedef struct cap {
+    json_t *alert;
+    char kind[32];
+    char identifier[200], sender[300], sent[40];
+} cap_t;
+
+/* Check every CAP 1.2 field of message i against its value set, and
+ * that the kind and msgType agree. Returns the parsed alert (decref). */
+static json_t *
+check_cap(fakehost_t *fh, size_t i, const char *channel, const char *kind,
+          const char *severity)
+{
+    static const char *const status[] = { "Actual", "Exercise", "System",
+                                          "Test", "Draft", NULL };
+    static const char *const msg_type[] = { "Alert", "Update", "Cancel",
+                                            "Ack", "Error", NULL };
+    static const char *const scope[] = { "Public", "Restricted", "Private",
+                                         NULL };
+    static const char *const category[] = {
+        "Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health",
+        "Env", "Transport", "Infra", "CBRNE", "Other", NULL };
+    static const char *const response[] = {
+        "Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor",
+        "Assess", "AllClear", "None", NULL };
+    static const char *const urgency[] = { "Immediate", "Expected",
+                                           "Future", "Past", "Unknown",
+                                           NULL };
+    static const char *const severities[] = { "Extreme", "Severe",
+                                              "Moderate", "Minor",
+                                              "Unknown", NULL };
+    static const char *const certainty[] = { "Observed", "Likely",
+                                             "Possible", "Unlikely",
+                                             "Unknown", NULL };
+    const fakehost_msg_t *m = fakehost_msg_at(fh, i);
+    assert_non_null(m);
+    assert_string_equal(m->channel, channel);
+    assert_string_equal(m->kind, kind);
+    json_error_t je;
+    json_t *a = json_loads(m->data, JSON_REJECT_DUPLICATES, &je);
+    assert_non_null(a);
+    assert_true(cap_token(str(a, "identifier")));
+    assert_true(cap_token(str(a, "sender")));
+    assert_true(cap_datetime(str(a, "sent")));
+    assert_true(in_set(str(a, "status"), status));
+    assert_string_equal(str(a, "status"), "Actual");
+    assert_true(in_set(str(a, "msgType"), msg_type));
+    const char *want_type = !strcmp(kind, "alert.raised")    ? "Alert"
+                            : !strcmp(kind, "alert.updated") ? "Update"
+                                                             : "Cancel";
+    assert_string_equal(str(a, "msgType"), want_type);
+    assert_true(in_set(str(a, "scope"), scope));
+    if (!strcmp(str(a, "scope"), "Restricted"))
+        assert_true(str(a, "restriction") && *str(a, "restriction"));
+    if (!strcmp(want_type, "Alert"))
+        assert_null(json_object_get(a, "references"));
+    else
+        assert_non_null(str(a, "references"));
+
+    json_t *info = json_object_get(a, "info");
+    assert_true(json_is_object(info));
+    assert_true(in_set(str(info, "category"), category));
+    assert_true(str(info, "event") && *str(info, "event"));
+    assert_true(in_set(str(info, "responseType"), response));
+    assert_true(in_set(str(info, "urgency"), urgency));
+    assert_true(in_set(str(info, "severity"), severities));
+    assert_true(in_set(str(info, "certainty"), certainty));
+    if (severity)
+        assert_string_equal(str(info, "severity"), severity);
+    if (!strcmp(want_type, "Cancel")) {
+        assert_string_equal(str(info, "responseType"), "AllClear");
+        assert_string_equal(str(info, "urgency"), "Past");
+    }
+    if (json_object_get(info, "effective"))
+        assert_true(cap_datetime(str(info, "effective")));
+    size_t k;
+    json_t *p;
+    json_array_foreach(json_object_get(info, "parameter"), k, p) {
+        assert_non_null(str(p, "valueName"));
+        assert_non_null(str(p, "value"));
+    }
+    return a;
+}
+
+/* "sender,identifier,sent" of alert `a` */
+static void
+ref_of(const json_t *a, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s,%s,%s", str(a, "sender"), str(a, "identifier"),
+             str(a, "sent"));
+}
+
+/* The references of `a` name exactly the given earlier alerts, in CAP's
+ * whitespace-separated "sender,identifier,sent" form. */
+static void
+assert_references(const json_t *a, const json_t *r1, const json_t *r2)
+{
+    char want[1024], one[512];
+    ref_of(r1, want, sizeof want);
+    if (r2) {
+        ref_of(r2, one, sizeof one);
+        strncat(want, " ", sizeof want - strlen(want) - 1);
+        strncat(want, one, sizeof want - strlen(want) - 1);
+    }
+    assert_string_equal(str(a, "references"), want);
+}
+
+/* ----------------------------------------------------------- tests --- */
+
+static void
+test_crossing_hovering_clearing(void **state)
+{
+    fixture_t *f = *state;
+    static const double normal[] = { 14, 12.5, 11 };
+    add_values(f, 3, normal);
+    write_series(f, "lng_inventory_days", "lng");
+    start_energy(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+
+    /* crossing: raised once */
+    static const double cross[] = { 9.9 };
+    assert_int_equal(feed(f, 1, cross), 1);
+    json_t *raised = check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                               "Severe");
+    assert_string_equal(fakehost_msg_at(f->fh, 0)->key,
+                        "lng_inventory_days");
+    json_t *info = json_object_get(raised, "info");
+    assert_string_equal(str(info, "category"), "Infra");
+    assert_string_equal(str(info, "urgency"), "Expected");
+    assert_string_equal(str(info, "certainty"), "Likely");
+    assert_string_equal(str(info, "event"), "LNG inventory low");
+    assert_string_equal(str(info, "effective"), "2026-01-26T00:00:00-00:00");
+    assert_string_equal(str(raised, "sender"), "sectorcast.energy");
+    assert_string_equal(str(raised, "source"),
+                        "Korea Gas Corporation (KOGAS)");
+
+    /* hovering at the threshold: nothing, one observation at a time */
+    static const double hover[] = { 10.1, 9.8, 10.5, 9.9, 11.9 };
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(feed(f, 1, &hover[i]), 0);
+
+    /* worse: updated once, to Extreme, referencing the Alert */
+    static const double worse[] = { 6.5 };
+    assert_int_equal(feed(f, 1, worse), 1);
+    json_t *updated = check_cap(f->fh, 0, "energy.lng.alerts",
+                                "alert.updated", "Extreme");
+    assert_references(updated, raised, NULL);
+    static const double hover2[] = { 7.1, 6.9, 8.5, 6.8 };
+    assert_int_equal(feed(f, 4, hover2), 0);
+
+    /* back to normal: cleared once, referencing Alert and Update */
+    static const double clear[] = { 12 };
+    assert_int_equal(feed(f, 1, clear), 1);
+    json_t *cleared = check_cap(f->fh, 0, "energy.lng.alerts",
+                                "alert.cleared", NULL);
+    assert_references(cleared, raised, updated);
+    assert_non_null(str(cleared, "note"));
+    static const double after[] = { 11.5, 12.5, 10.5 };
+    assert_int_equal(feed(f, 3, after), 0);
+
+    /* three distinct identifiers */
+    assert_string_not_equal(str(raised, "identifier"),
+                            str(updated, "identifier"));
+    assert_string_not_equal(str(updated, "identifier"),
+                            str(cleared, "identifier"));
+    assert_string_not_equal(str(raised, "identifier"),
+                            str(cleared, "identifier"));
+    json_decref(raised);
+    json_decref(updated);
+    json_decref(cleared);
+    assert_int_equal(fakehost_refused_count(f->fh), 0);
+}
+
+/* The same observations written at once give the same messages. */
+static void
+test_batch_gives_same_messages(void **state)
+{
+    fixture_t *f = *state;
+    static const double v[] = { 14, 11, 9.9, 10.1, 9.8, 10.5, 9.9, 11.9,
+                                6.5, 7.1, 6.9, 8.5, 12, 11.5, 12.5 };
+    add_values(f, sizeof v / sizeof v[0], v);
+    write_series(f, "lng_inventory_days", "lng");
+    start_energy(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 3);
+    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                          "Severe"));
+    json_decref(check_cap(f->fh, 1, "energy.lng.alerts", "alert.updated",
+                          "Extreme"));
+    json_decref(check_cap(f->fh, 2, "energy.lng.alerts", "alert.cleared",
+                          "Minor"));
+    /* nothing new: nothing more */
+    fakehost_msgs_clear(f->fh);
+    fakehost_fire_timers(f->fh);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+}
+
+/* Leaving a level needs the same band as clearing: Extreme -> Severe at
+ * 7 + 2 = 9 or more, not at 7. */
+static void
+test_de_escalation_has_hysteresis(void **state)
+{
+    fixture_t *f = *state;
+    static const double v[] = { 11, 6.5 };
+    add_values(f, 2, v);
+    write_series(f, "lng_inventory_days", "lng");
+    start_energy(f, LNG_RULE);
+    /* straight to Extreme: one Alert, at Extreme */
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                          "Extreme"));
+    static const double near[] = { 7.5, 8.9, 6.9, 8.8 };
+    assert_int_equal(feed(f, 4, near), 0);
+    static const double better[] = { 9.0 };
+    assert_int_equal(feed(f, 1, better), 1);
+    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.updated",
+                          "Severe"));
+}
+
+/* "for N" without a clear threshold: N consecutive observations move. */
+static void
+test_consecutive_observations(void **state)
+{
+    fixture_t *f = *state;
+    const char *rule = "lng_inventory_days < 10 Moderate for 3";
+    static const double start[] = { 11 };
+    add_values(f, 1, start);
+    write_series(f, "lng_inventory_days", "lng");
+    start_energy(f, rule);
+    static const double flap[] = { 9, 11, 9, 9, 11, 9, 11 };
+    for (size_t i = 0; i < 7; i++)
+        assert_int_equal(feed(f, 1, &flap[i]), 0);
+    static const double low[] = { 9, 9 };
+    assert_int_equal(feed(f, 2, low), 0);
+    static const double third[] = { 9.5 };
+    assert_int_equal(feed(f, 1, third), 1);
+    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                          "Moderate"));
+    json_t *a = json_loads(fakehost_msg_at(f->fh, 0)->data, 0, NULL);
+    /* defaults of a rule without options */
+    assert_string_equal(str(json_object_get(a, "info"), "category"),
+                        "Other");
+    assert_string_equal(str(json_object_get(a, "info"), "urgency"),
+                        "Future");
+    json_decref(a);
+    static const double back[] = { 11, 10.5, 9, 10, 11 };
+    assert_int_equal(feed(f, 5, back), 0);
+    static const double third_up[] = { 12 };
+    assert_int_equal(feed(f, 1, third_up), 1);
+    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.cleared",
+                          NULL));
+}
+
+/* Restart with the same state store: no second raise, and a clear that
+ * happened while the plugin was down is published once. */
+static void
+test_restart_keeps_alert_state(void **state)
+{
+    fixture_t *f = *state;
+    static const double v[] = { 12, 9.5, 9.8 };
+    add_values(f, 3, v);
+    write_series(f, "lng_inventory_days", "lng");
+    start_energy(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    json_t *raised = check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                               "Severe");
+    assert_int_equal(fakehost_store_count(f->store, "energy", "alert/"), 1);
+
+    restart(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_logged(f->fh, "1 alert state remembered");
+
+    /* the value recovers while the plugin is down */
+    fakehost_destroy(&f->fh);
+    static const double up[] = { 10.5, 12.4 };
+    add_values(f, 2, up);
+    write_series(f, "lng_inventory_days", "lng");
+    start_energy(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    json_t *cleared = check_cap(f->fh, 0, "energy.lng.alerts",
+                                "alert.cleared", NULL);
+    assert_references(cleared, raised, NULL);
+    json_decref(cleared);
+    json_decref(raised);
+
+    /* and the clear is not lost or repeated either */
+    restart(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    static const double again[] = { 9.1 };
+    assert_int_equal(feed(f, 1, again), 1);
+    json_t *second = check_cap(f->fh, 0, "energy.lng.alerts",
+                               "alert.raised", "Severe");
+    /* a new episode: a new identifier */
+    assert_null(json_object_get(second, "references"));
+    json_decref(second);
+}
+
+/* A raise whose publish fails is not remembered: retried at the next
+ * poll, published once. */
+static void
+test_failed_publish_is_retried(void **state)
+{
+    fixture_t *f = *state;
+    static const double v[] = { 12 };
+    add_values(f, 1, v);
+    write_series(f, "lng_inventory_days", "lng");
+    start_energy(f, LNG_RULE);
+    fakehost_fail_publishes(f->fh, 1, SC_ERR_INTERNAL);
+    static const double low[] = { 9 };
+    assert_int_equal(feed(f, 1, low), 0);
+    assert_int_equal(fakehost_refused_count(f->fh), 1);
+    assert_logged(f->fh, "retried at the next poll");
+    /* nothing changed in the files; the poll retries */
+    fakehost_msgs_clear(f->fh);
+    fakehost_fire_timers(f->fh);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                          "Severe"));
+    fakehost_msgs_clear(f->fh);
+    fakehost_fire_timers(f->fh);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    /* the state store never saw a raise that was not published */
+    restart(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+}
+
+/* A raised alert whose rule left the configuration is cancelled. */
+static void
+test_removed_rule_cancels_its_alert(void **state)
+{
+    fixture_t *f = *state;
+    static const double v[] = { 12, 8 };
+    add_values(f, 2, v);
+    write_series(f, "lng_inventory_days", "lng");
+    start_energy(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    json_t *raised = check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                               "Severe");
+    restart(f, "other_series > 5 Minor clear 3");
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    json_t *c = check_cap(f->fh, 0, "energy.lng.alerts", "alert.cleared",
+                          "Minor");
+    assert_references(c, raised, NULL);
+    assert_non_null(strstr(str(c, "note"), "rule removed"));
+    json_decref(c);
+    json_decref(raised);
+    assert_logged(f->fh, "no indicator series \"other_series\"");
+    assert_int_equal(fakehost_store_count(f->store, "energy", "alert/"
+                                          "lng_inventory_days"), 0);
+    restart(f, NULL);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+}
+
+static void
+test_sender_and_grant(void **state)
+{
+    fixture_t *f = *state;
+    static const double v[] = { 12, 8 };
+    add_values(f, 2, v);
+    write_series(f, "lng_inventory_days", "lng");
+    char err[512];
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    assert_non_null(f->fh);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    assert_int_equal(fakehost_set(f->fh, "alert_rules", LNG_RULE), SC_OK);
+    assert_int_equal(fakehost_set(f->fh, "alert_sender", "kus gateway"),
+                     SC_OK);
+    assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
+    assert_logged(f->fh, "alert_sender: \"kus gateway\" cannot be a CAP "
+                  "sender");
+    fakehost_destroy(&f->fh);
+
+    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    assert_int_equal(fakehost_set(f->fh, "alert_rules", LNG_RULE), SC_OK);
+    assert_int_equal(fakehost_set(f->fh, "alert_sender",
+                                  "alerts@kus-gateway-seoul"), SC_OK);
+    assert_int_equal(fakehost_start(f->fh), SC_OK);
+    fakehost_fire_timers(f->fh);
+    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    json_t *a = check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                          "Severe");
+    assert_string_equal(str(a, "sender"), "alerts@kus-gateway-seoul");
+    json_decref(a);
+    fakehost_destroy(&f->fh);
+
+    /* tasks granted, alerts not: the rule is inactive and says so */
+    static const char *const tasks_only[] = { "energy.lng.tasks.", NULL };
+    fakehost_store_destroy(&f->store);
+    f->store = fakehost_store_new();
+    start_plugin(f, energy_so, "energy", tasks_only, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(fakehost_refused_count(f->fh), 0);
+    assert_logged(f->fh, "energy.lng.alerts: channel not granted to this "
+                  "plugin; its alerts are not published");
+    assert_logged(f->fh, "channel energy.lng.alerts is not granted to this "
+                  "plugin; the rule is inactive");
+}
+
+/* Semis & AI: the alert channel is <subsector>.supply-chain.alerts. */
+static void
+test_semis_alert_channel(void **state)
+{
+    fixture_t *f = *state;
+    static const double v[] = { 18, 21, 27 };
+    add_values(f, 3, v);
+    write_series(f, "chip_lead_time_weeks", "semis");
+    static const char *const chans[] = { "semis.", "ai.", NULL };
+    start_plugin(f, semis_so, "semis_ai", chans,
+                 "chip_lead_time_weeks > 20 Moderate > 26 Severe clear 18");
+    assert_int_equal(fakehost_msg_count(f->fh), 2);
+    json_decref(check_cap(f->fh, 0, "semis.supply-chain.alerts",
+                          "alert.raised", "Moderate"));
+    json_decref(check_cap(f->fh, 1, "semis.supply-chain.alerts",
+                          "alert.updated", "Severe"));
+    assert_string_equal(fakehost_msg_at(f->fh, 1)->key,
+                        "chip_lead_time_weeks");
+}
+
+/* Memory only on a host without durable state: works, warns, and a
+ * restart raises again. */
+static void
+test_older_host_memory_only(void **state)
+{
+    fixture_t *f = *state;
+    static const double v[] = { 12, 8 };
+    add_values(f, 2, v);
+    write_series(f, "lng_inventory_days", "lng");
+    for (int round = 0; round < 2; round++) {
+        char err[512];
+        fakehost_destroy(&f->fh);
+        f->fh = fakehost_new(energy_so, "energy", all_energy, err,
+                             sizeof err);
+        assert_non_null(f->fh);
+        fakehost_use_store(f->fh, f->store);
+        fakehost_set_api_size(f->fh, offsetof(sc_host_api_t, state_get));
+        assert_false(SC_HOST_HAS(fakehost_api(f->fh), state_get));
+        assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+        assert_int_equal(fakehost_set(f->fh, "alert_rules", LNG_RULE),
+                         SC_OK);
+        assert_int_equal(fakehost_start(f->fh), SC_OK);
+        fakehost_fire_timers(f->fh);
+        assert_logged(f->fh, "no durable plugin state");
+        assert_int_equal(fakehost_msg_count(f->fh), 1);
+        json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+                              "Severe"));
+    }
+    assert_int_equal(fakehost_store_count(f->store, "energy", ""), 0);
+}
+
+/* Bad rule strings stop init with a line naming the rule. */
+static void
+test_invalid_rules_rejected(void **state)
+{
+    fixture_t *f = *state;
+    static const struct {
+        const char *rules, *message;
+    } cases[] = {
+        { "lng_inventory_days < 10 Urgent clear 12",
+          "alert_rules: rule 1 \"lng_inventory_days < 10 Urgent clear 12\": "
+          "\"Urgent\" is not a CAP severity (Minor, Moderate, Severe, "
+          "Extreme)" },
+        { "a > 1 Minor clear 0; lng_inventory_days < 10 Severe",
+          "alert_rules: rule 2 \"lng_inventory_days < 10 Severe\": needs "
+          "\"clear X\" (a threshold above 10) or \"for N\" with N >= 2" },
+        { "lng_inventory_days < 10 Severe clear 9",
+          "clear threshold must be above the first level's threshold 10" },
+        { "lng_inventory_days > 10 Severe clear 12",
+          "clear threshold must be below the first level's threshold 10" },
+        { "lng_inventory_days < 10 Severe clear 10",
+          "clear threshold must be above" },
+        { "lng_inventory_days < 10 Severe > 7 Extreme clear 12",
+          "\"> 7\": every level of a rule uses the same operator" },
+        { "lng_inventory_days < 7 Severe < 10 Extreme clear 12",
+          "\"< 10 Extreme\": each level's threshold must be below the one "
+          "before" },
+        { "lng_inventory_days < 10 Extreme < 7 Severe clear 12",
+          "each level's severity must be higher than the one before" },
+        { "lng_inventory_days < ten Severe clear 12",
+          "expected a number after \"<\", found \"ten\"" },
+        { "lng_inventory_days <",
+          "expected a number after \"<\", found the end" },
+        { "lng_inventory_days < 10 clear 12",
+          "expected a severity (Minor, Moderate, Severe, Extreme) after "
+          "\"< 10\"" },
+        { "lng_inventory_days clear 12",
+          "expected a level such as \"< 10 Severe\" after the series id, "
+          "found \"clear\"" },
+        { "LNG < 10 Severe clear 12", "\"LNG\" is not a series id" },
+        { "lng_inventory_days < 10 Severe clear 12 colour red",
+          "unknown word \"colour\"" },
+        { "lng_inventory_days < 10 Severe clear 12 urgency Soon",
+          "\"Soon\" is not a CAP urgency (Immediate, Expected, Future, "
+          "Past, Unknown)" },
+        { "lng_inventory_days < 10 Severe clear 12 certainty Sure",
+          "\"Sure\" is not a CAP certainty (Observed, Likely, Possible, "
+          "Unlikely, Unknown)" },
+        { "lng_inventory_days < 10 Severe clear 12 category Energy",
+          "\"Energy\" is not a CAP category (Geo, Met, Safety, Security, "
+          "Rescue, Fire, Health, Env, Transport, Infra, CBRNE, Other)" },
+        { "lng_inventory_days < 10 Severe for 0",
+          "\"for\" needs a whole number of consecutive observations, "
+          "1..100" },
+        { "lng_inventory_days < 10 Severe clear 12 clear 13",
+          "\"clear\" given twice" },
+        { "lng_inventory_days < 10 Severe clear 12 < 7 Extreme",
+          "levels come before \"clear\" and the options" },
+        { "lng_inventory_days < 10 Severe clear 12; "
+          "lng_inventory_days < 5 Extreme clear 6",
+          "rule 2 \"lng_inventory_days < 5 Extreme clear 6\": series "
+          "\"lng_inventory_days\" already has a rule (rule 1)" },
+        { "a < 5 Minor < 4 Moderate < 3 Severe < 2 Extreme < 1 Extreme "
+          "clear 6", "more than 4 levels" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[512];
+        fakehost_t *fh = fakehost_new(energy_so, "energy", all_energy, err,
+                                      sizeof err);
+        assert_non_null(fh);
+        assert_int_equal(fakehost_set(fh, "register_dir", f->dir), SC_OK);
+        assert_int_equal(fakehost_set(fh, "alert_rules", cases[i].rules),
+                         SC_OK);
+        if (fakehost_start(fh) != SC_ERR_ARG)
+            fail_msg("rules accepted: %s", cases[i].rules);
+        if (fakehost_log_find(fh, 0, cases[i].message) < 0) {
+            for (size_t k = 0; k < fakehost_log_count(fh); k++)
+                fprintf(stderr, "  log: %s\n", fakehost_log_at(fh, k)->text);
+            fail_msg("case %zu: no log line contains: %s", i,
+                     cases[i].message);
+        }
+        assert_int_equal(fakehost_timer_count(fh), 0);
+        fakehost_destroy(&fh);
+    }
+}
+
+/* What is accepted: blanks, empty rules, case, operators without spaces,
+ * every option. */
+static void
+test_valid_rule_forms(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const ok[] = {
+        "",
+        "  ;  ; ",
+        "lng_inventory_days<10 severe<7 EXTREME clear 12;",
+        "lng_inventory_days <= 10 Minor for 2 urgency immediate certainty "
+        "observed category CBRNE",
+        "lng_inventory_days >= 1e3 Moderate >= 2000 Severe clear 900.5 "
+        "for 1",
+        "lng_inventory_days < 10 Severe\n  < 7 Extreme\tclear 12 ;\n"
+        "other-series > 3 Minor clear 2",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char err[512];
+        fakehost_t *fh = fakehost_new(energy_so, "energy", all_energy, err,
+                                      sizeof err);
+        assert_non_null(fh);
+        assert_int_equal(fakehost_set(fh, "register_dir", f->dir), SC_OK);
+        assert_int_equal(fakehost_set(fh, "alert_rules", ok[i]), SC_OK);
+        if (fakehost_start(fh) != SC_OK)
+            fail_msg("rules refused: \"%s\": %s", ok[i], fakehost_error(fh));
+        fakehost_destroy(&fh);
+    }
+}
+
+/* An invalid series is reported as FILE: entry ID: what; skipped, and its
+ * rule waits. */
+static void
+test_invalid_series_skipped(void **state)
+{
+    fixture_t *f = *state;
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/indicators.json", f->dir);
+    FILE *out = fopen(p, "w");
+    assert_non_null(out);
+    fputs("{\"indicators\": [{\"id\": \"lng_inventory_days\", "
+          "\"subsector\": \"lng\", \"title\": \"LNG\", \"unit\": \"days\", "
+          "\"observations\": [{\"date\": \"2026-01-12\", \"value\": 8}, "
+          "{\"date\": \"2026-01-05\", \"value\": 7}]}]}", out);
+    fclose(out);
+    start_energy(f, LNG_RULE);
+    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_logged(f->fh, "indicators.json: entry lng_inventory_days: "
+                  "\"observations\"[1]: \"date\" 2026-01-05 is not after the "
+                  "one before (2026-01-12); skipped");
+    assert_logged(f->fh, "no indicator series \"lng_inventory_days\"");
+}
+
+/* ------------------------------------------------------------- main -- */
+
+int
+main(void)
+{
+    if (fakehost_find_plugin("energy", energy_so, sizeof energy_so) < 0 ||
+        fakehost_find_plugin("semis_ai", semis_so, sizeof semis_so) < 0) {
+        fprintf(stderr, "test_alerts: cannot find the plugins next to this "
+                "test binary\n");
+        return 1;
+    }
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_crossing_hovering_clearing),
+        T(test_batch_gives_same_messages),
+        T(test_de_escalation_has_hysteresis),
+        T(test_consecutive_observations),
+        T(test_restart_keeps_alert_state),
+        T(test_failed_publish_is_retried),
+        T(test_removed_rule_cancels_its_alert),
+        T(test_sender_and_grant),
+        T(test_semis_alert_channel),
+        T(test_older_host_memory_only),
+        T(test_invalid_rules_rejected),
+        T(test_valid_rule_forms),
+        T(test_invalid_series_skipped),
+    };
+#undef T
+    return cmocka_run_group_tests_name("alert rules", tests, NULL, NULL);
+}
