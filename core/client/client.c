@@ -1,14 +1,19 @@
 /*
  * client.c - libsectorcast: the subscriber side of the wire contract.
  *
- * Owns one SUB socket (optionally a CURVE client), its socket monitor, and
- * the verification of every received message against the gateway's JWKS.
- * A message that fails any check is counted and reported as refused; it is
- * never handed to the caller as data. Knows nothing of the broker; the
- * cryptography and the envelope rules live in core/common.
+ * Owns the SUB socket and its handshake monitor, the verification of every
+ * message against the gateway's JWKS, and the delivery queue that turns
+ * live messages, replays, snapshots and gap/epoch events into one ordered
+ * stream for the caller. A message that fails any check is counted and
+ * reported as refused; it is never handed to the caller as data.
  *
- * Frame layouts this receiver knows (docs/protocol.md):
- *   data message: exactly 2 frames, [topic ending in '.'][compact JWS]
+ * Who does what: order.c decides deliver / duplicate / hold per channel;
+ * svc.c talks to the service socket; state.c keeps the state file;
+ * monitor.c watches handshakes; core/common verifies JWS and envelopes.
+ *
+ * Frame layouts this receiver knows (docs/protocol.md section 4):
+ *   data:      exactly 2 frames, [topic ending in '.'][compact JWS]
+ *   heartbeat: exactly 3 frames, [topic]["sc-heartbeat-v1"][JSON object]
  * Every other layout is refused as "unknown message shape".
  */
 #include <errno.h>
@@ -36,26 +41,54 @@
 #include "common/jwks.h"
 #include "common/keys.h"
 
+#include "held.h"
+#include "monitor.h"
+#include "order.h"
+#include "state.h"
+#include "svc.h"
+
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
-#define RCV_HWM 100000
+#define DEFAULT_REQUEST_TIMEOUT_MS 5000
+#define DEFAULT_REQUEST_ATTEMPTS 3
+#define DEFAULT_RCV_HWM 100000
+#define DEFAULT_MAX_BUFFERED 100000
 /* Reconnect after 100 ms (libzmq's default), backing off to this while the
  * gateway stays away. */
 #define RECONNECT_IVL_MAX_MS 5000
 /* Largest frame we accept. libzmq drops the connection (and reconnects) on
  * a bigger one, so a hostile peer cannot make us buffer unbounded data. */
 #define MAX_MSG_SIZE (8 * 1024 * 1024)
-/* Consecutive handshakes that fail without detail before we call it a
- * configuration error. With CURVE and a wrong gateway key libzmq reports
- * only this and retries forever; a restarting gateway refuses connections
- * instead (no handshake), so the counter does not trip on restarts. */
-#define MAX_HANDSHAKE_FAILURES 5
 /* How much of a hostile topic we quote in an error text. */
 #define TOPIC_QUOTE_MAX 80
+#define HEARTBEAT_TAG "sc-heartbeat-v1"
+/* While a gap waits for repair and live messages keep coming, fetch one
+ * replay page at least after this many live messages. */
+#define LIVE_PER_REPAIR 1000
+
+/* One entry of the delivery queue. */
+typedef enum { Q_MSG, Q_REFUSED, Q_GAP, Q_EPOCH, Q_POSITION } qkind_t;
+
+typedef struct qev {
+    int code;             /* SC_CLIENT_GAP / SC_CLIENT_EPOCH, else 0 */
+    char channel[SC_CHANNEL_MAX + 1];
+    char epoch[SC_EPOCH_MAX + 1];
+    char old_epoch[SC_EPOCH_MAX + 1];
+    uint64_t first, last; /* GAP: lost seqs; POSITION: last = handed seq */
+    char reason[160];
+    char text[512];
+} qev_t;
+
+typedef struct qent {
+    qkind_t kind;
+    sc_held_t *msg; /* Q_MSG */
+    qev_t *ev;      /* everything else */
+    struct qent *next;
+} qent_t;
 
 struct sc_client {
     void *ctx;
     void *sub;
-    void *mon;            /* PAIR end of the socket monitor */
+    sc_mon_t *mon;
     char *endpoint;
     bool curve;
     sc_jwks_t *jwks;
@@ -63,15 +96,29 @@ struct sc_client {
 
     int fatal_rc;         /* sticky: SC_CLIENT_AUTH or SC_CLIENT_ERROR */
     char fatal[256];
-    unsigned hs_failures; /* consecutive handshakes failed w/o detail */
 
-    /* The last delivered message; everything sc_message_t points into. */
-    json_t *env;
-    char *envelope;
-    size_t envelope_len;
-    char *jws;
-    size_t jws_len;
-    char kid[SC_KID_LEN + 1];
+    sc_held_t *cur;       /* the message last returned */
+
+    /* gap repair, resume, snapshots */
+    sc_svc_t *svc;        /* NULL: no service endpoint */
+    bool snapshot;
+    json_t *identity;     /* the whoami end object */
+    const char **grants;
+    size_t n_grants;
+    char **subtrees;
+    bool *snapped;        /* per subtree: snapshot taken */
+    size_t n_subtrees;
+    bool state_checked;   /* state positions compared with whoami */
+    bool started;
+    sc_order_t *order;
+    sc_state_t *state;
+    sc_track_t *rr;       /* round-robin point for repairs */
+    unsigned live_streak;
+
+    qent_t *q_head, *q_tail;
+
+    bool have_event;
+    qev_t event;
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -128,21 +175,24 @@ static bool is_z85_key(const char *s)
     return ok;
 }
 
-/* Set up CURVE on the SUB socket: the gateway's public key (Z85 text or a
- * file) and our key pair BASE.secret / BASE.public. */
-static int setup_curve(sc_client_t *c, const sc_client_options_t *o,
-                       char *err, size_t errlen)
-{
+typedef struct curve_keys {
     char server[SC_Z85_KEY_LEN + 1];
     char secret[SC_Z85_KEY_LEN + 1];
     char public[SC_Z85_KEY_LEN + 1];
+} curve_keys_t;
+
+/* Read the gateway's public key (Z85 text or a file) and our key pair
+ * BASE.secret / BASE.public. */
+static int read_curve(const sc_client_options_t *o, curve_keys_t *k,
+                      char *err, size_t errlen)
+{
     char derived[SC_Z85_KEY_LEN + 1];
     char sub_err[512];
     int rc = -1;
 
     if (is_z85_key(o->server_public_key)) {
-        memcpy(server, o->server_public_key, sizeof server);
-    } else if (sc_curve_read(o->server_public_key, false, server, sub_err,
+        memcpy(k->server, o->server_public_key, sizeof k->server);
+    } else if (sc_curve_read(o->server_public_key, false, k->server, sub_err,
                              sizeof sub_err) != 0) {
         seterr(err, errlen, "cannot read the gateway public key: %s",
                sub_err);
@@ -157,35 +207,23 @@ static int setup_curve(sc_client_t *c, const sc_client_options_t *o,
     }
     memcpy(path, o->client_key_base, blen);
     memcpy(path + blen, ".secret", sizeof ".secret");
-    if (sc_curve_read(path, true, secret, sub_err, sizeof sub_err) != 0) {
+    if (sc_curve_read(path, true, k->secret, sub_err, sizeof sub_err) != 0) {
         seterr(err, errlen, "cannot read our CURVE secret key: %s", sub_err);
         goto out;
     }
     memcpy(path + blen, ".public", sizeof ".public");
-    if (sc_curve_read(path, false, public, sub_err, sizeof sub_err) != 0) {
+    if (sc_curve_read(path, false, k->public, sub_err, sizeof sub_err) != 0) {
         seterr(err, errlen, "cannot read our CURVE public key: %s", sub_err);
         goto out;
     }
-    if (zmq_curve_public(derived, secret) != 0 ||
-        strcmp(derived, public) != 0) {
+    if (zmq_curve_public(derived, k->secret) != 0 ||
+        strcmp(derived, k->public) != 0) {
         seterr(err, errlen, "%s does not belong to %s.secret", path,
                o->client_key_base);
         goto out;
     }
-    if (zmq_setsockopt(c->sub, ZMQ_CURVE_SERVERKEY, server,
-                       SC_Z85_KEY_LEN) != 0 ||
-        zmq_setsockopt(c->sub, ZMQ_CURVE_PUBLICKEY, public,
-                       SC_Z85_KEY_LEN) != 0 ||
-        zmq_setsockopt(c->sub, ZMQ_CURVE_SECRETKEY, secret,
-                       SC_Z85_KEY_LEN) != 0) {
-        seterr(err, errlen, "cannot set CURVE keys: %s",
-               zmq_strerror(zmq_errno()));
-        goto out;
-    }
-    c->curve = true;
     rc = 0;
 out:
-    sodium_memzero(secret, sizeof secret);
     free(path);
     return rc;
 }
@@ -195,10 +233,24 @@ static int set_int(void *sock, int opt, int val)
     return zmq_setsockopt(sock, opt, &val, sizeof val);
 }
 
+static int load_state_entry(void *arg, const char *channel, const char *epoch,
+                            uint64_t seq)
+{
+    sc_client_t *c = arg;
+    sc_track_t *t = sc_order_track(c->order, channel, true);
+    if (!t)
+        return 1;
+    sc_order_start(c->order, t, epoch, seq);
+    sc_order_handed(t, epoch, seq);
+    t->out_dirty = false;
+    return 0;
+}
+
 sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
                            size_t errlen)
 {
     char sub_err[512];
+    curve_keys_t keys;
 
     if (!o || !o->endpoint || !*o->endpoint) {
         seterr(err, errlen, "no endpoint given");
@@ -216,6 +268,16 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
                have_server ? "client key base" : "gateway public key");
         return NULL;
     }
+    bool have_svc = o->service_endpoint && *o->service_endpoint;
+    if (o->snapshot && !have_svc) {
+        seterr(err, errlen, "snapshots need the gateway's service endpoint");
+        return NULL;
+    }
+    if (o->connect_timeout_ms < 0 || o->request_timeout_ms < 0 ||
+        o->request_attempts < 0 || o->rcvhwm < 0) {
+        seterr(err, errlen, "negative timeout, attempt count or HWM");
+        return NULL;
+    }
     if (sodium_init() < 0) {
         seterr(err, errlen, "cannot initialise libsodium");
         return NULL;
@@ -226,11 +288,15 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
         seterr(err, errlen, "out of memory");
         return NULL;
     }
+    memset(&keys, 0, sizeof keys);
     c->endpoint = strdup(o->endpoint);
-    if (!c->endpoint) {
+    c->order = sc_order_new(o->max_buffered ? o->max_buffered
+                                            : DEFAULT_MAX_BUFFERED);
+    if (!c->endpoint || !c->order) {
         seterr(err, errlen, "out of memory");
         goto fail;
     }
+    c->snapshot = o->snapshot != 0;
     c->jwks = sc_jwks_load(o->jwks_path, sub_err, sizeof sub_err);
     if (!c->jwks) {
         /* sc_jwks_load names the file itself; say it once. */
@@ -245,6 +311,12 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
         seterr(err, errlen, "JWKS %s holds no Ed25519 keys: every message "
                "would be refused", o->jwks_path);
         goto fail;
+    }
+    if (o->state_path && *o->state_path) {
+        c->state = sc_state_open(o->state_path, err, errlen);
+        if (!c->state)
+            goto fail;
+        sc_state_foreach(c->state, load_state_entry, c);
     }
 
     c->ctx = zmq_ctx_new();
@@ -262,7 +334,8 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
     int timeout = o->connect_timeout_ms > 0 ? o->connect_timeout_ms
                                             : DEFAULT_CONNECT_TIMEOUT_MS;
     if (set_int(c->sub, ZMQ_LINGER, 0) != 0 ||
-        set_int(c->sub, ZMQ_RCVHWM, RCV_HWM) != 0 ||
+        set_int(c->sub, ZMQ_RCVHWM,
+                o->rcvhwm > 0 ? o->rcvhwm : DEFAULT_RCV_HWM) != 0 ||
         set_int(c->sub, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS) != 0 ||
         set_int(c->sub, ZMQ_CONNECT_TIMEOUT, timeout) != 0 ||
         set_int(c->sub, ZMQ_HANDSHAKE_IVL, timeout) != 0) {
@@ -277,29 +350,27 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
                zmq_strerror(zmq_errno()));
         goto fail;
     }
-    if (have_server && setup_curve(c, o, err, errlen) != 0)
-        goto fail;
+    if (have_server) {
+        if (read_curve(o, &keys, err, errlen) != 0)
+            goto fail;
+        if (zmq_setsockopt(c->sub, ZMQ_CURVE_SERVERKEY, keys.server,
+                           SC_Z85_KEY_LEN) != 0 ||
+            zmq_setsockopt(c->sub, ZMQ_CURVE_PUBLICKEY, keys.public,
+                           SC_Z85_KEY_LEN) != 0 ||
+            zmq_setsockopt(c->sub, ZMQ_CURVE_SECRETKEY, keys.secret,
+                           SC_Z85_KEY_LEN) != 0) {
+            seterr(err, errlen, "cannot set CURVE keys: %s",
+                   zmq_strerror(zmq_errno()));
+            goto fail;
+        }
+        c->curve = true;
+    }
 
     /* The monitor must run before connect() so that no handshake event is
      * missed: a ZAP rejection is only ever reported there. */
-    char mon_ep[64];
-    snprintf(mon_ep, sizeof mon_ep, "inproc://sc-client-mon-%p", (void *)c);
-    if (zmq_socket_monitor(c->sub, mon_ep,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
-        seterr(err, errlen, "cannot start socket monitor: %s",
-               zmq_strerror(zmq_errno()));
+    c->mon = sc_mon_new(c->ctx, c->sub, o->endpoint, c->curve, err, errlen);
+    if (!c->mon)
         goto fail;
-    }
-    c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
-    if (!c->mon || set_int(c->mon, ZMQ_LINGER, 0) != 0 ||
-        zmq_connect(c->mon, mon_ep) != 0) {
-        seterr(err, errlen, "cannot connect socket monitor: %s",
-               zmq_strerror(zmq_errno()));
-        goto fail;
-    }
     if (zmq_connect(c->sub, o->endpoint) != 0) {
         char q[TOPIC_QUOTE_MAX * 4 + 8];
         int e = zmq_errno();
@@ -307,24 +378,37 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
         seterr(err, errlen, "bad endpoint '%s': %s", q, zmq_strerror(e));
         goto fail;
     }
+    if (have_svc) {
+        sc_svc_opts_t so = {
+            .endpoint = o->service_endpoint,
+            .server_key = c->curve ? keys.server : NULL,
+            .public_key = keys.public,
+            .secret_key = keys.secret,
+            .connect_timeout_ms = timeout,
+            .request_timeout_ms = o->request_timeout_ms > 0
+                                      ? o->request_timeout_ms
+                                      : DEFAULT_REQUEST_TIMEOUT_MS,
+            .attempts = o->request_attempts > 0 ? o->request_attempts
+                                                : DEFAULT_REQUEST_ATTEMPTS,
+        };
+        c->svc = sc_svc_new(c->ctx, &so, err, errlen);
+        if (!c->svc)
+            goto fail;
+    }
+    sodium_memzero(&keys, sizeof keys);
     return c;
 
 fail:
+    sodium_memzero(&keys, sizeof keys);
     sc_client_destroy(&c);
     return NULL;
 }
 
-static void release_message(sc_client_t *c)
+static void free_entry(qent_t *e)
 {
-    json_decref(c->env);
-    c->env = NULL;
-    free(c->envelope);
-    c->envelope = NULL;
-    c->envelope_len = 0;
-    free(c->jws);
-    c->jws = NULL;
-    c->jws_len = 0;
-    c->kid[0] = '\0';
+    sc_held_free(e->msg);
+    free(e->ev);
+    free(e);
 }
 
 void sc_client_destroy(sc_client_t **client_p)
@@ -332,19 +416,119 @@ void sc_client_destroy(sc_client_t **client_p)
     if (!client_p || !*client_p)
         return;
     sc_client_t *c = *client_p;
-    if (c->sub) {
-        zmq_socket_monitor(c->sub, NULL, 0);
+    sc_mon_destroy(&c->mon); /* before its socket closes */
+    sc_svc_destroy(&c->svc);
+    if (c->sub)
         zmq_close(c->sub);
-    }
-    if (c->mon)
-        zmq_close(c->mon);
     if (c->ctx)
         zmq_ctx_term(c->ctx); /* every socket has LINGER 0: cannot hang */
-    release_message(c);
+    while (c->q_head) {
+        qent_t *e = c->q_head;
+        c->q_head = e->next;
+        free_entry(e);
+    }
+    sc_held_free(c->cur);
+    sc_order_destroy(&c->order);
+    sc_state_close(&c->state);
+    json_decref(c->identity);
+    free(c->grants);
+    for (size_t i = 0; i < c->n_subtrees; i++)
+        free(c->subtrees[i]);
+    free(c->subtrees);
+    free(c->snapped);
     sc_jwks_destroy(&c->jwks);
     free(c->endpoint);
     free(c);
     *client_p = NULL;
+}
+
+/* ---- who am I ---------------------------------------------------------- */
+
+static int ensure_identity(sc_client_t *c, char *err, size_t errlen)
+{
+    if (c->identity)
+        return 0;
+    if (!c->svc) {
+        seterr(err, errlen, "no service endpoint given: cannot ask the "
+               "gateway who we are");
+        return SC_CLIENT_ERROR;
+    }
+    sc_svc_reply_t rep;
+    int rc = sc_svc_request(c->svc, "whoami", NULL, &rep, err, errlen);
+    if (rc != 0)
+        return rc;
+    json_t *b = rep.body;
+    json_t *grants = json_object_get(b, "grants");
+    json_t *agency = json_object_get(b, "agency");
+    json_t *epoch = json_object_get(b, "epoch");
+    json_t *chans = json_object_get(b, "channels");
+    if (!rep.ok) {
+        seterr(err, errlen, "service %s refused whoami: %s",
+               sc_svc_endpoint(c->svc),
+               json_string_value(json_object_get(b, "text"))
+                   ? json_string_value(json_object_get(b, "text"))
+                   : "(no text)");
+        sc_svc_reply_clear(&rep);
+        return SC_CLIENT_ERROR;
+    }
+    if (!json_is_string(agency) || !json_is_string(epoch) ||
+        !json_is_array(grants) || !json_is_object(chans) ||
+        strlen(json_string_value(epoch)) > SC_EPOCH_MAX) {
+        seterr(err, errlen, "service %s: malformed whoami reply",
+               sc_svc_endpoint(c->svc));
+        sc_svc_reply_clear(&rep);
+        return SC_CLIENT_ERROR;
+    }
+    size_t n = json_array_size(grants);
+    c->grants = calloc(n + 1, sizeof *c->grants);
+    if (!c->grants) {
+        seterr(err, errlen, "out of memory");
+        sc_svc_reply_clear(&rep);
+        return SC_CLIENT_ERROR;
+    }
+    c->n_grants = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *g = json_string_value(json_array_get(grants, i));
+        if (g)
+            c->grants[c->n_grants++] = g;
+    }
+    c->identity = json_incref(b);
+    sc_svc_reply_clear(&rep);
+    return 0;
+}
+
+int sc_client_whoami(sc_client_t *c, sc_client_identity_t *out, char *err,
+                     size_t errlen)
+{
+    if (!c || !out) {
+        seterr(err, errlen, "sc_client_whoami: bad arguments");
+        return SC_CLIENT_ERROR;
+    }
+    if (c->fatal_rc) {
+        seterr(err, errlen, "%s", c->fatal);
+        return c->fatal_rc;
+    }
+    int rc = ensure_identity(c, err, errlen);
+    if (rc == SC_CLIENT_AUTH) {
+        c->fatal_rc = rc;
+        snprintf(c->fatal, sizeof c->fatal, "%s", err ? err : "rejected");
+    }
+    if (rc != 0)
+        return rc;
+    out->agency = json_string_value(json_object_get(c->identity, "agency"));
+    out->epoch = json_string_value(json_object_get(c->identity, "epoch"));
+    out->n_grants = c->n_grants;
+    out->grants = c->grants;
+    return 0;
+}
+
+static bool granted(const sc_client_t *c, const char *subtree)
+{
+    for (size_t i = 0; i < c->n_grants; i++)
+        if (sc_subtree_valid(c->grants[i], strlen(c->grants[i])) &&
+            sc_subtree_covers(c->grants[i], subtree, strlen(subtree)))
+            return true;
+    return false;
 }
 
 int sc_client_subscribe(sc_client_t *c, const char *subtree, char *err,
@@ -363,11 +547,44 @@ int sc_client_subscribe(sc_client_t *c, const char *subtree, char *err,
                "'energy.nuclear.tasks.'", q);
         return -1;
     }
+    if (c->svc) {
+        sc_client_identity_t id;
+        int rc = sc_client_whoami(c, &id, err, errlen);
+        if (rc != 0)
+            return rc;
+        if (!granted(c, subtree)) {
+            seterr(err, errlen, "refused: %s (not granted to agency %s)",
+                   subtree, id.agency);
+            return SC_CLIENT_NOT_GRANTED;
+        }
+    }
+    for (size_t i = 0; i < c->n_subtrees; i++)
+        if (strcmp(c->subtrees[i], subtree) == 0)
+            return 0;
+    char **v = realloc(c->subtrees, (c->n_subtrees + 1) * sizeof *v);
+    if (v)
+        c->subtrees = v;
+    bool *s = v ? realloc(c->snapped, (c->n_subtrees + 1) * sizeof *s) : NULL;
+    if (s)
+        c->snapped = s;
+    char *copy = s ? strdup(subtree) : NULL;
+    if (!copy) {
+        seterr(err, errlen, "out of memory");
+        return SC_CLIENT_ERROR;
+    }
+    /* Subscribe before any snapshot is asked for, so that nothing falls
+     * between the two (live messages at or below the snapshot's head are
+     * dropped as duplicates). */
     if (zmq_setsockopt(c->sub, ZMQ_SUBSCRIBE, subtree, len) != 0) {
         seterr(err, errlen, "cannot subscribe to '%s': %s", subtree,
                zmq_strerror(zmq_errno()));
-        return -1;
+        free(copy);
+        return SC_CLIENT_ERROR;
     }
+    c->subtrees[c->n_subtrees] = copy;
+    c->snapped[c->n_subtrees] = false;
+    c->n_subtrees++;
+    c->started = false; /* a new subtree may need a snapshot */
     return 0;
 }
 
@@ -382,7 +599,7 @@ void sc_client_stats(const sc_client_t *c, sc_client_stats_t *out)
     *out = c->stats;
 }
 
-/* ---- verification (shared by recv and verify) ------------------------- */
+/* ---- verification (shared by recv, replay and verify) ----------------- */
 
 static int refuse(sc_client_t *c, const char *topic, size_t topic_len,
                   const char *reason, char *err, size_t errlen)
@@ -407,7 +624,8 @@ static const char *str_field(json_t *env, const char *name, bool *ok)
 /* The envelope text exactly as signed: the decoded JWS payload. Falls
  * back to a compact re-serialisation if the payload is not one clean line
  * (another signer's pretty-printing, an embedded NUL). */
-static int keep_envelope_text(sc_client_t *c, const char *jws, size_t len)
+static char *envelope_text(json_t *env, const char *jws, size_t len,
+                           size_t *out_len)
 {
     const char *d1 = memchr(jws, '.', len);
     const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - jws))
@@ -424,26 +642,28 @@ static int keep_envelope_text(sc_client_t *c, const char *jws, size_t len)
             binlen > 0 && !memchr(bin, '\0', binlen) &&
             !memchr(bin, '\n', binlen) && !memchr(bin, '\r', binlen)) {
             bin[binlen] = '\0';
-            c->envelope = bin;
-            c->envelope_len = binlen;
-            return 0;
+            *out_len = binlen;
+            return bin;
         }
         free(bin);
     }
-    c->envelope = json_dumps(c->env, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!c->envelope)
-        return -1;
-    c->envelope_len = strlen(c->envelope);
-    return 0;
+    char *txt = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (txt)
+        *out_len = strlen(txt);
+    return txt;
 }
 
+/* Verify one [topic][jws] pair. SC_CLIENT_MESSAGE with *out a new held
+ * message, SC_CLIENT_REFUSED (counted, err says why) or SC_CLIENT_ERROR
+ * (out of memory). */
 static int verify(sc_client_t *c, const char *topic, size_t topic_len,
-                  const char *jws, size_t jws_len, sc_message_t *msg,
+                  const char *jws, size_t jws_len, sc_held_t **out,
                   char *err, size_t errlen)
 {
     char reason[512];
+    char kid[SC_KID_LEN + 1] = "";
 
-    release_message(c);
+    *out = NULL;
     c->stats.received++;
 
     if (topic_len == 0)
@@ -457,61 +677,60 @@ static int verify(sc_client_t *c, const char *topic, size_t topic_len,
     reason[0] = '\0';
     json_t *env = NULL;
     int rc = sc_envelope_verify(c->jwks, topic, topic_len, jws, jws_len, &env,
-                                c->kid, reason, sizeof reason);
+                                kid, reason, sizeof reason);
     if (rc != 0 || !env) {
         json_decref(env);
-        c->kid[0] = '\0';
         if (!reason[0])
             snprintf(reason, sizeof reason, "verification failed (code %d)",
                      rc);
         return refuse(c, topic, topic_len, reason, err, errlen);
     }
-    c->env = env;
 
     /* core/common checked the shape; re-check what we hand out so that a
      * mismatch between the two can never become a NULL dereference. */
     bool ok = json_is_object(env);
-    sc_message_t m = {0};
-    m.channel = str_field(env, "channel", &ok);
-    m.epoch = str_field(env, "epoch", &ok);
-    m.id = str_field(env, "id", &ok);
-    m.ts = str_field(env, "ts", &ok);
-    m.kind = str_field(env, "kind", &ok);
+    sc_held_t h = {0};
+    h.channel = str_field(env, "channel", &ok);
+    h.epoch = str_field(env, "epoch", &ok);
+    h.id = str_field(env, "id", &ok);
+    h.ts = str_field(env, "ts", &ok);
+    h.kind = str_field(env, "kind", &ok);
     json_t *seq = json_object_get(env, "seq");
     if (!json_is_integer(seq) || json_integer_value(seq) < 0)
         ok = false;
     else
-        m.seq = (uint64_t)json_integer_value(seq);
+        h.seq = (uint64_t)json_integer_value(seq);
     json_t *key = json_object_get(env, "key");
     if (json_is_string(key))
-        m.key = json_string_value(key);
+        h.key = json_string_value(key);
     else if (!json_is_null(key))
         ok = false;
+    /* The epoch goes into the state file: printable, no blanks. */
+    for (const char *p = ok ? h.epoch : ""; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            ok = false;
+    if (ok && (strlen(h.epoch) == 0 || strlen(h.epoch) > SC_EPOCH_MAX))
+        ok = false;
     if (!ok) {
-        release_message(c);
+        json_decref(env);
         return refuse(c, topic, topic_len, "envelope field missing or of "
                       "the wrong type", err, errlen);
     }
-
-    c->jws = malloc(jws_len + 1);
-    if (!c->jws || keep_envelope_text(c, jws, jws_len) != 0) {
-        release_message(c);
+    size_t elen = 0;
+    char *etxt = envelope_text(env, jws, jws_len, &elen);
+    h.kid = kid;
+    h.envelope = etxt;
+    h.envelope_len = elen;
+    h.jws = jws;
+    h.jws_len = jws_len;
+    *out = etxt ? sc_held_new(&h) : NULL;
+    free(etxt);
+    json_decref(env);
+    if (!*out) {
         c->stats.received--; /* not the message's fault */
         seterr(err, errlen, "out of memory");
         return SC_CLIENT_ERROR;
     }
-    memcpy(c->jws, jws, jws_len);
-    c->jws[jws_len] = '\0';
-    c->jws_len = jws_len;
-
-    m.kid = c->kid;
-    m.envelope = c->envelope;
-    m.envelope_len = c->envelope_len;
-    m.jws = c->jws;
-    m.jws_len = c->jws_len;
-    if (msg)
-        *msg = m;
-    c->stats.delivered++;
     return SC_CLIENT_MESSAGE;
 }
 
@@ -523,122 +742,564 @@ int sc_client_verify(sc_client_t *c, const char *topic, size_t topic_len,
         seterr(err, errlen, "sc_client_verify: bad arguments");
         return SC_CLIENT_ERROR;
     }
-    return verify(c, topic ? topic : "", topic_len, jws ? jws : "", jws_len,
-                  msg, err, errlen);
+    sc_held_free(c->cur);
+    c->cur = NULL;
+    sc_held_t *h;
+    int rc = verify(c, topic ? topic : "", topic_len, jws ? jws : "",
+                    jws_len, &h, err, errlen);
+    if (rc == SC_CLIENT_MESSAGE) {
+        c->cur = h;
+        if (msg)
+            sc_held_message(h, msg);
+        c->stats.delivered++;
+    }
+    return rc;
 }
 
-/* ---- the socket ------------------------------------------------------- */
+/* ---- the delivery queue -------------------------------------------------- */
 
-static const char *protocol_error_text(sc_client_t *c, uint32_t code)
+static qent_t *enqueue(sc_client_t *c, qkind_t kind)
 {
-    switch (code) {
-    case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-        return c->curve ? "security mechanism mismatch: the gateway does "
-                          "not speak CURVE on this endpoint"
-                        : "security mechanism mismatch: the gateway "
-                          "requires CURVE (give its public key and our key "
-                          "pair)";
-    case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
-        return "CURVE cryptographic error: wrong gateway public key?";
-    case ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE:
-        return "CURVE key exchange failed";
-    default:
+    qent_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->kind = kind;
+    if (kind != Q_MSG && !(e->ev = calloc(1, sizeof *e->ev))) {
+        free(e);
         return NULL;
     }
+    if (c->q_tail)
+        c->q_tail->next = e;
+    else
+        c->q_head = e;
+    c->q_tail = e;
+    return e;
 }
 
-/* Read every pending monitor event. Returns 0, or a sticky fatal code. */
-static int drain_monitor(sc_client_t *c)
+static int queue_msg(sc_client_t *c, sc_held_t *m)
 {
-    for (;;) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            break;
-        }
-        /* Frame 1: uint16 event, uint32 value (host order); frame 2: the
-         * endpoint. Read the second frame whatever the first holds. */
-        uint16_t event = 0;
-        uint32_t value = 0;
-        bool more = zmq_msg_more(&ev);
-        if (zmq_msg_size(&ev) == 6) {
-            const uint8_t *d = zmq_msg_data(&ev);
-            memcpy(&event, d, 2);
-            memcpy(&value, d + 2, 4);
-        }
-        zmq_msg_close(&ev);
-        while (more) {
-            zmq_msg_init(&addr);
-            if (zmq_msg_recv(&addr, c->mon, 0) < 0)
-                more = false;
-            else
-                more = zmq_msg_more(&addr);
-            zmq_msg_close(&addr);
-        }
-        if (c->fatal_rc)
-            continue;
+    qent_t *e = enqueue(c, Q_MSG);
+    if (!e) {
+        sc_held_free(m);
+        return -1;
+    }
+    e->msg = m;
+    return 0;
+}
 
-        switch (event) {
-        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-            c->hs_failures = 0;
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-            /* libzmq does not retry after a ZAP rejection. */
-            c->fatal_rc = SC_CLIENT_AUTH;
-            snprintf(c->fatal, sizeof c->fatal,
-                     "broker rejected our key (code %" PRIu32 ")", value);
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: {
-            const char *t = protocol_error_text(c, value);
-            c->fatal_rc = SC_CLIENT_ERROR;
+static void queue_refused(sc_client_t *c, const char *text)
+{
+    qent_t *e = enqueue(c, Q_REFUSED);
+    if (e)
+        snprintf(e->ev->text, sizeof e->ev->text, "%s", text);
+}
+
+/* Seqs first..last of t are lost for good: say so, and move past them. */
+static void queue_gap(sc_client_t *c, sc_track_t *t, uint64_t first,
+                      uint64_t last, const char *reason)
+{
+    if (last < first)
+        return;
+    qent_t *e = enqueue(c, Q_GAP);
+    if (e) {
+        qev_t *v = e->ev;
+        v->code = SC_CLIENT_GAP;
+        snprintf(v->channel, sizeof v->channel, "%s", t->channel);
+        snprintf(v->epoch, sizeof v->epoch, "%s", t->epoch);
+        v->first = first;
+        v->last = last;
+        snprintf(v->reason, sizeof v->reason, "%s", reason);
+        snprintf(v->text, sizeof v->text,
+                 "unrecoverable gap on %s: seq %" PRIu64 "..%" PRIu64 " %s",
+                 t->channel, first, last, reason);
+    }
+    sc_order_skip(c->order, t, last);
+}
+
+static void queue_position(sc_client_t *c, sc_track_t *t)
+{
+    qent_t *e = enqueue(c, Q_POSITION);
+    if (e) {
+        snprintf(e->ev->channel, sizeof e->ev->channel, "%s", t->channel);
+        snprintf(e->ev->epoch, sizeof e->ev->epoch, "%s", t->epoch);
+        e->ev->last = t->last;
+    }
+}
+
+/* Move held messages that are now in order to the queue. */
+static void drain_held(sc_client_t *c, sc_track_t *t)
+{
+    sc_held_t *m;
+    uint64_t dups = 0;
+    while ((m = sc_order_pop(c->order, t, &dups)))
+        queue_msg(c, m);
+    c->stats.duplicates += dups;
+}
+
+static int pop(sc_client_t *c, sc_message_t *msg, char *err, size_t errlen)
+{
+    while (c->q_head) {
+        qent_t *e = c->q_head;
+        c->q_head = e->next;
+        if (!c->q_head)
+            c->q_tail = NULL;
+        int rc = SC_CLIENT_TIMEOUT;
+        sc_track_t *t = NULL;
+        if (e->kind == Q_MSG) {
+            t = sc_order_track(c->order, e->msg->channel, false);
             if (t)
-                snprintf(c->fatal, sizeof c->fatal,
-                         "handshake with %.128s failed: %s", c->endpoint, t);
-            else
-                snprintf(c->fatal, sizeof c->fatal,
-                         "handshake with %.128s failed: protocol error "
-                         "0x%08" PRIx32, c->endpoint, value);
-            break;
-        }
-        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            if (++c->hs_failures >= MAX_HANDSHAKE_FAILURES) {
-                c->fatal_rc = SC_CLIENT_ERROR;
-                snprintf(c->fatal, sizeof c->fatal,
-                         "handshake with %.128s failed %u times in a row "
-                         "(%s)%s", c->endpoint, c->hs_failures,
-                         zmq_strerror((int)value),
-                         c->curve ? ": is the gateway public key right?"
-                                  : ": does the gateway require CURVE? "
-                                    "(give its public key and our key "
-                                    "pair)");
+                sc_order_handed(t, e->msg->epoch, e->msg->seq);
+            c->cur = e->msg;
+            e->msg = NULL;
+            if (msg)
+                sc_held_message(c->cur, msg);
+            c->stats.delivered++;
+            rc = SC_CLIENT_MESSAGE;
+        } else if (e->kind == Q_POSITION) {
+            t = sc_order_track(c->order, e->ev->channel, false);
+            if (t)
+                sc_order_handed(t, e->ev->epoch, e->ev->last);
+        } else if (e->kind == Q_REFUSED) {
+            seterr(err, errlen, "%s", e->ev->text);
+            rc = SC_CLIENT_REFUSED;
+        } else {
+            c->event = *e->ev;
+            c->have_event = true;
+            seterr(err, errlen, "%s", e->ev->text);
+            if (e->kind == Q_GAP) {
+                t = sc_order_track(c->order, e->ev->channel, false);
+                if (t)
+                    sc_order_handed(t, e->ev->epoch, e->ev->last);
+                c->stats.lost += e->ev->last - e->ev->first + 1;
+                rc = SC_CLIENT_GAP;
+            } else {
+                rc = SC_CLIENT_EPOCH;
             }
-            break;
-        default:
-            break;
+        }
+        free_entry(e);
+        if (rc != SC_CLIENT_TIMEOUT)
+            return rc;
+    }
+    return SC_CLIENT_TIMEOUT;
+}
+
+int sc_client_event(const sc_client_t *c, sc_client_event_t *out)
+{
+    if (!c || !out || !c->have_event)
+        return -1;
+    const qev_t *v = &c->event;
+    bool gap = v->code == SC_CLIENT_GAP;
+    out->code = v->code;
+    out->channel = v->channel;
+    out->epoch = v->epoch;
+    out->old_epoch = gap ? NULL : v->old_epoch;
+    out->first = gap ? v->first : 0;
+    out->last = gap ? v->last : 0;
+    out->reason = gap ? v->reason : NULL;
+    return 0;
+}
+
+/* ---- snapshots, epochs, replays ----------------------------------------- */
+
+static bool subscribed(const sc_client_t *c, const char *channel)
+{
+    char topic[SC_CHANNEL_MAX + 2];
+    int tl = sc_channel_topic(channel, topic, sizeof topic);
+    for (size_t i = 0; tl > 0 && i < c->n_subtrees; i++)
+        if (sc_subtree_covers(c->subtrees[i], topic, (size_t)tl))
+            return true;
+    return false;
+}
+
+static const char *body_text(json_t *b)
+{
+    const char *t = json_string_value(json_object_get(b, "text"));
+    return t ? t : "(no text)";
+}
+
+/* Snapshot `subtree`: the latest message per key of every channel under
+ * it that has no position yet; those channels then start at the
+ * snapshot's head. */
+static int do_snapshot(sc_client_t *c, const char *subtree, char *err,
+                       size_t errlen)
+{
+    json_t *args = json_pack("{s:s}", "subtree", subtree);
+    sc_svc_reply_t rep;
+    int rc = args ? sc_svc_request(c->svc, "snapshot", args, &rep, err,
+                                   errlen)
+                  : SC_CLIENT_ERROR;
+    json_decref(args);
+    if (rc != 0)
+        return rc;
+    json_t *b = rep.body;
+    const char *epoch = json_string_value(json_object_get(b, "epoch"));
+    json_t *heads = json_object_get(b, "heads");
+    if (!rep.ok || !epoch || !json_is_object(heads) ||
+        strlen(epoch) > SC_EPOCH_MAX) {
+        if (rep.ok)
+            seterr(err, errlen, "service %s: malformed snapshot reply for "
+                   "%s", sc_svc_endpoint(c->svc), subtree);
+        else
+            seterr(err, errlen, "service %s refused a snapshot of %s: %s",
+                   sc_svc_endpoint(c->svc), subtree, body_text(b));
+        sc_svc_reply_clear(&rep);
+        return SC_CLIENT_ERROR;
+    }
+    for (size_t i = 0; i < rep.n_items; i++) {
+        char e2[600];
+        sc_held_t *m;
+        int v = verify(c, zmq_msg_data(&rep.items[i].topic),
+                       zmq_msg_size(&rep.items[i].topic),
+                       zmq_msg_data(&rep.items[i].jws),
+                       zmq_msg_size(&rep.items[i].jws), &m, e2, sizeof e2);
+        if (v == SC_CLIENT_REFUSED) {
+            queue_refused(c, e2);
+            continue;
+        }
+        if (v != SC_CLIENT_MESSAGE)
+            continue;
+        c->stats.replayed++;
+        sc_track_t *t = sc_order_track(c->order, m->channel, true);
+        if (!t || t->known || strcmp(m->epoch, epoch) != 0) {
+            c->stats.duplicates++;
+            sc_held_free(m);
+            continue;
+        }
+        queue_msg(c, m);
+    }
+    const char *ch;
+    json_t *jh;
+    json_object_foreach(heads, ch, jh) {
+        if (!json_is_integer(jh) || json_integer_value(jh) < 0 ||
+            !sc_channel_valid(ch))
+            continue;
+        sc_track_t *t = sc_order_track(c->order, ch, true);
+        if (!t || t->known)
+            continue;
+        sc_order_start(c->order, t, epoch, (uint64_t)json_integer_value(jh));
+        queue_position(c, t);
+    }
+    sc_svc_reply_clear(&rep);
+    return 0;
+}
+
+/* t's journal was replaced: say so and start over (with a snapshot of the
+ * channel if snapshots are on). */
+static int epoch_changed(sc_client_t *c, sc_track_t *t, const char *epoch,
+                         char *err, size_t errlen)
+{
+    qent_t *e = enqueue(c, Q_EPOCH);
+    if (e) {
+        qev_t *v = e->ev;
+        v->code = SC_CLIENT_EPOCH;
+        snprintf(v->channel, sizeof v->channel, "%s", t->channel);
+        snprintf(v->epoch, sizeof v->epoch, "%s", epoch);
+        snprintf(v->old_epoch, sizeof v->old_epoch, "%s",
+                 t->epoch[0] ? t->epoch : "?");
+        snprintf(v->text, sizeof v->text,
+                 "epoch changed on %s: journal %s was replaced by %s; "
+                 "tracking restarts%s", t->channel, v->old_epoch, epoch,
+                 c->snapshot ? " from a snapshot" : "");
+    }
+    sc_order_reset(c->order, t);
+    if (c->svc && c->snapshot) {
+        char subtree[SC_CHANNEL_MAX + 2];
+        if (sc_channel_topic(t->channel, subtree, sizeof subtree) > 0)
+            return do_snapshot(c, subtree, err, errlen);
+    }
+    return 0;
+}
+
+/* One replay page for the next channel that needs one. 1 = did one,
+ * 0 = nothing to do, negative = error code. */
+static int repair_one(sc_client_t *c, char *err, size_t errlen)
+{
+    sc_track_t *t = NULL;
+    uint64_t from = 0, to = 0;
+    sc_track_t *start = c->rr ? c->rr->next : NULL;
+    if (!start)
+        start = sc_order_first(c->order);
+    for (sc_track_t *x = start; x && !t; x = x->next)
+        if (sc_order_wants(x, &from, &to))
+            t = x;
+    for (sc_track_t *x = sc_order_first(c->order); x && x != start && !t;
+         x = x->next)
+        if (sc_order_wants(x, &from, &to))
+            t = x;
+    if (!t)
+        return 0;
+    c->rr = t;
+    /* Only asking whether our epoch still holds (a heartbeat named
+     * another): finding nothing new is no gap then. */
+    bool probe = t->suspect_epoch && t->target <= t->last;
+
+    uint64_t want = to - from + 1;
+    json_t *args = json_pack("{s:s, s:I, s:I, s:s}", "channel", t->channel,
+                             "from", (json_int_t)from, "limit",
+                             (json_int_t)(want > 100000 ? 100000 : want),
+                             "epoch", t->epoch);
+    sc_svc_reply_t rep;
+    int rc = args ? sc_svc_request(c->svc, "replay", args, &rep, err, errlen)
+                  : SC_CLIENT_ERROR;
+    json_decref(args);
+    if (rc != 0)
+        return rc;
+    json_t *b = rep.body;
+    if (!rep.ok) {
+        json_int_t code = json_integer_value(json_object_get(b, "code"));
+        const char *name = json_string_value(json_object_get(b, "error"));
+        const char *ne = json_string_value(json_object_get(b, "epoch"));
+        json_t *oldest = json_object_get(b, "oldest");
+        if (code == 409 && ne && strlen(ne) <= SC_EPOCH_MAX) {
+            rc = epoch_changed(c, t, ne, err, errlen);
+        } else if (code == 410 && json_is_integer(oldest) &&
+                   (uint64_t)json_integer_value(oldest) > from) {
+            t->suspect_epoch = false;
+            queue_gap(c, t, from, (uint64_t)json_integer_value(oldest) - 1,
+                      "pruned");
+            drain_held(c, t);
+        } else {
+            char why[200];
+            snprintf(why, sizeof why, "not served by the gateway (%lld %s: "
+                     "%.120s)", (long long)code, name ? name : "?",
+                     body_text(b));
+            t->suspect_epoch = false;
+            queue_gap(c, t, from, to, why);
+            drain_held(c, t);
+        }
+        sc_svc_reply_clear(&rep);
+        return rc < 0 ? rc : 1;
+    }
+    t->suspect_epoch = false;
+    for (size_t i = 0; i < rep.n_items; i++) {
+        char e2[600];
+        sc_held_t *m;
+        const char *topic = zmq_msg_data(&rep.items[i].topic);
+        size_t tlen = zmq_msg_size(&rep.items[i].topic);
+        int v = verify(c, topic, tlen, zmq_msg_data(&rep.items[i].jws),
+                       zmq_msg_size(&rep.items[i].jws), &m, e2, sizeof e2);
+        if (v == SC_CLIENT_REFUSED) {
+            queue_refused(c, e2);
+            continue;
+        }
+        if (v != SC_CLIENT_MESSAGE)
+            continue;
+        c->stats.replayed++;
+        if (strcmp(m->channel, t->channel) != 0 ||
+            strcmp(m->epoch, t->epoch) != 0) {
+            c->stats.received--; /* counted again by refuse() */
+            refuse(c, topic, tlen, "replayed message of another channel or "
+                   "epoch than asked for", e2, sizeof e2);
+            c->stats.received++;
+            queue_refused(c, e2);
+            sc_held_free(m);
+            continue;
+        }
+        sc_order_verdict_t vd = sc_order_replayed(c->order, t, m);
+        if (vd == SC_ORD_HOLE) {
+            queue_gap(c, t, t->last + 1, m->seq - 1,
+                      "missing from the gateway's replay");
+            vd = sc_order_replayed(c->order, t, m);
+        }
+        if (vd == SC_ORD_DELIVER) {
+            queue_msg(c, m);
+        } else {
+            c->stats.duplicates++;
+            sc_held_free(m);
         }
     }
-    return c->fatal_rc;
+    json_t *more = json_object_get(b, "more");
+    if (!probe && json_is_true(more) && t->last < from) {
+        /* Nothing usable at `from` although the gateway has more (every
+         * item refused): asking again would bring the same. */
+        queue_gap(c, t, from, to, "not obtainable by replay (refused)");
+    } else if (!probe && !json_is_true(more) && t->last < to) {
+        char why[120];
+        snprintf(why, sizeof why, "not in the gateway's journal (head %lld)",
+                 (long long)json_integer_value(json_object_get(b, "head")));
+        queue_gap(c, t, t->last + 1, to, why);
+    }
+    drain_held(c, t);
+    sc_svc_reply_clear(&rep);
+    return 1;
 }
 
-/* Read one whole multipart message and classify it. */
-static int read_message(sc_client_t *c, sc_message_t *msg, char *err,
-                        size_t errlen)
+static bool repair_pending(sc_client_t *c)
 {
-    zmq_msg_t parts[2];
+    if (!c->svc)
+        return false;
+    for (sc_track_t *t = sc_order_first(c->order); t; t = t->next)
+        if (sc_order_wants(t, NULL, NULL))
+            return true;
+    return false;
+}
+
+/* Once, before the first live message: compare stored positions with the
+ * gateway's heads, and take the snapshots asked for. Idempotent; may be
+ * called again after a failure. */
+static int start(sc_client_t *c, char *err, size_t errlen)
+{
+    if (!c->svc) {
+        c->started = true;
+        return 0;
+    }
+    int rc = ensure_identity(c, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!c->state_checked) {
+        const char *epoch =
+            json_string_value(json_object_get(c->identity, "epoch"));
+        json_t *heads = json_object_get(c->identity, "channels");
+        for (sc_track_t *t = sc_order_first(c->order); t; t = t->next) {
+            if (!t->known || !subscribed(c, t->channel))
+                continue;
+            if (strcmp(t->epoch, epoch) != 0) {
+                /* no per-channel snapshot here: the subtree's comes next */
+                bool snap = c->snapshot;
+                c->snapshot = false;
+                epoch_changed(c, t, epoch, err, errlen);
+                c->snapshot = snap;
+                continue;
+            }
+            json_t *h = json_object_get(heads, t->channel);
+            if (json_is_integer(h) && json_integer_value(h) > 0)
+                sc_order_head(t, (uint64_t)json_integer_value(h));
+        }
+        c->state_checked = true;
+    }
+    for (size_t i = 0; c->snapshot && i < c->n_subtrees; i++) {
+        if (c->snapped[i])
+            continue;
+        rc = do_snapshot(c, c->subtrees[i], err, errlen);
+        if (rc != 0)
+            return rc;
+        c->snapped[i] = true;
+    }
+    c->started = true;
+    return 0;
+}
+
+/* ---- live messages --------------------------------------------------- */
+
+static int on_live(sc_client_t *c, sc_held_t *m, char *err, size_t errlen)
+{
+    sc_track_t *t = sc_order_track(c->order, m->channel, true);
+    if (!t) {
+        sc_held_free(m);
+        seterr(err, errlen, "out of memory");
+        return SC_CLIENT_ERROR;
+    }
+    int rc = 0;
+    if (t->known && strcmp(t->epoch, m->epoch) != 0)
+        rc = epoch_changed(c, t, m->epoch, err, errlen);
+    if (!t->known) {
+        /* A channel we have no position for. With snapshots on it was born
+         * after our snapshot: all of it is new to us, from seq 1. Else we
+         * start with this message. */
+        if (c->svc && c->snapshot && rc == 0)
+            sc_order_start(c->order, t, m->epoch, 0);
+        else
+            sc_order_start(c->order, t, m->epoch, m->seq ? m->seq - 1 : 0);
+    }
+    if (!c->svc && m->seq > t->last + 1)
+        queue_gap(c, t, t->last + 1, m->seq - 1,
+                  "lost (no service endpoint to replay from)");
+    size_t before = sc_order_buffered(c->order);
+    switch (sc_order_live(c->order, t, m)) {
+    case SC_ORD_DELIVER:
+        queue_msg(c, m);
+        drain_held(c, t);
+        break;
+    case SC_ORD_HELD:
+        break;
+    case SC_ORD_OVERFLOW:
+        c->stats.overflowed += 1 + (before - sc_order_buffered(c->order));
+        sc_held_free(m);
+        break;
+    default:
+        c->stats.duplicates++;
+        sc_held_free(m);
+        break;
+    }
+    return rc;
+}
+
+static void on_heartbeat(sc_client_t *c, const char *topic, size_t tlen,
+                         const char *body, size_t blen, char *err,
+                         size_t errlen)
+{
+    json_error_t je;
+    json_t *o = json_loadb(body, blen, JSON_REJECT_DUPLICATES, &je);
+    const char *ch = json_string_value(json_object_get(o, "channel"));
+    const char *epoch = json_string_value(json_object_get(o, "epoch"));
+    json_t *jh = json_object_get(o, "head");
+    c->stats.received++;
+    if (!ch || !epoch || !json_is_integer(jh) || json_integer_value(jh) < 0 ||
+        strlen(epoch) == 0 || strlen(epoch) > SC_EPOCH_MAX ||
+        strlen(ch) + 1 != tlen || memcmp(ch, topic, tlen - 1) != 0) {
+        json_decref(o);
+        refuse(c, topic, tlen, "malformed heartbeat (want a JSON object "
+               "with channel = the topic, epoch and head)", err, errlen);
+        queue_refused(c, err);
+        return;
+    }
+    c->stats.received--; /* a heartbeat is no data message */
+    c->stats.heartbeats++;
+    uint64_t head = (uint64_t)json_integer_value(jh);
+    sc_track_t *t = sc_order_track(c->order, ch, false);
+    if (!t || !t->known) {
+        /* With snapshots on, a channel born after our snapshot is new to
+         * us from seq 1; otherwise we start with its first live message. */
+        if (c->svc && c->snapshot && c->started && head > 0 &&
+            subscribed(c, ch) && (t = sc_order_track(c->order, ch, true))) {
+            sc_order_start(c->order, t, epoch, 0);
+            sc_order_head(t, head);
+        }
+    } else if (strcmp(t->epoch, epoch) != 0) {
+        /* Heartbeats are not signed: ask the gateway (a replay with our
+         * epoch answers 409 if the journal really was replaced). */
+        if (c->svc)
+            t->suspect_epoch = true;
+    } else if (head > t->last) {
+        if (c->svc)
+            sc_order_head(t, head);
+        else
+            queue_gap(c, t, t->last + 1, head,
+                      "lost (no service endpoint to replay from)");
+    }
+    json_decref(o);
+}
+
+static bool frame_is(zmq_msg_t *f, const char *s)
+{
+    size_t n = strlen(s);
+    return zmq_msg_size(f) == n && memcmp(zmq_msg_data(f), s, n) == 0;
+}
+
+static bool is_topic(zmq_msg_t *f)
+{
+    size_t n = zmq_msg_size(f);
+    return n > 0 && ((const char *)zmq_msg_data(f))[n - 1] == '.';
+}
+
+/* Read one whole multipart message and classify it. 0 (the queue may
+ * have grown), SC_CLIENT_TIMEOUT (nothing there), or an error code. */
+static int read_message(sc_client_t *c, char *err, size_t errlen)
+{
+    zmq_msg_t parts[3];
     size_t nframes = 0;
     bool more = true;
 
     while (more) {
-        /* Keep the first two frames; count and drop the rest. */
+        /* Keep the first three frames; count and drop the rest. */
         zmq_msg_t scratch;
-        zmq_msg_t *f = nframes < 2 ? &parts[nframes] : &scratch;
+        zmq_msg_t *f = nframes < 3 ? &parts[nframes] : &scratch;
         zmq_msg_init(f);
         int flags = nframes == 0 ? ZMQ_DONTWAIT : 0;
         if (zmq_msg_recv(f, c->sub, flags) < 0) {
             int e = zmq_errno();
             zmq_msg_close(f);
-            for (size_t i = 0; i < nframes && i < 2; i++)
+            for (size_t i = 0; i < nframes && i < 3; i++)
                 zmq_msg_close(&parts[i]);
             if (nframes == 0 && e == EAGAIN)
                 return SC_CLIENT_TIMEOUT; /* spurious wake-up */
@@ -656,16 +1317,28 @@ static int read_message(sc_client_t *c, sc_message_t *msg, char *err,
         nframes++;
     }
 
-    int rc;
-    if (nframes == 2 && zmq_msg_size(&parts[0]) > 0 &&
-        ((const char *)zmq_msg_data(&parts[0]))[zmq_msg_size(&parts[0]) -
-                                                1] == '.') {
-        rc = verify(c, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
-                    zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), msg,
-                    err, errlen);
+    int rc = 0;
+    char e2[600];
+    if (nframes == 2 && is_topic(&parts[0])) {
+        sc_held_t *m;
+        int v = verify(c, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
+                       zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), &m,
+                       e2, sizeof e2);
+        if (v == SC_CLIENT_MESSAGE)
+            rc = on_live(c, m, err, errlen);
+        else if (v == SC_CLIENT_REFUSED)
+            queue_refused(c, e2);
+        else {
+            seterr(err, errlen, "%s", e2);
+            rc = v;
+        }
+    } else if (nframes == 3 && is_topic(&parts[0]) &&
+               frame_is(&parts[1], HEARTBEAT_TAG)) {
+        on_heartbeat(c, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
+                     zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), e2,
+                     sizeof e2);
     } else {
         char reason[96];
-        release_message(c);
         c->stats.received++;
         if (nframes == 2)
             snprintf(reason, sizeof reason, "unknown message shape: 2 "
@@ -673,11 +1346,39 @@ static int read_message(sc_client_t *c, sc_message_t *msg, char *err,
         else
             snprintf(reason, sizeof reason, "unknown message shape: %zu "
                      "frame%s", nframes, nframes == 1 ? "" : "s");
-        rc = refuse(c, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
-                    reason, err, errlen);
+        refuse(c, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), reason,
+               e2, sizeof e2);
+        queue_refused(c, e2);
     }
-    for (size_t i = 0; i < nframes && i < 2; i++)
+    for (size_t i = 0; i < nframes && i < 3; i++)
         zmq_msg_close(&parts[i]);
+    return rc;
+}
+
+/* ---- the receive loop --------------------------------------------------- */
+
+static int check_fatal(sc_client_t *c)
+{
+    if (c->fatal_rc)
+        return c->fatal_rc;
+    const char *t;
+    int rc = sc_mon_drain(c->mon, &t);
+    if (!rc && c->svc)
+        rc = sc_svc_check(c->svc, &t);
+    if (rc) {
+        c->fatal_rc = rc;
+        snprintf(c->fatal, sizeof c->fatal, "%s", t);
+    }
+    return rc;
+}
+
+/* A fatal code from a request becomes sticky; others pass through. */
+static int pass(sc_client_t *c, int rc, char *err)
+{
+    if (rc == SC_CLIENT_AUTH) {
+        c->fatal_rc = rc;
+        snprintf(c->fatal, sizeof c->fatal, "%s", err ? err : "rejected");
+    }
     return rc;
 }
 
@@ -688,21 +1389,45 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
         seterr(err, errlen, "sc_client_recv: no client");
         return SC_CLIENT_ERROR;
     }
+    sc_held_free(c->cur);
+    c->cur = NULL;
+    c->have_event = false;
     int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
 
     for (;;) {
-        if (c->fatal_rc || drain_monitor(c)) {
+        if (check_fatal(c)) {
             seterr(err, errlen, "%s", c->fatal);
             return c->fatal_rc;
         }
+        if (!c->started) {
+            int rc = start(c, err, errlen);
+            if (rc != 0)
+                return pass(c, rc, err);
+        }
+        if (c->q_head) {
+            int rc = pop(c, msg, err, errlen);
+            if (rc != SC_CLIENT_TIMEOUT)
+                return rc;
+            continue;
+        }
+        bool repair = repair_pending(c);
+        if (repair && c->live_streak >= LIVE_PER_REPAIR) {
+            c->live_streak = 0;
+            int rc = repair_one(c, err, errlen);
+            if (rc < 0)
+                return pass(c, rc, err);
+            continue;
+        }
         long wait = -1;
-        if (timeout_ms >= 0) {
+        if (repair)
+            wait = 0;
+        else if (timeout_ms >= 0) {
             int64_t left = deadline - now_ms();
             wait = left > 0 ? (long)left : 0;
         }
         zmq_pollitem_t items[2] = {
             {.socket = c->sub, .events = ZMQ_POLLIN},
-            {.socket = c->mon, .events = ZMQ_POLLIN},
+            {.socket = sc_mon_socket(c->mon), .events = ZMQ_POLLIN},
         };
         int n = zmq_poll(items, 2, wait);
         if (n < 0) {
@@ -718,13 +1443,41 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
         if (items[1].revents & ZMQ_POLLIN)
             continue; /* drain the monitor first */
         if (items[0].revents & ZMQ_POLLIN) {
-            int rc = read_message(c, msg, err, errlen);
-            if (rc != SC_CLIENT_TIMEOUT)
-                return rc;
+            int rc = read_message(c, err, errlen);
+            if (rc != SC_CLIENT_TIMEOUT && rc != 0)
+                return pass(c, rc, err);
+            c->live_streak++;
+            continue;
+        }
+        if (repair) {
+            c->live_streak = 0;
+            int rc = repair_one(c, err, errlen);
+            if (rc < 0)
+                return pass(c, rc, err);
+            continue;
         }
         if (timeout_ms >= 0 && now_ms() >= deadline) {
             seterr(err, errlen, "no message within %d ms", timeout_ms);
             return SC_CLIENT_TIMEOUT;
         }
     }
+}
+
+int sc_client_commit(sc_client_t *c, char *err, size_t errlen)
+{
+    if (!c) {
+        seterr(err, errlen, "sc_client_commit: no client");
+        return -1;
+    }
+    if (!c->state)
+        return 0;
+    for (sc_track_t *t = sc_order_first(c->order); t; t = t->next) {
+        if (!t->out_dirty)
+            continue;
+        if (sc_state_put(c->state, t->channel, t->out_epoch, t->out_seq, err,
+                         errlen) != 0)
+            return -1;
+        t->out_dirty = false;
+    }
+    return sc_state_flush(c->state, err, errlen);
 }

@@ -8,6 +8,13 @@
  * 3. CURVE: a gateway whose ZAP handler answers 400 makes recv return
  *    SC_CLIENT_AUTH; one answering 200 delivers; a mechanism mismatch is a
  *    clear error. Every wait is bounded.
+ * 4. The ordering rules (core/client/order.c) without sockets: deliver,
+ *    duplicate, hold, replay, overflow, skip.
+ * 5. The state file (core/client/state.c): records, torn last line,
+ *    malformed line, lock, compaction.
+ * 6. A fake gateway (PUB + a ROUTER service in a thread): gaps repaired by
+ *    replay, heartbeats, resume from a state file, pruned ranges and a
+ *    replaced journal reported as events, grants checked.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +35,8 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "client/order.h"
+#include "client/state.h"
 #include "common/envelope.h"
 #include "common/jwks.h"
 #include "common/keys.h"
@@ -56,15 +65,27 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+#define EPOCH1 "0123456789abcdef0123456789abcdef"
+
+/* Sign an envelope of `epoch` for `channel` with `key`; caller frees. */
+static char *sign_e(const sc_sigkey_t *key, const char *channel, uint64_t seq,
+                    const char *k, const char *epoch, size_t *len);
+
 /* Sign an envelope for `channel` with `key`; caller frees. */
 static char *sign(const sc_sigkey_t *key, const char *channel, uint64_t seq,
                   const char *k, size_t *len)
+{
+    return sign_e(key, channel, seq, k, EPOCH1, len);
+}
+
+static char *sign_e(const sc_sigkey_t *key, const char *channel, uint64_t seq,
+                    const char *k, const char *epoch, size_t *len)
 {
     json_t *source = json_pack("{s:s}", "plugin", "test");
     json_t *data = json_pack("{s:s,s:i}", "title", "SMR component line",
                              "progress", 40);
     sc_envelope_in_t in = {
-        .channel = channel, .epoch = "0123456789abcdef0123456789abcdef",
+        .channel = channel, .epoch = epoch,
         .seq = seq, .id = NULL, .ts = NULL, .kind = "task.updated",
         .key = k, .source = source, .data = data,
     };
@@ -477,6 +498,22 @@ static void test_socket_plain(void **state)
     assert_int_equal(send_frames(pub, fr2, ln2, 2), 0);
     char *good2 = sign(f->key, CHANNEL, 3, "task-2", &len);
     assert_int_equal(send_pair(pub, TOPIC, good2, len), 0);
+    /* Heartbeats: known shape, never data, never refused. Head 3 is where
+     * we are; head 5 says 4..5 were lost (no service to replay from). */
+    const char *hb3 = "{\"channel\":\"" CHANNEL "\",\"epoch\":\"" EPOCH1
+                      "\",\"head\":3,\"ts\":\"2026-01-01T00:00:00.000Z\"}";
+    const char *hb5 = "{\"channel\":\"" CHANNEL "\",\"epoch\":\"" EPOCH1
+                      "\",\"head\":5,\"ts\":\"2026-01-01T00:00:00.000Z\"}";
+    const char *frh[3] = {TOPIC, "sc-heartbeat-v1", hb3};
+    size_t lnh[3] = {strlen(TOPIC), 15, strlen(hb3)};
+    assert_int_equal(send_frames(pub, frh, lnh, 3), 0);
+    frh[2] = hb5;
+    lnh[2] = strlen(hb5);
+    assert_int_equal(send_frames(pub, frh, lnh, 3), 0);
+    /* An unknown tag in a 3-frame message is still an unknown shape. */
+    const char *frx[3] = {TOPIC, "sc-heartbeat-v2", hb3};
+    size_t lnx[3] = {strlen(TOPIC), 15, strlen(hb3)};
+    assert_int_equal(send_frames(pub, frx, lnx, 3), 0);
 
     sc_message_t m;
     assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
@@ -491,11 +528,29 @@ static void test_socket_plain(void **state)
     assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
                      SC_CLIENT_REFUSED);
     assert_non_null(strstr(err, "unknown message shape: 2 frames"));
+    /* seq 2 was the forged one: without a service endpoint the gap is
+     * reported, not repaired, and delivery goes on. */
+    assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
+                     SC_CLIENT_GAP);
+    assert_string_equal(err, "unrecoverable gap on " CHANNEL ": seq 2..2 "
+                        "lost (no service endpoint to replay from)");
+    sc_client_event_t ev;
+    assert_int_equal(sc_client_event(c, &ev), 0);
+    assert_int_equal(ev.code, SC_CLIENT_GAP);
+    assert_string_equal(ev.channel, CHANNEL);
+    assert_true(ev.first == 2 && ev.last == 2);
     assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
                      SC_CLIENT_MESSAGE);
     assert_true(m.seq == 3);
     assert_string_equal(m.key, "task-2");
     assert_memory_equal(m.jws, good2, len);
+    assert_int_equal(sc_client_event(c, &ev), -1);
+    assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
+                     SC_CLIENT_GAP);
+    assert_non_null(strstr(err, "seq 4..5 lost"));
+    assert_int_equal(sc_client_recv(c, &m, 2000, err, sizeof err),
+                     SC_CLIENT_REFUSED);
+    assert_non_null(strstr(err, "unknown message shape: 3 frames"));
 
     /* Nothing else: the defence channel was not subscribed. The total
      * timeout is honoured. */
@@ -509,9 +564,12 @@ static void test_socket_plain(void **state)
 
     sc_client_stats_t st;
     sc_client_stats(c, &st);
-    assert_true(st.refused == base.refused + 4);
+    assert_true(st.refused == base.refused + 5);
     assert_true(st.delivered == base.delivered + 1);
-    assert_true(st.received == st.delivered + st.refused);
+    assert_true(st.heartbeats == 2);
+    assert_true(st.lost == 3);
+    /* join() sent seq 1 until it arrived: the extra copies were dropped */
+    assert_true(st.received == st.delivered + st.refused + st.duplicates);
 
     free(good);
     free(good2);
@@ -712,6 +770,526 @@ static void test_curve_mismatch(void **state)
     curve_server_stop(&s);
 }
 
+/* ---- 4. ordering rules, without sockets --------------------------------- */
+
+static sc_held_t *held(const char *channel, uint64_t seq)
+{
+    char kid[] = "kid";
+    sc_held_t in = {.seq = seq, .channel = channel, .epoch = EPOCH1,
+                    .id = "id", .ts = "ts", .kind = "k", .key = NULL,
+                    .kid = kid, .envelope = "{}", .envelope_len = 2,
+                    .jws = "a.b.c", .jws_len = 5};
+    sc_held_t *h = sc_held_new(&in);
+    assert_non_null(h);
+    return h;
+}
+
+/* Offer a live message; free it unless the order module keeps it or it
+ * is delivered (then it is returned through *out). */
+static sc_order_verdict_t live(sc_order_t *o, sc_track_t *t, uint64_t seq)
+{
+    sc_held_t *m = held(t->channel, seq);
+    sc_order_verdict_t v = sc_order_live(o, t, m);
+    if (v != SC_ORD_HELD)
+        sc_held_free(m);
+    return v;
+}
+
+static void test_order_rules(void **state)
+{
+    (void)state;
+    sc_order_t *o = sc_order_new(4);
+    assert_non_null(o);
+    sc_track_t *t = sc_order_track(o, "a.b", true);
+    assert_non_null(t);
+    assert_false(t->known);
+    assert_ptr_equal(sc_order_track(o, "a.b", false), t);
+    assert_null(sc_order_track(o, "x.y", false));
+
+    sc_order_start(o, t, EPOCH1, 10);
+    uint64_t from, to, dups = 0;
+    assert_false(sc_order_wants(t, &from, &to));
+    assert_int_equal(live(o, t, 11), SC_ORD_DELIVER);
+    assert_int_equal(live(o, t, 11), SC_ORD_DUPLICATE);
+    assert_int_equal(live(o, t, 3), SC_ORD_DUPLICATE);
+    assert_true(t->last == 11);
+
+    /* 12 and 13 lost: 14 and 15 are held, 15 twice is one */
+    assert_int_equal(live(o, t, 15), SC_ORD_HELD);
+    assert_int_equal(live(o, t, 14), SC_ORD_HELD);
+    assert_int_equal(live(o, t, 15), SC_ORD_DUPLICATE);
+    assert_int_equal(sc_order_buffered(o), 2);
+    assert_null(sc_order_pop(o, t, &dups));
+    assert_true(sc_order_wants(t, &from, &to));
+    assert_true(from == 12 && to == 13);
+
+    /* the replay brings 11 (dup), 12, 13 */
+    sc_held_t *r = held("a.b", 11);
+    assert_int_equal(sc_order_replayed(o, t, r), SC_ORD_DUPLICATE);
+    sc_held_free(r);
+    r = held("a.b", 13);
+    assert_int_equal(sc_order_replayed(o, t, r), SC_ORD_HOLE);
+    sc_held_free(r);
+    for (uint64_t q = 12; q <= 13; q++) {
+        r = held("a.b", q);
+        assert_int_equal(sc_order_replayed(o, t, r), SC_ORD_DELIVER);
+        sc_held_free(r);
+    }
+    /* the held ones follow in order */
+    for (uint64_t q = 14; q <= 15; q++) {
+        sc_held_t *m = sc_order_pop(o, t, &dups);
+        assert_non_null(m);
+        assert_true(m->seq == q);
+        sc_held_free(m);
+    }
+    assert_null(sc_order_pop(o, t, &dups));
+    assert_int_equal(sc_order_buffered(o), 0);
+    assert_false(sc_order_wants(t, NULL, NULL));
+
+    /* a heartbeat: the tail 16..18 was lost */
+    sc_order_head(t, 18);
+    assert_true(sc_order_wants(t, &from, &to));
+    assert_true(from == 16 && to == 18);
+    assert_int_equal(live(o, t, 16), SC_ORD_DELIVER);
+    assert_true(sc_order_wants(t, &from, &to) && from == 17 && to == 18);
+
+    /* overflow: 4 held at most; then the channel's buffer is dropped and
+     * nothing is held until the replay caught up */
+    for (uint64_t q = 20; q < 24; q++)
+        assert_int_equal(live(o, t, q), SC_ORD_HELD);
+    assert_int_equal(live(o, t, 24), SC_ORD_OVERFLOW);
+    assert_int_equal(sc_order_buffered(o), 0);
+    assert_int_equal(live(o, t, 25), SC_ORD_OVERFLOW);
+    assert_true(sc_order_wants(t, &from, &to) && from == 17 && to == 25);
+
+    /* lost for good (e.g. pruned): skip, then in order again */
+    sc_order_skip(o, t, 25);
+    assert_false(sc_order_wants(t, NULL, NULL));
+    assert_int_equal(live(o, t, 26), SC_ORD_DELIVER);
+    assert_int_equal(live(o, t, 28), SC_ORD_HELD); /* buffering is back */
+
+    /* a held message that a skip overtakes is dropped as a duplicate */
+    sc_order_skip(o, t, 30);
+    dups = 0;
+    assert_null(sc_order_pop(o, t, &dups));
+    assert_true(dups == 1);
+
+    /* the epoch is the caller's business; reset forgets everything */
+    sc_order_handed(t, EPOCH1, 30);
+    assert_true(t->out_dirty && t->out_seq == 30);
+    sc_order_reset(o, t);
+    assert_false(t->known);
+    assert_false(sc_order_wants(t, NULL, NULL));
+
+    /* a second channel is independent */
+    sc_track_t *u = sc_order_track(o, "a.c", true);
+    sc_order_start(o, u, EPOCH1, 0);
+    assert_int_equal(live(o, u, 2), SC_ORD_HELD);
+    assert_true(sc_order_wants(u, &from, &to) && from == 1 && to == 1);
+    sc_order_destroy(&o); /* frees what is still held */
+    assert_null(o);
+}
+
+/* ---- 5. the state file ------------------------------------------------ */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+typedef struct seen {
+    char channel[64], epoch[80];
+    uint64_t seq;
+    int n;
+} seen_t;
+
+static int last_entry(void *arg, const char *channel, const char *epoch,
+                      uint64_t seq)
+{
+    seen_t *s = arg;
+    snprintf(s->channel, sizeof s->channel, "%s", channel);
+    snprintf(s->epoch, sizeof s->epoch, "%s", epoch);
+    s->seq = seq;
+    s->n++;
+    return 0;
+}
+
+static void test_state_file(void **state)
+{
+    fixture_t *f = *state;
+    char path[192], err[512] = "";
+    snprintf(path, sizeof path, "%s/sub.state", f->dir);
+    unlink(path);
+
+    sc_state_t *st = sc_state_open(path, err, sizeof err);
+    if (!st)
+        fail_msg("sc_state_open: %s", err);
+    /* one process per state file */
+    assert_null(sc_state_open(path, err, sizeof err));
+    assert_non_null(strstr(err, "in use by another process"));
+    assert_int_equal(sc_state_put(st, "a.b", EPOCH1, 7, err, sizeof err), 0);
+    assert_int_equal(sc_state_put(st, "a.c", EPOCH1, 1, err, sizeof err), 0);
+    assert_int_equal(sc_state_put(st, "a.b", EPOCH1, 9, err, sizeof err), 0);
+    assert_int_equal(sc_state_put(st, "Bad", EPOCH1, 9, err, sizeof err), -1);
+    assert_int_equal(sc_state_flush(st, err, sizeof err), 0);
+    sc_state_close(&st);
+
+    st = sc_state_open(path, err, sizeof err);
+    if (!st)
+        fail_msg("reopen: %s", err);
+    seen_t s = {0};
+    sc_state_foreach(st, last_entry, &s);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.channel, "a.c");
+    /* many records: the log is compacted, the latest values survive */
+    for (uint64_t q = 1; q <= 20000; q++) {
+        assert_int_equal(sc_state_put(st, "a.b", EPOCH1, q, err, sizeof err),
+                         0);
+        assert_int_equal(sc_state_flush(st, err, sizeof err), 0);
+    }
+    sc_state_close(&st);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size < 300 * 1024);
+    st = sc_state_open(path, err, sizeof err);
+    assert_non_null(st);
+    memset(&s, 0, sizeof s);
+    sc_state_foreach(st, last_entry, &s);
+    sc_state_close(&st);
+    assert_int_equal(s.n, 2);
+
+    /* a torn last record (killed writer) is ignored */
+    write_file(path, "sectorcast-state 1\na.b " EPOCH1 " 5\na.b " EPOCH1
+                     " 6");
+    st = sc_state_open(path, err, sizeof err);
+    if (!st)
+        fail_msg("torn: %s", err);
+    memset(&s, 0, sizeof s);
+    sc_state_foreach(st, last_entry, &s);
+    sc_state_close(&st);
+    assert_true(s.n == 1 && s.seq == 5);
+
+    /* a bad record in the middle is an error naming file and line */
+    write_file(path, "sectorcast-state 1\na.b " EPOCH1 " 5\nA.B x y\n");
+    assert_null(sc_state_open(path, err, sizeof err));
+    if (!strstr(err, "sub.state:3: malformed record"))
+        fail_msg("bad error text: '%s'", err);
+    write_file(path, "something else\n");
+    assert_null(sc_state_open(path, err, sizeof err));
+    assert_non_null(strstr(err, "not a sectorcast state file"));
+    unlink(path);
+}
+
+/* ---- 6. a fake gateway with a service socket --------------------------- */
+
+typedef struct fake_gw {
+    void *ctx;
+    void *pub;
+    void *router;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    char pub_ep[128], svc_ep[128];
+    const sc_sigkey_t *key;
+    char epoch[33];
+    uint64_t oldest, head; /* the "journal": seqs oldest..head of CHANNEL */
+    int stop;
+    int replays;
+} fake_gw_t;
+
+static void reply_json(void *router, zmq_msg_t *rid, const char *id,
+                       size_t idlen, const char *type, json_t *body)
+{
+    char *txt = json_dumps(body, JSON_COMPACT);
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, rid);
+    zmq_msg_send(&copy, router, ZMQ_SNDMORE);
+    zmq_send(router, id, idlen, ZMQ_SNDMORE);
+    zmq_send(router, type, strlen(type), ZMQ_SNDMORE);
+    zmq_send(router, txt, strlen(txt), 0);
+    free(txt);
+    json_decref(body);
+}
+
+static void *fake_service(void *arg)
+{
+    fake_gw_t *g = arg;
+    for (;;) {
+        pthread_mutex_lock(&g->mu);
+        int stop = g->stop;
+        pthread_mutex_unlock(&g->mu);
+        if (stop)
+            break;
+        zmq_pollitem_t it = {.socket = g->router, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 20) <= 0)
+            continue;
+        zmq_msg_t rid, fr[3];
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, g->router, 0) < 0) {
+            zmq_msg_close(&rid);
+            continue;
+        }
+        int n = 0;
+        while (zmq_msg_more(n ? &fr[n - 1] : &rid) && n < 3) {
+            zmq_msg_init(&fr[n]);
+            zmq_msg_recv(&fr[n], g->router, 0);
+            n++;
+        }
+        char cmd[16] = "";
+        if (n >= 2 && zmq_msg_size(&fr[1]) < sizeof cmd)
+            memcpy(cmd, zmq_msg_data(&fr[1]), zmq_msg_size(&fr[1]));
+        json_t *args = n == 3 ? json_loadb(zmq_msg_data(&fr[2]),
+                                           zmq_msg_size(&fr[2]), 0, NULL)
+                              : json_object();
+        const char *id = n ? zmq_msg_data(&fr[0]) : "";
+        size_t idlen = n ? zmq_msg_size(&fr[0]) : 0;
+        pthread_mutex_lock(&g->mu);
+        if (strcmp(cmd, "whoami") == 0) {
+            reply_json(g->router, &rid, id, idlen, "end",
+                       json_pack("{s:s, s:[s], s:s, s:{s:I}}", "agency",
+                                 "test", "grants", "energy.", "epoch",
+                                 g->epoch, "channels", CHANNEL,
+                                 (json_int_t)g->head));
+        } else if (strcmp(cmd, "replay") == 0) {
+            g->replays++;
+            uint64_t from = (uint64_t)json_integer_value(
+                json_object_get(args, "from"));
+            uint64_t limit = (uint64_t)json_integer_value(
+                json_object_get(args, "limit"));
+            const char *ep = json_string_value(json_object_get(args,
+                                                               "epoch"));
+            if (limit == 0 || limit > 3)
+                limit = 3; /* small pages: paging is exercised */
+            if (ep && strcmp(ep, g->epoch) != 0) {
+                reply_json(g->router, &rid, id, idlen, "error",
+                           json_pack("{s:i, s:s, s:s, s:s}", "code", 409,
+                                     "error", "epoch-mismatch", "text",
+                                     "replaced", "epoch", g->epoch));
+            } else if (from < g->oldest && from <= g->head) {
+                reply_json(g->router, &rid, id, idlen, "error",
+                           json_pack("{s:i, s:s, s:s, s:I, s:I, s:I}", "code",
+                                     410, "error", "pruned", "text", "gone",
+                                     "from", (json_int_t)from, "oldest",
+                                     (json_int_t)g->oldest, "head",
+                                     (json_int_t)g->head));
+            } else {
+                uint64_t q = from, sent = 0;
+                for (; q <= g->head && sent < limit; q++, sent++) {
+                    size_t len;
+                    char *jws = sign_e(g->key, CHANNEL, q, "task-1",
+                                       g->epoch, &len);
+                    zmq_msg_t copy;
+                    zmq_msg_init(&copy);
+                    zmq_msg_copy(&copy, &rid);
+                    zmq_msg_send(&copy, g->router, ZMQ_SNDMORE);
+                    zmq_send(g->router, id, idlen, ZMQ_SNDMORE);
+                    zmq_send(g->router, "msg", 3, ZMQ_SNDMORE);
+                    zmq_send(g->router, TOPIC, strlen(TOPIC), ZMQ_SNDMORE);
+                    zmq_send(g->router, jws, len, 0);
+                    free(jws);
+                }
+                reply_json(g->router, &rid, id, idlen, "end",
+                           json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}",
+                                     "channel", CHANNEL, "epoch", g->epoch,
+                                     "head", (json_int_t)g->head, "next",
+                                     (json_int_t)q, "count",
+                                     (json_int_t)sent, "more",
+                                     q <= g->head));
+            }
+        } else {
+            reply_json(g->router, &rid, id, idlen, "error",
+                       json_pack("{s:i, s:s, s:s}", "code", 400, "error",
+                                 "unknown-command", "text", "no"));
+        }
+        pthread_mutex_unlock(&g->mu);
+        json_decref(args);
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&fr[i]);
+        zmq_msg_close(&rid);
+    }
+    return NULL;
+}
+
+static void fake_gw_start(fake_gw_t *g, const sc_sigkey_t *key)
+{
+    memset(g, 0, sizeof *g);
+    g->ctx = zmq_ctx_new();
+    g->key = key;
+    snprintf(g->epoch, sizeof g->epoch, "%s", EPOCH1);
+    g->oldest = 1;
+    pthread_mutex_init(&g->mu, NULL);
+    g->pub = bind_pub(g->ctx, g->pub_ep, sizeof g->pub_ep);
+    g->router = zmq_socket(g->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(g->router, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(g->router, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof g->svc_ep;
+    assert_int_equal(zmq_getsockopt(g->router, ZMQ_LAST_ENDPOINT, g->svc_ep,
+                                    &len), 0);
+    assert_int_equal(pthread_create(&g->thread, NULL, fake_service, g), 0);
+}
+
+static void fake_gw_stop(fake_gw_t *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->stop = 1;
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(g->thread, NULL);
+    zmq_close(g->router);
+    zmq_close(g->pub);
+    zmq_ctx_term(g->ctx);
+    pthread_mutex_destroy(&g->mu);
+}
+
+static void fake_set(fake_gw_t *g, const char *epoch, uint64_t oldest,
+                     uint64_t head)
+{
+    pthread_mutex_lock(&g->mu);
+    snprintf(g->epoch, sizeof g->epoch, "%s", epoch);
+    g->oldest = oldest;
+    g->head = head;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void publish_seq(fake_gw_t *g, uint64_t seq)
+{
+    size_t len;
+    char *jws = sign_e(g->key, CHANNEL, seq, "task-1", g->epoch, &len);
+    assert_int_equal(send_pair(g->pub, TOPIC, jws, len), 0);
+    free(jws);
+}
+
+/* Expect messages first..last in order (events fail the test). */
+static void expect_seqs(sc_client_t *c, uint64_t first, uint64_t last)
+{
+    char err[512];
+    for (uint64_t q = first; q <= last; q++) {
+        sc_message_t m;
+        int rc = sc_client_recv(c, &m, 3000, err, sizeof err);
+        if (rc != SC_CLIENT_MESSAGE)
+            fail_msg("want seq %llu, got rc %d: %s", (unsigned long long)q,
+                     rc, err);
+        if (m.seq != q)
+            fail_msg("want seq %llu, got %llu", (unsigned long long)q,
+                     (unsigned long long)m.seq);
+    }
+}
+
+static sc_client_t *service_client(fixture_t *f, fake_gw_t *g,
+                                   const char *state_path)
+{
+    char err[512];
+    sc_client_options_t o = {.endpoint = g->pub_ep,
+                             .jwks_path = f->jwks_path,
+                             .service_endpoint = g->svc_ep,
+                             .state_path = state_path,
+                             .request_timeout_ms = 2000};
+    sc_client_t *c = sc_client_new(&o, err, sizeof err);
+    if (!c)
+        fail_msg("sc_client_new: %s", err);
+    int rc = sc_client_subscribe(c, "energy.", err, sizeof err);
+    if (rc != 0)
+        fail_msg("subscribe: %d %s", rc, err);
+    return c;
+}
+
+static void test_service_repair(void **state)
+{
+    fixture_t *f = *state;
+    char err[512], path[192];
+    snprintf(path, sizeof path, "%s/svc.state", f->dir);
+    unlink(path);
+    fake_gw_t g;
+    fake_gw_start(&g, f->key);
+    fake_set(&g, EPOCH1, 1, 1);
+
+    sc_client_t *c = service_client(f, &g, path);
+    sc_client_identity_t id;
+    assert_int_equal(sc_client_whoami(c, &id, err, sizeof err), 0);
+    assert_string_equal(id.agency, "test");
+    assert_string_equal(id.epoch, EPOCH1);
+    assert_true(id.n_grants == 1);
+    assert_string_equal(id.grants[0], "energy.");
+    assert_int_equal(sc_client_subscribe(c, "semis.", err, sizeof err),
+                     SC_CLIENT_NOT_GRANTED);
+    assert_string_equal(err, "refused: semis. (not granted to agency test)");
+
+    /* first message seen: delivered, tracking starts there */
+    size_t len;
+    char *jws = sign(f->key, CHANNEL, 1, "task-1", &len);
+    join(g.pub, c, jws, len);
+    free(jws);
+
+    /* 3 and 4 lost on the way: repaired by replay, in order */
+    fake_set(&g, EPOCH1, 1, 5);
+    publish_seq(&g, 2);
+    publish_seq(&g, 5);
+    expect_seqs(c, 2, 5);
+
+    /* a heartbeat says the tail 6..9 was lost: replayed in pages of 3 */
+    fake_set(&g, EPOCH1, 1, 9);
+    const char *hb = "{\"channel\":\"" CHANNEL "\",\"epoch\":\"" EPOCH1
+                     "\",\"head\":9,\"ts\":\"2026-01-01T00:00:00.000Z\"}";
+    const char *frh[3] = {TOPIC, "sc-heartbeat-v1", hb};
+    size_t lnh[3] = {strlen(TOPIC), 15, strlen(hb)};
+    assert_int_equal(send_frames(g.pub, frh, lnh, 3), 0);
+    expect_seqs(c, 6, 9);
+    publish_seq(&g, 9); /* late duplicate: dropped */
+    sc_message_t m;
+    assert_int_equal(sc_client_recv(c, &m, 300, err, sizeof err),
+                     SC_CLIENT_TIMEOUT);
+    sc_client_stats_t st;
+    sc_client_stats(c, &st);
+    assert_true(st.replayed == 6);
+    assert_true(st.heartbeats == 1);
+    assert_true(st.refused == 0 && st.lost == 0);
+    assert_int_equal(sc_client_commit(c, err, sizeof err), 0);
+    sc_client_destroy(&c);
+
+    /* restart from the state file: 10..12 were published meanwhile */
+    fake_set(&g, EPOCH1, 1, 12);
+    c = service_client(f, &g, path);
+    expect_seqs(c, 10, 12);
+    assert_int_equal(sc_client_commit(c, err, sizeof err), 0);
+    sc_client_destroy(&c);
+
+    /* down while retention removed 13..14: said so, then 15..16 */
+    fake_set(&g, EPOCH1, 15, 16);
+    c = service_client(f, &g, path);
+    assert_int_equal(sc_client_recv(c, &m, 3000, err, sizeof err),
+                     SC_CLIENT_GAP);
+    assert_string_equal(err, "unrecoverable gap on " CHANNEL ": seq 13..14 "
+                        "pruned");
+    sc_client_event_t ev;
+    assert_int_equal(sc_client_event(c, &ev), 0);
+    assert_true(ev.code == SC_CLIENT_GAP && ev.first == 13 && ev.last == 14);
+    assert_string_equal(ev.reason, "pruned");
+    expect_seqs(c, 15, 16);
+    assert_int_equal(sc_client_commit(c, err, sizeof err), 0);
+    sc_client_destroy(&c);
+
+    /* the journal was replaced: an epoch event, then a fresh start */
+    const char *epoch2 = "fedcba9876543210fedcba9876543210";
+    fake_set(&g, epoch2, 1, 2);
+    c = service_client(f, &g, path);
+    assert_int_equal(sc_client_recv(c, &m, 3000, err, sizeof err),
+                     SC_CLIENT_EPOCH);
+    assert_non_null(strstr(err, "epoch changed on " CHANNEL));
+    assert_int_equal(sc_client_event(c, &ev), 0);
+    assert_true(ev.code == SC_CLIENT_EPOCH);
+    assert_string_equal(ev.old_epoch, EPOCH1);
+    assert_string_equal(ev.epoch, epoch2);
+    jws = sign_e(f->key, CHANNEL, 2, "task-1", epoch2, &len);
+    join(g.pub, c, jws, len);
+    free(jws);
+    sc_client_destroy(&c);
+    fake_gw_stop(&g);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +1304,9 @@ int main(void)
         cmocka_unit_test(test_curve_rejected),
         cmocka_unit_test(test_curve_accepted),
         cmocka_unit_test(test_curve_mismatch),
+        cmocka_unit_test(test_order_rules),
+        cmocka_unit_test(test_state_file),
+        cmocka_unit_test(test_service_repair),
     };
     if (sodium_init() < 0)
         return 1;

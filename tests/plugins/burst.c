@@ -1,0 +1,160 @@
+/*
+ * burst.c - test plugin: publishes `count` messages {"n": N} (N = 1, 2,
+ * ...) of kind "test.burst" on `channel`, keys "k0".."k<key_count-1>"
+ * cycling, as fast as the host takes them (interval_ms = 0: up to 100 per
+ * 1 ms tick; publish blocks while the core is behind) or one per
+ * interval_ms. It remembers in its durable state how many it published,
+ * so a restarted broker continues the burst instead of starting over.
+ * Includes only the plugin ABI header.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sectorcast/plugin.h>
+
+#define PER_TICK 100
+
+typedef struct burst {
+    sc_host_t *host;
+    const sc_host_api_t *api;
+    const char *channel;
+    int64_t count, interval_ms, key_count;
+    int64_t done;   /* published so far (durable) */
+    int timer;
+    int durable;    /* the host offers state_get/state_put */
+} burst_t;
+
+static const sc_setting_def_t burst_settings[] = {
+    { "channel", SC_SETTING_STRING, NULL, 1, "channel to publish on" },
+    { "count", SC_SETTING_INT, "10000", 0, "messages in the burst" },
+    { "interval_ms", SC_SETTING_INT, "0", 0,
+      "ms between messages; 0 = as fast as the host accepts" },
+    { "key_count", SC_SETTING_INT, "10", 0, "distinct keys k0..k(N-1)" },
+    { "start_delay_ms", SC_SETTING_INT, "0", 0, "wait before the first" },
+    SC_SETTINGS_END
+};
+
+static void save(burst_t *b)
+{
+    char v[32];
+    if (!b->durable)
+        return;
+    snprintf(v, sizeof v, "%lld", (long long)b->done);
+    int rc = b->api->state_put(b->host, "published", v);
+    if (rc != SC_OK)
+        b->api->log(b->host, SC_LOG_WARN, "state_put: %s",
+                    b->api->strerror(rc));
+}
+
+static void burst_tick(sc_host_t *host, int timer_id, void *arg)
+{
+    (void)timer_id;
+    burst_t *b = arg;
+    int n = b->interval_ms > 0 ? 1 : PER_TICK;
+    for (int i = 0; i < n && b->done < b->count; i++) {
+        char key[32], data[64];
+        long long next = (long long)b->done + 1;
+        snprintf(key, sizeof key, "k%lld", (next - 1) % b->key_count);
+        snprintf(data, sizeof data, "{\"n\":%lld}", next);
+        int rc = b->api->publish(host, b->channel, "test.burst", key, data);
+        if (rc == SC_ERR_STOPPING)
+            break;
+        if (rc != SC_OK) {
+            b->api->log(host, SC_LOG_WARN, "publish: %s",
+                        b->api->strerror(rc));
+            break;
+        }
+        b->done++;
+    }
+    save(b);
+    if (b->done >= b->count && b->timer > 0) {
+        b->api->timer_cancel(host, b->timer);
+        b->timer = 0;
+        b->api->log(host, SC_LOG_INFO, "burst done: %lld message(s)",
+                    (long long)b->done);
+    }
+}
+
+static void burst_begin(sc_host_t *host, int timer_id, void *arg)
+{
+    (void)timer_id;
+    burst_t *b = arg;
+    if (b->done >= b->count) {
+        b->api->log(host, SC_LOG_INFO, "burst done: %lld message(s)",
+                    (long long)b->done);
+        return;
+    }
+    int id = b->api->timer_add(host, b->interval_ms > 0
+                                         ? (uint32_t)b->interval_ms
+                                         : 1u,
+                               1, burst_tick, b);
+    if (id < 0)
+        b->api->log(host, SC_LOG_ERROR, "timer_add: %s",
+                    b->api->strerror(id));
+    else
+        b->timer = id;
+}
+
+static int burst_init(sc_host_t *host, const sc_host_api_t *api,
+                      void **state)
+{
+    int64_t delay = 0;
+    burst_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return SC_ERR_NO_MEMORY;
+    b->host = host;
+    b->api = api;
+    if (api->setting_string(host, "channel", &b->channel) != SC_OK ||
+        api->setting_int(host, "count", &b->count) != SC_OK ||
+        api->setting_int(host, "interval_ms", &b->interval_ms) != SC_OK ||
+        api->setting_int(host, "key_count", &b->key_count) != SC_OK ||
+        api->setting_int(host, "start_delay_ms", &delay) != SC_OK ||
+        b->count < 0 || b->interval_ms < 0 || b->interval_ms > 86400000 ||
+        b->key_count < 1 || delay < 0 || delay > 86400000) {
+        api->log(host, SC_LOG_ERROR, "bad settings (count >= 0, key_count "
+                 ">= 1, interval_ms and start_delay_ms 0..86400000)");
+        free(b);
+        return SC_ERR_ARG;
+    }
+    b->durable = SC_HOST_HAS(api, state_get) && SC_HOST_HAS(api, state_put) &&
+                 SC_HOST_HAS(api, state_free);
+    if (b->durable) {
+        char *v = NULL;
+        if (api->state_get(host, "published", &v) == SC_OK && v) {
+            b->done = strtoll(v, NULL, 10);
+            if (b->done < 0)
+                b->done = 0;
+            api->log(host, SC_LOG_INFO, "resuming after %lld message(s)",
+                     (long long)b->done);
+        }
+        api->state_free(host, v);
+    }
+    int id = api->timer_add(host, delay > 0 ? (uint32_t)delay : 1u, 0,
+                            burst_begin, b);
+    if (id < 0) {
+        free(b);
+        return id;
+    }
+    *state = b;
+    return SC_OK;
+}
+
+static void burst_fini(sc_host_t *host, void *state)
+{
+    (void)host;
+    free(state);
+}
+
+static const sc_plugin_t burst_plugin = {
+    .abi_version = SC_PLUGIN_ABI_VERSION,
+    .name = "burst",
+    .version = "1.0.0",
+    .description = "test plugin: a burst of numbered messages",
+    .settings = burst_settings,
+    .init = burst_init,
+    .fini = burst_fini,
+};
+
+SC_PLUGIN_EXPORT const sc_plugin_t *sc_plugin_entry(uint32_t host_abi)
+{
+    return host_abi >= SC_PLUGIN_ABI_VERSION ? &burst_plugin : NULL;
+}
