@@ -54,6 +54,7 @@
 
 typedef struct pending {
     char *parts[SC_PUB_FRAMES]; /* NUL-terminated copies of the frames */
+    bool is_state;              /* a plugin state write, not a message */
     void *rid;                  /* routing id of an acked (child) publish */
     size_t rid_len;
     json_t *data;
@@ -197,6 +198,24 @@ static int read_publish(sc_broker_t *b, void *sock)
         nf++;
         zmq_msg_close(&f);
     }
+    if (!bad && nf == SC_STATE_FRAMES &&
+        strcmp(m->parts[1], "state") == 0 &&
+        (m->parts[3][0] == 'v' || strcmp(m->parts[3], "d") == 0)) {
+        /* a child may only write its own state: the name is checked */
+        if (sock == b->pull_ipc &&
+            !sc_supervisor_may_publish(b->sv, m->parts[0], NULL)) {
+            sc_log(SC_L_ERROR, "core",
+                   "discarded state write from unknown plugin process "
+                   "'%.64s'",
+                   m->parts[0]);
+            ack(b, m, SC_PUB_ACK_REFUSED);
+            pending_clear(m);
+            return 0;
+        }
+        m->is_state = true;
+        b->n_group++;
+        return 0;
+    }
     if (bad || nf != SC_PUB_FRAMES) {
         /* cannot happen with our own plugin host; never trust it blindly */
         sc_log(SC_L_ERROR, "core", "discarded malformed internal publish "
@@ -242,6 +261,14 @@ static int flush_group(sc_broker_t *b)
         goto fail;
     for (size_t i = 0; i < b->n_group; i++) {
         pending_t *m = &b->group[i];
+        if (m->is_state) {
+            const char *v = m->parts[3];
+            if (sc_journal_state_put(b->journal, m->parts[0], m->parts[2],
+                                     v[0] == 'v' ? v + 1 : NULL, err,
+                                     sizeof err) != 0)
+                goto fail;
+            continue;
+        }
         const char *channel = m->parts[SC_PUB_F_CHANNEL];
         const char *keyf = m->parts[SC_PUB_F_KEY];
         const char *key = keyf[0] == 'k' ? keyf + 1 : NULL;
@@ -300,6 +327,11 @@ static int flush_group(sc_broker_t *b)
      * loses the message and repairs the gap by replay. */
     for (size_t i = 0; i < b->n_group; i++) {
         pending_t *m = &b->group[i];
+        if (m->is_state) {
+            ack(b, m, SC_PUB_ACK_OK);
+            pending_clear(m);
+            continue;
+        }
         char topic[SC_CHANNEL_MAX + 2];
         int tl = sc_channel_topic(m->parts[SC_PUB_F_CHANNEL], topic,
                                   sizeof topic);

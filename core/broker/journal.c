@@ -201,7 +201,10 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
              " ts TEXT NOT NULL, jws BLOB NOT NULL,"
              " PRIMARY KEY(channel, seq)) WITHOUT ROWID;"
              "CREATE INDEX IF NOT EXISTS messages_key ON messages(channel, key,"
-             " seq);",
+             " seq);"
+             "CREATE TABLE IF NOT EXISTS plugin_state(plugin TEXT NOT NULL,"
+             " key TEXT NOT NULL, value TEXT NOT NULL,"
+             " PRIMARY KEY(plugin, key)) WITHOUT ROWID;",
              err, errlen) != 0)
         goto fail_corrupt;
 
@@ -304,6 +307,32 @@ uint64_t sc_journal_next_seq(sc_journal_t *j, const char *channel)
     if (!h)
         return 0;
     return ++h->head;
+}
+
+int sc_journal_state_put(sc_journal_t *j, const char *plugin, const char *key,
+                         const char *value, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    const char *sql = value ? "INSERT OR REPLACE INTO plugin_state(plugin,key,"
+                              "value) VALUES(?,?,?)"
+                            : "DELETE FROM plugin_state WHERE plugin=? AND "
+                              "key=?";
+    if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, plugin, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    if (value)
+        sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s: plugin state of '%s': %s", j->path, plugin,
+                 sqlite3_errmsg(j->db));
+        return -1;
+    }
+    return 0;
 }
 
 void sc_journal_release_seq(sc_journal_t *j, const char *channel,

@@ -36,6 +36,12 @@ uint64_t sc_journal_head(sc_journal_t *j, const char *channel);
 int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen);
 /* Assign the next seq of `channel` (cached head + 1) without writing. */
 uint64_t sc_journal_next_seq(sc_journal_t *j, const char *channel);
+/* Durable plugin state, written in the current group's transaction (so a
+ * state write commits together with the messages published before it).
+ * value NULL deletes. 0 or -1. */
+int sc_journal_state_put(sc_journal_t *j, const char *plugin, const char *key,
+                         const char *value, char *err, size_t errlen);
+
 /* Give back the seq just taken by sc_journal_next_seq() for a message
  * that will never be journaled (it could not be signed). */
 void sc_journal_release_seq(sc_journal_t *j, const char *channel,

@@ -88,7 +88,8 @@ struct sc_plugin_inst {
 
     void *state;
     char *state_db_path;
-    sqlite3 *state_db; /* opened on the plugin thread, on first use */
+    sqlite3 *state_db; /* read-only, opened on the plugin thread */
+    struct overlay *overlay; /* this instance's state writes */
     pthread_mutex_t done_mu;
     pthread_cond_t done_cv;
 };
@@ -275,6 +276,8 @@ static int send_frame(sc_plugin_inst_t *p, const void *data, size_t len,
     }
 }
 
+static int wait_ack(sc_plugin_inst_t *p, const char *what);
+
 static int h_publish(sc_host_t *h, const char *channel, const char *kind,
                      const char *key, const char *json_data)
 {
@@ -343,22 +346,9 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
         (rc = send_frame(p, keybuf, keylen, 1)) == 0 &&
         (rc = send_frame(p, json_data, len, 0)) == 0) {
         if (p->acked) {
-            /* wait for the core: the message is ours to lose until then */
-            char ack[16];
-            for (;;) {
-                int n = zmq_recv(p->push, ack, sizeof ack, 0);
-                if (n >= 0) {
-                    if ((size_t)n == strlen(SC_PUB_ACK_OK) &&
-                        memcmp(ack, SC_PUB_ACK_OK, (size_t)n) == 0)
-                        break;
-                    atomic_fetch_add(&p->refused, 1);
-                    sc_log(SC_L_ERROR, p->name,
-                           "publish to '%s' refused by the core", channel);
-                    return SC_ERR_INTERNAL;
-                }
-                if (errno != EAGAIN || atomic_load(&p->stopping))
-                    return SC_ERR_STOPPING;
-            }
+            int rc2 = wait_ack(p, channel);
+            if (rc2 != SC_OK)
+                return rc2;
         }
         atomic_fetch_add(&p->published, 1);
         return SC_OK;
@@ -370,6 +360,26 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
     sc_log(SC_L_ERROR, p->name, "publish to '%s': inproc send failed: %s",
            channel, zmq_strerror(errno));
     return SC_ERR_INTERNAL;
+}
+
+/* Acked mode: wait for the core's verdict on what we just sent; the
+ * message is ours to lose until then. */
+static int wait_ack(sc_plugin_inst_t *p, const char *what)
+{
+    char ack[16];
+    for (;;) {
+        int n = zmq_recv(p->push, ack, sizeof ack, 0);
+        if (n >= 0) {
+            if ((size_t)n == strlen(SC_PUB_ACK_OK) &&
+                memcmp(ack, SC_PUB_ACK_OK, (size_t)n) == 0)
+                return SC_OK;
+            atomic_fetch_add(&p->refused, 1);
+            sc_log(SC_L_ERROR, p->name, "'%s' refused by the core", what);
+            return SC_ERR_INTERNAL;
+        }
+        if (errno != EAGAIN || atomic_load(&p->stopping))
+            return SC_ERR_STOPPING;
+    }
 }
 
 static const sc_cfg_setting_t *find_setting(sc_plugin_inst_t *p,
@@ -532,9 +542,23 @@ static void h_request_stop(sc_host_t *h, const char *reason)
 
 /* ------------------------------------------------------------------ */
 /* durable state                                                       */
+/*
+ * Writes go to the core on the same socket as publishes, so the core
+ * applies them in the same journal transaction as the messages published
+ * before them: after any crash, a plugin's state never claims a message
+ * was published that the journal does not hold. Reads come from the
+ * journal database (read-only connection on the plugin's thread), overlaid
+ * with this instance's own writes so that a plugin reads what it wrote.
+ */
 
 #define STATE_MAX_KEY 256
 #define STATE_MAX_VALUE (1024 * 1024)
+
+typedef struct overlay {
+    char *key;
+    char *value; /* NULL = deleted */
+    struct overlay *next;
+} overlay_t;
 
 static sqlite3 *state_db(sc_plugin_inst_t *p)
 {
@@ -542,8 +566,7 @@ static sqlite3 *state_db(sc_plugin_inst_t *p)
         return p->state_db;
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(p->state_db_path, &db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                            SQLITE_OPEN_NOMUTEX,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         sc_log(SC_L_ERROR, p->name, "plugin state %s: %s", p->state_db_path,
                db ? sqlite3_errmsg(db) : "cannot open");
@@ -551,19 +574,6 @@ static sqlite3 *state_db(sc_plugin_inst_t *p)
         return NULL;
     }
     sqlite3_busy_timeout(db, 10000);
-    char *msg = NULL;
-    if (sqlite3_exec(db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                     "CREATE TABLE IF NOT EXISTS state(plugin TEXT NOT NULL,"
-                     " key TEXT NOT NULL, value TEXT NOT NULL,"
-                     " PRIMARY KEY(plugin, key)) WITHOUT ROWID;",
-                     NULL, NULL, &msg) != SQLITE_OK) {
-        sc_log(SC_L_ERROR, p->name, "plugin state %s: %s", p->state_db_path,
-               msg ? msg : "error");
-        sqlite3_free(msg);
-        sqlite3_close(db);
-        return NULL;
-    }
     p->state_db = db;
     return db;
 }
@@ -576,19 +586,38 @@ static bool state_key_ok(const char *key)
     return n > 0 && n <= STATE_MAX_KEY;
 }
 
+static overlay_t *overlay_find(sc_plugin_inst_t *p, const char *key)
+{
+    for (overlay_t *o = p->overlay; o; o = o->next)
+        if (strcmp(o->key, key) == 0)
+            return o;
+    return NULL;
+}
+
 static int h_state_get(sc_host_t *h, const char *key, char **value)
 {
     if (!h || !h->inst || !state_key_ok(key) || !value)
         return SC_ERR_ARG;
     *value = NULL;
+    overlay_t *o = overlay_find(h->inst, key);
+    if (o) {
+        if (!o->value)
+            return SC_ERR_NOT_FOUND;
+        *value = strdup(o->value);
+        return *value ? SC_OK : SC_ERR_NO_MEMORY;
+    }
     sqlite3 *db = state_db(h->inst);
     if (!db)
         return SC_ERR_INTERNAL;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
-                           "SELECT value FROM state WHERE plugin=? AND key=?",
-                           -1, &st, NULL) != SQLITE_OK)
+                           "SELECT value FROM plugin_state WHERE plugin=? AND"
+                           " key=?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sc_log(SC_L_ERROR, h->inst->name, "plugin state read: %s",
+               sqlite3_errmsg(db));
         return SC_ERR_INTERNAL;
+    }
     sqlite3_bind_text(st, 1, h->inst->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), out = SC_ERR_NOT_FOUND;
@@ -610,27 +639,48 @@ static int h_state_put(sc_host_t *h, const char *key, const char *value)
     if (!h || !h->inst || !state_key_ok(key) ||
         (value && strlen(value) > STATE_MAX_VALUE))
         return SC_ERR_ARG;
-    sqlite3 *db = state_db(h->inst);
-    if (!db)
-        return SC_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
-    const char *sql = value ? "INSERT OR REPLACE INTO state(plugin,key,value)"
-                              " VALUES(?,?,?)"
-                            : "DELETE FROM state WHERE plugin=? AND key=?";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return SC_ERR_INTERNAL;
-    sqlite3_bind_text(st, 1, h->inst->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    if (value)
-        sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        sc_log(SC_L_ERROR, h->inst->name, "plugin state write: %s",
-               sqlite3_errmsg(db));
-        return SC_ERR_INTERNAL;
+    sc_plugin_inst_t *p = h->inst;
+    if (atomic_load(&p->stopping))
+        return SC_ERR_STOPPING;
+    overlay_t *o = overlay_find(p, key);
+    char *copy = value ? strdup(value) : NULL;
+    if ((value && !copy) || (!o && !(o = calloc(1, sizeof *o)))) {
+        free(copy);
+        return SC_ERR_NO_MEMORY;
     }
-    return SC_OK;
+    if (!o->key) {
+        if (!(o->key = strdup(key))) {
+            free(copy);
+            free(o);
+            return SC_ERR_NO_MEMORY;
+        }
+        o->next = p->overlay;
+        p->overlay = o;
+    }
+    free(o->value);
+    o->value = copy;
+    /* [name]["state"][key]['v' value | "d"] */
+    size_t vl = value ? strlen(value) : 0;
+    char *vbuf = malloc(vl + 1);
+    if (!vbuf)
+        return SC_ERR_NO_MEMORY;
+    vbuf[0] = value ? 'v' : 'd';
+    if (value)
+        memcpy(vbuf + 1, value, vl);
+    int rc;
+    if ((rc = send_frame(p, p->name, strlen(p->name), 1)) == 0 &&
+        (rc = send_frame(p, "state", 5, 1)) == 0 &&
+        (rc = send_frame(p, key, strlen(key), 1)) == 0 &&
+        (rc = send_frame(p, vbuf, vl + 1, 0)) == 0) {
+        free(vbuf);
+        return p->acked ? wait_ack(p, "state") : SC_OK;
+    }
+    free(vbuf);
+    if (rc == -2)
+        return SC_ERR_STOPPING;
+    sc_log(SC_L_ERROR, p->name, "state write: inproc send failed: %s",
+           zmq_strerror(errno));
+    return SC_ERR_INTERNAL;
 }
 
 static void h_state_free(sc_host_t *h, char *value)
@@ -639,32 +689,94 @@ static void h_state_free(sc_host_t *h, char *value)
     free(value);
 }
 
+typedef struct kv {
+    char *key;
+    char *value;
+} kv_t;
+
+static int kv_cmp(const void *a, const void *b)
+{
+    return strcmp(((const kv_t *)a)->key, ((const kv_t *)b)->key);
+}
+
 static int h_state_foreach(sc_host_t *h, const char *prefix,
                            int (*fn)(void *, const char *, const char *),
                            void *arg)
 {
     if (!h || !h->inst || !fn)
         return SC_ERR_ARG;
-    sqlite3 *db = state_db(h->inst);
+    sc_plugin_inst_t *p = h->inst;
+    const char *pre = prefix ? prefix : "";
+    size_t pl = strlen(pre);
+    sqlite3 *db = state_db(p);
     if (!db)
         return SC_ERR_INTERNAL;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
-                           "SELECT key, value FROM state WHERE plugin=?1 AND"
-                           " substr(key, 1, length(?2)) = ?2 ORDER BY key",
-                           -1, &st, NULL) != SQLITE_OK)
+                           "SELECT key, value FROM plugin_state WHERE"
+                           " plugin=?1 AND substr(key, 1, length(?2)) = ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sc_log(SC_L_ERROR, p->name, "plugin state read: %s",
+               sqlite3_errmsg(db));
         return SC_ERR_INTERNAL;
-    sqlite3_bind_text(st, 1, h->inst->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, prefix ? prefix : "", -1, SQLITE_STATIC);
-    int rc;
+    }
+    sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, pre, -1, SQLITE_STATIC);
+    kv_t *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc, out = SC_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
-        const char *v = (const char *)sqlite3_column_text(st, 1);
-        if (fn(arg, k ? k : "", v ? v : ""))
-            break;
+        const char *val = (const char *)sqlite3_column_text(st, 1);
+        if (!k || overlay_find(p, k))
+            continue; /* our own newer write wins */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            kv_t *nv = realloc(v, cap * sizeof *v);
+            if (!nv) {
+                out = SC_ERR_NO_MEMORY;
+                break;
+            }
+            v = nv;
+        }
+        v[n].key = strdup(k);
+        v[n].value = strdup(val ? val : "");
+        n++;
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        out = SC_ERR_INTERNAL;
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SC_OK : SC_ERR_INTERNAL;
+    for (overlay_t *o = p->overlay; out == SC_OK && o; o = o->next) {
+        if (!o->value || strncmp(o->key, pre, pl) != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            kv_t *nv = realloc(v, cap * sizeof *v);
+            if (!nv) {
+                out = SC_ERR_NO_MEMORY;
+                break;
+            }
+            v = nv;
+        }
+        v[n].key = strdup(o->key);
+        v[n].value = strdup(o->value);
+        n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!v[i].key || !v[i].value)
+            out = SC_ERR_NO_MEMORY;
+    if (out == SC_OK) {
+        qsort(v, n, sizeof *v, kv_cmp);
+        for (size_t i = 0; i < n; i++)
+            if (fn(arg, v[i].key, v[i].value))
+                break;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+    return out;
 }
 
 static const sc_host_api_t host_api = {
@@ -846,6 +958,13 @@ static void inst_free(sc_plugin_inst_t *p)
     free(p->settings);
     free(p->core_endpoint);
     free(p->state_db_path);
+    while (p->overlay) {
+        overlay_t *o = p->overlay->next;
+        free(p->overlay->key);
+        free(p->overlay->value);
+        free(p->overlay);
+        p->overlay = o;
+    }
     if (p->stop_pipe[0] >= 0)
         close(p->stop_pipe[0]);
     if (p->stop_pipe[1] >= 0)

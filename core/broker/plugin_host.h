@@ -22,6 +22,11 @@
 #define SC_PUB_ACK_OK "ok"
 #define SC_PUB_ACK_REFUSED "refused"
 
+/* A durable-state write travels on the same socket, as 4 frames:
+ * [instance name]["state"][key]['v' + value | "d" (delete)]; the core
+ * applies it in the journal transaction of the publishes before it. */
+#define SC_STATE_FRAMES 4
+
 /* Frames of a publish on the inproc socket into the core. */
 enum {
     SC_PUB_F_PLUGIN = 0, /* instance name */
@@ -54,8 +59,8 @@ typedef struct sc_plugin_inst sc_plugin_inst_t;
  * the config entry `cfg` (copied; settings must already be validated with
  * sc_config_check_plugin_settings). `zctx` is the broker's ZeroMQ context
  * and `core_endpoint` the inproc endpoint of the core's PULL socket.
- * `state_db` is the SQLite file of durable plugin state (opened by the
- * plugin's thread on first use). `acked`: publish over a DEALER socket
+ * `state_db` is the journal database, which holds the durable plugin
+ * state (read-only here; writes go through the core). `acked`: publish over a DEALER socket
  * and return only once the core confirms the message is journaled (used
  * by plugin child processes, whose queued messages would die with them);
  * otherwise a PUSH socket whose queue lives as long as the broker. */

@@ -101,10 +101,11 @@ sc_supervisor_t *sc_supervisor_new(void *zctx, const char *inproc_ep,
 
 static char *state_db_path(const sc_config_t *cfg)
 {
-    size_t n = strlen(cfg->data_dir) + sizeof "/plugin-state.db";
+    /* plugin state lives in the journal (see plugin_host.c) */
+    size_t n = strlen(cfg->data_dir) + sizeof "/journal.db";
     char *p = malloc(n);
     if (p)
-        snprintf(p, n, "%s/plugin-state.db", cfg->data_dir);
+        snprintf(p, n, "%s/journal.db", cfg->data_dir);
     return p;
 }
 
@@ -470,13 +471,15 @@ bool sc_supervisor_may_publish(const sc_supervisor_t *sv, const char *name,
                                const char *channel)
 {
     char topic[SC_CHANNEL_MAX + 2];
-    int tl = sc_channel_topic(channel, topic, sizeof topic);
-    if (tl <= 0 || !sv || !sv->cfg)
+    int tl = channel ? sc_channel_topic(channel, topic, sizeof topic) : 0;
+    if ((channel && tl <= 0) || !sv || !sv->cfg)
         return false;
     for (size_t i = 0; i < sv->n; i++) {
         const sc_cfg_plugin_t *p = sv->slots[i].cfg;
         if (strcmp(p->name, name) != 0)
             continue;
+        if (!channel)
+            return true; /* only the name was asked about */
         for (size_t k = 0; k < p->n_channels; k++)
             if (sc_subtree_covers(p->channels[k], topic, (size_t)tl))
                 return true;

@@ -43,7 +43,8 @@ void sc_supervisor_tick(sc_supervisor_t *sv);
 long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv);
 
 /* true if plugin instance `name` (as configured now) may publish on
- * `channel`: re-checks messages arriving from child processes. */
+ * `channel` (NULL: if such a plugin is configured at all): re-checks
+ * messages arriving from child processes. */
 bool sc_supervisor_may_publish(const sc_supervisor_t *sv, const char *name,
                                const char *channel);
 

@@ -1,0 +1,144 @@
+/*
+ * fuzz_jws.c - libFuzzer target: what an agency's verifier is fed.
+ *
+ * The first input byte picks a mode, the rest is split at the first '\n':
+ *   0  TOPIC '\n' JWS      sc_envelope_verify() and sc_jws_verify() of
+ *                          arbitrary bytes against a fixed JWKS
+ *   1  TOPIC '\n' PAYLOAD  PAYLOAD signed with the fixed key, then
+ *                          sc_envelope_verify(): reaches the envelope
+ *                          checks behind a valid signature
+ *   2  JWKS text           sc_jwks_parse(), dump, parse again
+ *   3  JWS                 as 0 with the topic "energy.nuclear.tasks."
+ * Invariants: a message that verifies has an envelope whose channel + '.'
+ * is the topic; sc_jws_verify returns the payload that was signed; a JWKS
+ * survives a dump/parse round trip with the same kids.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/envelope.h"
+#include "common/jwks.h"
+#include "common/jws.h"
+#include "common/keys.h"
+
+/* A fixed test key (never used anywhere else). */
+static const char KEY_JWK[] =
+    "{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
+    "\"x\":\"GG0a9wTExA8hMJMzaeFK9SaQj8ONGXMI4yXOWLY5VIo\","
+    "\"d\":\"c3UvPgAdaJZ2PBgvLb6kdb6cNkw4bIUkjWWUyTkVQlU\","
+    "\"kid\":\"nO4dW8VGOyZ73lT7WMeKCNPd3ohWw0LMdq80cSHY8hU\"}";
+
+static sc_sigkey_t *key;
+static sc_jwks_t *jwks;
+
+static void setup(void)
+{
+    char path[] = "/tmp/sc-fuzz-jws-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, KEY_JWK, sizeof KEY_JWK - 1) !=
+                      (ssize_t)(sizeof KEY_JWK - 1))
+        abort();
+    close(fd);
+    char err[512];
+    key = sc_sigkey_load(path, false, err, sizeof err);
+    unlink(path);
+    if (!key || !(jwks = sc_jwks_new()) ||
+        sc_jwks_add(jwks, sc_sigkey_public(key)) != 0) {
+        fprintf(stderr, "fuzz_jws setup: %s\n", key ? "jwks" : err);
+        abort();
+    }
+}
+
+static void check_envelope(const char *topic, size_t tl, const char *jws,
+                           size_t jl)
+{
+    json_t *env = NULL;
+    char kid[SC_KID_LEN + 1], err[512];
+    int rc = sc_envelope_verify(jwks, topic, tl, jws, jl, &env, kid, err,
+                                sizeof err);
+    if (rc == 0) {
+        json_t *ch = json_object_get(env, "channel");
+        const char *c = json_string_value(ch);
+        if (!c || strlen(c) + 1 != tl || memcmp(c, topic, tl - 1) != 0 ||
+            topic[tl - 1] != '.' || strcmp(kid, sc_sigkey_kid(key)) != 0)
+            abort(); /* verified, but not for this topic or key */
+    } else if (env) {
+        abort(); /* refused, yet an envelope came back */
+    }
+    json_decref(env);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!key)
+        setup();
+    if (size < 1)
+        return 0;
+    int mode = data[0] & 3;
+    const char *in = (const char *)data + 1;
+    size_t n = size - 1;
+    const char *nl = memchr(in, '\n', n);
+    const char *topic = in, *rest = nl ? nl + 1 : in + n;
+    size_t tl = nl ? (size_t)(nl - in) : n;
+    size_t rl = n - (size_t)(rest - in);
+
+    switch (mode) {
+    case 0: {
+        check_envelope(topic, tl, rest, rl);
+        char *payload = NULL, err[512];
+        size_t pl = 0;
+        if (sc_jws_verify(jwks, rest, rl, &payload, &pl, NULL, err,
+                          sizeof err) == 0 &&
+            (!payload || strlen(payload) > pl))
+            abort();
+        free(payload);
+        break;
+    }
+    case 1: {
+        char *jws = NULL;
+        size_t jl = 0;
+        if (sc_jws_sign(key, NULL, rest, rl, &jws, &jl) != 0)
+            abort();
+        char *payload = NULL, err[512];
+        size_t pl = 0;
+        if (sc_jws_verify(jwks, jws, jl, &payload, &pl, NULL, err,
+                          sizeof err) != 0 ||
+            pl != rl || memcmp(payload, rest, rl) != 0)
+            abort(); /* our own signature must verify, payload intact */
+        free(payload);
+        check_envelope(topic, tl, jws, jl);
+        free(jws);
+        break;
+    }
+    case 2: {
+        char err[512];
+        sc_jwks_t *k = sc_jwks_parse(in, n, "fuzz", err, sizeof err);
+        if (k) {
+            char *dump = sc_jwks_dump(k);
+            sc_jwks_t *k2 =
+                dump ? sc_jwks_parse(dump, strlen(dump), "dump", err,
+                                     sizeof err)
+                     : NULL;
+            if (!k2 || sc_jwks_count(k2) != sc_jwks_count(k))
+                abort();
+            for (size_t i = 0; i < sc_jwks_count(k); i++)
+                if (strcmp(sc_jwks_kid_at(k, i), sc_jwks_kid_at(k2, i)) != 0 ||
+                    !sc_jwks_find(k2, sc_jwks_kid_at(k, i)))
+                    abort();
+            sc_jwks_destroy(&k2);
+            free(dump);
+        }
+        sc_jwks_destroy(&k);
+        break;
+    }
+    default:
+        check_envelope("energy.nuclear.tasks.", 21, in, n);
+        break;
+    }
+    return 0;
+}
