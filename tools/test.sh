@@ -45,6 +45,11 @@ for b in $builds; do
     done
 done
 
+# fuzz targets (clang libFuzzer), a short bounded run each
+if [ "${1:-}" != "--quick" ]; then
+    run "fuzz: tests/fuzz/run.sh" env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./tests/fuzz/run.sh
+fi
+
 echo
 [ -n "$failures" ] && echo "failed:$failures" && echo "logs: $log"
 [ -z "$failures" ] && rm -rf "$log"

@@ -64,6 +64,42 @@ typedef struct pending {
     char ts[32];
 } pending_t;
 
+/* The subtrees granted on one connection (by its fd): libzmq keeps a
+ * connection's subscriptions as a set, and so do we, to bound them. */
+typedef struct conn_subs {
+    char **subs;
+    size_t n;
+} conn_subs_t;
+
+static void conn_clear(conn_subs_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->subs[i]);
+    free(c->subs);
+    c->subs = NULL;
+    c->n = 0;
+}
+
+static long conn_find(const conn_subs_t *c, const char *t, size_t tl)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strlen(c->subs[i]) == tl && memcmp(c->subs[i], t, tl) == 0)
+            return (long)i;
+    return -1;
+}
+
+static bool conn_add(conn_subs_t *c, const char *t, size_t tl)
+{
+    char **v = realloc(c->subs, (c->n + 1) * sizeof *v);
+    if (!v)
+        return false;
+    c->subs = v;
+    if (!(v[c->n] = strndup(t, tl)))
+        return false;
+    c->n++;
+    return true;
+}
+
 struct sc_broker {
     sc_config_t *cfg;
     void *zctx;
@@ -76,7 +112,7 @@ struct sc_broker {
     sc_access_t *access;
     sc_service_t *service;
     void *xpub_mon;          /* monitor of the XPUB: disconnects */
-    uint32_t *subs_per_fd;   /* granted subscriptions per connection */
+    conn_subs_t *subs_per_fd; /* granted subscriptions per connection */
     size_t subs_cap;
     int64_t next_heartbeat_ms;
     int64_t next_prune_ms;
@@ -424,11 +460,11 @@ static void handle_subscription(sc_broker_t *b)
     /* the connection it came from: subscriptions are bounded per
      * connection (libzmq keeps them as a set per pipe) */
     int fd = zmq_msg_get(&m, ZMQ_SRCFD);
-    uint32_t *count = NULL;
+    conn_subs_t *conn = NULL;
     if (fd >= 0 && (size_t)fd < 1u << 20) {
         if ((size_t)fd >= b->subs_cap) {
             size_t cap = (size_t)fd + 64;
-            uint32_t *v = realloc(b->subs_per_fd, cap * sizeof *v);
+            conn_subs_t *v = realloc(b->subs_per_fd, cap * sizeof *v);
             if (v) {
                 memset(v + b->subs_cap, 0, (cap - b->subs_cap) * sizeof *v);
                 b->subs_per_fd = v;
@@ -436,25 +472,34 @@ static void handle_subscription(sc_broker_t *b)
             }
         }
         if ((size_t)fd < b->subs_cap)
-            count = &b->subs_per_fd[fd];
+            conn = &b->subs_per_fd[fd];
     }
+    long known = conn ? conn_find(conn, topic, tl) : -1;
     if (d[0] == 0) {
-        if (user && sc_subtree_valid(topic, tl)) {
-            if (count && *count)
-                (*count)--;
+        /* only what was granted on this connection can be withdrawn */
+        if (user && known >= 0) {
+            free(conn->subs[known]);
+            conn->subs[known] = conn->subs[--conn->n];
             zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
             sc_log(SC_L_INFO, "access", "agency '%s' unsubscribed %.*s",
                    user, tshow, topic);
+        } else if (user && !conn && sc_subtree_valid(topic, tl)) {
+            zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
         }
+        zmq_msg_close(&m);
+        return;
+    }
+    if (known >= 0) {
+        /* a repeat: libzmq's set already has it; nothing to count */
+        zmq_setsockopt(b->xpub, ZMQ_SUBSCRIBE, topic, tl);
         zmq_msg_close(&m);
         return;
     }
     const sc_agency_t *ag = user ? sc_access_agency(b->access, user) : NULL;
     bool valid = sc_subtree_valid(topic, tl);
-    bool over = count && *count >= (uint32_t)b->cfg->max_subscriptions;
-    if (ag && valid && !over && sc_agency_may_read(ag, topic, tl)) {
-        if (count)
-            (*count)++;
+    bool over = conn && conn->n >= (size_t)b->cfg->max_subscriptions;
+    if (ag && valid && !over && sc_agency_may_read(ag, topic, tl) &&
+        (!conn || conn_add(conn, topic, tl))) {
         zmq_setsockopt(b->xpub, ZMQ_SUBSCRIBE, topic, tl);
         b->n_subs_granted++;
         sc_log(SC_L_INFO, "access", "agency '%s' subscribed %.*s", user,
@@ -516,7 +561,9 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
     }
     b->xpub = zmq_socket(b->zctx, ZMQ_XPUB);
     int one = 1, hwm = 100000;
-    int64_t maxmsg = 4096; /* subscriptions are short */
+    /* subscriptions are short: 4096 bytes, plus the 33 bytes a CURVE
+     * MESSAGE command adds to each frame */
+    int64_t maxmsg = 4096 + 33;
     int rc = b->xpub ? 0 : -1;
     if (rc == 0)
         rc = zmq_setsockopt(b->xpub, ZMQ_CURVE_SERVER, &one, sizeof one);
@@ -783,7 +830,7 @@ static void handle_monitor(sc_broker_t *b)
             memcpy(&event, zmq_msg_data(&ev), 2);
             memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
             if (event == ZMQ_EVENT_DISCONNECTED && value < b->subs_cap)
-                b->subs_per_fd[value] = 0;
+                conn_clear(&b->subs_per_fd[value]);
         }
         zmq_msg_close(&ev);
         zmq_msg_close(&addr);
@@ -1036,6 +1083,8 @@ void sc_broker_destroy(sc_broker_t **b_p)
     sc_service_destroy(&b->service);
     if (b->xpub_mon)
         zmq_close(b->xpub_mon);
+    for (size_t i = 0; i < b->subs_cap; i++)
+        conn_clear(&b->subs_per_fd[i]);
     free(b->subs_per_fd);
     if (b->xpub)
         zmq_close(b->xpub);

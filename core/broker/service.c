@@ -69,7 +69,7 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
     sc_service_set_access(s, access, cfg, jwks);
     s->sock = zmq_socket(zctx, ZMQ_ROUTER);
     int one = 1, linger = 0, hwm = 100000;
-    int64_t maxmsg = MAX_REQ_BYTES;
+    int64_t maxmsg = MAX_REQ_BYTES + 33; /* + CURVE framing per frame */
     int rc = s->sock ? 0 : -1;
     if (rc == 0)
         rc = zmq_setsockopt(s->sock, ZMQ_CURVE_SERVER, &one, sizeof one);

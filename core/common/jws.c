@@ -88,9 +88,19 @@ static int check_header(json_t *hdr, const char **kid_p, char *err,
         return SC_JWS_EALG;
     }
     if (strcmp(json_string_value(alg), "EdDSA") != 0) {
-        /* Never echo attacker text verbatim into logs: bound and quote. */
-        SETERR("JWS alg \"%.32s\" refused (only EdDSA is accepted)",
-               json_string_value(alg));
+        /* Never echo attacker text verbatim into logs: bound, printable
+         * characters only, quoted. */
+        char shown[33];
+        const char *a = json_string_value(alg);
+        size_t i = 0;
+        for (; i < sizeof shown - 1 && a[i]; i++) {
+            unsigned char c = (unsigned char)a[i];
+            shown[i] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+                           ? (char)c
+                           : '?';
+        }
+        shown[i] = '\0';
+        SETERR("JWS alg \"%s\" refused (only EdDSA is accepted)", shown);
         return SC_JWS_EALG;
     }
     if (json_object_get(hdr, "crit") != NULL) {
