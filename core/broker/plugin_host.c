@@ -766,7 +766,8 @@ static int h_state_foreach(sc_host_t *h, const char *prefix,
         if (!v[i].key || !v[i].value)
             out = SC_ERR_NO_MEMORY;
     if (out == SC_OK) {
-        qsort(v, n, sizeof *v, kv_cmp);
+        if (n > 1)
+            qsort(v, n, sizeof *v, kv_cmp);
         for (size_t i = 0; i < n; i++)
             if (fn(arg, v[i].key, v[i].value))
                 break;
