@@ -177,7 +177,10 @@ typedef struct sc_host_api {
      * state_get: *value is a NUL-terminated copy the plugin frees with
      * state_free; SC_ERR_NOT_FOUND if absent. state_put with value NULL
      * deletes. state_foreach calls fn for each key starting with prefix
-     * ("" = all) in key order; fn returns non-zero to stop. */
+     * ("" = all) in key order; fn returns non-zero to stop.
+     * A state_put is committed in the same journal transaction as the
+     * messages this instance published before it, so state never runs
+     * ahead of the journal; reads see the instance's own writes at once. */
     int (*state_get)(sc_host_t *host, const char *key, char **value);
     int (*state_put)(sc_host_t *host, const char *key, const char *value);
     void (*state_free)(sc_host_t *host, char *value);
