@@ -146,7 +146,8 @@ int main(int argc, char **argv)
                 uint64_t seq = sc_journal_next_seq(j, "energy.nuclear.tasks");
                 sc_journal_append(j, "energy.nuclear.tasks", seq,
                                   "task.updated", "KUS-EN-NUC-003",
-                                  "2026-11-25T00:00:00.000Z", jws[k], len[k],
+                                  "2026-11-25T00:00:00.000Z",
+                                  sc_sigkey_kid(key), jws[k], len[k],
                                   err, sizeof err);
             }
             if (sc_journal_commit(j, err, sizeof err) != 0) {

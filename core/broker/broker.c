@@ -137,6 +137,7 @@ static int64_t mono_ms(void)
 }
 
 static void prune(sc_broker_t *b);
+static int check_kid(void *arg, const char *kid, uint64_t count);
 
 /* ------------------------------------------------------------------ */
 /* plugins                                                             */
@@ -352,7 +353,7 @@ static int flush_group(sc_broker_t *b)
             continue;
         }
         if (sc_journal_append(b->journal, channel, m->seq, in.kind, key,
-                              m->ts, m->jws, m->jws_len, err,
+                              m->ts, sc_sigkey_kid(k), m->jws, m->jws_len, err,
                               sizeof err) != 0)
             goto fail;
     }
@@ -708,6 +709,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
            sc_journal_path(b->journal), sc_journal_epoch(b->journal),
            cfg->durability_full ? "full" : "normal", cfg->jwks_file);
     prune(b);
+    sc_journal_kids(b->journal, check_kid, b);
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     if (sl > 0)
@@ -724,6 +726,22 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
 fail:
     sc_broker_destroy(&b);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* keys still needed by the journal                                    */
+
+static int check_kid(void *arg, const char *kid, uint64_t count)
+{
+    sc_broker_t *b = arg;
+    if (!sc_jwks_find(sc_keyring_jwks(b->keyring), kid))
+        sc_log(SC_L_WARN, "keys",
+               "%llu retained message(s) are signed by kid %s, which is no "
+               "longer in signing.keys: replays and snapshots refuse them "
+               "(error 500 corrupt) until that key is listed again (it need "
+               "not be active) or retention removes them",
+               (unsigned long long)count, kid);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -964,6 +982,7 @@ static void reload(sc_broker_t *b)
         sc_service_set_access(b->service, na, n, sc_keyring_jwks(nk));
     sc_config_t *old = b->cfg;
     b->cfg = n;
+    sc_journal_kids(b->journal, check_kid, b);
     int started = sc_supervisor_apply(b->sv, n);
     sc_access_destroy(&oa);
     sc_keyring_destroy(&ok);

@@ -198,7 +198,7 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
              " head INTEGER NOT NULL, low INTEGER NOT NULL DEFAULT 1);"
              "CREATE TABLE IF NOT EXISTS messages(channel TEXT NOT NULL,"
              " seq INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT,"
-             " ts TEXT NOT NULL, jws BLOB NOT NULL,"
+             " ts TEXT NOT NULL, jws BLOB NOT NULL, kid TEXT,"
              " PRIMARY KEY(channel, seq)) WITHOUT ROWID;"
              "CREATE INDEX IF NOT EXISTS messages_key ON messages(channel, key,"
              " seq);"
@@ -208,6 +208,22 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
              err, errlen) != 0)
         goto fail_corrupt;
 
+    {
+        /* journals from before the kid column: add it (NULL = unknown) */
+        sqlite3_stmt *st = NULL;
+        bool has_kid = false;
+        if (sqlite3_prepare_v2(j->db, "PRAGMA table_info(messages)", -1, &st,
+                               NULL) == SQLITE_OK)
+            while (sqlite3_step(st) == SQLITE_ROW)
+                if (sqlite3_column_text(st, 1) &&
+                    strcmp((const char *)sqlite3_column_text(st, 1), "kid") ==
+                        0)
+                    has_kid = true;
+        sqlite3_finalize(st);
+        if (!has_kid &&
+            exec(j, "ALTER TABLE messages ADD COLUMN kid TEXT", err, errlen))
+            goto fail;
+    }
     /* epoch: created once with the journal, never changed */
     {
         sqlite3_stmt *st = NULL;
@@ -231,8 +247,8 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
         }
     }
     if (sqlite3_prepare_v2(j->db,
-                           "INSERT INTO messages(channel,seq,kind,key,ts,jws)"
-                           " VALUES(?,?,?,?,?,?)",
+                           "INSERT INTO messages(channel,seq,kind,key,ts,jws,"
+                           "kid) VALUES(?,?,?,?,?,?,?)",
                            -1, &j->ins_msg, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(j->db,
                            "INSERT INTO channels(name,head) VALUES(?,?)"
@@ -345,8 +361,8 @@ void sc_journal_release_seq(sc_journal_t *j, const char *channel,
 
 int sc_journal_append(sc_journal_t *j, const char *channel, uint64_t seq,
                       const char *kind, const char *key, const char *ts,
-                      const char *jws, size_t jws_len, char *err,
-                      size_t errlen)
+                      const char *kid, const char *jws, size_t jws_len,
+                      char *err, size_t errlen)
 {
     sqlite3_stmt *s = j->ins_msg;
     sqlite3_reset(s);
@@ -359,6 +375,7 @@ int sc_journal_append(sc_journal_t *j, const char *channel, uint64_t seq,
         sqlite3_bind_null(s, 4);
     sqlite3_bind_text(s, 5, ts, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 6, jws, (int)jws_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, kid, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -555,4 +572,20 @@ long sc_journal_prune(sc_journal_t *j, const char *channel, int64_t max_age_s,
     if (sc_journal_commit(j, err, errlen) != 0)
         return -1;
     return removed;
+}
+
+void sc_journal_kids(sc_journal_t *j, sc_journal_kid_fn cb, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db,
+                           "SELECT kid, count(*) FROM messages WHERE kid IS NOT"
+                           " NULL GROUP BY kid",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *kid = (const char *)sqlite3_column_text(st, 0);
+        if (kid && cb(arg, kid, (uint64_t)sqlite3_column_int64(st, 1)))
+            break;
+    }
+    sqlite3_finalize(st);
 }

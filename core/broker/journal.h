@@ -48,8 +48,8 @@ void sc_journal_release_seq(sc_journal_t *j, const char *channel,
                             uint64_t seq);
 int sc_journal_append(sc_journal_t *j, const char *channel, uint64_t seq,
                       const char *kind, const char *key, const char *ts,
-                      const char *jws, size_t jws_len, char *err,
-                      size_t errlen);
+                      const char *kid, const char *jws, size_t jws_len,
+                      char *err, size_t errlen);
 int sc_journal_commit(sc_journal_t *j, char *err, size_t errlen);
 void sc_journal_rollback(sc_journal_t *j);
 
@@ -83,5 +83,9 @@ long sc_journal_snapshot(sc_journal_t *j, const char *subtree,
  * -1 with err filled. */
 long sc_journal_prune(sc_journal_t *j, const char *channel, int64_t max_age_s,
                       int64_t max_messages, char *err, size_t errlen);
+
+/* For every signing key (kid) that signed retained messages: how many. */
+typedef int (*sc_journal_kid_fn)(void *arg, const char *kid, uint64_t count);
+void sc_journal_kids(sc_journal_t *j, sc_journal_kid_fn cb, void *arg);
 
 #endif

@@ -351,6 +351,9 @@ def test_retiring_a_key_too_early_breaks_replay():
         keygen("sign", os.path.join(gw.keys, "k2.jwk"))
         gw.write_config(signing_keys={"k2": "keys/k2.jwk"}, active="k2")   # k1 gone
         rot.restart_broker()
+        # the broker says at start which retained messages lost their key
+        k1 = kid_of(os.path.join(gw.keys, "k1.jwk"))
+        assert ("signed by kid %s, which is no longer in signing.keys" % k1) in gw.broker.log()
         rot.resume(at_least=3)
         rot.pause()
         ctx = zmq.Context()
