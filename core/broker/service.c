@@ -28,7 +28,7 @@
 
 #define MAX_REQ_ID 64
 #define MAX_REQ_BYTES 65536
-#define MAX_SNAPSHOT 100000
+#define MAX_SNAPSHOT 50000 /* items per snapshot reply (< the send HWM) */
 
 typedef struct bucket {
     char *agency;
@@ -399,11 +399,28 @@ static void cmd_replay(req_t *r, json_t *args)
                         "more", next <= head));
 }
 
+static int count_row(void *arg, const char *channel, uint64_t seq,
+                     const char *jws, size_t jws_len)
+{
+    (void)channel, (void)seq, (void)jws, (void)jws_len;
+    return ++*(long *)arg > MAX_SNAPSHOT;
+}
+
 static void cmd_snapshot(req_t *r, json_t *args)
 {
     const char *sub = arg_subtree(r, args, "subtree");
     if (!sub)
         return;
+    /* a reply larger than the send queue could never arrive whole */
+    long total = 0;
+    sc_journal_snapshot(r->s->journal, sub, count_row, &total);
+    if (total > MAX_SNAPSHOT) {
+        send_error(r, 413, "too-large",
+                   "the snapshot of '%.200s' has more than %d messages; ask "
+                   "for narrower subtrees",
+                   sub, MAX_SNAPSHOT);
+        return;
+    }
     stream_t st = {.r = r};
     long n = sc_journal_snapshot(r->s->journal, sub, stream_row, &st);
     if (st.corrupt) {
