@@ -74,6 +74,23 @@ void sc_access_destroy(sc_access_t **a_p)
     *a_p = NULL;
 }
 
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* draft option, see DESIGN.md */
+#endif
+
+int sc_access_curve_server(void *sock, const char *secret_z85)
+{
+    int one = 1;
+    if (!sock ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret_z85, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, SC_ZAP_DOMAIN,
+                       strlen(SC_ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one) != 0)
+        return -1;
+    return 0;
+}
+
 /* Receive all frames of one ZAP request (at most 8 kept). */
 static int recv_request(void *zap, zmq_msg_t *f, int max, int *count)
 {

@@ -24,6 +24,12 @@ typedef struct sc_access sc_access_t;
 sc_access_t *sc_access_new(const sc_config_t *cfg, char *err, size_t errlen);
 void sc_access_destroy(sc_access_t **a_p);
 
+/* Make `sock` a CURVE server with `secret_z85` whose every peer is
+ * authenticated by our ZAP handler (domain SC_ZAP_DOMAIN, enforced: with
+ * CURVE and no ZAP verdict libzmq would admit everyone). 0, or -1 with
+ * errno set. */
+int sc_access_curve_server(void *sock, const char *secret_z85);
+
 /* Answer one ZAP request waiting on `zap` (a REP socket bound to
  * SC_ZAP_ENDPOINT). Logs refusals. 0, or -1 if the socket failed. */
 int sc_access_zap_handle(sc_access_t *a, void *zap);

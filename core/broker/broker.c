@@ -32,6 +32,7 @@
 
 #include "access.h"
 #include "common/channel.h"
+#include "common/clock.h"
 #include "common/envelope.h"
 #include "journal.h"
 #include "keyring.h"
@@ -39,10 +40,6 @@
 #include "plugin_host.h"
 #include "service.h"
 #include "supervisor.h"
-
-#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
-#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* draft option, see DESIGN.md */
-#endif
 
 #define CORE_ENDPOINT "inproc://sectorcast-core"
 #define GROUP_MAX 1024
@@ -128,13 +125,6 @@ struct sc_broker {
     uint64_t n_subs_granted;
     uint64_t n_subs_refused;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void prune(sc_broker_t *b);
 static int check_kid(void *arg, const char *kid, uint64_t count);
@@ -396,7 +386,7 @@ fail:
            "cannot journal %zu message(s): %s; publishing paused, retrying "
            "in %d ms (nothing is sent before it is journaled)",
            b->n_group, err, RETRY_MS);
-    b->retry_at_ms = mono_ms() + RETRY_MS;
+    b->retry_at_ms = sc_mono_ms() + RETRY_MS;
     return -1;
 }
 
@@ -404,7 +394,7 @@ fail:
 static void drain(void *arg)
 {
     sc_broker_t *b = arg;
-    if (b->retry_at_ms != 0 && mono_ms() < b->retry_at_ms)
+    if (b->retry_at_ms != 0 && sc_mono_ms() < b->retry_at_ms)
         return;
     for (int round = 0; round < 64; round++) {
         while (b->n_group < GROUP_MAX && read_publish(b, b->pull) == 0)
@@ -565,17 +555,7 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
     /* subscriptions are short: 4096 bytes, plus the 33 bytes a CURVE
      * MESSAGE command adds to each frame */
     int64_t maxmsg = 4096 + 33;
-    int rc = b->xpub ? 0 : -1;
-    if (rc == 0)
-        rc = zmq_setsockopt(b->xpub, ZMQ_CURVE_SERVER, &one, sizeof one);
-    if (rc == 0)
-        rc = zmq_setsockopt(b->xpub, ZMQ_CURVE_SECRETKEY, secret, 40);
-    sodium_memzero(secret, sizeof secret); /* libzmq keeps its own copy */
-    if (rc == 0)
-        rc = zmq_setsockopt(b->xpub, ZMQ_ZAP_DOMAIN, SC_ZAP_DOMAIN,
-                            strlen(SC_ZAP_DOMAIN));
-    if (rc == 0)
-        rc = zmq_setsockopt(b->xpub, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
+    int rc = sc_access_curve_server(b->xpub, secret);
     if (rc == 0)
         rc = zmq_setsockopt(b->xpub, ZMQ_XPUB_MANUAL, &one, sizeof one);
     if (rc == 0)
@@ -585,10 +565,12 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
     if (rc == 0)
         rc = zmq_setsockopt(b->xpub, ZMQ_LINGER, &linger, sizeof linger);
     if (rc != 0) {
+        sodium_memzero(secret, sizeof secret);
         snprintf(err, errlen, "publish socket: %s", zmq_strerror(errno));
         return -1;
     }
     if (zmq_bind(b->xpub, cfg->publish_endpoint) != 0) {
+        sodium_memzero(secret, sizeof secret);
         snprintf(err, errlen, "%s: cannot bind listen.publish '%s': %s",
                  cfg->path, cfg->publish_endpoint, zmq_strerror(errno));
         return -1;
@@ -598,24 +580,19 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
                            ZMQ_EVENT_DISCONNECTED) != 0 ||
         !(b->xpub_mon = zmq_socket(b->zctx, ZMQ_PAIR)) ||
         zmq_connect(b->xpub_mon, "inproc://sectorcast-xpub-mon") != 0) {
+        sodium_memzero(secret, sizeof secret);
         snprintf(err, errlen, "publish socket monitor: %s",
                  zmq_strerror(errno));
         return -1;
     }
-    if (cfg->service_endpoint) {
-        char e2[512];
-        if (sc_curve_read(cfg->curve_secret_file, true, secret, e2,
-                          sizeof e2) != 0) {
-            snprintf(err, errlen, "curve.secret_key: %s", e2);
-            return -1;
-        }
+    if (cfg->service_endpoint)
         b->service = sc_service_new(b->zctx, cfg, secret, b->access,
                                     b->journal, sc_keyring_jwks(b->keyring),
                                     err, errlen);
-        sodium_memzero(secret, sizeof secret);
-        if (!b->service)
-            return -1;
-    }
+    /* libzmq keeps its own copies of the key */
+    sodium_memzero(secret, sizeof secret);
+    if (cfg->service_endpoint && !b->service)
+        return -1;
     b->pull = zmq_socket(b->zctx, ZMQ_PULL);
     int rcvhwm = 10000;
     if (!b->pull ||
@@ -670,12 +647,15 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     b->sigfd = -1;
     sc_config_t *cfg = b->cfg;
 
+    /* blocked before any thread exists (ZeroMQ's, the plugins'), so that
+     * every thread inherits the mask and the core alone reads them */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     b->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (b->sigfd < 0) {
         snprintf(err, errlen, "signalfd: %s", strerror(errno));
@@ -806,7 +786,7 @@ static int collect_channel(void *arg, const char *channel, uint64_t head)
 
 static void prune(sc_broker_t *b)
 {
-    b->next_prune_ms = mono_ms() + PRUNE_EVERY_MS;
+    b->next_prune_ms = sc_mono_ms() + PRUNE_EVERY_MS;
     if (b->cfg->n_retention == 0)
         return;
     prune_ctx_t c = {0};
@@ -996,18 +976,24 @@ int sc_broker_run(sc_broker_t *b)
     int status = 0;
     for (;;) {
         bool paused = b->retry_at_ms != 0;
+        /* the optional sockets go last; the pull sockets are not read
+         * while the journal is failing (the plugins then wait) */
         zmq_pollitem_t items[7] = {
             {NULL, b->sigfd, ZMQ_POLLIN, 0},
             {b->zap, 0, ZMQ_POLLIN, 0},
             {b->xpub, 0, ZMQ_POLLIN, 0},
-            {b->pull, 0, paused ? 0 : ZMQ_POLLIN, 0},
             {b->xpub_mon, 0, ZMQ_POLLIN, 0},
-            {b->service ? sc_service_socket(b->service) : NULL, 0,
-             b->service ? ZMQ_POLLIN : 0, 0},
-            {b->pull_ipc, 0, (paused || !b->pull_ipc) ? 0 : ZMQ_POLLIN, 0},
+            {b->pull, 0, paused ? 0 : ZMQ_POLLIN, 0},
         };
+        int n_items = 5;
+        if (b->pull_ipc)
+            items[n_items++] =
+                (zmq_pollitem_t){b->pull_ipc, 0, paused ? 0 : ZMQ_POLLIN, 0};
+        if (b->service)
+            items[n_items++] = (zmq_pollitem_t){sc_service_socket(b->service),
+                                                0, ZMQ_POLLIN, 0};
         long svw = sc_supervisor_next_wake_ms(b->sv);
-        int64_t now = mono_ms();
+        int64_t now = sc_mono_ms();
         int64_t wake = b->next_prune_ms;
         if (b->cfg->heartbeat_ms > 0 && b->next_heartbeat_ms < wake)
             wake = b->next_heartbeat_ms;
@@ -1016,12 +1002,7 @@ int sc_broker_run(sc_broker_t *b)
         if (svw >= 0 && now + svw < wake)
             wake = now + svw;
         long timeout = wake <= now ? 0 : (long)(wake - now);
-        /* items without a socket are skipped by giving no events */
-        if (!b->service)
-            items[5].events = 0, items[5].socket = b->xpub_mon;
-        if (!b->pull_ipc)
-            items[6].socket = b->xpub_mon;
-        if (zmq_poll(items, 7, timeout) < 0) {
+        if (zmq_poll(items, n_items, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             sc_log(SC_L_ERROR, "core", "zmq_poll: %s", zmq_strerror(errno));
@@ -1062,12 +1043,12 @@ int sc_broker_run(sc_broker_t *b)
                 break;
             handle_subscription(b);
         }
-        if (items[4].revents & ZMQ_POLLIN)
+        if (items[3].revents & ZMQ_POLLIN)
             handle_monitor(b);
         for (int k = 0; b->service && k < 64; k++)
             if (sc_service_handle(b->service) != 0)
                 break;
-        now = mono_ms();
+        now = sc_mono_ms();
         if (b->cfg->heartbeat_ms > 0 && now >= b->next_heartbeat_ms) {
             sc_journal_heads(b->journal, "", send_heartbeat, b);
             b->next_heartbeat_ms = now + b->cfg->heartbeat_ms;
@@ -1077,7 +1058,7 @@ int sc_broker_run(sc_broker_t *b)
         if (svw >= 0)
             sc_supervisor_tick(b->sv);
         if (paused) {
-            if (mono_ms() >= b->retry_at_ms)
+            if (sc_mono_ms() >= b->retry_at_ms)
                 flush_group(b);
             continue;
         }

@@ -4,8 +4,9 @@
  * Owns the core thread: the ZeroMQ context, the ZAP handler, the publish
  * (XPUB) socket, the inproc PULL socket that plugin threads publish into,
  * the pipeline validate -> sequence -> sign -> journal -> send, and the
- * plugin instances' lifecycle. Signals arrive through a signalfd; the
- * caller blocks them in every thread before calling sc_broker_new().
+ * plugin instances' lifecycle. SIGTERM, SIGINT, SIGHUP and SIGCHLD arrive
+ * through a signalfd: sc_broker_new() blocks them in the calling thread
+ * before it starts any other, so call it before creating threads.
  */
 #ifndef SC_BROKER_H
 #define SC_BROKER_H

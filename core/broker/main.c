@@ -160,15 +160,6 @@ int main(int argc, char **argv)
     }
     sc_log_set_level((sc_level_t)sc_log_parse_level(cfg->log_level));
 
-    /* every thread started from here on inherits the blocked set; the
-     * core reads the signals from a signalfd */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGCHLD);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char err[1024];

@@ -29,6 +29,7 @@
 #include <zmq.h>
 
 #include "common/channel.h"
+#include "common/clock.h"
 #include "log.h"
 
 #define MAX_TIMERS 256
@@ -189,13 +190,6 @@ void sc_plugin_lib_close(sc_plugin_lib_t *lib)
 
 /* ------------------------------------------------------------------ */
 /* host API                                                            */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *h_strerror(int code)
 {
@@ -382,67 +376,65 @@ static int wait_ack(sc_plugin_inst_t *p, const char *what)
     }
 }
 
-static const sc_cfg_setting_t *find_setting(sc_plugin_inst_t *p,
-                                            const char *name)
+/* The setting `name` if it is of type `type` (SC_CFG_FLOAT also accepts
+ * an integer). *rc is SC_ERR_NO_SETTING / SC_ERR_ARG when NULL. */
+static const sc_cfg_setting_t *get_setting(sc_host_t *h, const char *name,
+                                           const void *out,
+                                           sc_cfg_value_type_t type, int *rc)
 {
-    for (size_t i = 0; name && i < p->n_settings; i++)
-        if (strcmp(p->settings[i].name, name) == 0)
-            return &p->settings[i];
+    *rc = SC_ERR_ARG;
+    if (!h || !h->inst || !out || !name)
+        return NULL;
+    sc_plugin_inst_t *p = h->inst;
+    for (size_t i = 0; i < p->n_settings; i++) {
+        const sc_cfg_setting_t *s = &p->settings[i];
+        if (strcmp(s->name, name) != 0)
+            continue;
+        if (s->type == type || (type == SC_CFG_FLOAT && s->type == SC_CFG_INT))
+            return s;
+        return NULL; /* wrong type: SC_ERR_ARG */
+    }
+    *rc = SC_ERR_NO_SETTING;
     return NULL;
 }
 
 static int h_setting_string(sc_host_t *h, const char *name, const char **out)
 {
-    if (!h || !out)
-        return SC_ERR_ARG;
-    const sc_cfg_setting_t *s = find_setting(h->inst, name);
+    int rc;
+    const sc_cfg_setting_t *s = get_setting(h, name, out, SC_CFG_STRING, &rc);
     if (!s)
-        return SC_ERR_NO_SETTING;
-    if (s->type != SC_CFG_STRING)
-        return SC_ERR_ARG;
+        return rc;
     *out = s->s;
     return SC_OK;
 }
 
 static int h_setting_int(sc_host_t *h, const char *name, int64_t *out)
 {
-    if (!h || !out)
-        return SC_ERR_ARG;
-    const sc_cfg_setting_t *s = find_setting(h->inst, name);
+    int rc;
+    const sc_cfg_setting_t *s = get_setting(h, name, out, SC_CFG_INT, &rc);
     if (!s)
-        return SC_ERR_NO_SETTING;
-    if (s->type != SC_CFG_INT)
-        return SC_ERR_ARG;
+        return rc;
     *out = s->i;
     return SC_OK;
 }
 
 static int h_setting_bool(sc_host_t *h, const char *name, int *out)
 {
-    if (!h || !out)
-        return SC_ERR_ARG;
-    const sc_cfg_setting_t *s = find_setting(h->inst, name);
+    int rc;
+    const sc_cfg_setting_t *s = get_setting(h, name, out, SC_CFG_BOOL, &rc);
     if (!s)
-        return SC_ERR_NO_SETTING;
-    if (s->type != SC_CFG_BOOL)
-        return SC_ERR_ARG;
+        return rc;
     *out = s->b;
     return SC_OK;
 }
 
 static int h_setting_float(sc_host_t *h, const char *name, double *out)
 {
-    if (!h || !out)
-        return SC_ERR_ARG;
-    const sc_cfg_setting_t *s = find_setting(h->inst, name);
+    int rc;
+    const sc_cfg_setting_t *s = get_setting(h, name, out, SC_CFG_FLOAT, &rc);
     if (!s)
-        return SC_ERR_NO_SETTING;
-    if (s->type == SC_CFG_FLOAT)
-        *out = s->f;
-    else if (s->type == SC_CFG_INT)
-        *out = (double)s->i;
-    else
-        return SC_ERR_ARG;
+        return rc;
+    *out = s->type == SC_CFG_FLOAT ? s->f : (double)s->i;
     return SC_OK;
 }
 
@@ -460,7 +452,7 @@ static int h_timer_add(sc_host_t *h, uint32_t interval_ms, int repeat,
     t->id = p->next_timer_id++;
     t->interval_ms = interval_ms;
     t->repeat = repeat;
-    t->due_ms = now_ms() + interval_ms;
+    t->due_ms = sc_mono_ms() + interval_ms;
     t->fn = fn;
     t->arg = arg;
     return t->id;
@@ -809,7 +801,7 @@ static const sc_host_api_t host_api = {
 
 static void run_timers(sc_plugin_inst_t *p)
 {
-    int64_t now = now_ms();
+    int64_t now = sc_mono_ms();
     /* fire each timer due now once; callbacks may add or cancel timers,
      * so look each one up again by id */
     int due[MAX_TIMERS];
@@ -836,7 +828,7 @@ static int next_timeout(sc_plugin_inst_t *p)
 {
     if (p->n_timers == 0)
         return -1;
-    int64_t now = now_ms(), best = INT64_MAX;
+    int64_t now = sc_mono_ms(), best = INT64_MAX;
     for (size_t i = 0; i < p->n_timers; i++)
         if (p->timers[i].due_ms < best)
             best = p->timers[i].due_ms;

@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #include "common/channel.h"
+#include "common/clock.h"
 #include "common/envelope.h"
 #include "log.h"
 #include "request.h"
@@ -48,13 +49,6 @@ struct sc_service {
     bucket_t *buckets;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
                              const char *curve_secret_z85,
                              const sc_access_t *access, sc_journal_t *journal,
@@ -70,18 +64,7 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
     s->sock = zmq_socket(zctx, ZMQ_ROUTER);
     int one = 1, linger = 0, hwm = 100000;
     int64_t maxmsg = MAX_REQ_BYTES + 33; /* + CURVE framing per frame */
-    int rc = s->sock ? 0 : -1;
-    if (rc == 0)
-        rc = zmq_setsockopt(s->sock, ZMQ_CURVE_SERVER, &one, sizeof one);
-    if (rc == 0)
-        rc = zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, curve_secret_z85,
-                            40);
-    if (rc == 0)
-        rc = zmq_setsockopt(s->sock, ZMQ_ZAP_DOMAIN, SC_ZAP_DOMAIN,
-                            strlen(SC_ZAP_DOMAIN));
-    if (rc == 0)
-        rc = zmq_setsockopt(s->sock, 93 /* ZMQ_ZAP_ENFORCE_DOMAIN */, &one,
-                            sizeof one);
+    int rc = sc_access_curve_server(s->sock, curve_secret_z85);
     if (rc == 0)
         rc = zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     if (rc == 0)
@@ -242,6 +225,32 @@ static int stream_row(void *arg, const char *channel, uint64_t seq,
     return 0;
 }
 
+/* After streaming journaled items: if the stream stopped early, say why
+ * (a message failing re-verification, a read error) and return true. A
+ * peer whose queue is full gets nothing more: its request times out. */
+static bool stream_ended(req_t *r, const stream_t *st, long n,
+                         const char *what)
+{
+    if (st->corrupt) {
+        send_error(r, 500, "corrupt",
+                   "journaled message %s seq %llu fails verification with the "
+                   "gateway's current keys (see the broker log)",
+                   st->bad_channel, (unsigned long long)st->bad_seq);
+        return true;
+    }
+    if (n < 0) {
+        send_error(r, 500, "internal", "journal read failed (see broker log)");
+        return true;
+    }
+    if (r->failed) {
+        sc_log(SC_L_WARN, "service",
+               "%s for agency '%s' cut short: its queue is full", what,
+               sc_agency_id(r->agency));
+        return true;
+    }
+    return false;
+}
+
 static int add_head(void *arg, const char *channel, uint64_t head)
 {
     json_object_set_new(arg, channel, json_integer((json_int_t)head));
@@ -374,23 +383,8 @@ static void cmd_replay(req_t *r, json_t *args)
         limit = json_integer_value(jl);
     stream_t st = {.r = r, .last_seq = from - 1};
     long n = sc_journal_scan(s->journal, channel, from, limit, stream_row, &st);
-    if (st.corrupt) {
-        send_error(r, 500, "corrupt",
-                   "journaled message %s seq %llu fails verification; the "
-                   "operator must restore the journal",
-                   st.bad_channel, (unsigned long long)st.bad_seq);
+    if (stream_ended(r, &st, n, "replay"))
         return;
-    }
-    if (n < 0) {
-        send_error(r, 500, "internal", "journal read failed (see broker log)");
-        return;
-    }
-    if (r->failed) {
-        sc_log(SC_L_WARN, "service",
-               "replay for agency '%s' cut short: its queue is full",
-               sc_agency_id(r->agency));
-        return;
-    }
     uint64_t next = st.last_seq + 1;
     send_json(r, "end",
               json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "channel", channel,
@@ -423,18 +417,7 @@ static void cmd_snapshot(req_t *r, json_t *args)
     }
     stream_t st = {.r = r};
     long n = sc_journal_snapshot(r->s->journal, sub, stream_row, &st);
-    if (st.corrupt) {
-        send_error(r, 500, "corrupt",
-                   "journaled message %s seq %llu fails verification; the "
-                   "operator must restore the journal",
-                   st.bad_channel, (unsigned long long)st.bad_seq);
-        return;
-    }
-    if (n < 0) {
-        send_error(r, 500, "internal", "journal read failed (see broker log)");
-        return;
-    }
-    if (r->failed)
+    if (stream_ended(r, &st, n, "snapshot"))
         return;
     json_t *heads = json_object();
     sc_journal_heads(r->s->journal, sub, add_head, heads);
@@ -450,7 +433,7 @@ static bool rate_ok(sc_service_t *s, const char *agency)
     bucket_t *b = s->buckets;
     while (b && strcmp(b->agency, agency) != 0)
         b = b->next;
-    int64_t now = now_ms();
+    int64_t now = sc_mono_ms();
     if (!b) {
         b = calloc(1, sizeof *b);
         if (!b || !(b->agency = strdup(agency))) {

@@ -30,6 +30,7 @@
 #include <zmq.h>
 
 #include "common/channel.h"
+#include "common/clock.h"
 #include "log.h"
 #include "plugin_host.h"
 
@@ -64,13 +65,6 @@ struct sc_supervisor {
     size_t n;
     bool abandoned;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 sc_supervisor_t *sc_supervisor_new(void *zctx, const char *inproc_ep,
                                    const char *ipc_ep, const char *self_exe,
@@ -154,7 +148,7 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
     sc_cfg_plugin_t *p = s->cfg;
     s->stopping = false;
     s->restart_at_ms = 0;
-    s->started_ms = mono_ms();
+    s->started_ms = sc_mono_ms();
     s->so_known = stat(p->path, &s->so) == 0;
     if (p->isolate_process)
         return spawn_child(sv, s);
@@ -218,7 +212,7 @@ static void stop_flagged(sc_supervisor_t *sv)
             kill(s->pid, SIGTERM);
         s->restart_at_ms = 0;
     }
-    int64_t deadline = mono_ms() + STOP_MS;
+    int64_t deadline = sc_mono_ms() + STOP_MS;
     for (;;) {
         bool all = true;
         for (size_t i = 0; i < sv->n; i++) {
@@ -232,7 +226,7 @@ static void stop_flagged(sc_supervisor_t *sv)
         }
         if (sv->drain)
             sv->drain(sv->drain_arg);
-        if (all || mono_ms() > deadline)
+        if (all || sc_mono_ms() > deadline)
             break;
         usleep(10000);
     }
@@ -429,20 +423,20 @@ void sc_supervisor_tick(sc_supervisor_t *sv)
                 continue;
             s->pid = 0;
             char why[96];
-            int64_t ran = mono_ms() - s->started_ms;
+            int64_t ran = sc_mono_ms() - s->started_ms;
             if (ran > STABLE_MS)
                 s->backoff_ms = BACKOFF_MIN_MS;
             sc_log(SC_L_ERROR, s->cfg->name,
                    "plugin process %d %s after %lld ms; restarting in %d ms",
                    (int)pid, describe_status(st, why, sizeof why),
                    (long long)ran, s->backoff_ms);
-            s->restart_at_ms = mono_ms() + s->backoff_ms;
+            s->restart_at_ms = sc_mono_ms() + s->backoff_ms;
             s->backoff_ms *= 2;
             if (s->backoff_ms > BACKOFF_MAX_MS)
                 s->backoff_ms = BACKOFF_MAX_MS;
         }
     }
-    int64_t now = mono_ms();
+    int64_t now = sc_mono_ms();
     for (size_t i = 0; i < sv->n; i++) {
         slot_t *s = &sv->slots[i];
         if (s->restart_at_ms && now >= s->restart_at_ms && !s->pid) {
@@ -455,7 +449,7 @@ void sc_supervisor_tick(sc_supervisor_t *sv)
 long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv)
 {
     long best = -1;
-    int64_t now = mono_ms();
+    int64_t now = sc_mono_ms();
     for (size_t i = 0; sv && i < sv->n; i++) {
         if (!sv->slots[i].restart_at_ms)
             continue;
