@@ -6,10 +6,10 @@
 set -eu
 
 pkgs="scons gcc libc6-dev pkg-config libzmq3-dev libconfig-dev libsodium-dev
-libjansson-dev libsqlite3-dev libmicrohttpd-dev"
+libjansson-dev libsqlite3-dev"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs libcmocka-dev clang libclang-rt-dev python3 python3-zmq
-python3-jwcrypto python3-nacl procps"
+python3-jwcrypto python3-nacl"
 fi
 
 missing=""
