@@ -146,21 +146,6 @@ fmt_num(double v, char *buf, size_t len)
     }
 }
 
-static const char *
-join(const char *const *list, char *buf, size_t len)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (; *list && used < len; list++) {
-        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
-                         *list);
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
-    return buf;
-}
-
 /* Index of `word` in `list`, ignoring case; -1 if absent. */
 static int
 lookup(const char *word, const char *const *list)
@@ -287,11 +272,11 @@ parse_enum_option(parser_t *p, const char *name, const char *const *list,
         return perr(p, "\"%s\" given twice", name);
     if (!v)
         return perr(p, "\"%s\" needs a value (%s)", name,
-                    join(list, buf, sizeof buf));
+                    sk_join(list, buf, sizeof buf));
     int i = lookup(v, list);
     if (i < 0)
         return perr(p, "\"%s\" is not a CAP %s (%s)", v, name,
-                    join(list, buf, sizeof buf));
+                    sk_join(list, buf, sizeof buf));
     *out = list[i];
     return 0;
 }
@@ -301,7 +286,7 @@ parse_rule(parser_t *p, rule_t *r)
 {
     char sev_list[80], num[40];
     const char *t = next(p);
-    join(cap_severity, sev_list, sizeof sev_list);
+    sk_join(cap_severity, sev_list, sizeof sev_list);
     if (!sk_series_id_valid(t))
         return perr(p, "\"%s\" is not a series id ([a-z0-9][a-z0-9_-]"
                     "{0,%d}, as in the register's \"indicators\")", t,

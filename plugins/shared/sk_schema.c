@@ -68,9 +68,8 @@ in_list(const char *s, const char *const *list)
     return 0;
 }
 
-/* "a, b, c" of a NULL-terminated list, into buf. */
-static const char *
-join(const char *const *list, char *buf, size_t len)
+const char *
+sk_join(const char *const *list, char *buf, size_t len)
 {
     size_t used = 0;
     buf[0] = '\0';
@@ -177,7 +176,7 @@ want_enum(check_t *c, const json_t *obj, const char *name, int required,
     const char *s = json_string_value(json_object_get(obj, name));
     if (s && !in_list(s, allowed))
         return fail(c, "\"%s\": \"%.64s\" is not one of: %s", name, s,
-                    join(allowed, buf, sizeof buf));
+                    sk_join(allowed, buf, sizeof buf));
     return 0;
 }
 
@@ -217,7 +216,8 @@ want_string_array(check_t *c, const json_t *obj, const char *name,
         const char *str = json_string_value(s);
         if (!in_list(str, allowed))
             return fail(c, "%s\"%s\"[%zu]: \"%.64s\" is not one of: %s",
-                        where, name, i, str, join(allowed, buf, sizeof buf));
+                        where, name, i, str,
+                        sk_join(allowed, buf, sizeof buf));
         for (size_t j = 0; j < i; j++)
             if (!strcmp(json_string_value(json_array_get(v, j)), str))
                 return fail(c, "%s\"%s\"[%zu]: \"%.64s\" is listed twice",
@@ -277,7 +277,7 @@ check_milestones(check_t *c, const json_t *obj)
                    !in_list(json_string_value(st), milestone_statuses))) {
             char buf[128];
             return fail(c, "%s\"status\" must be one of: %s", where,
-                        join(milestone_statuses, buf, sizeof buf));
+                        sk_join(milestone_statuses, buf, sizeof buf));
         }
     }
     return 0;

@@ -19,6 +19,10 @@
  * file: "tasks", "standards" or "indicators". */
 const char *sk_kind_array(sk_kind_t kind);
 
+/* "a, b, c" of the NULL-terminated `list`, into buf[len] (cut short if
+ * it does not fit). Returns buf. */
+const char *sk_join(const char *const *list, char *buf, size_t len);
+
 /* Non-zero if `id` is a well-formed task / standard id:
  * [A-Za-z0-9][A-Za-z0-9._-]{0,63}. */
 int sk_id_valid(const char *id);

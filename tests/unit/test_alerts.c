@@ -24,7 +24,7 @@
 
 #include <jansson.h>
 
-#include "support/fakehost.h"
+#include "support/sectortest.h"
 
 static char energy_so[PATH_MAX];
 static char semis_so[PATH_MAX];
@@ -37,9 +37,7 @@ static const char *const all_energy[] = { "energy.", NULL };
                  "category Infra urgency Expected"
 
 typedef struct fixture {
-    char dir[PATH_MAX];
-    fakehost_t *fh;
-    fakehost_store_t *store;
+    sectortest_t t; /* energy.so unless a test loads another plugin */
     /* the series as written so far */
     double values[64];
     size_t n_values;
@@ -51,8 +49,7 @@ static int
 setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    if (!f || fakehost_tmpdir(NULL, f->dir, sizeof f->dir) < 0 ||
-        !(f->store = fakehost_store_new())) {
+    if (!f || st_init(&f->t, energy_so, "energy", NULL) < 0) {
         free(f);
         return -1;
     }
@@ -64,9 +61,7 @@ static int
 teardown(void **state)
 {
     fixture_t *f = *state;
-    fakehost_destroy(&f->fh);
-    fakehost_store_destroy(&f->store);
-    fakehost_rmdir(f->dir);
+    st_fini(&f->t);
     free(f);
     return 0;
 }
@@ -99,12 +94,7 @@ write_series(fixture_t *f, const char *id, const char *sub)
         "event", "LNG inventory low", "area", "Republic of Korea",
         "observations", obs);
     assert_non_null(root);
-    char p[PATH_MAX + 32], tmp[PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/indicators.json", f->dir);
-    snprintf(tmp, sizeof tmp, "%s/.indicators.json.tmp", f->dir);
-    assert_int_equal(json_dump_file(root, tmp, JSON_INDENT(2)), 0);
-    assert_int_equal(rename(tmp, p), 0);
-    json_decref(root);
+    st_save(&f->t, "indicators.json", root);
 }
 
 static void
@@ -121,18 +111,9 @@ static fakehost_t *
 start_plugin(fixture_t *f, const char *so, const char *name,
              const char *const *chans, const char *rules)
 {
-    char err[512];
-    f->fh = fakehost_new(so, name, chans, err, sizeof err);
-    if (!f->fh)
-        fail_msg("%s", err);
-    fakehost_use_store(f->fh, f->store);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
-    if (rules)
-        assert_int_equal(fakehost_set(f->fh, "alert_rules", rules), SC_OK);
-    if (fakehost_start(f->fh) != SC_OK)
-        fail_msg("start: %s", fakehost_error(f->fh));
-    fakehost_fire_timers(f->fh); /* the first scan runs on the loop */
-    return f->fh;
+    f->t.so = so;
+    f->t.instance = name;
+    return st_run(&f->t, chans, rules, 0);
 }
 
 static fakehost_t *
@@ -147,26 +128,14 @@ feed(fixture_t *f, size_t n, const double *v)
 {
     add_values(f, n, v);
     write_series(f, "lng_inventory_days", "lng");
-    fakehost_msgs_clear(f->fh);
-    fakehost_fire_timers(f->fh);
-    return fakehost_msg_count(f->fh);
+    return st_poll(&f->t);
 }
 
 static void
 restart(fixture_t *f, const char *rules)
 {
-    fakehost_destroy(&f->fh);
+    fakehost_destroy(&f->t.fh);
     start_energy(f, rules);
-}
-
-static void
-assert_logged(fakehost_t *fh, const char *needle)
-{
-    if (fakehost_log_find(fh, 0, needle) < 0) {
-        for (size_t i = 0; i < fakehost_log_count(fh); i++)
-            fprintf(stderr, "  log: %s\n", fakehost_log_at(fh, i)->text);
-        fail_msg("no log line contains: %s", needle);
-    }
 }
 
 /* ------------------------------------------------------------- CAP --- */
@@ -329,14 +298,14 @@ test_crossing_hovering_clearing(void **state)
     add_values(f, 3, normal);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
 
     /* crossing: raised once */
     static const double cross[] = { 9.9 };
     assert_int_equal(feed(f, 1, cross), 1);
-    json_t *raised = check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+    json_t *raised = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                                "Severe");
-    assert_string_equal(fakehost_msg_at(f->fh, 0)->key,
+    assert_string_equal(fakehost_msg_at(f->t.fh, 0)->key,
                         "lng_inventory_days");
     json_t *info = json_object_get(raised, "info");
     assert_string_equal(str(info, "category"), "Infra");
@@ -356,7 +325,7 @@ test_crossing_hovering_clearing(void **state)
     /* worse: updated once, to Extreme, referencing the Alert */
     static const double worse[] = { 6.5 };
     assert_int_equal(feed(f, 1, worse), 1);
-    json_t *updated = check_cap(f->fh, 0, "energy.lng.alerts",
+    json_t *updated = check_cap(f->t.fh, 0, "energy.lng.alerts",
                                 "alert.updated", "Extreme");
     assert_references(updated, raised, NULL);
     static const double hover2[] = { 7.1, 6.9, 8.5, 6.8 };
@@ -365,7 +334,7 @@ test_crossing_hovering_clearing(void **state)
     /* back to normal: cleared once, referencing Alert and Update */
     static const double clear[] = { 12 };
     assert_int_equal(feed(f, 1, clear), 1);
-    json_t *cleared = check_cap(f->fh, 0, "energy.lng.alerts",
+    json_t *cleared = check_cap(f->t.fh, 0, "energy.lng.alerts",
                                 "alert.cleared", NULL);
     assert_references(cleared, raised, updated);
     assert_non_null(str(cleared, "note"));
@@ -382,7 +351,7 @@ test_crossing_hovering_clearing(void **state)
     json_decref(raised);
     json_decref(updated);
     json_decref(cleared);
-    assert_int_equal(fakehost_refused_count(f->fh), 0);
+    assert_int_equal(fakehost_refused_count(f->t.fh), 0);
 }
 
 /* The same observations written at once give the same messages. */
@@ -395,17 +364,17 @@ test_batch_gives_same_messages(void **state)
     add_values(f, sizeof v / sizeof v[0], v);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 3);
-    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+    assert_int_equal(fakehost_msg_count(f->t.fh), 3);
+    json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Severe"));
-    json_decref(check_cap(f->fh, 1, "energy.lng.alerts", "alert.updated",
+    json_decref(check_cap(f->t.fh, 1, "energy.lng.alerts", "alert.updated",
                           "Extreme"));
-    json_decref(check_cap(f->fh, 2, "energy.lng.alerts", "alert.cleared",
+    json_decref(check_cap(f->t.fh, 2, "energy.lng.alerts", "alert.cleared",
                           "Minor"));
     /* nothing new: nothing more */
-    fakehost_msgs_clear(f->fh);
-    fakehost_fire_timers(f->fh);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    fakehost_msgs_clear(f->t.fh);
+    fakehost_fire_timers(f->t.fh);
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
 }
 
 /* Leaving a level needs the same band as clearing: Extreme -> Severe at
@@ -419,14 +388,14 @@ test_de_escalation_has_hysteresis(void **state)
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
     /* straight to Extreme: one Alert, at Extreme */
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
-    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Extreme"));
     static const double near[] = { 7.5, 8.9, 6.9, 8.8 };
     assert_int_equal(feed(f, 4, near), 0);
     static const double better[] = { 9.0 };
     assert_int_equal(feed(f, 1, better), 1);
-    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.updated",
+    json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.updated",
                           "Severe"));
 }
 
@@ -447,9 +416,9 @@ test_consecutive_observations(void **state)
     assert_int_equal(feed(f, 2, low), 0);
     static const double third[] = { 9.5 };
     assert_int_equal(feed(f, 1, third), 1);
-    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+    json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Moderate"));
-    json_t *a = json_loads(fakehost_msg_at(f->fh, 0)->data, 0, NULL);
+    json_t *a = json_loads(fakehost_msg_at(f->t.fh, 0)->data, 0, NULL);
     /* defaults of a rule without options */
     assert_string_equal(str(json_object_get(a, "info"), "category"),
                         "Other");
@@ -460,7 +429,7 @@ test_consecutive_observations(void **state)
     assert_int_equal(feed(f, 5, back), 0);
     static const double third_up[] = { 12 };
     assert_int_equal(feed(f, 1, third_up), 1);
-    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.cleared",
+    json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.cleared",
                           NULL));
 }
 
@@ -474,23 +443,23 @@ test_restart_keeps_alert_state(void **state)
     add_values(f, 3, v);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
-    json_t *raised = check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    json_t *raised = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                                "Severe");
-    assert_int_equal(fakehost_store_count(f->store, "energy", "alert/"), 1);
+    assert_int_equal(fakehost_store_count(f->t.store, "energy", "alert/"), 1);
 
     restart(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
-    assert_logged(f->fh, "1 alert state remembered");
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    st_assert_logged(f->t.fh, "1 alert state remembered");
 
     /* the value recovers while the plugin is down */
-    fakehost_destroy(&f->fh);
+    fakehost_destroy(&f->t.fh);
     static const double up[] = { 10.5, 12.4 };
     add_values(f, 2, up);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
-    json_t *cleared = check_cap(f->fh, 0, "energy.lng.alerts",
+    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    json_t *cleared = check_cap(f->t.fh, 0, "energy.lng.alerts",
                                 "alert.cleared", NULL);
     assert_references(cleared, raised, NULL);
     json_decref(cleared);
@@ -498,10 +467,10 @@ test_restart_keeps_alert_state(void **state)
 
     /* and the clear is not lost or repeated either */
     restart(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
     static const double again[] = { 9.1 };
     assert_int_equal(feed(f, 1, again), 1);
-    json_t *second = check_cap(f->fh, 0, "energy.lng.alerts",
+    json_t *second = check_cap(f->t.fh, 0, "energy.lng.alerts",
                                "alert.raised", "Severe");
     /* a new episode: a new identifier */
     assert_null(json_object_get(second, "references"));
@@ -518,23 +487,23 @@ test_failed_publish_is_retried(void **state)
     add_values(f, 1, v);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    fakehost_fail_publishes(f->fh, 1, SC_ERR_INTERNAL);
+    fakehost_fail_publishes(f->t.fh, 1, SC_ERR_INTERNAL);
     static const double low[] = { 9 };
     assert_int_equal(feed(f, 1, low), 0);
-    assert_int_equal(fakehost_refused_count(f->fh), 1);
-    assert_logged(f->fh, "retried at the next poll");
+    assert_int_equal(fakehost_refused_count(f->t.fh), 1);
+    st_assert_logged(f->t.fh, "retried at the next poll");
     /* nothing changed in the files; the poll retries */
-    fakehost_msgs_clear(f->fh);
-    fakehost_fire_timers(f->fh);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
-    json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+    fakehost_msgs_clear(f->t.fh);
+    fakehost_fire_timers(f->t.fh);
+    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Severe"));
-    fakehost_msgs_clear(f->fh);
-    fakehost_fire_timers(f->fh);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    fakehost_msgs_clear(f->t.fh);
+    fakehost_fire_timers(f->t.fh);
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
     /* the state store never saw a raise that was not published */
     restart(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
 }
 
 /* A raised alert whose rule left the configuration is cancelled. */
@@ -546,22 +515,22 @@ test_removed_rule_cancels_its_alert(void **state)
     add_values(f, 2, v);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
-    json_t *raised = check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    json_t *raised = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                                "Severe");
     restart(f, "other_series > 5 Minor clear 3");
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
-    json_t *c = check_cap(f->fh, 0, "energy.lng.alerts", "alert.cleared",
+    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    json_t *c = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.cleared",
                           "Minor");
     assert_references(c, raised, NULL);
     assert_non_null(strstr(str(c, "note"), "rule removed"));
     json_decref(c);
     json_decref(raised);
-    assert_logged(f->fh, "no indicator series \"other_series\"");
-    assert_int_equal(fakehost_store_count(f->store, "energy", "alert/"
+    st_assert_logged(f->t.fh, "no indicator series \"other_series\"");
+    assert_int_equal(fakehost_store_count(f->t.store, "energy", "alert/"
                                           "lng_inventory_days"), 0);
     restart(f, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
 }
 
 static void
@@ -571,43 +540,39 @@ test_sender_and_grant(void **state)
     static const double v[] = { 12, 8 };
     add_values(f, 2, v);
     write_series(f, "lng_inventory_days", "lng");
-    char err[512];
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
-    assert_non_null(f->fh);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
-    assert_int_equal(fakehost_set(f->fh, "alert_rules", LNG_RULE), SC_OK);
-    assert_int_equal(fakehost_set(f->fh, "alert_sender", "kus gateway"),
+    st_host(&f->t, all_energy, NULL);
+    assert_int_equal(fakehost_set(f->t.fh, "alert_rules", LNG_RULE), SC_OK);
+    assert_int_equal(fakehost_set(f->t.fh, "alert_sender", "kus gateway"),
                      SC_OK);
-    assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
-    assert_logged(f->fh, "alert_sender: \"kus gateway\" cannot be a CAP "
-                  "sender");
-    fakehost_destroy(&f->fh);
+    assert_int_equal(fakehost_start(f->t.fh), SC_ERR_ARG);
+    st_assert_logged(f->t.fh, "alert_sender: \"kus gateway\" cannot be a CAP "
+                     "sender");
+    fakehost_destroy(&f->t.fh);
 
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
-    assert_int_equal(fakehost_set(f->fh, "alert_rules", LNG_RULE), SC_OK);
-    assert_int_equal(fakehost_set(f->fh, "alert_sender",
+    st_host(&f->t, all_energy, NULL);
+    assert_int_equal(fakehost_set(f->t.fh, "alert_rules", LNG_RULE), SC_OK);
+    assert_int_equal(fakehost_set(f->t.fh, "alert_sender",
                                   "alerts@kus-gateway-seoul"), SC_OK);
-    assert_int_equal(fakehost_start(f->fh), SC_OK);
-    fakehost_fire_timers(f->fh);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
-    json_t *a = check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+    assert_int_equal(fakehost_start(f->t.fh), SC_OK);
+    fakehost_fire_timers(f->t.fh);
+    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    json_t *a = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Severe");
     assert_string_equal(str(a, "sender"), "alerts@kus-gateway-seoul");
     json_decref(a);
-    fakehost_destroy(&f->fh);
+    fakehost_destroy(&f->t.fh);
 
     /* tasks granted, alerts not: the rule is inactive and says so */
     static const char *const tasks_only[] = { "energy.lng.tasks.", NULL };
-    fakehost_store_destroy(&f->store);
-    f->store = fakehost_store_new();
+    fakehost_store_destroy(&f->t.store);
+    f->t.store = fakehost_store_new();
     start_plugin(f, energy_so, "energy", tasks_only, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
-    assert_int_equal(fakehost_refused_count(f->fh), 0);
-    assert_logged(f->fh, "energy.lng.alerts: channel not granted to this "
-                  "plugin; its alerts are not published");
-    assert_logged(f->fh, "channel energy.lng.alerts is not granted to this "
-                  "plugin; the rule is inactive");
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    assert_int_equal(fakehost_refused_count(f->t.fh), 0);
+    st_assert_logged(f->t.fh, "energy.lng.alerts: channel not granted to this "
+                     "plugin; its alerts are not published");
+    st_assert_logged(f->t.fh, "channel energy.lng.alerts is not granted to "
+                     "this plugin; the rule is inactive");
 }
 
 /* Semis & AI: the alert channel is <subsector>.supply-chain.alerts. */
@@ -621,12 +586,12 @@ test_semis_alert_channel(void **state)
     static const char *const chans[] = { "semis.", "ai.", NULL };
     start_plugin(f, semis_so, "semis_ai", chans,
                  "chip_lead_time_weeks > 20 Moderate > 26 Severe clear 18");
-    assert_int_equal(fakehost_msg_count(f->fh), 2);
-    json_decref(check_cap(f->fh, 0, "semis.supply-chain.alerts",
+    assert_int_equal(fakehost_msg_count(f->t.fh), 2);
+    json_decref(check_cap(f->t.fh, 0, "semis.supply-chain.alerts",
                           "alert.raised", "Moderate"));
-    json_decref(check_cap(f->fh, 1, "semis.supply-chain.alerts",
+    json_decref(check_cap(f->t.fh, 1, "semis.supply-chain.alerts",
                           "alert.updated", "Severe"));
-    assert_string_equal(fakehost_msg_at(f->fh, 1)->key,
+    assert_string_equal(fakehost_msg_at(f->t.fh, 1)->key,
                         "chip_lead_time_weeks");
 }
 
@@ -640,25 +605,19 @@ test_older_host_memory_only(void **state)
     add_values(f, 2, v);
     write_series(f, "lng_inventory_days", "lng");
     for (int round = 0; round < 2; round++) {
-        char err[512];
-        fakehost_destroy(&f->fh);
-        f->fh = fakehost_new(energy_so, "energy", all_energy, err,
-                             sizeof err);
-        assert_non_null(f->fh);
-        fakehost_use_store(f->fh, f->store);
-        fakehost_set_api_size(f->fh, offsetof(sc_host_api_t, state_get));
-        assert_false(SC_HOST_HAS(fakehost_api(f->fh), state_get));
-        assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
-        assert_int_equal(fakehost_set(f->fh, "alert_rules", LNG_RULE),
+        st_host(&f->t, all_energy, f->t.store);
+        fakehost_set_api_size(f->t.fh, offsetof(sc_host_api_t, state_get));
+        assert_false(SC_HOST_HAS(fakehost_api(f->t.fh), state_get));
+        assert_int_equal(fakehost_set(f->t.fh, "alert_rules", LNG_RULE),
                          SC_OK);
-        assert_int_equal(fakehost_start(f->fh), SC_OK);
-        fakehost_fire_timers(f->fh);
-        assert_logged(f->fh, "no durable plugin state");
-        assert_int_equal(fakehost_msg_count(f->fh), 1);
-        json_decref(check_cap(f->fh, 0, "energy.lng.alerts", "alert.raised",
+        assert_int_equal(fakehost_start(f->t.fh), SC_OK);
+        fakehost_fire_timers(f->t.fh);
+        st_assert_logged(f->t.fh, "no durable plugin state");
+        assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+        json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                               "Severe"));
     }
-    assert_int_equal(fakehost_store_count(f->store, "energy", ""), 0);
+    assert_int_equal(fakehost_store_count(f->t.store, "energy", ""), 0);
 }
 
 /* Bad rule strings stop init with a line naming the rule. */
@@ -730,7 +689,7 @@ test_invalid_rules_rejected(void **state)
         fakehost_t *fh = fakehost_new(energy_so, "energy", all_energy, err,
                                       sizeof err);
         assert_non_null(fh);
-        assert_int_equal(fakehost_set(fh, "register_dir", f->dir), SC_OK);
+        assert_int_equal(fakehost_set(fh, "register_dir", f->t.dir), SC_OK);
         assert_int_equal(fakehost_set(fh, "alert_rules", cases[i].rules),
                          SC_OK);
         if (fakehost_start(fh) != SC_ERR_ARG)
@@ -768,7 +727,7 @@ test_valid_rule_forms(void **state)
         fakehost_t *fh = fakehost_new(energy_so, "energy", all_energy, err,
                                       sizeof err);
         assert_non_null(fh);
-        assert_int_equal(fakehost_set(fh, "register_dir", f->dir), SC_OK);
+        assert_int_equal(fakehost_set(fh, "register_dir", f->t.dir), SC_OK);
         assert_int_equal(fakehost_set(fh, "alert_rules", ok[i]), SC_OK);
         if (fakehost_start(fh) != SC_OK)
             fail_msg("rules refused: \"%s\": %s", ok[i], fakehost_error(fh));
@@ -782,21 +741,17 @@ static void
 test_invalid_series_skipped(void **state)
 {
     fixture_t *f = *state;
-    char p[PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/indicators.json", f->dir);
-    FILE *out = fopen(p, "w");
-    assert_non_null(out);
-    fputs("{\"indicators\": [{\"id\": \"lng_inventory_days\", "
-          "\"subsector\": \"lng\", \"title\": \"LNG\", \"unit\": \"days\", "
-          "\"observations\": [{\"date\": \"2026-01-12\", \"value\": 8}, "
-          "{\"date\": \"2026-01-05\", \"value\": 7}]}]}", out);
-    fclose(out);
+    st_write_text(&f->t, "indicators.json",
+        "{\"indicators\": [{\"id\": \"lng_inventory_days\", "
+        "\"subsector\": \"lng\", \"title\": \"LNG\", \"unit\": \"days\", "
+        "\"observations\": [{\"date\": \"2026-01-12\", \"value\": 8}, "
+        "{\"date\": \"2026-01-05\", \"value\": 7}]}]}");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
-    assert_logged(f->fh, "indicators.json: entry lng_inventory_days: "
-                  "\"observations\"[1]: \"date\" 2026-01-05 is not after the "
-                  "one before (2026-01-12); skipped");
-    assert_logged(f->fh, "no indicator series \"lng_inventory_days\"");
+    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    st_assert_logged(f->t.fh, "indicators.json: entry lng_inventory_days: "
+                     "\"observations\"[1]: \"date\" 2026-01-05 is not "
+                     "after the one before (2026-01-12); skipped");
+    st_assert_logged(f->t.fh, "no indicator series \"lng_inventory_days\"");
 }
 
 /* ------------------------------------------------------------- main -- */

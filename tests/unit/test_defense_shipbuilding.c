@@ -4,8 +4,7 @@
  *
  * Each test copies the demo register (conf/registers/defense_shipbuilding)
  * into a fresh temporary directory, loads the defense_shipbuilding.so built
- * next to this test
- * binary, changes files and checks exactly which messages the plugin
+ * next to this test binary, changes files and checks exactly which messages the plugin
  * published; restarts reuse the fake host's state store, as the broker
  * keeps plugin state across its restarts.
  */
@@ -23,7 +22,7 @@
 
 #include <jansson.h>
 
-#include "support/fakehost.h"
+#include "support/sectortest.h"
 
 static char plugin_so[PATH_MAX];
 static char demo_register[PATH_MAX];
@@ -44,151 +43,12 @@ static const char *const all_chans[] = { "defense.", "shipbuilding.",
 #define N_TASKS 11
 #define N_STANDARDS 5
 
-typedef struct fixture {
-    char dir[PATH_MAX];
-    fakehost_t *fh;
-    fakehost_store_t *store;
-} fixture_t;
-
-/* ------------------------------------------------------------ files -- */
-
-static json_t *
-load(const fixture_t *f, const char *name)
-{
-    char p[PATH_MAX + 64];
-    json_error_t je;
-    snprintf(p, sizeof p, "%s/%s", f->dir, name);
-    json_t *j = json_load_file(p, 0, &je);
-    if (!j)
-        fail_msg("%s: line %d: %s", p, je.line, je.text);
-    return j;
-}
-
-/* Write `root` to `name` atomically; steals the reference. */
-static void
-save(const fixture_t *f, const char *name, json_t *root)
-{
-    char p[PATH_MAX + 64], tmp[PATH_MAX + 64];
-    snprintf(p, sizeof p, "%s/%s", f->dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", f->dir, name);
-    assert_int_equal(json_dump_file(root, tmp, JSON_INDENT(2)), 0);
-    assert_int_equal(rename(tmp, p), 0);
-    json_decref(root);
-}
-
-static json_t *
-entry_by_id(json_t *root, const char *array, const char *id)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(root, array), i, e) {
-        if (!strcmp(json_string_value(json_object_get(e, "id")), id))
-            return e;
-    }
-    fail_msg("no entry %s in %s", id, array);
-    return NULL;
-}
-
 /* -------------------------------------------------------- fixtures -- */
 
 static int
 setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof *f);
-    if (!f || fakehost_tmpdir(demo_register, f->dir, sizeof f->dir) < 0 ||
-        !(f->store = fakehost_store_new())) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture_t *f = *state;
-    fakehost_destroy(&f->fh);
-    fakehost_store_destroy(&f->store);
-    fakehost_rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Load the plugin (grant `chans`) on the fixture's store and start it;
- * the first scan runs. `max_data` 0 = the default limit. */
-static fakehost_t *
-start(fixture_t *f, const char *const *chans, const char *rules,
-      size_t max_data)
-{
-    char err[512];
-    fakehost_destroy(&f->fh);
-    f->fh = fakehost_new(plugin_so, "defense_shipbuilding", chans, err, sizeof err);
-    if (!f->fh)
-        fail_msg("%s", err);
-    fakehost_use_store(f->fh, f->store);
-    if (max_data)
-        fakehost_set_max_data(f->fh, max_data);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
-    if (rules)
-        assert_int_equal(fakehost_set(f->fh, "alert_rules", rules), SC_OK);
-    if (fakehost_start(f->fh) != SC_OK)
-        fail_msg("start: %s", fakehost_error(f->fh));
-    fakehost_fire_timers(f->fh);
-    return f->fh;
-}
-
-/* Fire the timers (a poll) and return the number of new messages. */
-static size_t
-poll_changes(fixture_t *f)
-{
-    fakehost_msgs_clear(f->fh);
-    fakehost_fire_timers(f->fh);
-    return fakehost_msg_count(f->fh);
-}
-
-static void
-assert_msg(fakehost_t *fh, size_t i, const char *channel, const char *kind,
-           const char *key)
-{
-    const fakehost_msg_t *m = fakehost_msg_at(fh, i);
-    if (!m)
-        fail_msg("no message %zu (have %zu)", i, fakehost_msg_count(fh));
-    assert_string_equal(m->channel, channel);
-    assert_string_equal(m->kind, kind);
-    assert_non_null(m->key);
-    assert_string_equal(m->key, key);
-    if (!strncmp(kind, "alert.", 6))
-        return;
-    json_t *d = json_loads(m->data, 0, NULL);
-    assert_non_null(d);
-    assert_string_equal(json_string_value(json_object_get(d, "id")), key);
-    json_decref(d);
-}
-
-static void
-assert_logged(fakehost_t *fh, const char *needle)
-{
-    if (fakehost_log_find(fh, 0, needle) < 0) {
-        for (size_t i = 0; i < fakehost_log_count(fh); i++)
-            fprintf(stderr, "  log: %s\n", fakehost_log_at(fh, i)->text);
-        fail_msg("no log line contains: %s", needle);
-    }
-}
-
-static const char *
-expected_kind(const char *array, json_t *e)
-{
-    if (!strcmp(array, "tasks")) {
-        const char *s = json_string_value(json_object_get(e, "status"));
-        return !strcmp(s, "completed") || !strcmp(s, "cancelled") ||
-                       !strcmp(s, "closed")
-                   ? "task.closed" : "task.created";
-    }
-    const char *s = json_string_value(json_object_get(e, "stage"));
-    return !strcmp(s, "published") ? "standard.published"
-           : !strcmp(s, "withdrawn") ? "standard.withdrawn"
-                                     : "standard.proposed";
+    return st_setup(state, plugin_so, "defense_shipbuilding", demo_register);
 }
 
 /* ------------------------------------------------------------ tests -- */
@@ -196,13 +56,13 @@ expected_kind(const char *array, json_t *e)
 static void
 test_start_publishes_register(void **state)
 {
-    fixture_t *f = *state;
-    fakehost_t *fh = start(f, all_chans, NULL, 0);
+    sectortest_t *f = *state;
+    fakehost_t *fh = st_run(f, all_chans, NULL, 0);
     static const char *const files[] = { "standards.json", "tasks.json" };
     static const char *const arrays[] = { "standards", "tasks" };
     size_t i = 0;
     for (int fi = 0; fi < 2; fi++) {
-        json_t *root = load(f, files[fi]);
+        json_t *root = st_load(f, files[fi]);
         size_t k;
         json_t *e;
         json_array_foreach(json_object_get(root, arrays[fi]), k, e) {
@@ -211,7 +71,7 @@ test_start_publishes_register(void **state)
                      json_string_value(json_object_get(e, "subsector")),
                      arrays[fi]);
             const char *id = json_string_value(json_object_get(e, "id"));
-            assert_msg(fh, i, ch, expected_kind(arrays[fi], e), id);
+            st_assert_msg(fh, i, ch, st_expected_kind(arrays[fi], e), id);
             char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
             assert_string_equal(fakehost_msg_at(fh, i)->data, canon);
             free(canon);
@@ -221,50 +81,50 @@ test_start_publishes_register(void **state)
     }
     assert_int_equal(i, N_TASKS + N_STANDARDS);
     assert_int_equal(fakehost_msg_count(fh), i);
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 0);
 }
 
 static void
 test_change_gives_exactly_expected(void **state)
 {
-    fixture_t *f = *state;
-    start(f, all_chans, NULL, 0);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-DS-MRO-002"), "status",
+    sectortest_t *f = *state;
+    st_run(f, all_chans, NULL, 0);
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-DS-MRO-002"), "status",
                         json_string("in-progress"));
     json_t *ms = json_array_get(json_object_get(
-        entry_by_id(t, "tasks", "KUS-DS-MRO-001"), "milestones"), 2);
+        st_entry(t, "tasks", "KUS-DS-MRO-001"), "milestones"), 2);
     json_object_set_new(ms, "status", json_string("done"));
     /* the Security of Supply task moves to the shipbuilding desk */
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-DS-SUP-002"),
+    json_object_set_new(st_entry(t, "tasks", "KUS-DS-SUP-002"),
                         "subsector", json_string("shipbuilding"));
-    save(f, "tasks.json", t);
-    json_t *s = load(f, "standards.json");
-    json_object_set_new(entry_by_id(s, "standards", "KUS-DS-STD-DEF-001"),
+    st_save(f, "tasks.json", t);
+    json_t *s = st_load(f, "standards.json");
+    json_object_set_new(st_entry(s, "standards", "KUS-DS-STD-DEF-001"),
                         "stage", json_string("withdrawn"));
-    save(f, "standards.json", s);
+    st_save(f, "standards.json", s);
 
-    assert_int_equal(poll_changes(f), 5);
-    assert_msg(f->fh, 0, "defense.standards", "standard.withdrawn",
-               "KUS-DS-STD-DEF-001");
-    assert_msg(f->fh, 1, "shipbuilding.tasks", "task.updated",
-               "KUS-DS-MRO-001");
-    assert_msg(f->fh, 2, "shipbuilding.tasks", "task.updated",
-               "KUS-DS-MRO-002");
-    assert_msg(f->fh, 3, "defense.tasks", "task.closed", "KUS-DS-SUP-002");
-    assert_msg(f->fh, 4, "shipbuilding.tasks", "task.created",
-               "KUS-DS-SUP-002");
+    assert_int_equal(st_poll(f), 5);
+    st_assert_msg(f->fh, 0, "defense.standards", "standard.withdrawn",
+                  "KUS-DS-STD-DEF-001");
+    st_assert_msg(f->fh, 1, "shipbuilding.tasks", "task.updated",
+                  "KUS-DS-MRO-001");
+    st_assert_msg(f->fh, 2, "shipbuilding.tasks", "task.updated",
+                  "KUS-DS-MRO-002");
+    st_assert_msg(f->fh, 3, "defense.tasks", "task.closed", "KUS-DS-SUP-002");
+    st_assert_msg(f->fh, 4, "shipbuilding.tasks", "task.created",
+                  "KUS-DS-SUP-002");
     /* the closing message carries what was last published there */
     assert_non_null(strstr(fakehost_msg_at(f->fh, 3)->data,
                            "\"subsector\":\"defense\""));
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 0);
 }
 
 static void
 test_invalid_entries_reported_and_skipped(void **state)
 {
-    fixture_t *f = *state;
-    json_t *t = load(f, "tasks.json");
+    sectortest_t *f = *state;
+    json_t *t = st_load(f, "tasks.json");
     json_t *arr = json_object_get(t, "tasks");
     json_array_append_new(arr, json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:{s:[s]}}", "id", "KUS-DS-MRO-009",
@@ -287,57 +147,57 @@ test_invalid_entries_reported_and_skipped(void **state)
         "KUS-DS-HUB-009", "subsector", "defense", "title", "Late",
         "status", "planned", "owners", "kr", "DAPA", "milestones",
         "title", "Hub opened", "due", "2026-13-01"));
-    save(f, "tasks.json", t);
+    st_save(f, "tasks.json", t);
 
-    start(f, all_chans, NULL, 0);
+    st_run(f, all_chans, NULL, 0);
     assert_int_equal(fakehost_msg_count(f->fh), N_TASKS + N_STANDARDS);
-    assert_logged(f->fh, "tasks.json: entry KUS-DS-MRO-009: \"vessel_class\": "
-                  "\"frigate\" is not one of: non-combatant, combatant; "
-                  "skipped");
-    assert_logged(f->fh, "tasks.json: entry KUS-DS-MRO-010: \"programme\" "
-                  "must not be empty; skipped");
-    assert_logged(f->fh, "tasks.json: entry KUS-DS-MRO-011: "
-                  "\"shipyards\"[0] must be a non-empty string; skipped");
-    assert_logged(f->fh, "tasks.json: entry KUS-DS-PRT-009: \"track\": "
-                  "\"piracy\" is not one of: mro, shipyard-coordination, ");
-    assert_logged(f->fh, "tasks.json: entry KUS-DS-HUB-009: "
-                  "\"milestones\"[0]: \"due\" must be a date YYYY-MM-DD; "
-                  "skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-DS-MRO-009: "
+                     "\"vessel_class\": \"frigate\" is not one of: "
+                     "non-combatant, combatant; skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-DS-MRO-010: \"programme\" "
+                     "must not be empty; skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-DS-MRO-011: "
+                     "\"shipyards\"[0] must be a non-empty string; skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-DS-PRT-009: \"track\": "
+                     "\"piracy\" is not one of: mro, shipyard-coordination, ");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-DS-HUB-009: "
+                     "\"milestones\"[0]: \"due\" must be a date YYYY-MM-DD; "
+                     "skipped");
     for (size_t i = 0; i < fakehost_msg_count(f->fh); i++)
         assert_null(strstr(fakehost_msg_at(f->fh, i)->key, "-009"));
 
     /* an invalid indicator series is reported the same way */
-    json_t *ind = load(f, "indicators.json");
+    json_t *ind = st_load(f, "indicators.json");
     json_object_set_new(json_array_get(json_object_get(ind, "indicators"),
                                        0), "unit", json_integer(3));
-    save(f, "indicators.json", ind);
-    assert_int_equal(poll_changes(f), 0);
-    assert_logged(f->fh, "indicators.json: entry "
-                  "shipyard_dock_availability_pct: \"unit\" must be a "
-                  "string; keeping its previous version");
+    st_save(f, "indicators.json", ind);
+    assert_int_equal(st_poll(f), 0);
+    st_assert_logged(f->fh, "indicators.json: entry "
+                     "shipyard_dock_availability_pct: \"unit\" must be a "
+                     "string; keeping its previous version");
 }
 
 static void
 test_restart_republishes_nothing(void **state)
 {
-    fixture_t *f = *state;
-    start(f, all_chans, DEMO_RULES, 0);
+    sectortest_t *f = *state;
+    st_run(f, all_chans, DEMO_RULES, 0);
     assert_int_equal(fakehost_msg_count(f->fh), N_TASKS + N_STANDARDS + 3);
-    start(f, all_chans, DEMO_RULES, 0);
+    st_run(f, all_chans, DEMO_RULES, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 0);
 
     /* a move while the plugin is down: both halves at the next start */
     fakehost_destroy(&f->fh);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-DS-HUB-001"),
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-DS-HUB-001"),
                         "subsector", json_string("shipbuilding"));
-    save(f, "tasks.json", t);
-    start(f, all_chans, DEMO_RULES, 0);
+    st_save(f, "tasks.json", t);
+    st_run(f, all_chans, DEMO_RULES, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 2);
-    assert_msg(f->fh, 0, "defense.tasks", "task.closed", "KUS-DS-HUB-001");
-    assert_msg(f->fh, 1, "shipbuilding.tasks", "task.created",
-               "KUS-DS-HUB-001");
-    start(f, all_chans, DEMO_RULES, 0);
+    st_assert_msg(f->fh, 0, "defense.tasks", "task.closed", "KUS-DS-HUB-001");
+    st_assert_msg(f->fh, 1, "shipbuilding.tasks", "task.created",
+                  "KUS-DS-HUB-001");
+    st_run(f, all_chans, DEMO_RULES, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 0);
 }
 
@@ -346,39 +206,39 @@ test_restart_republishes_nothing(void **state)
 static void
 test_move_with_failed_first_half(void **state)
 {
-    fixture_t *f = *state;
-    start(f, all_chans, NULL, 0);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-DS-PRT-001"),
+    sectortest_t *f = *state;
+    st_run(f, all_chans, NULL, 0);
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-DS-PRT-001"),
                         "subsector", json_string("shipbuilding"));
-    save(f, "tasks.json", t);
+    st_save(f, "tasks.json", t);
     fakehost_fail_publishes(f->fh, 1, SC_ERR_INTERNAL);
     fakehost_msgs_clear(f->fh);
     fakehost_fire_timers(f->fh); /* the poll: first half refused */
     assert_int_equal(fakehost_msg_count(f->fh), 0);
     assert_int_equal(fakehost_refused_count(f->fh), 1);
-    assert_int_equal(poll_changes(f), 2);
-    assert_msg(f->fh, 0, "defense.tasks", "task.closed", "KUS-DS-PRT-001");
-    assert_msg(f->fh, 1, "shipbuilding.tasks", "task.created",
-               "KUS-DS-PRT-001");
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 2);
+    st_assert_msg(f->fh, 0, "defense.tasks", "task.closed", "KUS-DS-PRT-001");
+    st_assert_msg(f->fh, 1, "shipbuilding.tasks", "task.created",
+                  "KUS-DS-PRT-001");
+    assert_int_equal(st_poll(f), 0);
 }
 
 static void
 test_demo_alerts(void **state)
 {
-    fixture_t *f = *state;
-    start(f, all_chans, DEMO_RULES, 0);
+    sectortest_t *f = *state;
+    st_run(f, all_chans, DEMO_RULES, 0);
     size_t n = fakehost_msg_count(f->fh);
     assert_int_equal(n, N_TASKS + N_STANDARDS + 3);
     /* alerts follow the tasks and standards of the same scan, in rule
      * order; the parts backlog never crosses 12 weeks */
-    assert_msg(f->fh, n - 3, "shipbuilding.supply-chain.alerts",
-               "alert.raised", "shipyard_dock_availability_pct");
-    assert_msg(f->fh, n - 2, "shipbuilding.supply-chain.alerts",
-               "alert.updated", "shipyard_dock_availability_pct");
-    assert_msg(f->fh, n - 1, "shipbuilding.supply-chain.alerts",
-               "alert.raised", "marine_engine_lead_time_months");
+    st_assert_msg(f->fh, n - 3, "shipbuilding.supply-chain.alerts",
+                  "alert.raised", "shipyard_dock_availability_pct");
+    st_assert_msg(f->fh, n - 2, "shipbuilding.supply-chain.alerts",
+                  "alert.updated", "shipyard_dock_availability_pct");
+    st_assert_msg(f->fh, n - 1, "shipbuilding.supply-chain.alerts",
+                  "alert.raised", "marine_engine_lead_time_months");
     json_t *a = json_loads(fakehost_msg_at(f->fh, n - 2)->data, 0, NULL);
     json_t *info = json_object_get(a, "info");
     assert_string_equal(json_string_value(json_object_get(info, "severity")),
@@ -418,7 +278,7 @@ main(void)
                 "conf/registers/defense_shipbuilding\n");
         return 1;
     }
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, st_teardown)
     const struct CMUnitTest tests[] = {
         T(test_start_publishes_register),
         T(test_change_gives_exactly_expected),

@@ -17,8 +17,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +26,7 @@
 
 #include <jansson.h>
 
-#include "support/fakehost.h"
+#include "support/sectortest.h"
 
 static char exe_dir[PATH_MAX];    /* .../build[/asan]/tests */
 static char energy_so[PATH_MAX];
@@ -38,219 +36,31 @@ static char demo_register[PATH_MAX];
 
 static const char *const all_energy[] = { "energy.", NULL };
 
-typedef struct fixture {
-    char dir[PATH_MAX];
-    fakehost_t *fh;
-} fixture_t;
-
-/* ------------------------------------------------------------ files -- */
-
-static void
-path_in(const fixture_t *f, const char *name, char *out, size_t len)
-{
-    int n = snprintf(out, len, "%s/%s", f->dir, name);
-    assert_true(n > 0 && (size_t)n < len);
-}
-
-static void
-copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb");
-    assert_non_null(in);
-    FILE *out = fopen(to, "wb");
-    assert_non_null(out);
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        assert_int_equal(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
-}
-
-static void
-write_text(const fixture_t *f, const char *name, const char *text)
-{
-    char p[PATH_MAX];
-    path_in(f, name, p, sizeof p);
-    FILE *out = fopen(p, "wb");
-    assert_non_null(out);
-    assert_int_equal(fwrite(text, 1, strlen(text), out), strlen(text));
-    assert_int_equal(fclose(out), 0);
-}
-
-static json_t *
-load(const fixture_t *f, const char *name)
-{
-    char p[PATH_MAX];
-    json_error_t je;
-    path_in(f, name, p, sizeof p);
-    json_t *j = json_load_file(p, 0, &je);
-    if (!j)
-        fail_msg("%s: line %d: %s", p, je.line, je.text);
-    return j;
-}
-
-/* Write `root` to `name` atomically (temp file + rename), as an editor
- * or a deployment tool would. Steals the reference. */
-static void
-save(const fixture_t *f, const char *name, json_t *root)
-{
-    char p[PATH_MAX], tmp[PATH_MAX + 8];
-    path_in(f, name, p, sizeof p);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", f->dir, name);
-    assert_int_equal(json_dump_file(root, tmp, JSON_INDENT(2)), 0);
-    assert_int_equal(rename(tmp, p), 0);
-    json_decref(root);
-}
-
-static json_t *
-entry_by_id(json_t *root, const char *array, const char *id)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(root, array), i, e) {
-        if (!strcmp(json_string_value(json_object_get(e, "id")), id))
-            return e;
-    }
-    fail_msg("no entry %s in %s", id, array);
-    return NULL;
-}
-
-static void
-remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* -------------------------------------------------------- fixtures -- */
 
 static int
 setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_energy.XXXXXX");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
-    DIR *d = opendir(demo_register);
-    if (!d)
-        return -1;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        if (n > 5 && !strcmp(de->d_name + n - 5, ".json")) {
-            char from[2 * PATH_MAX + 2], to[PATH_MAX];
-            snprintf(from, sizeof from, "%s/%s", demo_register, de->d_name);
-            path_in(f, de->d_name, to, sizeof to);
-            copy_file(from, to);
-        }
-    }
-    closedir(d);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture_t *f = *state;
-    fakehost_destroy(&f->fh);
-    remove_tree(f->dir);
-    free(f);
-    return 0;
+    return st_setup(state, energy_so, "energy", demo_register);
 }
 
 /* Load energy.so with grant `chans`, settings as given, and start it. */
 static fakehost_t *
-start_energy(fixture_t *f, const char *const *chans, const char *on_start)
+start_energy(sectortest_t *f, const char *const *chans, const char *on_start)
 {
-    char err[512];
-    f->fh = fakehost_new(energy_so, "energy", chans, err, sizeof err);
-    if (!f->fh)
-        fail_msg("%s", err);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    st_host(f, chans, NULL);
     if (on_start)
         assert_int_equal(fakehost_set(f->fh, "publish_on_start", on_start),
                          SC_OK);
-    if (fakehost_start(f->fh) != SC_OK)
-        fail_msg("start: %s", fakehost_error(f->fh));
-    fakehost_fire_timers(f->fh); /* the first scan runs on the loop */
-    return f->fh;
-}
-
-/* Fire the poll timer and return the number of new messages. */
-static size_t
-poll_changes(fixture_t *f)
-{
-    fakehost_msgs_clear(f->fh);
-    fakehost_fire_timers(f->fh);
-    return fakehost_msg_count(f->fh);
-}
-
-static void
-assert_msg(fakehost_t *fh, size_t i, const char *channel, const char *kind,
-           const char *key)
-{
-    const fakehost_msg_t *m = fakehost_msg_at(fh, i);
-    assert_non_null(m);
-    assert_string_equal(m->channel, channel);
-    assert_string_equal(m->kind, kind);
-    assert_non_null(m->key);
-    assert_string_equal(m->key, key);
-    json_error_t je;
-    json_t *d = json_loads(m->data, 0, &je);
-    assert_non_null(d);
-    assert_true(json_is_object(d));
-    assert_string_equal(json_string_value(json_object_get(d, "id")), key);
-    json_decref(d);
-}
-
-static void
-assert_logged(fakehost_t *fh, const char *needle)
-{
-    if (fakehost_log_find(fh, 0, needle) < 0) {
-        for (size_t i = 0; i < fakehost_log_count(fh); i++)
-            fprintf(stderr, "  log: %s\n", fakehost_log_at(fh, i)->text);
-        fail_msg("no log line contains: %s", needle);
-    }
+    return st_start(f);
 }
 
 /* --------------------------------------------------- energy: start -- */
 
-static const char *
-expected_kind(const char *array, json_t *e)
-{
-    if (!strcmp(array, "tasks")) {
-        const char *s = json_string_value(json_object_get(e, "status"));
-        return !strcmp(s, "completed") || !strcmp(s, "cancelled") ||
-                       !strcmp(s, "closed")
-                   ? "task.closed" : "task.created";
-    }
-    const char *s = json_string_value(json_object_get(e, "stage"));
-    return !strcmp(s, "published") ? "standard.published"
-           : !strcmp(s, "withdrawn") ? "standard.withdrawn"
-                                     : "standard.proposed";
-}
-
 static void
 test_start_publishes_every_entry_once(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     fakehost_t *fh = start_energy(f, all_energy, NULL);
 
     /* expected: by file name, then tasks before standards, array order */
@@ -258,7 +68,7 @@ test_start_publishes_every_entry_once(void **state)
     static const char *const arrays[] = { "tasks", "standards" };
     size_t i = 0;
     for (int fi = 0; fi < 2; fi++) {
-        json_t *root = load(f, files[fi]);
+        json_t *root = st_load(f, files[fi]);
         for (int a = 0; a < 2; a++) {
             size_t k;
             json_t *e;
@@ -268,7 +78,7 @@ test_start_publishes_every_entry_once(void **state)
                          json_string_value(json_object_get(e, "subsector")),
                          arrays[a]);
                 const char *id = json_string_value(json_object_get(e, "id"));
-                assert_msg(fh, i, ch, expected_kind(arrays[a], e), id);
+                st_assert_msg(fh, i, ch, st_expected_kind(arrays[a], e), id);
                 char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
                 assert_string_equal(fakehost_msg_at(fh, i)->data, canon);
                 free(canon);
@@ -282,22 +92,22 @@ test_start_publishes_every_entry_once(void **state)
     assert_int_equal(i, 20);
     assert_int_equal(fakehost_refused_count(fh), 0);
     /* nothing changed: nothing more */
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 0);
 }
 
 static void
 test_publish_on_start_false(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, "false");
     assert_int_equal(fakehost_msg_count(f->fh), 0);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-H2-003"), "status",
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-H2-003"), "status",
                         json_string("in-progress"));
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.updated",
-               "KUS-EN-H2-003");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.updated",
+                  "KUS-EN-H2-003");
 }
 
 /* ------------------------------------------------- energy: changes -- */
@@ -305,54 +115,54 @@ test_publish_on_start_false(void **state)
 static void
 test_status_change_gives_one_update(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-NUC-003"), "status",
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-NUC-003"), "status",
                         json_string("in-progress"));
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.updated",
-               "KUS-EN-NUC-003");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.updated",
+                  "KUS-EN-NUC-003");
     assert_non_null(strstr(fakehost_msg_at(f->fh, 0)->data,
                            "\"status\":\"in-progress\""));
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 0);
 }
 
 static void
 test_reformatting_is_no_change(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
     /* same content, other layout and key order */
-    json_t *t = load(f, "tasks.json");
+    json_t *t = st_load(f, "tasks.json");
     char *compact = json_dumps(t, JSON_COMPACT | JSON_SORT_KEYS);
-    write_text(f, "tasks.json", compact);
+    st_write_text(f, "tasks.json", compact);
     free(compact);
     json_decref(t);
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 0);
 }
 
 static void
 test_status_completed_closes(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-002"), "status",
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-LNG-002"), "status",
                         json_string("completed"));
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
-               "KUS-EN-LNG-002");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
+                  "KUS-EN-LNG-002");
     /* an edit of a closed task is an update, not a second closing */
-    t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-002"), "notes",
+    t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-LNG-002"), "notes",
                         json_string("Final report published."));
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
-               "KUS-EN-LNG-002");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
+                  "KUS-EN-LNG-002");
 }
 
 static const char *new_task_json =
@@ -365,23 +175,23 @@ static const char *new_task_json =
 static void
 test_added_task_is_created(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
-    json_t *t = load(f, "tasks.json");
+    json_t *t = st_load(f, "tasks.json");
     json_array_append_new(json_object_get(t, "tasks"),
                           json_loads(new_task_json, 0, NULL));
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
-               "KUS-EN-H2-005");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
+                  "KUS-EN-H2-005");
 }
 
 static void
 test_removed_task_is_closed(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
-    json_t *t = load(f, "tasks.json");
+    json_t *t = st_load(f, "tasks.json");
     json_t *arr = json_object_get(t, "tasks");
     size_t i;
     json_t *e;
@@ -395,10 +205,10 @@ test_removed_task_is_closed(void **state)
         }
     }
     assert_non_null(before);
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.closed",
-               "KUS-EN-NUC-004");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.closed",
+                  "KUS-EN-NUC-004");
     /* data: the last published content */
     assert_string_equal(fakehost_msg_at(f->fh, 0)->data, before);
     free(before);
@@ -407,38 +217,38 @@ test_removed_task_is_closed(void **state)
 static void
 test_standard_stages(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
-    json_t *s = load(f, "standards.json");
-    json_object_set_new(entry_by_id(s, "standards", "KUS-EN-STD-NUC-003"),
+    json_t *s = st_load(f, "standards.json");
+    json_object_set_new(st_entry(s, "standards", "KUS-EN-STD-NUC-003"),
                         "stage", json_string("published"));
-    save(f, "standards.json", s);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.nuclear.standards", "standard.published",
-               "KUS-EN-STD-NUC-003");
+    st_save(f, "standards.json", s);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.nuclear.standards", "standard.published",
+                  "KUS-EN-STD-NUC-003");
 
-    s = load(f, "standards.json");
-    json_object_set_new(entry_by_id(s, "standards", "KUS-EN-STD-H2-003"),
+    s = st_load(f, "standards.json");
+    json_object_set_new(st_entry(s, "standards", "KUS-EN-STD-H2-003"),
                         "stage", json_string("committee-draft"));
-    json_object_set_new(entry_by_id(s, "standards", "KUS-EN-STD-NUC-001"),
+    json_object_set_new(st_entry(s, "standards", "KUS-EN-STD-NUC-001"),
                         "stage", json_string("withdrawn"));
-    save(f, "standards.json", s);
-    assert_int_equal(poll_changes(f), 2);
-    assert_msg(f->fh, 0, "energy.hydrogen.standards", "standard.updated",
-               "KUS-EN-STD-H2-003");
-    assert_msg(f->fh, 1, "energy.nuclear.standards", "standard.withdrawn",
-               "KUS-EN-STD-NUC-001");
+    st_save(f, "standards.json", s);
+    assert_int_equal(st_poll(f), 2);
+    st_assert_msg(f->fh, 0, "energy.hydrogen.standards", "standard.updated",
+                  "KUS-EN-STD-H2-003");
+    st_assert_msg(f->fh, 1, "energy.nuclear.standards", "standard.withdrawn",
+                  "KUS-EN-STD-NUC-001");
 }
 
 static void
 test_removed_file_withdraws_its_entries(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
     char p[PATH_MAX];
-    path_in(f, "standards.json", p, sizeof p);
+    st_path(f, "standards.json", p, sizeof p);
     assert_int_equal(unlink(p), 0);
-    assert_int_equal(poll_changes(f), 7);
+    assert_int_equal(st_poll(f), 7);
     for (size_t i = 0; i < 7; i++)
         assert_string_equal(fakehost_msg_at(f->fh, i)->kind,
                             "standard.withdrawn");
@@ -451,58 +261,50 @@ test_removed_file_withdraws_its_entries(void **state)
 static void
 test_demo_live_file_is_read(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
     char text[2048];
     snprintf(text, sizeof text, "{\"tasks\":[%s]}", new_task_json);
-    write_text(f, "demo-live-0001.json", text);
-    write_text(f, "notes.txt", "not a register file");
-    write_text(f, ".hidden.json", text);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
-               "KUS-EN-H2-005");
+    st_write_text(f, "demo-live-0001.json", text);
+    st_write_text(f, "notes.txt", "not a register file");
+    st_write_text(f, ".hidden.json", text);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
+                  "KUS-EN-H2-005");
 }
 
 static void
 test_subsector_move(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-H2-003"),
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-H2-003"),
                         "subsector", json_string("lng"));
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 2);
-    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.closed",
-               "KUS-EN-H2-003");
-    assert_msg(f->fh, 1, "energy.lng.tasks", "task.created",
-               "KUS-EN-H2-003");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 2);
+    st_assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.closed",
+                  "KUS-EN-H2-003");
+    st_assert_msg(f->fh, 1, "energy.lng.tasks", "task.created",
+                  "KUS-EN-H2-003");
 }
 
 /* ---------------------------------------- energy: durable state -- */
 
 /* Start energy.so on `store` (not owned), as a broker restart would. */
 static void
-start_on_store(fixture_t *f, fakehost_store_t *store, const char *rules)
+start_on_store(sectortest_t *f, fakehost_store_t *store, const char *rules)
 {
-    char err[512];
-    fakehost_destroy(&f->fh);
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
-    if (!f->fh)
-        fail_msg("%s", err);
-    fakehost_use_store(f->fh, store);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    st_host(f, all_energy, store);
     if (rules)
         assert_int_equal(fakehost_set(f->fh, "alert_rules", rules), SC_OK);
-    if (fakehost_start(f->fh) != SC_OK)
-        fail_msg("start: %s", fakehost_error(f->fh));
-    fakehost_fire_timers(f->fh);
+    st_start(f);
 }
 
 static void
 test_restart_republishes_nothing(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     fakehost_store_t *store = fakehost_store_new();
     start_on_store(f, store, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), 20);
@@ -521,18 +323,18 @@ test_restart_republishes_nothing(void **state)
 
     start_on_store(f, store, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), 0);
-    assert_logged(f->fh, "plugin state: 20 published entries");
+    st_assert_logged(f->fh, "plugin state: 20 published entries");
 
     /* a change while down: only it, with the right kind */
     fakehost_destroy(&f->fh);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-004"), "status",
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-LNG-004"), "status",
                         json_string("cancelled"));
-    save(f, "tasks.json", t);
+    st_save(f, "tasks.json", t);
     start_on_store(f, store, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), 1);
-    assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
-               "KUS-EN-LNG-004");
+    st_assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
+                  "KUS-EN-LNG-004");
     start_on_store(f, store, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), 0);
 
@@ -543,10 +345,10 @@ test_restart_republishes_nothing(void **state)
                      SC_OK);
     start_on_store(f, store, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), 1);
-    assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
-               "KUS-EN-H2-001");
-    assert_logged(f->fh, "plugin state: task/KUS-EN-H2-001 is not a record "
-                  "this plugin can use");
+    st_assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
+                  "KUS-EN-H2-001");
+    st_assert_logged(f->fh, "plugin state: task/KUS-EN-H2-001 is not a record "
+                     "this plugin can use");
     fakehost_destroy(&f->fh);
     fakehost_store_destroy(&store);
 }
@@ -556,16 +358,16 @@ test_restart_republishes_nothing(void **state)
 static void
 test_state_store_failure(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     fakehost_store_t *store = fakehost_store_new();
     fakehost_store_fail(store, SC_ERR_INTERNAL);
     start_on_store(f, store, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), 20);
-    assert_logged(f->fh, "plugin state could not be read");
-    assert_logged(f->fh, "plugin state: saving task/KUS-EN-NUC-001 failed: "
-                  "internal host error (-9); a restart may publish it "
-                  "again");
-    assert_int_equal(poll_changes(f), 0);
+    st_assert_logged(f->fh, "plugin state could not be read");
+    st_assert_logged(f->fh, "plugin state: saving task/KUS-EN-NUC-001 failed: "
+                     "internal host error (-9); a restart may publish it "
+                     "again");
+    assert_int_equal(st_poll(f), 0);
     fakehost_store_fail(store, SC_OK);
     start_on_store(f, store, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), 20);
@@ -585,7 +387,7 @@ test_state_store_failure(void **state)
 static void
 test_demo_alerts(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     fakehost_store_t *store = fakehost_store_new();
     start_on_store(f, store, ENERGY_DEMO_RULES);
     assert_int_equal(fakehost_msg_count(f->fh), 20 + 7);
@@ -618,8 +420,8 @@ test_demo_alerts(void **state)
 static void
 test_invalid_entries_skipped_others_publish(void **state)
 {
-    fixture_t *f = *state;
-    json_t *t = load(f, "tasks.json");
+    sectortest_t *f = *state;
+    json_t *t = st_load(f, "tasks.json");
     json_t *arr = json_object_get(t, "tasks");
     size_t n_valid = json_array_size(arr);
     json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:{s:[s]}}",
@@ -632,21 +434,22 @@ test_invalid_entries_skipped_others_publish(void **state)
         "id", "KUS-EN-NUC-009", "subsector", "nuclear", "title", "Bad",
         "status", 3, "owners", "us", "DOE"));
     json_array_append_new(arr, json_string("not an object"));
-    save(f, "tasks.json", t);
+    st_save(f, "tasks.json", t);
 
     start_energy(f, all_energy, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), n_valid + 7);
-    assert_logged(f->fh, "tasks.json: entry KUS-EN-WND-001: \"subsector\": "
-                  "\"wind\" is not one of: hydrogen, nuclear, lng; skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-EN-WND-001: "
+                     "\"subsector\": \"wind\" is not one of: hydrogen, "
+                     "nuclear, lng; skipped");
     char needle[128];
     snprintf(needle, sizeof needle, "tasks.json: entry index %zu in "
              "\"tasks\": missing \"id\"; skipped", n_valid + 1);
-    assert_logged(f->fh, needle);
-    assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-009: \"status\" must "
-                  "be a string");
+    st_assert_logged(f->fh, needle);
+    st_assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-009: \"status\" "
+                     "must be a string");
     snprintf(needle, sizeof needle, "entry index %zu in \"tasks\": must be "
              "an object", n_valid + 3);
-    assert_logged(f->fh, needle);
+    st_assert_logged(f->fh, needle);
     for (size_t i = 0; i < fakehost_msg_count(f->fh); i++) {
         assert_string_not_equal(fakehost_msg_at(f->fh, i)->key,
                                 "KUS-EN-WND-001");
@@ -658,96 +461,97 @@ test_invalid_entries_skipped_others_publish(void **state)
 static void
 test_invalid_edit_keeps_previous_version(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
-    json_t *t = load(f, "tasks.json");
-    json_t *e = entry_by_id(t, "tasks", "KUS-EN-NUC-002");
+    json_t *t = st_load(f, "tasks.json");
+    json_t *e = st_entry(t, "tasks", "KUS-EN-NUC-002");
     json_object_set_new(e, "status", json_string("dunno"));
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-001"), "status",
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-LNG-001"), "status",
                         json_string("at-risk"));
     json_t *ms = json_array_get(json_object_get(
-        entry_by_id(t, "tasks", "KUS-EN-NUC-001"), "milestones"), 1);
+        st_entry(t, "tasks", "KUS-EN-NUC-001"), "milestones"), 1);
     json_object_set_new(ms, "due", json_string("2026-02-30"));
-    save(f, "tasks.json", t);
+    st_save(f, "tasks.json", t);
     /* the typo neither closes nor updates the task; the valid edit goes */
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
-               "KUS-EN-LNG-001");
-    assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-002: \"status\": "
-                  "\"dunno\" is not one of");
-    assert_logged(f->fh, "keeping its previous version");
-    assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-001: \"milestones\"[1]: "
-                  "\"due\" must be a date YYYY-MM-DD");
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
+                  "KUS-EN-LNG-001");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-002: \"status\": "
+                     "\"dunno\" is not one of");
+    st_assert_logged(f->fh, "keeping its previous version");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-EN-NUC-001: "
+                     "\"milestones\"[1]: \"due\" must be a date "
+                     "YYYY-MM-DD");
 }
 
 static void
 test_unparsable_file_keeps_last_good(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
     /* a half-written file */
     char p[PATH_MAX];
-    path_in(f, "tasks.json", p, sizeof p);
-    json_t *good = load(f, "tasks.json");
+    st_path(f, "tasks.json", p, sizeof p);
+    json_t *good = st_load(f, "tasks.json");
     char *text = json_dumps(good, JSON_INDENT(2));
     text[strlen(text) / 2] = '\0';
-    write_text(f, "tasks.json", text);
+    st_write_text(f, "tasks.json", text);
     free(text);
-    assert_int_equal(poll_changes(f), 0);
-    assert_logged(f->fh, "tasks.json: line ");
+    assert_int_equal(st_poll(f), 0);
+    st_assert_logged(f->fh, "tasks.json: line ");
     long first = fakehost_log_find(f->fh, 0, "tasks.json: line ");
     /* logged once per content, not on every poll */
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 0);
     assert_int_equal(fakehost_log_find(f->fh, (size_t)first + 1,
                                        "tasks.json: line "), -1);
 
     /* the plugin still runs: another file's change is published */
-    json_t *s = load(f, "standards.json");
-    json_object_set_new(entry_by_id(s, "standards", "KUS-EN-STD-H2-002"),
+    json_t *s = st_load(f, "standards.json");
+    json_object_set_new(st_entry(s, "standards", "KUS-EN-STD-H2-002"),
                         "stage", json_string("approval"));
-    save(f, "standards.json", s);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.hydrogen.standards", "standard.updated",
-               "KUS-EN-STD-H2-002");
+    st_save(f, "standards.json", s);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.hydrogen.standards", "standard.updated",
+                  "KUS-EN-STD-H2-002");
 
     /* the file completed: only its real change is published */
-    json_object_set_new(entry_by_id(good, "tasks", "KUS-EN-LNG-003"),
+    json_object_set_new(st_entry(good, "tasks", "KUS-EN-LNG-003"),
                         "status", json_string("in-progress"));
-    save(f, "tasks.json", good);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
-               "KUS-EN-LNG-003");
+    st_save(f, "tasks.json", good);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "energy.lng.tasks", "task.updated",
+                  "KUS-EN-LNG-003");
 
     /* wrong shape is treated the same way */
-    write_text(f, "tasks.json", "[1, 2, 3]");
-    assert_int_equal(poll_changes(f), 0);
-    assert_logged(f->fh, "tasks.json: must be a JSON object");
+    st_write_text(f, "tasks.json", "[1, 2, 3]");
+    assert_int_equal(st_poll(f), 0);
+    st_assert_logged(f->fh, "tasks.json: must be a JSON object");
 }
 
 static void
 test_unparsable_at_start(void **state)
 {
-    fixture_t *f = *state;
-    write_text(f, "tasks.json", "{\"tasks\": [ {\"id\": ");
+    sectortest_t *f = *state;
+    st_write_text(f, "tasks.json", "{\"tasks\": [ {\"id\": ");
     start_energy(f, all_energy, NULL);
     /* standards still publish */
     assert_int_equal(fakehost_msg_count(f->fh), 7);
-    assert_logged(f->fh, "tasks.json: line 1: ");
+    st_assert_logged(f->fh, "tasks.json: line 1: ");
 }
 
 static void
 test_duplicate_id_first_wins(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     start_energy(f, all_energy, NULL);
-    write_text(f, "zz-extra.json",
+    st_write_text(f, "zz-extra.json",
                "{\"tasks\":[{\"id\":\"KUS-EN-NUC-001\",\"subsector\":"
                "\"nuclear\",\"title\":\"Copy\",\"status\":\"planned\","
                "\"owners\":{\"kr\":[\"MOTIE\"]}}]}");
-    assert_int_equal(poll_changes(f), 0);
-    assert_logged(f->fh, "zz-extra.json: entry KUS-EN-NUC-001 (tasks[0]): "
-                  "duplicate id, first defined in ");
-    assert_logged(f->fh, "tasks.json (tasks[0]); ignored");
+    assert_int_equal(st_poll(f), 0);
+    st_assert_logged(f->fh, "zz-extra.json: entry KUS-EN-NUC-001 (tasks[0]): "
+                     "duplicate id, first defined in ");
+    st_assert_logged(f->fh, "tasks.json (tasks[0]); ignored");
 }
 
 /* -------------------------------------------------- energy: grants -- */
@@ -755,7 +559,7 @@ test_duplicate_id_first_wins(void **state)
 static void
 test_only_granted_channels(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     static const char *const nuclear[] = { "energy.nuclear.", NULL };
     start_energy(f, nuclear, NULL);
     /* 5 nuclear tasks + 3 nuclear standards */
@@ -768,15 +572,15 @@ test_only_granted_channels(void **state)
     const char *txt = fakehost_api(f->fh)->strerror(SC_ERR_NOT_GRANTED);
     char needle[160];
     snprintf(needle, sizeof needle, "energy.hydrogen.tasks: %s", txt);
-    assert_logged(f->fh, needle);
+    st_assert_logged(f->fh, needle);
     snprintf(needle, sizeof needle, "energy.lng.standards: %s", txt);
-    assert_logged(f->fh, needle);
+    st_assert_logged(f->fh, needle);
 }
 
 static void
 test_single_channel_grant(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     static const char *const one[] = { "energy.lng.tasks.", NULL };
     start_energy(f, one, NULL);
     assert_int_equal(fakehost_msg_count(f->fh), 4);
@@ -787,25 +591,19 @@ test_single_channel_grant(void **state)
 static void
 test_nothing_granted_refuses_start(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     static const char *const other[] = { "semis.", NULL };
-    char err[512];
-    f->fh = fakehost_new(energy_so, "energy", other, err, sizeof err);
-    assert_non_null(f->fh);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    st_host(f, other, NULL);
     assert_int_equal(fakehost_start(f->fh), SC_ERR_NOT_GRANTED);
-    assert_logged(f->fh, "nothing to do");
+    st_assert_logged(f->fh, "nothing to do");
 }
 
 static void
 test_publish_errors_logged_and_skipped(void **state)
 {
-    fixture_t *f = *state;
-    char err[512];
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
-    assert_non_null(f->fh);
+    sectortest_t *f = *state;
+    st_host(f, all_energy, NULL);
     fakehost_set_max_data(f->fh, 700);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
     assert_int_equal(fakehost_start(f->fh), SC_OK);
     fakehost_fire_timers(f->fh);
     size_t ok = fakehost_msg_count(f->fh), refused =
@@ -816,7 +614,7 @@ test_publish_errors_logged_and_skipped(void **state)
     char needle[128];
     snprintf(needle, sizeof needle, "failed: %s",
              fakehost_api(f->fh)->strerror(SC_ERR_TOO_BIG));
-    assert_logged(f->fh, needle);
+    st_assert_logged(f->fh, needle);
 }
 
 /* ----------------------------------------------- energy: settings -- */
@@ -824,7 +622,7 @@ test_publish_errors_logged_and_skipped(void **state)
 static void
 test_settings_checked(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     char err[512];
     f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
     assert_non_null(f->fh);
@@ -841,17 +639,17 @@ test_settings_checked(void **state)
 
     f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
     char p[PATH_MAX];
-    path_in(f, "missing", p, sizeof p);
+    st_path(f, "missing", p, sizeof p);
     assert_int_equal(fakehost_set(f->fh, "register_dir", p), SC_OK);
     assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
-    assert_logged(f->fh, "missing: No such file or directory");
+    st_assert_logged(f->fh, "missing: No such file or directory");
     fakehost_destroy(&f->fh);
 
     f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
     assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
     assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "0"), SC_OK);
     assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
-    assert_logged(f->fh, "poll_interval_ms: must be 10..3600000");
+    st_assert_logged(f->fh, "poll_interval_ms: must be 10..3600000");
     assert_int_equal(fakehost_timer_count(f->fh), 0);
 }
 
@@ -860,34 +658,28 @@ test_settings_checked(void **state)
 static void
 test_poll_timer_in_real_time(void **state)
 {
-    fixture_t *f = *state;
-    char err[512];
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
-    assert_non_null(f->fh);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    sectortest_t *f = *state;
+    st_host(f, all_energy, NULL);
     assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "50"), SC_OK);
     assert_int_equal(fakehost_start(f->fh), SC_OK);
     fakehost_run_for(f->fh, 30);
     assert_int_equal(fakehost_msg_count(f->fh), 20);
     fakehost_msgs_clear(f->fh);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-NUC-005"), "status",
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-NUC-005"), "status",
                         json_string("in-progress"));
-    save(f, "tasks.json", t);
+    st_save(f, "tasks.json", t);
     fakehost_run_for(f->fh, 300);
     assert_int_equal(fakehost_msg_count(f->fh), 1);
-    assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.updated",
-               "KUS-EN-NUC-005");
+    st_assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.updated",
+                  "KUS-EN-NUC-005");
 }
 
 static void
 test_inotify_without_waiting_for_poll(void **state)
 {
-    fixture_t *f = *state;
-    char err[512];
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
-    assert_non_null(f->fh);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    sectortest_t *f = *state;
+    st_host(f, all_energy, NULL);
     assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "3600000"),
                      SC_OK);
     assert_int_equal(fakehost_start(f->fh), SC_OK);
@@ -896,14 +688,14 @@ test_inotify_without_waiting_for_poll(void **state)
     fakehost_run_for(f->fh, 30);
     assert_int_equal(fakehost_msg_count(f->fh), 20);
     fakehost_msgs_clear(f->fh);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-EN-LNG-004"), "status",
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-EN-LNG-004"), "status",
                         json_string("cancelled"));
-    save(f, "tasks.json", t);
+    st_save(f, "tasks.json", t);
     fakehost_run_for(f->fh, 500);
     assert_int_equal(fakehost_msg_count(f->fh), 1);
-    assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
-               "KUS-EN-LNG-004");
+    st_assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
+                  "KUS-EN-LNG-004");
 }
 
 /* -------------------------------------------------------- handshake -- */
@@ -953,13 +745,13 @@ test_handshake_entry_returns_null(void **state)
 static void
 test_handshake_not_a_shared_object(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     char so[PATH_MAX], err[512];
-    write_text(f, "text.so", "this is not an ELF file\n");
-    path_in(f, "text.so", so, sizeof so);
+    st_write_text(f, "text.so", "this is not an ELF file\n");
+    st_path(f, "text.so", so, sizeof so);
     assert_null(fakehost_new(so, "text", all_energy, err, sizeof err));
     assert_non_null(strstr(err, "cannot load"));
-    path_in(f, "absent.so", so, sizeof so);
+    st_path(f, "absent.so", so, sizeof so);
     assert_null(fakehost_new(so, "absent", all_energy, err, sizeof err));
     assert_non_null(strstr(err, "cannot load"));
 }
@@ -1288,7 +1080,7 @@ main(int argc, char **argv)
                 "conf/registers/energy from %s\n", argv[0]);
         return 1;
     }
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, st_teardown)
     const struct CMUnitTest tests[] = {
         T(test_start_publishes_every_entry_once),
         T(test_publish_on_start_false),

@@ -22,7 +22,7 @@
 
 #include <jansson.h>
 
-#include "support/fakehost.h"
+#include "support/sectortest.h"
 
 static char plugin_so[PATH_MAX];
 static char demo_register[PATH_MAX];
@@ -41,166 +41,12 @@ static const char *const all_chans[] = { "semis.", "ai.", NULL };
 #define N_TASKS 13
 #define N_STANDARDS 6
 
-typedef struct fixture {
-    char dir[PATH_MAX];
-    fakehost_t *fh;
-    fakehost_store_t *store;
-} fixture_t;
-
-/* ------------------------------------------------------------ files -- */
-
-static json_t *
-load(const fixture_t *f, const char *name)
-{
-    char p[PATH_MAX + 64];
-    json_error_t je;
-    snprintf(p, sizeof p, "%s/%s", f->dir, name);
-    json_t *j = json_load_file(p, 0, &je);
-    if (!j)
-        fail_msg("%s: line %d: %s", p, je.line, je.text);
-    return j;
-}
-
-/* Write `root` to `name` atomically; steals the reference. */
-static void
-save(const fixture_t *f, const char *name, json_t *root)
-{
-    char p[PATH_MAX + 64], tmp[PATH_MAX + 64];
-    snprintf(p, sizeof p, "%s/%s", f->dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", f->dir, name);
-    assert_int_equal(json_dump_file(root, tmp, JSON_INDENT(2)), 0);
-    assert_int_equal(rename(tmp, p), 0);
-    json_decref(root);
-}
-
-static json_t *
-entry_by_id(json_t *root, const char *array, const char *id)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(root, array), i, e) {
-        if (!strcmp(json_string_value(json_object_get(e, "id")), id))
-            return e;
-    }
-    fail_msg("no entry %s in %s", id, array);
-    return NULL;
-}
-
-static void
-remove_by_id(json_t *root, const char *array, const char *id)
-{
-    json_t *arr = json_object_get(root, array);
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) {
-        if (!strcmp(json_string_value(json_object_get(e, "id")), id)) {
-            json_array_remove(arr, i);
-            return;
-        }
-    }
-    fail_msg("no entry %s in %s", id, array);
-}
-
 /* -------------------------------------------------------- fixtures -- */
 
 static int
 setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof *f);
-    if (!f || fakehost_tmpdir(demo_register, f->dir, sizeof f->dir) < 0 ||
-        !(f->store = fakehost_store_new())) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture_t *f = *state;
-    fakehost_destroy(&f->fh);
-    fakehost_store_destroy(&f->store);
-    fakehost_rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Load the plugin (grant `chans`) on the fixture's store and start it;
- * the first scan runs. `max_data` 0 = the default limit. */
-static fakehost_t *
-start(fixture_t *f, const char *const *chans, const char *rules,
-      size_t max_data)
-{
-    char err[512];
-    fakehost_destroy(&f->fh);
-    f->fh = fakehost_new(plugin_so, "semis_ai", chans, err, sizeof err);
-    if (!f->fh)
-        fail_msg("%s", err);
-    fakehost_use_store(f->fh, f->store);
-    if (max_data)
-        fakehost_set_max_data(f->fh, max_data);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
-    if (rules)
-        assert_int_equal(fakehost_set(f->fh, "alert_rules", rules), SC_OK);
-    if (fakehost_start(f->fh) != SC_OK)
-        fail_msg("start: %s", fakehost_error(f->fh));
-    fakehost_fire_timers(f->fh);
-    return f->fh;
-}
-
-/* Fire the timers (a poll) and return the number of new messages. */
-static size_t
-poll_changes(fixture_t *f)
-{
-    fakehost_msgs_clear(f->fh);
-    fakehost_fire_timers(f->fh);
-    return fakehost_msg_count(f->fh);
-}
-
-static void
-assert_msg(fakehost_t *fh, size_t i, const char *channel, const char *kind,
-           const char *key)
-{
-    const fakehost_msg_t *m = fakehost_msg_at(fh, i);
-    if (!m)
-        fail_msg("no message %zu (have %zu)", i, fakehost_msg_count(fh));
-    assert_string_equal(m->channel, channel);
-    assert_string_equal(m->kind, kind);
-    assert_non_null(m->key);
-    assert_string_equal(m->key, key);
-    if (!strncmp(kind, "alert.", 6))
-        return;
-    json_t *d = json_loads(m->data, 0, NULL);
-    assert_non_null(d);
-    assert_string_equal(json_string_value(json_object_get(d, "id")), key);
-    json_decref(d);
-}
-
-static void
-assert_logged(fakehost_t *fh, const char *needle)
-{
-    if (fakehost_log_find(fh, 0, needle) < 0) {
-        for (size_t i = 0; i < fakehost_log_count(fh); i++)
-            fprintf(stderr, "  log: %s\n", fakehost_log_at(fh, i)->text);
-        fail_msg("no log line contains: %s", needle);
-    }
-}
-
-static const char *
-expected_kind(const char *array, json_t *e)
-{
-    if (!strcmp(array, "tasks")) {
-        const char *s = json_string_value(json_object_get(e, "status"));
-        return !strcmp(s, "completed") || !strcmp(s, "cancelled") ||
-                       !strcmp(s, "closed")
-                   ? "task.closed" : "task.created";
-    }
-    const char *s = json_string_value(json_object_get(e, "stage"));
-    return !strcmp(s, "published") ? "standard.published"
-           : !strcmp(s, "withdrawn") ? "standard.withdrawn"
-                                     : "standard.proposed";
+    return st_setup(state, plugin_so, "semis_ai", demo_register);
 }
 
 /* ------------------------------------------------------------ tests -- */
@@ -208,15 +54,15 @@ expected_kind(const char *array, json_t *e)
 static void
 test_start_publishes_register(void **state)
 {
-    fixture_t *f = *state;
-    fakehost_t *fh = start(f, all_chans, NULL, 0);
+    sectortest_t *f = *state;
+    fakehost_t *fh = st_run(f, all_chans, NULL, 0);
     /* by file name (indicators.json publishes nothing itself), then
      * array order; channel <subsector>.tasks / .standards */
     static const char *const files[] = { "standards.json", "tasks.json" };
     static const char *const arrays[] = { "standards", "tasks" };
     size_t i = 0;
     for (int fi = 0; fi < 2; fi++) {
-        json_t *root = load(f, files[fi]);
+        json_t *root = st_load(f, files[fi]);
         size_t k;
         json_t *e;
         json_array_foreach(json_object_get(root, arrays[fi]), k, e) {
@@ -225,7 +71,7 @@ test_start_publishes_register(void **state)
                      json_string_value(json_object_get(e, "subsector")),
                      arrays[fi]);
             const char *id = json_string_value(json_object_get(e, "id"));
-            assert_msg(fh, i, ch, expected_kind(arrays[fi], e), id);
+            st_assert_msg(fh, i, ch, st_expected_kind(arrays[fi], e), id);
             char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
             assert_string_equal(fakehost_msg_at(fh, i)->data, canon);
             free(canon);
@@ -236,7 +82,7 @@ test_start_publishes_register(void **state)
     assert_int_equal(i, N_TASKS + N_STANDARDS);
     assert_int_equal(fakehost_msg_count(fh), i);
     assert_int_equal(fakehost_refused_count(fh), 0);
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 0);
     /* what was published is in the state store */
     assert_int_equal(fakehost_store_count(f->store, "semis_ai", "task/"),
                      N_TASKS);
@@ -247,14 +93,14 @@ test_start_publishes_register(void **state)
 static void
 test_change_gives_exactly_expected(void **state)
 {
-    fixture_t *f = *state;
-    start(f, all_chans, NULL, 0);
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-SC-AI-002"), "status",
+    sectortest_t *f = *state;
+    st_run(f, all_chans, NULL, 0);
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-SC-AI-002"), "status",
                         json_string("in-progress"));
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-SC-SUP-002"), "status",
+    json_object_set_new(st_entry(t, "tasks", "KUS-SC-SUP-002"), "status",
                         json_string("completed"));
-    remove_by_id(t, "tasks", "KUS-SC-WF-002");
+    st_remove_entry(t, "tasks", "KUS-SC-WF-002");
     json_array_append_new(json_object_get(t, "tasks"), json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:{s:[s], s:[s]}, s:[s], s:[{s:s, s:s}]}",
         "id", "KUS-SC-AI-005", "subsector", "ai",
@@ -264,33 +110,33 @@ test_change_gives_exactly_expected(void **state)
         "us", "National Science Foundation (NSF)",
         "ai_topics", "joint-governance",
         "milestones", "title", "Testbed charter", "due", "2026-12-31"));
-    save(f, "tasks.json", t);
-    json_t *s = load(f, "standards.json");
-    json_object_set_new(entry_by_id(s, "standards", "KUS-SC-STD-AI-001"),
+    st_save(f, "tasks.json", t);
+    json_t *s = st_load(f, "standards.json");
+    json_object_set_new(st_entry(s, "standards", "KUS-SC-STD-AI-001"),
                         "stage", json_string("published"));
-    json_object_set_new(entry_by_id(s, "standards", "KUS-SC-STD-SEMI-002"),
+    json_object_set_new(st_entry(s, "standards", "KUS-SC-STD-SEMI-002"),
                         "stage", json_string("working-draft"));
-    save(f, "standards.json", s);
+    st_save(f, "standards.json", s);
 
-    assert_int_equal(poll_changes(f), 6);
-    assert_msg(f->fh, 0, "semis.standards", "standard.updated",
-               "KUS-SC-STD-SEMI-002");
-    assert_msg(f->fh, 1, "ai.standards", "standard.published",
-               "KUS-SC-STD-AI-001");
-    assert_msg(f->fh, 2, "semis.tasks", "task.closed", "KUS-SC-SUP-002");
-    assert_msg(f->fh, 3, "semis.tasks", "task.closed", "KUS-SC-WF-002");
-    assert_msg(f->fh, 4, "ai.tasks", "task.updated", "KUS-SC-AI-002");
-    assert_msg(f->fh, 5, "ai.tasks", "task.created", "KUS-SC-AI-005");
+    assert_int_equal(st_poll(f), 6);
+    st_assert_msg(f->fh, 0, "semis.standards", "standard.updated",
+                  "KUS-SC-STD-SEMI-002");
+    st_assert_msg(f->fh, 1, "ai.standards", "standard.published",
+                  "KUS-SC-STD-AI-001");
+    st_assert_msg(f->fh, 2, "semis.tasks", "task.closed", "KUS-SC-SUP-002");
+    st_assert_msg(f->fh, 3, "semis.tasks", "task.closed", "KUS-SC-WF-002");
+    st_assert_msg(f->fh, 4, "ai.tasks", "task.updated", "KUS-SC-AI-002");
+    st_assert_msg(f->fh, 5, "ai.tasks", "task.created", "KUS-SC-AI-005");
     assert_non_null(strstr(fakehost_msg_at(f->fh, 4)->data,
                            "\"status\":\"in-progress\""));
-    assert_int_equal(poll_changes(f), 0);
+    assert_int_equal(st_poll(f), 0);
 }
 
 static void
 test_invalid_entries_reported_and_skipped(void **state)
 {
-    fixture_t *f = *state;
-    json_t *t = load(f, "tasks.json");
+    sectortest_t *f = *state;
+    json_t *t = st_load(f, "tasks.json");
     json_t *arr = json_object_get(t, "tasks");
     json_array_append_new(arr, json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:{s:[s]}}", "id", "KUS-SC-AI-009",
@@ -317,74 +163,77 @@ test_invalid_entries_reported_and_skipped(void **state)
         "{s:s, s:s, s:s, s:s, s:{s:[]}}", "id", "KUS-SC-SUP-011",
         "subsector", "semis", "title", "Nobody", "status", "planned",
         "owners", "kr"));
-    save(f, "tasks.json", t);
-    json_t *s = load(f, "standards.json");
+    st_save(f, "tasks.json", t);
+    json_t *s = st_load(f, "standards.json");
     json_array_append_new(json_object_get(s, "standards"), json_pack(
         "{s:s, s:s, s:s, s:s, s:{s:[s]}}", "id", "KUS-SC-STD-AI-009",
         "subsector", "ai", "title", "No body", "stage", "proposal",
         "owners", "kr", "KATS"));
-    save(f, "standards.json", s);
+    st_save(f, "standards.json", s);
 
-    start(f, all_chans, NULL, 0);
+    st_run(f, all_chans, NULL, 0);
     /* every valid entry publishes */
     assert_int_equal(fakehost_msg_count(f->fh), N_TASKS + N_STANDARDS);
-    assert_logged(f->fh, "tasks.json: entry KUS-SC-AI-009: \"track\": "
-                  "\"chip-diplomacy\" is not one of: "
-                  "supply-chain-early-warning, export-control-alignment, "
-                  "rd-investment, workforce-training, ");
-    assert_logged(f->fh, "tasks.json: entry KUS-SC-AI-010: \"ai_topics\"[0]: "
-                  "\"privacy\" is not one of: data-movement, accountability, "
-                  "international-norms, joint-governance; skipped");
-    assert_logged(f->fh, "tasks.json: entry KUS-SC-AI-011: \"ai_topics\"[1]: "
-                  "\"accountability\" is listed twice; skipped");
-    assert_logged(f->fh, "tasks.json: entry KUS-SC-SUP-009: \"subsector\": "
-                  "\"energy\" is not one of: semis, ai; skipped");
-    assert_logged(f->fh, "tasks.json: entry KUS-SC-SUP-010: "
-                  "\"critical_items\" must be an array of strings; skipped");
-    assert_logged(f->fh, "tasks.json: entry KUS-SC-SUP-011: \"owners\" names "
-                  "no organisation; skipped");
-    assert_logged(f->fh, "standards.json: entry KUS-SC-STD-AI-009: missing "
-                  "\"body\"; skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-SC-AI-009: \"track\": "
+                     "\"chip-diplomacy\" is not one of: "
+                     "supply-chain-early-warning, export-control-alignment, "
+                     "rd-investment, workforce-training, ");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-SC-AI-010: "
+                     "\"ai_topics\"[0]: \"privacy\" is not one of: "
+                     "data-movement, accountability, international-norms, "
+                     "joint-governance; skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-SC-AI-011: "
+                     "\"ai_topics\"[1]: \"accountability\" is listed "
+                     "twice; skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-SC-SUP-009: \"subsector\": "
+                     "\"energy\" is not one of: semis, ai; skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-SC-SUP-010: "
+                     "\"critical_items\" must be an array of strings; "
+                     "skipped");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-SC-SUP-011: \"owners\" "
+                     "names no organisation; skipped");
+    st_assert_logged(f->fh, "standards.json: entry KUS-SC-STD-AI-009: missing "
+                     "\"body\"; skipped");
     for (size_t i = 0; i < fakehost_msg_count(f->fh); i++)
         assert_null(strstr(fakehost_msg_at(f->fh, i)->key, "-009"));
 
     /* a bad edit keeps the previous version; the good edit goes out */
-    t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-SC-EXP-001"), "track",
+    t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-SC-EXP-001"), "track",
                         json_string("sanctions"));
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-SC-RD-001"), "status",
+    json_object_set_new(st_entry(t, "tasks", "KUS-SC-RD-001"), "status",
                         json_string("at-risk"));
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "semis.tasks", "task.updated", "KUS-SC-RD-001");
-    assert_logged(f->fh, "tasks.json: entry KUS-SC-EXP-001: \"track\": "
-                  "\"sanctions\" is not one of");
-    assert_logged(f->fh, "keeping its previous version");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "semis.tasks", "task.updated", "KUS-SC-RD-001");
+    st_assert_logged(f->fh, "tasks.json: entry KUS-SC-EXP-001: \"track\": "
+                     "\"sanctions\" is not one of");
+    st_assert_logged(f->fh, "keeping its previous version");
 }
 
 static void
 test_restart_republishes_nothing(void **state)
 {
-    fixture_t *f = *state;
-    start(f, all_chans, DEMO_RULES, 0);
+    sectortest_t *f = *state;
+    st_run(f, all_chans, DEMO_RULES, 0);
     size_t first = fakehost_msg_count(f->fh);
     assert_int_equal(first, N_TASKS + N_STANDARDS + 6);
 
     /* restart: same register, same state store */
-    start(f, all_chans, DEMO_RULES, 0);
+    st_run(f, all_chans, DEMO_RULES, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 0);
-    assert_logged(f->fh, "19 published entries and 3 alert states "
-                  "remembered");
+    st_assert_logged(f->fh, "19 published entries and 3 alert states "
+                     "remembered");
 
     /* a change after the restart is published once, as an update */
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-SC-AI-003"), "notes",
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-SC-AI-003"), "notes",
                         json_string("Joint statement adopted."));
-    save(f, "tasks.json", t);
-    assert_int_equal(poll_changes(f), 1);
-    assert_msg(f->fh, 0, "ai.tasks", "task.updated", "KUS-SC-AI-003");
+    st_save(f, "tasks.json", t);
+    assert_int_equal(st_poll(f), 1);
+    st_assert_msg(f->fh, 0, "ai.tasks", "task.updated", "KUS-SC-AI-003");
 
-    start(f, all_chans, DEMO_RULES, 0);
+    st_run(f, all_chans, DEMO_RULES, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 0);
 }
 
@@ -393,33 +242,29 @@ test_restart_republishes_nothing(void **state)
 static void
 test_changes_while_down(void **state)
 {
-    fixture_t *f = *state;
-    start(f, all_chans, NULL, 0);
+    sectortest_t *f = *state;
+    st_run(f, all_chans, NULL, 0);
     fakehost_destroy(&f->fh);
 
-    json_t *t = load(f, "tasks.json");
-    json_object_set_new(entry_by_id(t, "tasks", "KUS-SC-WF-001"), "status",
+    json_t *t = st_load(f, "tasks.json");
+    json_object_set_new(st_entry(t, "tasks", "KUS-SC-WF-001"), "status",
                         json_string("on-hold"));
-    save(f, "tasks.json", t);
-    json_t *s = load(f, "standards.json");
-    remove_by_id(s, "standards", "KUS-SC-STD-SEMI-002");
-    save(f, "standards.json", s);
+    st_save(f, "tasks.json", t);
+    json_t *s = st_load(f, "standards.json");
+    st_remove_entry(s, "standards", "KUS-SC-STD-SEMI-002");
+    st_save(f, "standards.json", s);
 
-    start(f, all_chans, NULL, 0);
+    st_run(f, all_chans, NULL, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 2);
-    assert_msg(f->fh, 0, "semis.standards", "standard.withdrawn",
-               "KUS-SC-STD-SEMI-002");
-    assert_msg(f->fh, 1, "semis.tasks", "task.updated", "KUS-SC-WF-001");
+    st_assert_msg(f->fh, 0, "semis.standards", "standard.withdrawn",
+                  "KUS-SC-STD-SEMI-002");
+    st_assert_msg(f->fh, 1, "semis.tasks", "task.updated", "KUS-SC-WF-001");
 
     /* publish_on_start = false on a first start: nothing published, all
      * remembered; later changes are published */
     fakehost_store_destroy(&f->store);
     f->store = fakehost_store_new();
-    char err[512];
-    fakehost_destroy(&f->fh);
-    f->fh = fakehost_new(plugin_so, "semis_ai", all_chans, err, sizeof err);
-    fakehost_use_store(f->fh, f->store);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    st_host(f, all_chans, f->store);
     assert_int_equal(fakehost_set(f->fh, "publish_on_start", "false"),
                      SC_OK);
     assert_int_equal(fakehost_start(f->fh), SC_OK);
@@ -427,7 +272,7 @@ test_changes_while_down(void **state)
     assert_int_equal(fakehost_msg_count(f->fh), 0);
     assert_int_equal(fakehost_store_count(f->store, "semis_ai", "task/"),
                      N_TASKS);
-    start(f, all_chans, NULL, 0);
+    st_run(f, all_chans, NULL, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 0);
 }
 
@@ -436,12 +281,8 @@ test_changes_while_down(void **state)
 static void
 test_failed_publish_retried(void **state)
 {
-    fixture_t *f = *state;
-    char err[512];
-    f->fh = fakehost_new(plugin_so, "semis_ai", all_chans, err, sizeof err);
-    assert_non_null(f->fh);
-    fakehost_use_store(f->fh, f->store);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    sectortest_t *f = *state;
+    st_host(f, all_chans, f->store);
     assert_int_equal(fakehost_start(f->fh), SC_OK);
     fakehost_fail_publishes(f->fh, 2, SC_ERR_INTERNAL);
     fakehost_fire_timers(f->fh);
@@ -450,17 +291,17 @@ test_failed_publish_retried(void **state)
     assert_int_equal(fakehost_refused_count(f->fh), 2);
     assert_int_equal(total, N_TASKS + N_STANDARDS);
     /* the two retried last, once each */
-    assert_msg(f->fh, total - 2, "semis.standards", "standard.proposed",
-               "KUS-SC-STD-SEMI-001");
-    assert_msg(f->fh, total - 1, "semis.standards", "standard.proposed",
-               "KUS-SC-STD-SEMI-002");
-    assert_logged(f->fh, "publish standard.proposed KUS-SC-STD-SEMI-001 on "
-                  "semis.standards failed: internal host error (-9); "
-                  "retried at the next poll");
-    assert_int_equal(poll_changes(f), 0);
+    st_assert_msg(f->fh, total - 2, "semis.standards", "standard.proposed",
+                  "KUS-SC-STD-SEMI-001");
+    st_assert_msg(f->fh, total - 1, "semis.standards", "standard.proposed",
+                  "KUS-SC-STD-SEMI-002");
+    st_assert_logged(f->fh, "publish standard.proposed KUS-SC-STD-SEMI-001 on "
+                     "semis.standards failed: internal host error (-9); "
+                     "retried at the next poll");
+    assert_int_equal(st_poll(f), 0);
     assert_int_equal(fakehost_store_count(f->store, "semis_ai",
                                           "standard/"), N_STANDARDS);
-    start(f, all_chans, NULL, 0);
+    st_run(f, all_chans, NULL, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 0);
 }
 
@@ -470,17 +311,17 @@ test_failed_publish_retried(void **state)
 static void
 test_too_big_not_retried(void **state)
 {
-    fixture_t *f = *state;
-    start(f, all_chans, NULL, 900);
+    sectortest_t *f = *state;
+    st_run(f, all_chans, NULL, 900);
     size_t ok = fakehost_msg_count(f->fh);
     size_t refused = fakehost_refused_count(f->fh);
     assert_true(ok > 0 && refused > 0);
     assert_int_equal(ok + refused, N_TASKS + N_STANDARDS);
-    assert_logged(f->fh, "not retried until it changes");
-    assert_int_equal(poll_changes(f), 0);
+    st_assert_logged(f->fh, "not retried until it changes");
+    assert_int_equal(st_poll(f), 0);
     assert_int_equal(fakehost_refused_count(f->fh), 0);
 
-    start(f, all_chans, NULL, 0);
+    st_run(f, all_chans, NULL, 0);
     assert_int_equal(fakehost_msg_count(f->fh), refused);
     assert_int_equal(fakehost_refused_count(f->fh), 0);
 }
@@ -488,28 +329,25 @@ test_too_big_not_retried(void **state)
 static void
 test_only_granted_channels(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     static const char *const ai_only[] = { "ai.", NULL };
-    start(f, ai_only, NULL, 0);
+    st_run(f, ai_only, NULL, 0);
     /* 4 AI tasks and 3 AI standards */
     assert_int_equal(fakehost_msg_count(f->fh), 7);
     for (size_t i = 0; i < 7; i++)
         assert_non_null(strstr(fakehost_msg_at(f->fh, i)->channel, "ai."));
     assert_int_equal(fakehost_refused_count(f->fh), 0);
-    assert_logged(f->fh, "semis.tasks: channel not granted to this plugin; "
-                  "its entries are not published");
+    st_assert_logged(f->fh, "semis.tasks: channel not granted to this plugin; "
+                     "its entries are not published");
     /* semis entries were not published, so they are not in the store */
     assert_int_equal(fakehost_store_count(f->store, "semis_ai", "task/"),
                      4);
 
     static const char *const other[] = { "energy.", NULL };
-    char err[512];
-    fakehost_destroy(&f->fh);
-    f->fh = fakehost_new(plugin_so, "semis_ai", other, err, sizeof err);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
+    st_host(f, other, NULL);
     assert_int_equal(fakehost_start(f->fh), SC_ERR_NOT_GRANTED);
-    assert_logged(f->fh, "none of the semis_ai channels is granted; nothing "
-                  "to do");
+    st_assert_logged(f->fh, "none of the semis_ai channels is granted; "
+                     "nothing to do");
 }
 
 /* On a host without durable state the plugin works from memory, warns,
@@ -517,20 +355,15 @@ test_only_granted_channels(void **state)
 static void
 test_older_host_memory_only(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     for (int round = 0; round < 2; round++) {
-        char err[512];
-        fakehost_destroy(&f->fh);
-        f->fh = fakehost_new(plugin_so, "semis_ai", all_chans, err,
-                             sizeof err);
-        fakehost_use_store(f->fh, f->store);
+        st_host(f, all_chans, f->store);
         fakehost_set_api_size(f->fh, offsetof(sc_host_api_t, state_get));
-        assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
         assert_int_equal(fakehost_start(f->fh), SC_OK);
         fakehost_fire_timers(f->fh);
         assert_int_equal(fakehost_msg_count(f->fh), N_TASKS + N_STANDARDS);
-        assert_logged(f->fh, "this host has no durable plugin state (an "
-                      "older broker)");
+        st_assert_logged(f->fh, "this host has no durable plugin state (an "
+                         "older broker)");
     }
     assert_int_equal(fakehost_store_writes(f->store), 0);
 }
@@ -539,23 +372,23 @@ test_older_host_memory_only(void **state)
 static void
 test_demo_alerts(void **state)
 {
-    fixture_t *f = *state;
+    sectortest_t *f = *state;
     static const char *const alerts_only[] = { "semis.supply-chain.",
                                                "ai.supply-chain.", NULL };
-    start(f, alerts_only, DEMO_RULES, 0);
+    st_run(f, alerts_only, DEMO_RULES, 0);
     assert_int_equal(fakehost_msg_count(f->fh), 6);
-    assert_msg(f->fh, 0, "semis.supply-chain.alerts", "alert.raised",
-               "chip_lead_time_weeks");
-    assert_msg(f->fh, 1, "semis.supply-chain.alerts", "alert.updated",
-               "chip_lead_time_weeks");
-    assert_msg(f->fh, 2, "semis.supply-chain.alerts", "alert.raised",
-               "neon_inventory_weeks");
-    assert_msg(f->fh, 3, "semis.supply-chain.alerts", "alert.cleared",
-               "neon_inventory_weeks");
-    assert_msg(f->fh, 4, "ai.supply-chain.alerts", "alert.raised",
-               "ai_accelerator_fill_rate_pct");
-    assert_msg(f->fh, 5, "ai.supply-chain.alerts", "alert.cleared",
-               "ai_accelerator_fill_rate_pct");
+    st_assert_msg(f->fh, 0, "semis.supply-chain.alerts", "alert.raised",
+                  "chip_lead_time_weeks");
+    st_assert_msg(f->fh, 1, "semis.supply-chain.alerts", "alert.updated",
+                  "chip_lead_time_weeks");
+    st_assert_msg(f->fh, 2, "semis.supply-chain.alerts", "alert.raised",
+                  "neon_inventory_weeks");
+    st_assert_msg(f->fh, 3, "semis.supply-chain.alerts", "alert.cleared",
+                  "neon_inventory_weeks");
+    st_assert_msg(f->fh, 4, "ai.supply-chain.alerts", "alert.raised",
+                  "ai_accelerator_fill_rate_pct");
+    st_assert_msg(f->fh, 5, "ai.supply-chain.alerts", "alert.cleared",
+                  "ai_accelerator_fill_rate_pct");
     json_t *a = json_loads(fakehost_msg_at(f->fh, 1)->data, 0, NULL);
     json_t *info = json_object_get(a, "info");
     assert_string_equal(json_string_value(json_object_get(info, "severity")),
@@ -594,7 +427,7 @@ main(void)
                 "conf/registers/semis_ai\n");
         return 1;
     }
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, st_teardown)
     const struct CMUnitTest tests[] = {
         T(test_start_publishes_register),
         T(test_change_gives_exactly_expected),
