@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "sectorcast/client.h"
 
 #define PROG "sectorcast-sub"
@@ -120,13 +120,6 @@ static int parse_num(const char *s, const char *what, long min, long max,
     }
     *out = v;
     return 0;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static size_t pending_bytes;
@@ -269,12 +262,12 @@ int main(int argc, char **argv)
     }
 
     long delivered = 0, pending = 0;
-    int64_t last = now_ms();
+    int64_t last = sc_mono_ms();
     int wait_next = -1; /* -1: a full slice; 0: take what is ready */
     while (!stop_signal && (count == 0 || delivered < count)) {
         int wait = wait_next == 0 ? 0 : SLICE_MS;
         if (idle_ms >= 0 && wait > 0) {
-            int64_t left = last + idle_ms - now_ms();
+            int64_t left = last + idle_ms - sc_mono_ms();
             if (left <= 0) {
                 status = EXIT_IDLE;
                 break;
@@ -293,7 +286,7 @@ int main(int argc, char **argv)
             wait_next = -1;
         }
         if (rc == SC_CLIENT_MESSAGE) {
-            last = now_ms();
+            last = sc_mono_ms();
             if (pending_bytes + msg.envelope_len + 1 > sizeof outbuf) {
                 int f = flush_commit(client, &pending, false);
                 if (f != 0) {
@@ -324,7 +317,7 @@ int main(int argc, char **argv)
                 }
             }
         } else if (rc == SC_CLIENT_REFUSED) {
-            last = now_ms();
+            last = sc_mono_ms();
             if (!quiet)
                 fprintf(stderr, PROG ": %s\n", err);
         } else if (rc == SC_CLIENT_GAP || rc == SC_CLIENT_EPOCH ||

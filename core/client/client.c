@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -37,6 +36,8 @@
 #pragma GCC visibility pop
 
 #include "common/channel.h"
+#include "common/clock.h"
+#include "common/codec.h"
 #include "common/envelope.h"
 #include "common/jwks.h"
 #include "common/keys.h"
@@ -156,13 +157,6 @@ static void quote_bytes(const char *s, size_t len, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- lifecycle ------------------------------------------------------- */
 
 static bool is_z85_key(const char *s)
@@ -216,7 +210,7 @@ static int read_curve(const sc_client_options_t *o, curve_keys_t *k,
         seterr(err, errlen, "cannot read our CURVE public key: %s", sub_err);
         goto out;
     }
-    if (zmq_curve_public(derived, k->secret) != 0 ||
+    if (sc_curve_public_of(k->secret, derived, NULL, 0) != 0 ||
         strcmp(derived, k->public) != 0) {
         seterr(err, errlen, "%s does not belong to %s.secret", path,
                o->client_key_base);
@@ -278,7 +272,7 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
         seterr(err, errlen, "negative timeout, attempt count or HWM");
         return NULL;
     }
-    if (sodium_init() < 0) {
+    if (sc_sodium_init() != 0) {
         seterr(err, errlen, "cannot initialise libsodium");
         return NULL;
     }
@@ -305,11 +299,6 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
         if (strncmp(why, o->jwks_path, plen) == 0 && why[plen] == ':')
             why += plen + (why[plen + 1] == ' ' ? 2 : 1);
         seterr(err, errlen, "cannot read JWKS %s: %s", o->jwks_path, why);
-        goto fail;
-    }
-    if (sc_jwks_count(c->jwks) == 0) {
-        seterr(err, errlen, "JWKS %s holds no Ed25519 keys: every message "
-               "would be refused", o->jwks_path);
         goto fail;
     }
     if (o->state_path && *o->state_path) {
@@ -525,8 +514,7 @@ int sc_client_whoami(sc_client_t *c, sc_client_identity_t *out, char *err,
 static bool granted(const sc_client_t *c, const char *subtree)
 {
     for (size_t i = 0; i < c->n_grants; i++)
-        if (sc_subtree_valid(c->grants[i], strlen(c->grants[i])) &&
-            sc_subtree_covers(c->grants[i], subtree, strlen(subtree)))
+        if (sc_subtree_covers(c->grants[i], subtree, strlen(subtree)))
             return true;
     return false;
 }
@@ -612,45 +600,27 @@ static int refuse(sc_client_t *c, const char *topic, size_t topic_len,
     return SC_CLIENT_REFUSED;
 }
 
-static const char *str_field(json_t *env, const char *name, bool *ok)
-{
-    json_t *v = json_object_get(env, name);
-    if (json_is_string(v))
-        return json_string_value(v);
-    *ok = false;
-    return NULL;
-}
-
-/* The envelope text exactly as signed: the decoded JWS payload. Falls
- * back to a compact re-serialisation if the payload is not one clean line
- * (another signer's pretty-printing, an embedded NUL). */
-static char *envelope_text(json_t *env, const char *jws, size_t len,
+/* The envelope text handed out: the verified JWS payload, exactly as
+ * signed, when it is one clean line; else a compact re-serialisation
+ * (another signer's pretty-printing, an embedded NUL). Takes `payload`. */
+static char *envelope_text(json_t *env, char *payload, size_t plen,
                            size_t *out_len)
 {
-    const char *d1 = memchr(jws, '.', len);
-    const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - jws))
-                        : NULL;
-    if (d1 && d2) {
-        size_t b64len = (size_t)(d2 - d1 - 1);
-        size_t cap = b64len / 4 * 3 + 3;
-        char *bin = malloc(cap + 1);
-        size_t binlen = 0;
-        if (bin &&
-            sodium_base642bin((unsigned char *)bin, cap, d1 + 1, b64len,
-                              NULL, &binlen, NULL,
-                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
-            binlen > 0 && !memchr(bin, '\0', binlen) &&
-            !memchr(bin, '\n', binlen) && !memchr(bin, '\r', binlen)) {
-            bin[binlen] = '\0';
-            *out_len = binlen;
-            return bin;
-        }
-        free(bin);
+    if (plen > 0 && !memchr(payload, '\0', plen) &&
+        !memchr(payload, '\n', plen) && !memchr(payload, '\r', plen)) {
+        *out_len = plen;
+        return payload;
     }
+    free(payload);
     char *txt = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (txt)
         *out_len = strlen(txt);
     return txt;
+}
+
+static const char *str_field(json_t *env, const char *name)
+{
+    return json_string_value(json_object_get(env, name));
 }
 
 /* Verify one [topic][jws] pair. SC_CLIENT_MESSAGE with *out a new held
@@ -676,53 +646,40 @@ static int verify(sc_client_t *c, const char *topic, size_t topic_len,
 
     reason[0] = '\0';
     json_t *env = NULL;
-    int rc = sc_envelope_verify(c->jwks, topic, topic_len, jws, jws_len, &env,
-                                kid, reason, sizeof reason);
-    if (rc != 0 || !env) {
-        json_decref(env);
+    char *payload = NULL;
+    size_t plen = 0;
+    int rc = sc_envelope_verify_payload(c->jwks, topic, topic_len, jws,
+                                        jws_len, &env, kid, &payload, &plen,
+                                        reason, sizeof reason);
+    if (rc != 0) {
         if (!reason[0])
             snprintf(reason, sizeof reason, "verification failed (code %d)",
                      rc);
         return refuse(c, topic, topic_len, reason, err, errlen);
     }
 
-    /* core/common checked the shape; re-check what we hand out so that a
-     * mismatch between the two can never become a NULL dereference. */
-    bool ok = json_is_object(env);
-    sc_held_t h = {0};
-    h.channel = str_field(env, "channel", &ok);
-    h.epoch = str_field(env, "epoch", &ok);
-    h.id = str_field(env, "id", &ok);
-    h.ts = str_field(env, "ts", &ok);
-    h.kind = str_field(env, "kind", &ok);
-    json_t *seq = json_object_get(env, "seq");
-    if (!json_is_integer(seq) || json_integer_value(seq) < 0)
-        ok = false;
-    else
-        h.seq = (uint64_t)json_integer_value(seq);
-    json_t *key = json_object_get(env, "key");
-    if (json_is_string(key))
-        h.key = json_string_value(key);
-    else if (!json_is_null(key))
-        ok = false;
+    /* sc_envelope_verify checked every field's presence and type. */
+    sc_held_t h = {
+        .seq = (uint64_t)json_integer_value(json_object_get(env, "seq")),
+        .channel = str_field(env, "channel"),
+        .epoch = str_field(env, "epoch"),
+        .id = str_field(env, "id"),
+        .ts = str_field(env, "ts"),
+        .kind = str_field(env, "kind"),
+        .key = str_field(env, "key"), /* NULL for a null key */
+        .kid = kid,
+        .jws = jws,
+        .jws_len = jws_len,
+    };
     /* The epoch goes into the state file: printable, no blanks. */
-    for (const char *p = ok ? h.epoch : ""; *p; p++)
-        if (*p <= ' ' || *p > '~')
-            ok = false;
-    if (ok && (strlen(h.epoch) == 0 || strlen(h.epoch) > SC_EPOCH_MAX))
-        ok = false;
-    if (!ok) {
+    if (!sc_state_epoch_valid(h.epoch, strlen(h.epoch))) {
+        free(payload);
         json_decref(env);
         return refuse(c, topic, topic_len, "envelope field missing or of "
                       "the wrong type", err, errlen);
     }
-    size_t elen = 0;
-    char *etxt = envelope_text(env, jws, jws_len, &elen);
-    h.kid = kid;
+    char *etxt = envelope_text(env, payload, plen, &h.envelope_len);
     h.envelope = etxt;
-    h.envelope_len = elen;
-    h.jws = jws;
-    h.jws_len = jws_len;
     *out = etxt ? sc_held_new(&h) : NULL;
     free(etxt);
     json_decref(env);
@@ -813,7 +770,7 @@ static void queue_gap(sc_client_t *c, sc_track_t *t, uint64_t first,
                  "unrecoverable gap on %s: seq %" PRIu64 "..%" PRIu64 " %s",
                  t->channel, first, last, reason);
     }
-    sc_order_skip(c->order, t, last);
+    sc_order_skip(t, last);
 }
 
 static void queue_position(sc_client_t *c, sc_track_t *t)
@@ -917,6 +874,24 @@ static const char *body_text(json_t *b)
     return t ? t : "(no text)";
 }
 
+/* Verify one item of a replay or snapshot reply: a new held message
+ * (counted as replayed), or NULL (refused and queued as such, or out of
+ * memory). */
+static sc_held_t *verify_item(sc_client_t *c, sc_svc_item_t *it)
+{
+    char e2[600];
+    sc_held_t *m;
+    int v = verify(c, zmq_msg_data(&it->topic), zmq_msg_size(&it->topic),
+                   zmq_msg_data(&it->jws), zmq_msg_size(&it->jws), &m, e2,
+                   sizeof e2);
+    if (v == SC_CLIENT_REFUSED)
+        queue_refused(c, e2);
+    if (v != SC_CLIENT_MESSAGE)
+        return NULL;
+    c->stats.replayed++;
+    return m;
+}
+
 /* Snapshot `subtree`: the latest message per key of every channel under
  * it that has no position yet; those channels then start at the
  * snapshot's head. */
@@ -946,19 +921,9 @@ static int do_snapshot(sc_client_t *c, const char *subtree, char *err,
         return SC_CLIENT_ERROR;
     }
     for (size_t i = 0; i < rep.n_items; i++) {
-        char e2[600];
-        sc_held_t *m;
-        int v = verify(c, zmq_msg_data(&rep.items[i].topic),
-                       zmq_msg_size(&rep.items[i].topic),
-                       zmq_msg_data(&rep.items[i].jws),
-                       zmq_msg_size(&rep.items[i].jws), &m, e2, sizeof e2);
-        if (v == SC_CLIENT_REFUSED) {
-            queue_refused(c, e2);
+        sc_held_t *m = verify_item(c, &rep.items[i]);
+        if (!m)
             continue;
-        }
-        if (v != SC_CLIENT_MESSAGE)
-            continue;
-        c->stats.replayed++;
         sc_track_t *t = sc_order_track(c->order, m->channel, true);
         if (!t || t->known || strcmp(m->epoch, epoch) != 0) {
             c->stats.duplicates++;
@@ -1072,34 +1037,24 @@ static int repair_one(sc_client_t *c, char *err, size_t errlen)
     }
     t->suspect_epoch = false;
     for (size_t i = 0; i < rep.n_items; i++) {
-        char e2[600];
-        sc_held_t *m;
-        const char *topic = zmq_msg_data(&rep.items[i].topic);
-        size_t tlen = zmq_msg_size(&rep.items[i].topic);
-        int v = verify(c, topic, tlen, zmq_msg_data(&rep.items[i].jws),
-                       zmq_msg_size(&rep.items[i].jws), &m, e2, sizeof e2);
-        if (v == SC_CLIENT_REFUSED) {
-            queue_refused(c, e2);
+        sc_held_t *m = verify_item(c, &rep.items[i]);
+        if (!m)
             continue;
-        }
-        if (v != SC_CLIENT_MESSAGE)
-            continue;
-        c->stats.replayed++;
         if (strcmp(m->channel, t->channel) != 0 ||
             strcmp(m->epoch, t->epoch) != 0) {
-            c->stats.received--; /* counted again by refuse() */
-            refuse(c, topic, tlen, "replayed message of another channel or "
-                   "epoch than asked for", e2, sizeof e2);
-            c->stats.received++;
+            char e2[600];
+            refuse(c, zmq_msg_data(&rep.items[i].topic),
+                   zmq_msg_size(&rep.items[i].topic), "replayed message of "
+                   "another channel or epoch than asked for", e2, sizeof e2);
             queue_refused(c, e2);
             sc_held_free(m);
             continue;
         }
-        sc_order_verdict_t vd = sc_order_replayed(c->order, t, m);
+        sc_order_verdict_t vd = sc_order_replayed(t, m);
         if (vd == SC_ORD_HOLE) {
             queue_gap(c, t, t->last + 1, m->seq - 1,
                       "missing from the gateway's replay");
-            vd = sc_order_replayed(c->order, t, m);
+            vd = sc_order_replayed(t, m);
         }
         if (vd == SC_ORD_DELIVER) {
             queue_msg(c, m);
@@ -1233,18 +1188,17 @@ static void on_heartbeat(sc_client_t *c, const char *topic, size_t tlen,
     const char *ch = json_string_value(json_object_get(o, "channel"));
     const char *epoch = json_string_value(json_object_get(o, "epoch"));
     json_t *jh = json_object_get(o, "head");
-    c->stats.received++;
     if (!ch || !epoch || !json_is_integer(jh) || json_integer_value(jh) < 0 ||
         strlen(epoch) == 0 || strlen(epoch) > SC_EPOCH_MAX ||
         strlen(ch) + 1 != tlen || memcmp(ch, topic, tlen - 1) != 0) {
         json_decref(o);
+        c->stats.received++; /* a malformed one counts as a refused message */
         refuse(c, topic, tlen, "malformed heartbeat (want a JSON object "
                "with channel = the topic, epoch and head)", err, errlen);
         queue_refused(c, err);
         return;
     }
-    c->stats.received--; /* a heartbeat is no data message */
-    c->stats.heartbeats++;
+    c->stats.heartbeats++; /* a heartbeat is no data message */
     uint64_t head = (uint64_t)json_integer_value(jh);
     sc_track_t *t = sc_order_track(c->order, ch, false);
     if (!t || !t->known) {
@@ -1392,7 +1346,7 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
     sc_held_free(c->cur);
     c->cur = NULL;
     c->have_event = false;
-    int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+    int64_t deadline = timeout_ms >= 0 ? sc_mono_ms() + timeout_ms : 0;
 
     for (;;) {
         if (check_fatal(c)) {
@@ -1422,7 +1376,7 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
         if (repair)
             wait = 0;
         else if (timeout_ms >= 0) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - sc_mono_ms();
             wait = left > 0 ? (long)left : 0;
         }
         zmq_pollitem_t items[2] = {
@@ -1456,7 +1410,7 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
                 return pass(c, rc, err);
             continue;
         }
-        if (timeout_ms >= 0 && now_ms() >= deadline) {
+        if (timeout_ms >= 0 && sc_mono_ms() >= deadline) {
             seterr(err, errlen, "no message within %d ms", timeout_ms);
             return SC_CLIENT_TIMEOUT;
         }

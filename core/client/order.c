@@ -157,10 +157,8 @@ sc_order_verdict_t sc_order_live(sc_order_t *o, sc_track_t *t, sc_held_t *m)
     return SC_ORD_HELD;
 }
 
-sc_order_verdict_t sc_order_replayed(sc_order_t *o, sc_track_t *t,
-                                     const sc_held_t *m)
+sc_order_verdict_t sc_order_replayed(sc_track_t *t, const sc_held_t *m)
 {
-    (void)o;
     if (m->seq <= t->last)
         return SC_ORD_DUPLICATE;
     if (m->seq > t->last + 1)
@@ -216,12 +214,11 @@ bool sc_order_wants(const sc_track_t *t, uint64_t *from, uint64_t *to)
     return true;
 }
 
-void sc_order_skip(sc_order_t *o, sc_track_t *t, uint64_t upto)
+void sc_order_skip(sc_track_t *t, uint64_t upto)
 {
     if (upto > t->last)
         t->last = upto;
     caught_up(t);
-    (void)o;
 }
 
 void sc_order_handed(sc_track_t *t, const char *epoch, uint64_t seq)

@@ -17,8 +17,7 @@
 #include <stdint.h>
 
 #include "held.h"
-
-#define SC_EPOCH_MAX 64
+#include "state.h" /* SC_EPOCH_MAX */
 
 typedef struct sc_track {
     char *channel;
@@ -73,8 +72,7 @@ void sc_order_reset(sc_order_t *o, sc_track_t *t);
 sc_order_verdict_t sc_order_live(sc_order_t *o, sc_track_t *t, sc_held_t *m);
 
 /* A replayed message of t's epoch: DELIVER, DUPLICATE or HOLE. */
-sc_order_verdict_t sc_order_replayed(sc_order_t *o, sc_track_t *t,
-                                     const sc_held_t *m);
+sc_order_verdict_t sc_order_replayed(sc_track_t *t, const sc_held_t *m);
 
 /* The gateway has up to `head`. */
 void sc_order_head(sc_track_t *t, uint64_t head);
@@ -88,9 +86,10 @@ sc_held_t *sc_order_pop(sc_order_t *o, sc_track_t *t, uint64_t *dups);
  * replay must bring (just before the first held message, or target). */
 bool sc_order_wants(const sc_track_t *t, uint64_t *from, uint64_t *to);
 
-/* Seqs up to `upto` are lost for good: last = upto (if higher). Frees
- * held messages that fall at or below it. */
-void sc_order_skip(sc_order_t *o, sc_track_t *t, uint64_t upto);
+/* Seqs up to `upto` are lost for good: last = upto (if higher). Held
+ * messages that fall at or below it stay until sc_order_pop() drops them
+ * as duplicates. */
+void sc_order_skip(sc_track_t *t, uint64_t upto);
 
 /* The caller has been handed seq of epoch on t (for the state file). */
 void sc_order_handed(sc_track_t *t, const char *epoch, uint64_t seq);

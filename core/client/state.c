@@ -6,27 +6,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/channel.h"
+#include "common/clock.h"
+#include "common/files.h"
 
 #define HEADER "sectorcast-state 1\n"
-#define EPOCH_MAX 64
 /* Compact when the log holds this many bytes beyond one line per channel. */
 #define COMPACT_BYTES (256 * 1024)
 #define FSYNC_EVERY_MS 1000
 
 typedef struct entry {
     char *channel;
-    char epoch[EPOCH_MAX + 1];
+    char epoch[SC_EPOCH_MAX + 1];
     uint64_t seq;
     struct entry *next;
 } entry_t;
@@ -42,13 +41,6 @@ struct sc_state {
     int64_t last_sync_ms;
     bool unsynced;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static entry_t *find(sc_state_t *s, const char *channel, bool create)
 {
@@ -68,9 +60,9 @@ static entry_t *find(sc_state_t *s, const char *channel, bool create)
     return e;
 }
 
-static bool epoch_ok(const char *e, size_t n)
+bool sc_state_epoch_valid(const char *e, size_t n)
 {
-    if (n == 0 || n > EPOCH_MAX)
+    if (n == 0 || n > SC_EPOCH_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
         if (e[i] <= ' ' || e[i] > '~')
@@ -92,7 +84,7 @@ static int parse_line(sc_state_t *s, char *line, const char **why)
         *why = "not a channel name";
         return -1;
     }
-    if (!epoch_ok(sp1 + 1, (size_t)(sp2 - sp1 - 1))) {
+    if (!sc_state_epoch_valid(sp1 + 1, (size_t)(sp2 - sp1 - 1))) {
         *why = "bad epoch";
         return -1;
     }
@@ -220,7 +212,7 @@ sc_state_t *sc_state_open(const char *path, char *err, size_t errlen)
         s->log_bytes = (size_t)n;
         s->unsynced = true;
     }
-    s->last_sync_ms = now_ms();
+    s->last_sync_ms = sc_mono_ms();
     return s;
 }
 
@@ -251,13 +243,13 @@ static int append(sc_state_t *s, const char *txt, size_t n)
 int sc_state_put(sc_state_t *s, const char *channel, const char *epoch,
                  uint64_t seq, char *err, size_t errlen)
 {
-    if (!sc_channel_valid(channel) || !epoch_ok(epoch, strlen(epoch))) {
+    if (!sc_channel_valid(channel) || !sc_state_epoch_valid(epoch, strlen(epoch))) {
         snprintf(err, errlen, "state file %s: refusing to record channel "
                  "'%.200s' epoch '%.64s'", s->path, channel, epoch);
         return -1;
     }
     entry_t *e = find(s, channel, true);
-    char line[SC_CHANNEL_MAX + EPOCH_MAX + 32];
+    char line[SC_CHANNEL_MAX + SC_EPOCH_MAX + 32];
     int n = snprintf(line, sizeof line, "%s %s %" PRIu64 "\n", channel, epoch,
                      seq);
     if (!e || n <= 0 || (size_t)n >= sizeof line ||
@@ -268,33 +260,6 @@ int sc_state_put(sc_state_t *s, const char *channel, const char *epoch,
     snprintf(e->epoch, sizeof e->epoch, "%s", epoch);
     e->seq = seq;
     return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static void sync_dir(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int d = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d >= 0) {
-        fsync(d);
-        close(d);
-    }
-    free(copy);
 }
 
 /* Rewrite the file with one line per channel: temp, fsync, rename. */
@@ -321,7 +286,7 @@ static int compact(sc_state_t *s, char *err, size_t errlen)
         goto out;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 ||
-        write_all(fd, txt, len) != 0 || fsync(fd) != 0 ||
+        sc_file_write_all(fd, txt, len) != 0 || fsync(fd) != 0 ||
         rename(tmp, s->path) != 0) {
         snprintf(err, errlen, "cannot compact state file %s via %s: %s",
                  s->path, tmp, strerror(errno));
@@ -332,12 +297,12 @@ static int compact(sc_state_t *s, char *err, size_t errlen)
         fd = -1;
         goto out;
     }
-    sync_dir(s->path);
+    sc_file_sync_dir(s->path);
     close(s->fd); /* the new file is locked already */
     s->fd = fd;
     fd = -1;
     s->log_bytes = len;
-    s->last_sync_ms = now_ms();
+    s->last_sync_ms = sc_mono_ms();
     s->unsynced = false;
     rc = 0;
 out:
@@ -354,7 +319,7 @@ int sc_state_flush(sc_state_t *s, char *err, size_t errlen)
     if (err && errlen)
         err[0] = '\0';
     if (s->pend_len > 0) {
-        if (write_all(s->fd, s->pend, s->pend_len) != 0) {
+        if (sc_file_write_all(s->fd, s->pend, s->pend_len) != 0) {
             snprintf(err, errlen, "cannot write state file %s: %s", s->path,
                      strerror(errno));
             return -1;
@@ -365,14 +330,14 @@ int sc_state_flush(sc_state_t *s, char *err, size_t errlen)
     }
     if (s->log_bytes > COMPACT_BYTES + s->n_entries * 128)
         return compact(s, err, errlen);
-    if (s->unsynced && now_ms() - s->last_sync_ms >= FSYNC_EVERY_MS) {
+    if (s->unsynced && sc_mono_ms() - s->last_sync_ms >= FSYNC_EVERY_MS) {
         if (fsync(s->fd) != 0) {
             snprintf(err, errlen, "cannot fsync state file %s: %s", s->path,
                      strerror(errno));
             return -1;
         }
         s->unsynced = false;
-        s->last_sync_ms = now_ms();
+        s->last_sync_ms = sc_mono_ms();
     }
     return 0;
 }

@@ -18,10 +18,18 @@
 #ifndef SC_CLIENT_STATE_H
 #define SC_CLIENT_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* Longest journal epoch we track (bytes). */
+#define SC_EPOCH_MAX 64
+
 typedef struct sc_state sc_state_t;
+
+/* true if epoch[len] can be recorded: 1..SC_EPOCH_MAX printable ASCII
+ * characters, no blanks. */
+bool sc_state_epoch_valid(const char *epoch, size_t len);
 
 /* Open (or create, mode 0600) and read FILE. NULL with err filled (names
  * the file, and the line of a malformed record). */

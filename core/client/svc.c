@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "monitor.h"
 #include "sectorcast/client.h"
 
@@ -31,13 +31,6 @@ struct sc_svc {
     int attempts;
     uint64_t next_id;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int set_int(void *sock, int opt, int val)
 {
@@ -168,7 +161,7 @@ static int send_request(sc_svc_t *s, const char *rid, const char *cmd,
                      s->endpoint, zmq_strerror(e));
             return SC_CLIENT_ERROR;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - sc_mono_ms();
         if (left <= 0)
             return SILENCE;
         zmq_pollitem_t it[2] = {
@@ -247,7 +240,7 @@ static int attempt(sc_svc_t *s, const char *cmd, const char *args,
     char rid[32];
     snprintf(rid, sizeof rid, "sc%" PRIu64, ++s->next_id);
     size_t rid_len = strlen(rid);
-    int64_t deadline = now_ms() + s->timeout_ms;
+    int64_t deadline = sc_mono_ms() + s->timeout_ms;
     int rc = send_request(s, rid, cmd, args, deadline, err, errlen);
     if (rc != 0)
         return rc;
@@ -265,7 +258,7 @@ static int attempt(sc_svc_t *s, const char *cmd, const char *args,
                         memcmp(zmq_msg_data(&f[0]), rid, rid_len) == 0;
             int done = 0;
             if (ours) {
-                deadline = now_ms() + s->timeout_ms; /* progress */
+                deadline = sc_mono_ms() + s->timeout_ms; /* progress */
                 if (frame_is(&f[1], "msg") && total == 4) {
                     if (add_item(out, &f[2], &f[3]) != 0) {
                         snprintf(err, errlen, "out of memory");
@@ -308,7 +301,7 @@ static int attempt(sc_svc_t *s, const char *cmd, const char *args,
             snprintf(err, errlen, "%s", t);
             return rc;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - sc_mono_ms();
         if (left <= 0)
             return SILENCE;
         zmq_pollitem_t it[2] = {

@@ -154,8 +154,24 @@ int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
                        json_t **env_out, char kid_out[SC_KID_LEN + 1],
                        char *err, size_t errlen)
 {
+    return sc_envelope_verify_payload(jwks, topic, topic_len, jws, jws_len,
+                                      env_out, kid_out, NULL, NULL, err,
+                                      errlen);
+}
+
+int sc_envelope_verify_payload(const sc_jwks_t *jwks, const char *topic,
+                               size_t topic_len, const char *jws,
+                               size_t jws_len, json_t **env_out,
+                               char kid_out[SC_KID_LEN + 1],
+                               char **payload_out, size_t *payload_len,
+                               char *err, size_t errlen)
+{
     if (env_out)
         *env_out = NULL;
+    if (payload_out)
+        *payload_out = NULL;
+    if (payload_len)
+        *payload_len = 0;
     char kid[SC_KID_LEN + 1];
     char *payload = NULL;
     size_t plen = 0;
@@ -168,7 +184,6 @@ int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
 
     json_error_t jerr;
     json_t *env = json_loadb(payload, plen, JSON_REJECT_DUPLICATES, &jerr);
-    free(payload);
     const char *field, *what = NULL;
     json_t *v;
     if (env == NULL || !json_is_object(env)) {
@@ -203,10 +218,18 @@ int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
     }
     if (rc != SC_JWS_OK) {
         json_decref(env);
+        free(payload);
         return rc;
     }
     if (kid_out)
         memcpy(kid_out, kid, sizeof kid);
+    if (payload_out) {
+        *payload_out = payload;
+        if (payload_len)
+            *payload_len = plen;
+    } else {
+        free(payload);
+    }
     if (env_out)
         *env_out = env;
     else

@@ -52,6 +52,15 @@ int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
                        json_t **env, char kid_out[SC_KID_LEN + 1], char *err,
                        size_t errlen);
 
+/* As sc_envelope_verify; on success *payload (if not NULL) also receives
+ * the verified JWS payload, the envelope text exactly as signed
+ * (malloc'd, NUL-terminated, *payload_len bytes; caller frees). */
+int sc_envelope_verify_payload(const sc_jwks_t *jwks, const char *topic,
+                               size_t topic_len, const char *jws,
+                               size_t jws_len, json_t **env,
+                               char kid_out[SC_KID_LEN + 1], char **payload,
+                               size_t *payload_len, char *err, size_t errlen);
+
 /* RFC 3339 UTC timestamp with milliseconds, "2026-11-25T12:44:55.123Z". */
 void sc_now_rfc3339(char out[32]);
 

@@ -39,16 +39,12 @@ int sc_file_check_secret_stat(const char *path, const struct stat *st,
     return 0;
 }
 
-void sc_file_free(char *buf, size_t len, bool secret)
+void sc_file_free(char *buf, bool secret)
 {
-    if (buf == NULL)
-        return;
-    if (secret) {
-        sodium_free(buf); /* wipes */
-    } else {
-        (void)len;
+    if (secret)
+        sodium_free(buf); /* wipes; NULL is fine */
+    else
         free(buf);
-    }
 }
 
 int sc_file_read(const char *path, size_t maxlen, bool secret,
@@ -104,7 +100,7 @@ int sc_file_read(const char *path, size_t maxlen, bool secret,
                 continue;
             SETERR("%s: %s", path, strerror(errno));
             close(fd);
-            sc_file_free(buf, cap + 1, secret);
+            sc_file_free(buf, secret);
             return -1;
         }
         if (r == 0)
@@ -114,7 +110,7 @@ int sc_file_read(const char *path, size_t maxlen, bool secret,
     close(fd);
     if (n > maxlen) {
         SETERR("%s: file too large (more than %zu bytes)", path, maxlen);
-        sc_file_free(buf, cap + 1, secret);
+        sc_file_free(buf, secret);
         return -1;
     }
     buf[n] = '\0';
@@ -124,24 +120,22 @@ int sc_file_read(const char *path, size_t maxlen, bool secret,
     return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int sc_file_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
         ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
             return -1;
-        }
         p += w;
         len -= (size_t)w;
     }
     return 0;
 }
 
-/* fsync the directory holding path so a rename or create is durable. */
-static void sync_parent(const char *path)
+void sc_file_sync_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
@@ -190,7 +184,7 @@ int sc_file_write(const char *path, const void *data, size_t len,
     }
     const char *target = tmp ? tmp : path;
     /* The umask may have narrowed (or the temp file fixed) the mode. */
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 ||
+    if (fchmod(fd, mode) != 0 || sc_file_write_all(fd, data, len) != 0 ||
         fsync(fd) != 0) {
         SETERR("%s: %s", path, strerror(errno));
         close(fd);
@@ -213,6 +207,6 @@ int sc_file_write(const char *path, const void *data, size_t len,
         }
         free(tmp);
     }
-    sync_parent(path);
+    sc_file_sync_dir(path);
     return 0;
 }

@@ -25,12 +25,19 @@ int sc_file_check_secret_stat(const char *path, const struct stat *st,
 int sc_file_read(const char *path, size_t maxlen, bool secret,
                  bool check_perms, char **out, size_t *out_len, char *err,
                  size_t errlen);
-void sc_file_free(char *buf, size_t len, bool secret);
+void sc_file_free(char *buf, bool secret);
 
 /* Write data to path with exactly `mode` (umask-proof). overwrite=false:
  * O_CREAT|O_EXCL, fails if path exists. overwrite=true: temp file in the
  * same directory, fsync, rename over path. 0 or -1 with err. */
 int sc_file_write(const char *path, const void *data, size_t len,
                   mode_t mode, bool overwrite, char *err, size_t errlen);
+
+/* write(2) all of data to fd, retrying on EINTR. 0 or -1 (errno set). */
+int sc_file_write_all(int fd, const void *data, size_t len);
+
+/* fsync the directory holding `path`, so that a create or rename of it
+ * is durable. Best effort. */
+void sc_file_sync_dir(const char *path);
 
 #endif

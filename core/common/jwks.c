@@ -219,7 +219,7 @@ sc_jwks_t *sc_jwks_load(const char *path, char *err, size_t errlen)
                      errlen) != 0)
         return NULL;
     sc_jwks_t *jwks = sc_jwks_parse(text, len, path, err, errlen);
-    sc_file_free(text, len, false);
+    sc_file_free(text, false);
     return jwks;
 }
 

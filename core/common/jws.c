@@ -53,9 +53,8 @@ int sc_jws_sign(const sc_sigkey_t *key, const char *typ, const char *payload,
         sc_b64url_encode(jws, hlen + 1, (const unsigned char *)hjson,
                          strlen(hjson));
         jws[hlen] = '.';
-        sodium_bin2base64(jws + hlen + 1, plen + 1,
-                          (const unsigned char *)payload, payload_len,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        sc_b64url_encode(jws + hlen + 1, plen + 1,
+                         (const unsigned char *)payload, payload_len);
         /* Signing input: ASCII(b64(header) || '.' || b64(payload)). */
         if (sc_sigkey_sign(key, (const unsigned char *)jws, hlen + 1 + plen,
                            sig) == 0) {
@@ -74,6 +73,20 @@ int sc_jws_sign(const sc_sigkey_t *key, const char *typ, const char *payload,
     return rc;
 }
 
+/* Never echo attacker text verbatim into an error: a bounded copy with
+ * every byte outside lo..0x7e, '"' and '\\' shown as '?'. */
+static void printable(char *out, size_t outlen, const char *s,
+                      unsigned char lo)
+{
+    size_t i = 0;
+    for (; i < outlen - 1 && s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = (c >= lo && c < 0x7f && c != '"' && c != '\\') ? (char)c
+                                                                : '?';
+    }
+    out[i] = '\0';
+}
+
 /* Check the decoded protected header; on success *kid_p points into hdr. */
 static int check_header(json_t *hdr, const char **kid_p, char *err,
                         size_t errlen)
@@ -88,18 +101,8 @@ static int check_header(json_t *hdr, const char **kid_p, char *err,
         return SC_JWS_EALG;
     }
     if (strcmp(json_string_value(alg), "EdDSA") != 0) {
-        /* Never echo attacker text verbatim into logs: bound, printable
-         * characters only, quoted. */
         char shown[33];
-        const char *a = json_string_value(alg);
-        size_t i = 0;
-        for (; i < sizeof shown - 1 && a[i]; i++) {
-            unsigned char c = (unsigned char)a[i];
-            shown[i] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-                           ? (char)c
-                           : '?';
-        }
-        shown[i] = '\0';
+        printable(shown, sizeof shown, json_string_value(alg), 0x20);
         SETERR("JWS alg \"%s\" refused (only EdDSA is accepted)", shown);
         return SC_JWS_EALG;
     }
@@ -114,18 +117,6 @@ static int check_header(json_t *hdr, const char **kid_p, char *err,
     }
     *kid_p = json_string_value(kid);
     return SC_JWS_OK;
-}
-
-/* Printable, bounded copy of a kid for error texts. */
-static void safe_kid(char out[SC_KID_LEN + 1], const char *kid)
-{
-    size_t i = 0;
-    for (; i < SC_KID_LEN && kid[i]; i++) {
-        unsigned char c = (unsigned char)kid[i];
-        out[i] = (c >= 0x21 && c < 0x7f && c != '"' && c != '\\') ? (char)c
-                                                                  : '?';
-    }
-    out[i] = '\0';
 }
 
 int sc_jws_verify(const sc_jwks_t *jwks, const char *jws, size_t len,
@@ -209,7 +200,7 @@ int sc_jws_verify(const sc_jwks_t *jwks, const char *jws, size_t len,
     const unsigned char *pk = NULL;
     if (rc == SC_JWS_OK && (pk = sc_jwks_find(jwks, kid)) == NULL) {
         char k[SC_KID_LEN + 1];
-        safe_kid(k, kid);
+        printable(k, sizeof k, kid, 0x21);
         SETERR("JWS kid \"%s\" is not in the JWKS", k);
         rc = SC_JWS_EUNKNOWN_KID;
     }

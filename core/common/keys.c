@@ -147,7 +147,7 @@ sc_sigkey_t *sc_sigkey_load(const char *path, bool check_perms, char *err,
         return NULL;
     json_error_t jerr;
     json_t *jwk = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    sc_file_free(text, len, true);
+    sc_file_free(text, true);
     if (jwk == NULL) {
         /* jerr.text may quote input near the error: report position only. */
         SETERR("%s: line %d: not valid JSON", path, jerr.line);
@@ -348,7 +348,7 @@ int sc_curve_read(const char *path, bool check_perms, char out[41], char *err,
         }
     }
     sodium_memzero(bin, sizeof bin);
-    sc_file_free(text, len, true);
+    sc_file_free(text, true);
     return rc;
 }
 
