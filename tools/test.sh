@@ -35,6 +35,11 @@ run() { # name, command...
 }
 
 for b in $builds; do
+    # every unit test source must have been built (none skipped)
+    for src in tests/unit/test_*.c; do
+        t="$b/tests/$(basename "$src" .c)"
+        [ -x "$t" ] || { failed=$((failed + 1)); failures="$failures $t(not built)"; echo "FAIL  $t: not built"; }
+    done
     for t in "$b"/tests/test_*; do
         [ -x "$t" ] || continue
         run "$t" "$t"
