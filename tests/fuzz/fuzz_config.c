@@ -27,13 +27,21 @@ static const sc_setting_def_t table[] = {
     {"on", SC_SETTING_BOOL, "true", 0, "a bool"},
     SC_SETTINGS_END};
 
+static char dir[] = "/tmp/sc-fuzz-config-XXXXXX";
+
+static void cleanup(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!path[0]) {
-        char dir[] = "/tmp/sc-fuzz-config-XXXXXX";
         if (!mkdtemp(dir))
             abort();
         snprintf(path, sizeof path, "%s/fuzz.conf", dir);
+        atexit(cleanup);
     }
     for (size_t i = 0; i + 7 <= size; i++)
         if (strncasecmp((const char *)data + i, "include", 7) == 0)

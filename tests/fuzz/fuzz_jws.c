@@ -8,7 +8,8 @@
  *                          sc_envelope_verify(): reaches the envelope
  *                          checks behind a valid signature
  *   2  JWKS text           sc_jwks_parse(), dump, parse again
- *   3  JWS                 as 0 with the topic "energy.nuclear.tasks."
+ *   3  JWS                 sc_envelope_verify() as in 0, with the topic
+ *                          "energy.nuclear.tasks."
  * Invariants: a message that verifies has an envelope whose channel + '.'
  * is the topic; sc_jws_verify returns the payload that was signed; a JWKS
  * survives a dump/parse round trip with the same kids.

@@ -47,6 +47,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (!req.channel || !sc_channel_valid(req.channel) || req.from < 1 ||
              req.limit < 0))
             abort();
+        /* the argument pointers are the strings of the arguments object */
+        if ((req.subtree && req.subtree != json_string_value(json_object_get(
+                                               req.args, "subtree"))) ||
+            (req.channel && req.channel != json_string_value(json_object_get(
+                                               req.args, "channel"))) ||
+            (req.epoch && req.epoch != json_string_value(json_object_get(
+                                           req.args, "epoch"))))
+            abort();
     } else {
         if (req.code != 400 || !req.error || !err[0] ||
             (strcmp(req.error, "bad-request") != 0 &&

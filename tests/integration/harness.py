@@ -106,8 +106,22 @@ class Process:
     def lines(self):
         return [l for l in self.stdout().split("\n") if l.strip()]
 
-    def envelopes(self):
-        return [json.loads(l) for l in self.lines()]
+    def envelopes(self, torn_ok=False):
+        """The JSON lines on stdout. With torn_ok, a torn last line (the
+        process was killed while writing it) is left out."""
+        if not torn_ok:
+            return [json.loads(l) for l in self.lines()]
+        out = []
+        lines = self.stdout().split("\n")
+        for i, l in enumerate(lines):
+            if not l.strip():
+                continue
+            try:
+                out.append(json.loads(l))
+            except ValueError:
+                if i != len(lines) - 1:
+                    raise
+        return out
 
     def alive(self):
         return self.proc.poll() is None
@@ -133,9 +147,17 @@ class Process:
 
 
 class Gateway:
-    """Keys, config and a running sectorcastd in a temp directory."""
+    """Keys, config and a running sectorcastd in a temp directory.
 
-    def __init__(self, plugins=(), agencies=None, extra=None, start=True, tmp=None):
+    `extra` tunes the gateway group ({"gateway": {...}, "log_level": ...});
+    `groups` adds top-level groups to the config (see config_groups):
+
+        Gateway(groups={"limits": {"max_subscriptions": 3},
+                        "retention": [{"subtree": "energy.", "max_messages": 5}]})
+    """
+
+    def __init__(self, plugins=(), agencies=None, extra=None, start=True, tmp=None,
+                 groups=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="sc-it-")
         self.keys = os.path.join(self.tmp, "keys")
         os.makedirs(self.keys, exist_ok=True)
@@ -149,6 +171,7 @@ class Gateway:
             "doe": ["energy.nuclear."],
         }
         self.extra = extra or {}
+        self.groups = dict(groups or {})
         self.procs = []
         self.broker = None
         if not os.path.exists(os.path.join(self.keys, "broker.secret")):
@@ -201,7 +224,12 @@ class Gateway:
         lines.append(",\n".join(pl))
         lines.append(");")
         with open(self.config, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write("\n".join(lines) + "\n" + config_groups(self.groups))
+
+    def check(self):
+        """`sectorcastd --check` of the current config (CompletedProcess)."""
+        return subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", self.config],
+                              capture_output=True, text=True, timeout=30)
 
     # -- broker ---------------------------------------------------------
     def start(self, timeout=20):
@@ -221,10 +249,17 @@ class Gateway:
             return rc
 
     # -- clients --------------------------------------------------------
-    def subscriber(self, agency, subtrees, extra_args=(), name=None):
+    def subscriber(self, agency, subtrees, extra_args=(), name=None, jwks=None,
+                   service=False):
+        """sectorcast-sub as `agency`, verifying against `jwks` (default:
+        the gateway's own JWKS file); with service, also given the service
+        endpoint (-s)."""
         n = len(self.procs)
         name = name or "sub-%s-%d" % (agency, n)
-        argv = [os.path.join(BIN, "sectorcast-sub"), "-e", self.endpoint, "-j", self.jwks,
+        if service:
+            extra_args = ["-s", self.service] + list(extra_args)
+        argv = [os.path.join(BIN, "sectorcast-sub"), "-e", self.endpoint,
+                "-j", jwks or self.jwks,
                 "-k", os.path.join(self.keys, "broker.public"),
                 "-c", os.path.join(self.keys, agency)] + list(extra_args) + list(subtrees)
         p = Process(argv, os.path.join(self.tmp, name + ".err"),
@@ -283,9 +318,7 @@ def run_tests(tests):
 
 
 # ---------------------------------------------------------------------------
-# Appended for tests/integration/test_attacks.py and test_rotation.py: extra
-# config groups (limits, retention), the rogue test plugin, and raw ZeroMQ
-# clients (pyzmq) for speaking the protocol -- or abusing it -- directly.
+# Config groups and test plugins (tests/plugins/*.c).
 
 def config_groups(groups):
     """libconfig text for extra top-level settings: a dict value becomes a
@@ -304,21 +337,36 @@ def config_groups(groups):
     return "\n".join(out) + "\n" if out else ""
 
 
-class ExtendedGateway(Gateway):
-    """A Gateway whose config also carries extra top-level groups:
+def crash_plugin(name, interval_ms=20, crash_after=0, grant=None, **extra):
+    """tests/plugins/crash.so as plugin `name`: a tick {"tick": N, "pid": P}
+    every interval_ms on energy.test.NAME (granted `grant`, default that
+    channel); with crash_after, a SIGSEGV after that many ticks per run.
+    Other keys of `extra` go into the plugin's config entry (isolation)."""
+    channel = "energy.test.%s" % name
+    p = {
+        "name": name,
+        "path": os.path.join(BUILD, "tests", "plugins", "crash.so"),
+        "sector": "energy",
+        "channels": [grant or channel + "."],
+        "settings": {"channel": channel, "interval_ms": interval_ms,
+                     "crash_after": crash_after},
+    }
+    p.update(extra)
+    return p
 
-        ExtendedGateway(groups={"limits": {"max_subscriptions": 3},
-                                "retention": [{"subtree": "energy.", "max_messages": 5}]})
-    """
 
-    def __init__(self, *args, groups=None, **kw):
-        self.groups = dict(groups or {})
-        super().__init__(*args, **kw)
-
-    def write_config(self, *args, **kw):
-        super().write_config(*args, **kw)
-        with open(self.config, "a") as f:
-            f.write(config_groups(self.groups))
+def burst_plugin(channel="energy.test", count=10000, interval_ms=0, key_count=10,
+                 start_delay_ms=0, name="burst", sector="energy", channels=None):
+    """The test plugin tests/plugins/burst.c: `count` messages {"n": N} of
+    kind test.burst on `channel`, keys k0..k<key_count-1> cycling."""
+    return {
+        "name": name,
+        "path": os.path.join(BUILD, "tests", "plugins", "burst.so"),
+        "sector": sector,
+        "channels": channels or [channel + "."],
+        "settings": {"channel": channel, "count": count, "interval_ms": interval_ms,
+                     "key_count": key_count, "start_delay_ms": start_delay_ms},
+    }
 
 
 def rogue_plugin(name="rogue", grants=("energy.",), publish=(), sector="energy", **settings):
@@ -339,6 +387,24 @@ def rogue_plugin(name="rogue", grants=("energy.",), publish=(), sector="energy",
     }
 
 
+def start_energy(gw, **plugin_kw):
+    """Give the not yet started `gw` the energy plugin on an empty register
+    (so that nothing is published before a test subscribes), write the
+    config and start the broker. Returns (register dir, a full copy of the
+    demo register to fill it from)."""
+    reg = os.path.join(gw.tmp, "register")
+    os.makedirs(reg)
+    full = copy_register("energy", os.path.join(gw.tmp, "full"))
+    gw.plugins = [energy_plugin(reg, **plugin_kw)]
+    gw.write_config()
+    gw.start()
+    return reg, full
+
+
+# ---------------------------------------------------------------------------
+# Raw ZeroMQ clients (pyzmq), for speaking the protocol -- or abusing it --
+# directly.
+
 def read_key(path):
     with open(path, "rb") as f:
         return f.read().strip()
@@ -347,7 +413,6 @@ def read_key(path):
 def zmq_socket(ctx, kind, gw=None, agency=None, server_key=None):
     """A pyzmq socket with linger 0; with CURVE client keys if `agency`
     (a NAME under gw.keys, or a (public, secret) pair) is given."""
-    import zmq
     s = ctx.socket(kind)
     s.linger = 0
     if agency is not None:
@@ -417,96 +482,59 @@ def monitor_events(mon, timeout=5.0, until=None):
 
 
 # ---------------------------------------------------------------------------
-# Resume, replay and access helpers (appended; nothing above changes).
+# The broker's journal (read-only, as an operator would) and JWS contents.
 
-def burst_plugin(channel="energy.test", count=10000, interval_ms=0, key_count=10,
-                 start_delay_ms=0, name="burst", sector="energy", channels=None):
-    """The test plugin tests/plugins/burst.c: `count` messages {"n": N} of
-    kind test.burst on `channel`, keys k0..k<key_count-1> cycling."""
-    return {
-        "name": name,
-        "path": os.path.join(BUILD, "tests", "plugins", "burst.so"),
-        "sector": sector,
-        "channels": channels or [channel + "."],
-        "settings": {"channel": channel, "count": count, "interval_ms": interval_ms,
-                     "key_count": key_count, "start_delay_ms": start_delay_ms},
-    }
-
-
-class ConfigGateway(Gateway):
-    """A Gateway whose config also gets top-level groups from `extra`:
-    extra["retention"] = [{"subtree": "energy.", "max_messages": 10}, ...]
-    and extra["limits"] = {"replay_batch": 500, ...}."""
-
-    def write_config(self, *args, **kwargs):
-        Gateway.write_config(self, *args, **kwargs)
-        lines = []
-        ret = self.extra.get("retention")
-        if ret:
-            lines.append("retention = ( %s );" % ", ".join(
-                "{ %s }" % " ".join("%s = %s;" % (k, _cfg_value(v)) for k, v in r.items())
-                for r in ret))
-        lim = self.extra.get("limits")
-        if lim:
-            lines.append("limits: { %s };" % " ".join(
-                "%s = %s;" % (k, _cfg_value(v)) for k, v in lim.items()))
-        if lines:
-            with open(self.config, "a") as f:
-                f.write("\n".join(lines) + "\n")
-
-
-def service_subscriber(gw, agency, subtrees, extra_args=(), name=None):
-    """sectorcast-sub with the gateway's service endpoint (-s)."""
-    return gw.subscriber(agency, subtrees, ["-s", gw.service] + list(extra_args), name)
+def journal_query(gw, sql, args=(), quiet=False):
+    """Rows of `sql` on the broker's journal, opened read-only. With quiet,
+    a journal that does not exist (yet) or cannot be read gives []."""
+    import sqlite3
+    path = os.path.join(gw.tmp, "data", "journal.db")
+    if quiet and not os.path.exists(path):
+        return []
+    con = None
+    try:
+        con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+        return con.execute(sql, args).fetchall()
+    except sqlite3.Error:
+        if quiet:
+            return []
+        raise
+    finally:
+        if con is not None:
+            con.close()
 
 
 def journal_rows(gw, channel):
     """[(seq, jws)] of `channel` in the broker's journal, in seq order."""
-    import sqlite3
-    path = os.path.join(gw.tmp, "data", "journal.db")
-    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
-    try:
-        rows = con.execute("SELECT seq, jws FROM messages WHERE channel=? ORDER BY seq",
-                           (channel,)).fetchall()
-    finally:
-        con.close()
+    rows = journal_query(gw, "SELECT seq, jws FROM messages WHERE channel=? ORDER BY seq",
+                         (channel,))
     return [(s, bytes(j) if not isinstance(j, str) else j.encode()) for s, j in rows]
 
 
 def journal_head(gw, channel):
     """The channel's head in the broker's journal (0 if none)."""
-    import sqlite3
-    path = os.path.join(gw.tmp, "data", "journal.db")
-    if not os.path.exists(path):
-        return 0
-    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
-    try:
-        r = con.execute("SELECT head FROM channels WHERE name=?", (channel,)).fetchone()
-    except sqlite3.OperationalError:
-        r = None
-    finally:
-        con.close()
-    return r[0] if r else 0
+    r = journal_query(gw, "SELECT head FROM channels WHERE name=?", (channel,), quiet=True)
+    return r[0][0] if r else 0
+
+
+def journal_heads(gw):
+    """{channel: head} of every channel in the broker's journal."""
+    return dict(journal_query(gw, "SELECT name, head FROM channels"))
+
+
+def _jws_part(jws, i):
+    import base64
+    if isinstance(jws, str):
+        jws = jws.encode()
+    part = jws.split(b".")[i]
+    return json.loads(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
+
+
+def jws_header(jws):
+    """The protected header (JSON) of a compact JWS, unverified."""
+    return _jws_part(jws, 0)
 
 
 def jws_envelope(jws):
     """The envelope (JSON) inside a compact JWS, unverified."""
-    import base64
-    part = jws.split(b".")[1]
-    return json.loads(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
-
-
-def envelopes_tolerant(proc):
-    """A subscriber's envelopes; a torn last line (the process was killed
-    while writing) is left out."""
-    out = []
-    lines = proc.stdout().split("\n")
-    for i, l in enumerate(lines):
-        if not l.strip():
-            continue
-        try:
-            out.append(json.loads(l))
-        except ValueError:
-            if i != len(lines) - 1:
-                raise
-    return out
+    return _jws_part(jws, 1)

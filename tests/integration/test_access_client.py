@@ -14,19 +14,18 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ConfigGateway, burst_plugin, keygen, run_tests,  # noqa: E402
-                     service_subscriber, wait_for)
+from harness import Gateway, burst_plugin, keygen, run_tests, wait_for  # noqa: E402
 
 NUC = "energy.nuclear.test"
 AGENCIES = {"motie": ["energy."], "doe": ["energy.nuclear."]}
 
 
 def test_refused_subtree_reported_granted_one_received():
-    gw = ConfigGateway(plugins=[burst_plugin(NUC, count=50, interval_ms=20,
-                                             start_delay_ms=1500)],
-                       agencies=AGENCIES)
+    gw = Gateway(plugins=[burst_plugin(NUC, count=50, interval_ms=20,
+                                       start_delay_ms=1500)],
+                 agencies=AGENCIES)
     with gw:
-        sub = service_subscriber(gw, "doe", ["energy.", "energy.nuclear."])
+        sub = gw.subscriber("doe", ["energy.", "energy.nuclear."], service=True)
         gw.wait_subscribed("doe", "energy.nuclear.")
         wait_for(lambda: len(sub.lines()) >= 50, 30, "50 nuclear messages")
         assert "refused: energy. (not granted to agency doe)\n" in sub.log(), sub.log()
@@ -40,10 +39,10 @@ def test_refused_subtree_reported_granted_one_received():
 
 
 def test_nothing_granted_exits_nonzero():
-    gw = ConfigGateway(agencies=AGENCIES)
+    gw = Gateway(agencies=AGENCIES)
     with gw:
         t0 = time.monotonic()
-        sub = service_subscriber(gw, "doe", ["energy.lng."])
+        sub = gw.subscriber("doe", ["energy.lng."], service=True)
         wait_for(lambda: not sub.alive(), 15, "exit")
         rc = sub.stop()
         assert rc == 5, (rc, sub.log())
@@ -52,7 +51,7 @@ def test_nothing_granted_exits_nonzero():
 
 
 def test_unlisted_key_is_rejected():
-    gw = ConfigGateway(agencies=AGENCIES)
+    gw = Gateway(agencies=AGENCIES)
     with gw:
         keygen("curve", os.path.join(gw.keys, "stranger"))
         for extra in (["-s", gw.service], []):
@@ -68,12 +67,15 @@ def test_unlisted_key_is_rejected():
 def test_whoami_without_service_behaves_as_before():
     """Without -s nothing is checked up front: the broker refuses the
     subscription and the subscriber just receives nothing for it."""
-    gw = ConfigGateway(agencies=AGENCIES)
+    gw = Gateway(agencies=AGENCIES)
     with gw:
         sub = gw.subscriber("doe", ["energy.lng."], ["-t", "1500"])
+        wait_for(lambda: "refused subscription 'energy.lng.' of agency 'doe': not granted"
+                 in gw.broker.log(), 10, "the broker's refusal")
         wait_for(lambda: not sub.alive(), 15, "idle exit")
         assert sub.stop() == 3, sub.log()
         assert "refused: " not in sub.log().replace("0 refused", "")
+        assert sub.lines() == [], sub.stdout()
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ from jwcrypto import jwk
 from nacl.signing import SigningKey
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, ExtendedGateway, Process, data_messages,  # noqa: E402
-                     free_port, monitor_events, recv_frames, rogue_plugin,
+from harness import (BIN, Gateway, Process, data_messages, free_port,  # noqa: E402
+                     journal_query, monitor_events, recv_frames, rogue_plugin,
                      run_tests, service_request, wait_for, zmq_socket)
 
 # Tests that count what sectorcast-sub refused run without heartbeats, so
@@ -91,8 +91,8 @@ def assert_clean_stop(gw):
     assert rc == 0, "broker exit status %s\n%s" % (rc, log[-4000:])
 
 
-class AttackGateway(ExtendedGateway):
-    """ExtendedGateway whose broker must survive the test and stop cleanly."""
+class AttackGateway(Gateway):
+    """A Gateway whose broker must survive the test and stop cleanly."""
 
     def __exit__(self, et, ev, tb):
         if et is None:
@@ -378,10 +378,11 @@ def test_subscription_limit_not_bypassed_by_unsubscribe(ctx):
             # it was never granted here, so there is nothing to withdraw
             assert log_count(gw, "agency 'motie' unsubscribed %s" % extra) == 0
             s.setsockopt(zmq.SUBSCRIBE, extra.encode())     # must still be refused
-            time.sleep(0.3)
+            wait_log(gw, "refused subscription '%s' of agency 'motie': too many" % extra, 2)
+        assert log_count(gw, "agency 'motie' subscribed") == 2, gw.broker.log()
         recv_frames(s, 0.3)
         got = topics(recv_frames(s, 1.5))
-        assert set(got) <= {CH_NUC + ".", CH_LNG + "."}, (
+        assert set(got) == {CH_NUC + ".", CH_LNG + "."}, (
             "max_subscriptions=2 but the connection receives %s" % sorted(got))
 
 
@@ -530,13 +531,7 @@ def run_rogue(attacks, refusals, **plugin_extra):
         assert sub.stop() == 0 and "0 refused" in sub.log(), sub.log()
         # nothing refused reached the journal either
         assert_clean_stop(gw)
-        import sqlite3
-        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(gw.tmp, "data", "journal.db"),
-                             uri=True)
-        try:
-            rows = db.execute("SELECT channel, kind FROM messages").fetchall()
-        finally:
-            db.close()
+        rows = journal_query(gw, "SELECT channel, kind FROM messages")
         assert sorted(rows) == sorted([(CH_NUC, "rogue.tick")] * 3 +
                                       [(CH_NUC, "rogue.attack")] * len(attacks_through)), rows
 
@@ -680,7 +675,7 @@ def test_client_refuses_forged_jws(ctx):
              "signature does not verify"),
             ("wrong channel", [(CH_LNG + ".").encode(), good1], "does not match topic"),
             ("alg none", [topic, b64u(b'{"alg":"none","kid":"%s"}' % good_key.kid.encode()).encode()
-                          + b"." + p + b"."], ""),
+                          + b"." + p + b"."], "signature"),
             ("alg HS256", [topic, good_key.sign(envelope(1), header={
                 "alg": "HS256", "kid": good_key.kid})], "alg"),
             ("crit header", [topic, good_key.sign(envelope(1), header={
@@ -695,7 +690,7 @@ def test_client_refuses_forged_jws(ctx):
             ("four frames", [topic, good1, good1, good1], "shape"),
             ("topic without a dot", [CH_NUC.encode(), good1], "not a topic"),
             ("empty JWS", [topic, b""], "empty"),
-            ("binary JWS", [topic, b"\x00\xff" * 40], ""),
+            ("binary JWS", [topic, b"\x00\xff" * 40], "3 parts"),
         ]
         err = fake.feed([[topic, good1]] + [f for _, f, _ in bad] + [[topic, good2]], 2)
         out = fake.sub.stdout().splitlines()
@@ -704,7 +699,7 @@ def test_client_refuses_forged_jws(ctx):
         refusals = [l for l in err if "refused message on" in l]
         assert len(refusals) == len(bad), "\n".join(err)
         for (name, frames, word), line in zip(bad, refusals):
-            assert word.lower() in line.lower(), (name, line)
+            assert word and word.lower() in line.lower(), (name, line)
             assert line.startswith("sectorcast-sub: refused message on "), (name, line)
         assert err[-1] == "sectorcast-sub: 2 delivered, %d refused" % len(bad), err[-1]
     finally:
@@ -747,8 +742,7 @@ def refuses_loose_key(relpath, what):
         assert path in r.stderr and "mode 0644" in r.stderr, r.stderr
         assert "chmod 600 %s" % path in r.stderr, r.stderr
         assert not os.path.exists(os.path.join(gw.tmp, "data", "journal.db"))
-        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
-                           capture_output=True, text=True, timeout=30)
+        r = gw.check()
         assert r.returncode == 1, r
         lines = [l for l in r.stderr.splitlines() if path in l]
         assert lines, r.stderr

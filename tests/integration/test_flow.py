@@ -6,12 +6,13 @@ the JWKS. Run: SC_BUILD=build /usr/bin/python3 tests/integration/test_flow.py
 """
 import json
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Gateway, copy_register, energy_plugin, run_tests,  # noqa: E402
-                     wait_for)
+from harness import (BIN, BUILD, Gateway, copy_register, energy_plugin,  # noqa: E402
+                     journal_head, journal_rows, run_tests, start_energy, wait_for)
 
 
 def load(path):
@@ -36,25 +37,10 @@ def seqs_strictly_plus_one(envs):
     return by_channel
 
 
-def start_with_subscriber(tmp_reg, subtrees=("energy.",), agency="motie"):
-    """Gateway whose plugin starts publishing only after the subscriber is
-    subscribed: the register is empty at start and filled afterwards."""
-    gw = Gateway(plugins=[energy_plugin(tmp_reg)])
-    sub = gw.subscriber(agency, list(subtrees))
-    for s in subtrees:
-        gw.wait_subscribed(agency, s)
-    return gw, sub
-
-
 def test_register_change_arrives_verified():
     gw = Gateway(start=False)
     with gw:
-        reg = os.path.join(gw.tmp, "register")
-        full = copy_register("energy", os.path.join(gw.tmp, "full"))
-        os.makedirs(reg)
-        gw.plugins = [energy_plugin(reg)]
-        gw.write_config()
-        gw.start()
+        reg, full = start_energy(gw)
         sub = gw.subscriber("motie", ["energy."])
         gw.wait_subscribed("motie", "energy.")
 
@@ -106,25 +92,10 @@ def test_register_change_arrives_verified():
         assert gw.stop() == 0
 
 
-def journal_rows(gw, channel):
-    import sqlite3
-    db = sqlite3.connect(os.path.join(gw.tmp, "data", "journal.db"))
-    try:
-        return db.execute("SELECT seq, jws FROM messages WHERE channel=? ORDER BY seq",
-                          (channel,)).fetchall()
-    finally:
-        db.close()
-
-
 def test_seq_continues_after_restart():
     gw = Gateway(start=False)
     with gw:
-        reg = os.path.join(gw.tmp, "register")
-        os.makedirs(reg)
-        full = copy_register("energy", os.path.join(gw.tmp, "full"))
-        gw.plugins = [energy_plugin(reg)]
-        gw.write_config()
-        gw.start()
+        reg, full = start_energy(gw)
         sub = gw.subscriber("motie", ["energy.nuclear.tasks."])
         gw.wait_subscribed("motie", "energy.nuclear.tasks.")
         tasks = load(os.path.join(full, "tasks.json"))
@@ -161,12 +132,7 @@ def test_seq_continues_after_restart():
 def test_only_granted_channels_are_published():
     gw = Gateway(start=False)
     with gw:
-        reg = os.path.join(gw.tmp, "register")
-        os.makedirs(reg)
-        full = copy_register("energy", os.path.join(gw.tmp, "full"))
-        gw.plugins = [energy_plugin(reg, channels=["energy.nuclear."])]
-        gw.write_config()
-        gw.start()
+        reg, full = start_energy(gw, channels=["energy.nuclear."])
         sub = gw.subscriber("motie", ["energy."])
         gw.wait_subscribed("motie", "energy.")
         for f in ("tasks.json", "standards.json"):
@@ -193,27 +159,27 @@ def test_check_reports_problems_with_file_and_line():
         gw.plugins = [energy_plugin(os.path.join(gw.tmp, "nowhere"), channels=["semis.ai."])]
         gw.plugins[0]["path"] = os.path.join(gw.tmp, "missing.so")
         gw.write_config()
-        import subprocess
-        from harness import BIN
-        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
-                           capture_output=True, text=True, timeout=30)
+        r = gw.check()
         assert r.returncode == 1, r
         assert "outside its sector" in r.stderr, r.stderr
         assert "not found" in r.stderr, r.stderr
-        for line in r.stderr.splitlines()[:-1]:
+        # one line per problem, each naming file and line, then the summary
+        problems = r.stderr.splitlines()[:-1]
+        assert len(problems) >= 2, r.stderr
+        for line in problems:
             assert line.startswith(gw.config + ":"), line
         # the valid config passes
         with open(gw.config, "w") as f:
             f.write(text)
-        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
-                           capture_output=True, text=True, timeout=30)
+        r = gw.check()
         assert r.returncode == 0, r.stderr
 
 
 def test_bad_plugins_are_refused_others_run():
+    """A file that is not a plugin of our ABI is named by --check and keeps
+    the broker from starting at all; without it, the good plugin runs."""
     gw = Gateway(start=False)
     with gw:
-        from harness import BUILD
         reg = copy_register("energy", os.path.join(gw.tmp, "register"))
         notso = os.path.join(gw.tmp, "notaplugin.so")
         with open(notso, "w") as f:
@@ -227,25 +193,36 @@ def test_bad_plugins_are_refused_others_run():
         gw.plugins = [bad_abi, nosym, junk, good]
         gw.write_config()
         # --check names each bad file
-        import subprocess
-        from harness import BIN
-        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
-                           capture_output=True, text=True, timeout=30)
+        named = ("bad_abi.so: speaks ABI version", "no_symbol.so: no symbol 'sc_plugin_entry'",
+                 "notaplugin.so: cannot load")
+        r = gw.check()
         assert r.returncode == 1
-        assert "bad_abi.so: speaks ABI version" in r.stderr, r.stderr
-        assert "no_symbol.so: no symbol 'sc_plugin_entry'" in r.stderr, r.stderr
-        assert "notaplugin.so: cannot load" in r.stderr, r.stderr
-        # the broker itself refuses to start on an invalid config ...
-        # ... so start it with the bad plugins disabled-by-failure: the
-        # runtime path logs and skips them (simulate a .so replaced after
-        # --check by writing the config, then breaking the file)
+        for needle in named:
+            assert needle in r.stderr, (needle, r.stderr)
+        # the broker itself refuses to start on that config, with the same
+        # reasons, before it opens a journal
+        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "-c", gw.config],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1, r.stderr
+        for needle in named:
+            assert needle in r.stderr, (needle, r.stderr)
+        assert not os.path.exists(os.path.join(gw.tmp, "data", "journal.db"))
+        # a file that is not a shared object under a .so name, next to the
+        # good plugin: refused the same way
         gw.plugins = [dict(junk, path=os.path.join(gw.tmp, "later.so")), good]
         with open(os.path.join(gw.tmp, "later.so"), "w") as f:
             f.write("x")
         gw.write_config()
-        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", gw.config],
-                           capture_output=True, text=True, timeout=30)
+        r = gw.check()
         assert r.returncode == 1 and "later.so: cannot load" in r.stderr
+        # without the bad one, the good plugin runs and publishes
+        gw.plugins = [good]
+        gw.write_config()
+        gw.start()
+        wait_for(lambda: "[energy] starting plugin energy" in gw.broker.log(), 10, "plugin start")
+        wait_for(lambda: journal_head(gw, "energy.nuclear.tasks") > 0, 20,
+                 "the good plugin's messages")
+        assert gw.stop() == 0
 
 
 if __name__ == "__main__":

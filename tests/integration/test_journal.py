@@ -3,6 +3,7 @@ no longer verifies is never served.
 
 Run: SC_BUILD=build /usr/bin/python3 tests/integration/test_journal.py
 """
+import base64
 import json
 import os
 import sqlite3
@@ -11,17 +12,8 @@ import sys
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, Gateway, run_tests, wait_for  # noqa: E402
-
-
-def ticker(name="t", interval_ms=10):
-    return {
-        "name": name,
-        "path": os.path.join(BUILD, "tests", "plugins", "crash.so"),
-        "sector": "energy",
-        "channels": ["energy.test."],
-        "settings": {"channel": "energy.test.%s" % name, "interval_ms": interval_ms},
-    }
+from harness import (Gateway, crash_plugin, journal_query, jws_envelope,  # noqa: E402
+                     run_tests, service_request, wait_for, zmq_socket)
 
 
 def journal(gw):
@@ -29,16 +21,11 @@ def journal(gw):
 
 
 def filled_gateway(min_messages=30):
-    gw = Gateway(plugins=[ticker()])
+    gw = Gateway(plugins=[crash_plugin("t", interval_ms=10, grant="energy.test.")])
 
     def count():
-        db = sqlite3.connect(journal(gw))
-        try:
-            return db.execute("SELECT count(*) FROM messages").fetchone()[0]
-        except sqlite3.Error:
-            return 0
-        finally:
-            db.close()
+        rows = journal_query(gw, "SELECT count(*) FROM messages", quiet=True)
+        return rows[0][0] if rows else 0
     wait_for(lambda: count() >= min_messages, 20, "journal filled")
     assert gw.stop() == 0
     return gw
@@ -93,8 +80,7 @@ def test_tampered_message_is_never_served():
         jws = bytes(jws)
         head, payload, sig = jws.split(b".")
         # change the payload (a different tick) but keep the old signature
-        import base64
-        body = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+        body = jws_envelope(jws)
         body["data"]["tick"] += 1000
         forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=")
         db.execute("UPDATE messages SET jws=? WHERE channel='energy.test.t' AND seq=?",
@@ -106,25 +92,14 @@ def test_tampered_message_is_never_served():
         gw.start()
         ctx = zmq.Context()
         try:
-            s = ctx.socket(zmq.DEALER)
-            s.linger = 0
-            s.curve_serverkey = open(os.path.join(gw.keys, "broker.public"), "rb").read().strip()
-            s.curve_publickey = open(os.path.join(gw.keys, "motie.public"), "rb").read().strip()
-            s.curve_secretkey = open(os.path.join(gw.keys, "motie.secret"), "rb").read().strip()
+            s = zmq_socket(ctx, zmq.DEALER, gw, "motie")
             s.connect(gw.service)
-            s.send_multipart([b"1", b"replay", json.dumps({"channel": "energy.test.t", "from": 1}).encode()])
-            items, final = [], None
-            while final is None:
-                assert s.poll(10000), "no reply"
-                fr = s.recv_multipart()
-                if fr[1] == b"msg":
-                    items.append(fr)
-                else:
-                    final = fr
+            items, kind, err = service_request(s, b"1", b"replay",
+                                               {"channel": "energy.test.t", "from": 1})
             # everything before the forged message is served, it is not
             assert len(items) == seq - 1, (len(items), seq)
-            assert final[1] == b"error", final
-            err = json.loads(final[2])
+            assert [jws_envelope(jws)["seq"] for _, jws in items] == list(range(1, seq))
+            assert kind == "error", (kind, err)
             assert err["code"] == 500 and err["error"] == "corrupt", err
             assert ("seq %d" % seq) in err["text"], err
             wait_for(lambda: "fails verification" in gw.broker.log(), 5, "log line")

@@ -15,13 +15,10 @@ that rotation itself loses or refuses nothing.
 
 Run: SC_BUILD=build /usr/bin/python3 tests/integration/test_rotation.py [NAME...]
 """
-import base64
 import json
 import os
 import shutil
 import signal
-import sqlite3
-import subprocess
 import sys
 import time
 
@@ -29,8 +26,9 @@ import zmq
 from jwcrypto import jwk, jws
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, ExtendedGateway, Process, keygen, rogue_plugin,  # noqa: E402
-                     run_tests, service_request, wait_for, zmq_socket)
+from harness import (Gateway, journal_heads, journal_query, jws_header,  # noqa: E402
+                     keygen, rogue_plugin, run_tests, service_request, wait_for,
+                     zmq_socket)
 
 CH_NUC, CH_LNG = "energy.nuclear.tasks", "energy.lng.tasks"
 NO_HB = {"gateway": {"heartbeat_ms": 0}}
@@ -50,32 +48,13 @@ class Rotation:
         gw.plugins = [rogue_plugin(publish=channels, interval_ms=30, trigger=self.trigger)]
         self.subs = []            # (process, channels it covers, its JWKS)
 
-    # journal, read-only, as an operator would (sqlite3 -readonly)
-    def db(self):
-        return sqlite3.connect("file:%s?mode=ro" % os.path.join(self.gw.tmp, "data",
-                                                                "journal.db"), uri=True)
-
     def heads(self):
-        d = self.db()
-        try:
-            return dict(d.execute("SELECT name, head FROM channels").fetchall())
-        finally:
-            d.close()
+        return journal_heads(self.gw)
 
     def rows(self):
         """[(channel, seq, ts, kid)] of every retained message."""
-        d = self.db()
-        try:
-            out = []
-            for ch, seq, ts, tok in d.execute(
-                    "SELECT channel, seq, ts, jws FROM messages ORDER BY channel, seq"):
-                tok = tok.decode() if isinstance(tok, bytes) else tok
-                h = tok.split(".")[0]
-                hdr = json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
-                out.append((ch, seq, ts, hdr["kid"]))
-            return out
-        finally:
-            d.close()
+        return [(ch, seq, ts, jws_header(tok)["kid"]) for ch, seq, ts, tok in journal_query(
+            self.gw, "SELECT channel, seq, ts, jws FROM messages ORDER BY channel, seq")]
 
     def hand_out_jwks(self, name):
         """What the operator gives the agencies: a copy of the JWKS file."""
@@ -85,12 +64,8 @@ class Rotation:
 
     def subscriber(self, agency, subtrees, jwks_path, name):
         gw = self.gw
-        argv = [os.path.join(BIN, "sectorcast-sub"), "-e", gw.endpoint, "-j", jwks_path,
-                "-k", os.path.join(gw.keys, "broker.public"),
-                "-c", os.path.join(gw.keys, agency)] + list(subtrees)
         before = gw.broker.log().count("agency '%s' subscribed" % agency)
-        p = Process(argv, os.path.join(gw.tmp, name + ".err"), os.path.join(gw.tmp, name + ".out"))
-        gw.procs.append(p)
+        p = gw.subscriber(agency, subtrees, name=name, jwks=jwks_path)
         covered = [c for c in self.channels if any((c + ".").startswith(s) for s in subtrees)]
         self.subs.append((p, covered, agency, len(subtrees)))
         wait_for(lambda: gw.broker.log().count("agency '%s' subscribed" % agency) >=
@@ -154,8 +129,7 @@ class Rotation:
         return out
 
     def check(self):
-        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--check", "-c", self.gw.config],
-                           capture_output=True, text=True, timeout=30)
+        r = self.gw.check()
         assert r.returncode == 0, r.stderr
 
 
@@ -174,11 +148,28 @@ def started_at(gw):
     return line.split()[0]
 
 
+def assert_seen_once(rot, a1, a2):
+    """The compliant agency's two runs (a1 before it loaded the new JWKS,
+    a2 after, a2.base messages in) together saw every seq of every channel
+    once, in order, and refused none. Stops both; returns the heads."""
+    heads = rot.heads()
+    envs = a1.envelopes() + a2.envelopes()
+    for ch in rot.channels:
+        seqs = [e["seq"] for e in envs if e["channel"] == ch]
+        assert seqs == list(range(1, heads[ch] + 1)), (ch, seqs, heads[ch])
+    for p in (a1, a2):
+        p.stop()
+        assert p.log().strip().endswith(" 0 refused"), p.log()
+    assert a2.log().strip().endswith("sectorcast-sub: %d delivered, 0 refused"
+                                     % (sum(heads.values()) - a2.base)), a2.log()
+    return heads
+
+
 # -- the procedure ---------------------------------------------------------------
 
 def test_rotation_loses_and_refuses_nothing():
-    gw = ExtendedGateway(start=False, extra=NO_HB,
-                         groups={"retention": [{"subtree": "energy.", "max_messages": 20}]})
+    gw = Gateway(start=False, extra=NO_HB,
+                 groups={"retention": [{"subtree": "energy.", "max_messages": 20}]})
     with gw:
         rot = Rotation(gw)
         gw.write_config()                               # keys: k1, active k1
@@ -236,16 +227,7 @@ def test_rotation_loses_and_refuses_nothing():
         rot.pause()
 
         # what the compliant agency saw: every seq once, in order, none refused
-        heads = rot.heads()
-        envs = a1.envelopes() + a2.envelopes()
-        for ch in (CH_NUC, CH_LNG):
-            seqs = [e["seq"] for e in envs if e["channel"] == ch]
-            assert seqs == list(range(1, heads[ch] + 1)), (ch, seqs, heads[ch])
-        for p in (a1, a2):
-            p.stop()
-            assert p.log().strip().endswith(" 0 refused"), p.log()
-        assert a2.log().strip().endswith("sectorcast-sub: %d delivered, 0 refused"
-                                         % (sum(heads.values()) - a2.base)), a2.log()
+        heads = assert_seen_once(rot, a1, a2)
 
         # the laggard (JWKS v1 only) verified what k1 signed and refused,
         # never printed, what k2 signed
@@ -283,7 +265,7 @@ def test_rotation_by_reload_while_publishing():
     the agency's own restart (to load the new JWKS) pauses publishing.
     Without retention the messages of the old key stay in the journal, so
     the documented check says: keep the old key listed (inactive)."""
-    gw = ExtendedGateway(start=False, extra=NO_HB)
+    gw = Gateway(start=False, extra=NO_HB)
     with gw:
         rot = Rotation(gw)
         gw.write_config()
@@ -325,14 +307,7 @@ def test_rotation_by_reload_while_publishing():
         assert {r[3] for r in rows if r[2] < switch_ts} == {k1}, rows
         # ... so k1 stays listed: the JWKS keeps both, k2 signs
 
-        heads = rot.heads()
-        envs = a1.envelopes() + a2.envelopes()
-        for ch in (CH_NUC, CH_LNG):
-            seqs = [e["seq"] for e in envs if e["channel"] == ch]
-            assert seqs == list(range(1, heads[ch] + 1)), (ch, seqs, heads[ch])
-        for p in (a1, a2):
-            p.stop()
-            assert p.log().strip().endswith(" 0 refused"), p.log()
+        assert_seen_once(rot, a1, a2)
         # the broker stayed up the whole time: one start line
         assert gw.broker.log().count("publishing on") == 1
         assert gw.stop() == 0
@@ -342,7 +317,7 @@ def test_retiring_a_key_too_early_breaks_replay():
     """A key removed while messages it signed are still journaled: the
     gateway no longer serves those messages (500 corrupt) -- which is why
     docs/operations.md says to retire a key only when nothing needs it."""
-    gw = ExtendedGateway(start=False, extra=NO_HB)
+    gw = Gateway(start=False, extra=NO_HB)
     with gw:
         rot = Rotation(gw, channels=(CH_NUC,))
         gw.write_config()
@@ -378,7 +353,7 @@ def test_retiring_a_key_too_early_breaks_replay():
 def test_per_subtree_signing_rule():
     """signing.channels rotates one channel family first: energy.lng. is
     signed by k2 while everything else stays on k1."""
-    gw = ExtendedGateway(start=False, extra=NO_HB)
+    gw = Gateway(start=False, extra=NO_HB)
     with gw:
         rot = Rotation(gw)
         keygen("sign", os.path.join(gw.keys, "k2.jwk"))

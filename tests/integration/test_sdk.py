@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, ROOT, Gateway, run_tests, wait_for  # noqa: E402
+from harness import BIN, ROOT, Gateway, run_tests  # noqa: E402
 
 CLIENT_PROGRAM = r"""
 #include <stdio.h>
@@ -93,10 +93,14 @@ def test_template_builds_out_of_tree_and_runs():
                 out, err = p.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.communicate(timeout=5)
                 raise
             assert p.returncode == 0, err
-            lines = out.split()
-            assert lines[0] == "energy.template.ticks", out
+            # three verified messages of the template plugin, in order
+            got = [l.split() for l in out.splitlines()]
+            assert [c for c, _ in got] == ["energy.template.ticks"] * 3, out
+            seqs = [int(n) for _, n in got]
+            assert seqs == list(range(seqs[0], seqs[0] + 3)), out
             assert "[mine] starting plugin template" in gw.broker.log()
     finally:
         shutil.rmtree(prefix, ignore_errors=True)

@@ -14,7 +14,7 @@ from jwcrypto import jwk, jws
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "integration"))
-from harness import Gateway, copy_register, energy_plugin, run_tests, wait_for  # noqa: E402
+from harness import Gateway, run_tests, start_energy  # noqa: E402
 
 
 def read(path):
@@ -56,12 +56,7 @@ def verify(keys, topic, token):
 def test_python_subscriber_verifies_with_jwks_only():
     gw = Gateway(start=False)
     with gw:
-        reg = os.path.join(gw.tmp, "register")
-        os.makedirs(reg)
-        full = copy_register("energy", os.path.join(gw.tmp, "full"))
-        gw.plugins = [energy_plugin(reg)]
-        gw.write_config()
-        gw.start()
+        reg, full = start_energy(gw)
         keys = jwk.JWKSet.from_json(open(gw.jwks).read())
         ctx = zmq.Context()
         try:
@@ -75,7 +70,7 @@ def test_python_subscriber_verifies_with_jwks_only():
                 os.rename(os.path.join(reg, f + ".tmp"), os.path.join(reg, f))
             want = sum(len(json.load(open(os.path.join(full, f)))[k])
                        for f, k in (("tasks.json", "tasks"), ("standards.json", "standards")))
-            envs, heartbeats = [], 0
+            envs = []
             deadline = time.monotonic() + 20
             while len(envs) < want and time.monotonic() < deadline:
                 if not sub.poll(500):
@@ -84,7 +79,6 @@ def test_python_subscriber_verifies_with_jwks_only():
                 if len(frames) == 3 and frames[1] == b"sc-heartbeat-v1":
                     hb = json.loads(frames[2])
                     assert (hb["channel"] + ".").encode() == frames[0]
-                    heartbeats += 1
                     continue
                 assert len(frames) == 2, frames
                 envs.append(verify(keys, frames[0], frames[1]))

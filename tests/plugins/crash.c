@@ -3,8 +3,8 @@
  * and, after `crash_after` ticks, crashes with SIGSEGV (a real invalid
  * write), to test isolation = "process" and restart with backoff.
  * crash_after = 0 never crashes. block_ms > 0 makes every tick block the
- * plugin's thread that long (a plugin stuck in a slow call). Durable state remembers the tick count,
- * so ticks continue across restarts.
+ * plugin's thread that long (a plugin stuck in a slow call). Durable state
+ * remembers the tick count, so ticks continue across restarts.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -62,13 +62,17 @@ static int init(sc_host_t *h, const sc_host_api_t *api, void **state)
     api->setting_int(h, "crash_after", &c->crash_after);
     api->setting_int(h, "block_ms", &c->block_ms);
     char *v = NULL;
-    if (SC_HOST_HAS(api, state_get) && api->state_get(h, "tick", &v) == SC_OK) {
+    if (SC_HOST_HAS(api, state_get) && SC_HOST_HAS(api, state_free) &&
+        api->state_get(h, "tick", &v) == SC_OK && v) {
         c->tick = atoll(v);
         api->state_free(h, v);
     }
+    if (api->timer_add(h, (uint32_t)iv, 1, on_tick, c) <= 0) {
+        free(c);
+        return SC_ERR_ARG;
+    }
     *state = c;
-    return api->timer_add(h, (uint32_t)iv, 1, on_tick, c) > 0 ? SC_OK
-                                                               : SC_ERR_ARG;
+    return SC_OK;
 }
 
 static void fini(sc_host_t *h, void *state)

@@ -9,9 +9,9 @@
  *        attack foreign: publish to 'energy.lng.tasks' returned -2 (channel
  *        not granted to this plugin)
  *   2. publishes one valid message on each channel of `channels`
- *      ({"rogue":INSTANCE,"n":N,"channel":CH}, kind "rogue.tick"), until
- *      `count` per channel have been accepted (0 = forever), then logs
- *      "published N valid message(s); done".
+ *      ({"rogue":INSTANCE,"n":N,"channel":CH}, kind "rogue.tick"), `count`
+ *      rounds in all (0 = forever), then logs "published N valid
+ *      message(s); done" with N the number the host accepted.
  *
  * Attacks: foreign (a channel not granted: foreign_channel), badjson (not
  * JSON), notobject (a JSON array), dupkey (a duplicated member), toobig
@@ -43,8 +43,8 @@ typedef struct rogue {
     int64_t big_bytes, fit_bytes;
     int attacked;
     int done;
-    long long n; /* valid messages accepted, per channel */
-    long long accepted;
+    long long n;        /* rounds published: one message per channel each */
+    long long accepted; /* valid messages the host accepted, in all */
 } rogue_t;
 
 static const sc_setting_def_t rogue_settings[] = {
@@ -67,7 +67,7 @@ static const sc_setting_def_t rogue_settings[] = {
     {"fit_bytes", SC_SETTING_INT, "1024", 0, "size of the 'fits' data"},
     SC_SETTINGS_END};
 
-/* {"pad":"xxx..."} of exactly `size` bytes (size >= 10) */
+/* {"pad":"<a run of the letter x>"}, exactly `size` bytes long (size >= 10) */
 static char *padded(int64_t size)
 {
     if (size < 10 || size > 64 * 1024 * 1024)
