@@ -53,6 +53,7 @@ typedef struct loader {
     sc_diag_t *diag;
     int errors;
     bool check_files;
+    bool check_plugin_files;
     problem_t *probs;
     size_t n_probs, cap_probs;
 } loader_t;
@@ -1191,7 +1192,7 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
         if (path != NULL) {
             p.path = resolve(L, path);
             struct stat st;
-            if (L->check_files && enabled && p.path != NULL) {
+            if (L->check_plugin_files && enabled && p.path != NULL) {
                 if (stat(p.path, &st) != 0)
                     err(L, s, "plugin path '%s' not found", p.path);
                 else if (!S_ISREG(st.st_mode))
@@ -1271,12 +1272,27 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
  * Public surface
  * ---------------------------------------------------------------------- */
 
+static sc_config_t *load(const char *path, bool check_files,
+                         bool check_plugin_files, sc_diag_t *diag);
+
 sc_config_t *sc_config_load(const char *path, bool check_files,
                             sc_diag_t *diag)
 {
+    return load(path, check_files, check_files, diag);
+}
+
+sc_config_t *sc_config_load_to_run(const char *path, sc_diag_t *diag)
+{
+    return load(path, true, false, diag);
+}
+
+static sc_config_t *load(const char *path, bool check_files,
+                         bool check_plugin_files, sc_diag_t *diag)
+{
     if (path == NULL)
         return NULL;
-    loader_t L = {.path = path, .diag = diag, .check_files = check_files};
+    loader_t L = {.path = path, .diag = diag, .check_files = check_files,
+                  .check_plugin_files = check_plugin_files};
 
     /* libconfig says only "file I/O error"; say which. */
     struct stat st;

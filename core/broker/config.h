@@ -139,6 +139,9 @@ typedef struct sc_config {
  * 0600) and plugin paths exist. */
 sc_config_t *sc_config_load(const char *path, bool check_files,
                             sc_diag_t *diag);
+/* As sc_config_load(path, true, diag), but a missing plugin file is not an
+ * error: the running broker refuses that plugin alone when it starts it. */
+sc_config_t *sc_config_load_to_run(const char *path, sc_diag_t *diag);
 void sc_config_destroy(sc_config_t **cfg_p);
 
 /* Validate plugin `p`'s settings against the plugin's declared table:

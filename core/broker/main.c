@@ -138,9 +138,13 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* --check also loads every plugin and checks its settings; a running
+     * broker refuses a plugin that cannot load or is missing (by name, in
+     * its log) and starts the others */
     sc_diag_t diag = {0};
-    sc_config_t *cfg = sc_config_load(config, true, &diag);
-    if (cfg)
+    sc_config_t *cfg = check ? sc_config_load(config, true, &diag)
+                             : sc_config_load_to_run(config, &diag);
+    if (cfg && check)
         sc_broker_check_plugins(cfg, &diag);
     if (!cfg || diag.count) {
         sc_diag_print(&diag, stderr);

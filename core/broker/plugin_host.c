@@ -104,7 +104,8 @@ int sc_plugin_lib_open(const char *path, sc_plugin_lib_t *lib, char *err,
     memset(lib, 0, sizeof *lib);
     struct stat st;
     if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "plugin %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "plugin %s: %s", path,
+                 errno == ENOENT ? "not found" : strerror(errno));
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {

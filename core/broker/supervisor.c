@@ -150,8 +150,8 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
     s->restart_at_ms = 0;
     s->started_ms = sc_mono_ms();
     s->so_known = stat(p->path, &s->so) == 0;
-    if (p->isolate_process)
-        return spawn_child(sv, s);
+    /* a plugin that cannot load is refused by name here, whatever its
+     * isolation, and the others start regardless */
     sc_plugin_lib_t lib;
     char err[1024];
     if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
@@ -170,14 +170,21 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         return -1;
     }
     sc_diag_clear(&d);
+    if (p->isolate_process) {
+        sc_plugin_lib_close(&lib); /* the child loads its own copy */
+        return spawn_child(sv, s);
+    }
     char *db = state_db_path(sv->cfg);
-    s->inst = db ? sc_plugin_start(&lib, p, sv->cfg->max_data_bytes, sv->zctx,
-                                   sv->inproc_ep, db, false, err,
-                                   sizeof err)
-                 : NULL;
+    if (!db) {
+        sc_plugin_lib_close(&lib);
+        sc_log(SC_L_ERROR, p->name, "out of memory; plugin not started");
+        return -1;
+    }
+    s->inst = sc_plugin_start(&lib, p, sv->cfg->max_data_bytes, sv->zctx,
+                              sv->inproc_ep, db, false, err, sizeof err);
     free(db);
     if (!s->inst) {
-        sc_log(SC_L_ERROR, p->name, "%s", db ? err : "out of memory");
+        sc_log(SC_L_ERROR, p->name, "%s; plugin not started", err);
         return -1;
     }
     return 0;

@@ -176,11 +176,14 @@ def test_check_reports_problems_with_file_and_line():
 
 
 def test_bad_plugins_are_refused_others_run():
-    """A file that is not a plugin of our ABI is named by --check and keeps
-    the broker from starting at all; without it, the good plugin runs."""
+    """A .so that is missing, not a shared object, lacks the symbol or
+    speaks another ABI: --check names each and fails; the running broker
+    refuses each by name and runs the good plugin."""
     gw = Gateway(start=False)
     with gw:
-        reg = copy_register("energy", os.path.join(gw.tmp, "register"))
+        reg = os.path.join(gw.tmp, "register")
+        os.makedirs(reg)
+        full = copy_register("energy", os.path.join(gw.tmp, "full"))
         notso = os.path.join(gw.tmp, "notaplugin.so")
         with open(notso, "w") as f:
             f.write("this is not an ELF file\n")
@@ -190,39 +193,43 @@ def test_bad_plugins_are_refused_others_run():
         nosym = dict(energy_plugin(reg, name="nosym"),
                      path=os.path.join(BUILD, "tests", "plugins", "no_symbol.so"), settings={})
         junk = dict(energy_plugin(reg, name="junk"), path=notso, settings={})
-        gw.plugins = [bad_abi, nosym, junk, good]
-        gw.write_config()
-        # --check names each bad file
+        gone = dict(energy_plugin(reg, name="gone"),
+                    path=os.path.join(gw.tmp, "missing.so"), settings={})
+        # --check names each bad file and fails
         named = ("bad_abi.so: speaks ABI version", "no_symbol.so: no symbol 'sc_plugin_entry'",
                  "notaplugin.so: cannot load")
+        gw.plugins = [bad_abi, nosym, junk, good]
+        gw.write_config()
         r = gw.check()
         assert r.returncode == 1
         for needle in named:
             assert needle in r.stderr, (needle, r.stderr)
-        # the broker itself refuses to start on that config, with the same
-        # reasons, before it opens a journal
-        r = subprocess.run([os.path.join(BIN, "sectorcastd"), "-c", gw.config],
-                           capture_output=True, text=True, timeout=30)
-        assert r.returncode == 1, r.stderr
-        for needle in named:
-            assert needle in r.stderr, (needle, r.stderr)
-        assert not os.path.exists(os.path.join(gw.tmp, "data", "journal.db"))
-        # a file that is not a shared object under a .so name, next to the
-        # good plugin: refused the same way
-        gw.plugins = [dict(junk, path=os.path.join(gw.tmp, "later.so")), good]
-        with open(os.path.join(gw.tmp, "later.so"), "w") as f:
-            f.write("x")
+        gw.plugins = [gone, good]
         gw.write_config()
         r = gw.check()
-        assert r.returncode == 1 and "later.so: cannot load" in r.stderr
-        # without the bad one, the good plugin runs and publishes
-        gw.plugins = [good]
+        assert r.returncode == 1 and "missing.so' not found" in r.stderr, r.stderr
+        gw.plugins = [bad_abi, nosym, junk, gone, good]
         gw.write_config()
+        # the broker refuses each one, by name, and runs the good plugin
         gw.start()
-        wait_for(lambda: "[energy] starting plugin energy" in gw.broker.log(), 10, "plugin start")
-        wait_for(lambda: journal_head(gw, "energy.nuclear.tasks") > 0, 20,
-                 "the good plugin's messages")
+        sub = gw.subscriber("motie", ["energy."])
+        gw.wait_subscribed("motie", "energy.")
+        log = gw.broker.log()
+        for name, needle in (("badabi", "bad_abi.so: speaks ABI version"),
+                             ("nosym", "no_symbol.so: no symbol 'sc_plugin_entry'"),
+                             ("junk", "notaplugin.so: cannot load"),
+                             ("gone", "missing.so: not found")):
+            lines = [l for l in log.splitlines() if "[%s]" % name in l and needle in l]
+            assert lines and lines[0].endswith("plugin not started"), (name, log)
+            assert gw.config + ":" in lines[0], lines[0]
+        assert "[energy] starting plugin energy" in log, log
+        for f in ("tasks.json", "standards.json"):
+            save(os.path.join(reg, f), load(os.path.join(full, f)))
+        want = (len(load(os.path.join(full, "tasks.json"))["tasks"]) +
+                len(load(os.path.join(full, "standards.json"))["standards"]))
+        wait_for(lambda: len(sub.lines()) >= want, 20, "the good plugin's messages")
         assert gw.stop() == 0
+        sub.stop()
 
 
 if __name__ == "__main__":
