@@ -8,7 +8,9 @@ set -eu
 pkgs="scons gcc libc6-dev pkg-config libzmq3-dev libconfig-dev libsodium-dev
 libjansson-dev libsqlite3-dev"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs libcmocka-dev clang libclang-rt-dev python3 python3-zmq
+    # llvm: llvm-symbolizer, without which sanitizer stacks are not
+    # symbolized and tests/fuzz/lsan.supp (by function name) cannot match
+    pkgs="$pkgs libcmocka-dev clang libclang-rt-dev llvm python3 python3-zmq
 python3-jwcrypto python3-nacl"
 fi
 
