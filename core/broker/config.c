@@ -1440,6 +1440,7 @@ static bool type_fits(sc_setting_type_t want, sc_cfg_value_type_t have)
     case SC_SETTING_INT:   return have == SC_CFG_INT;
     case SC_SETTING_BOOL:  return have == SC_CFG_BOOL;
     case SC_SETTING_FLOAT: return have == SC_CFG_FLOAT || have == SC_CFG_INT;
+    case SC_SETTING_GROUP: return false; /* not supported yet */
     }
     return false;
 }
@@ -1483,6 +1484,8 @@ static int parse_default(const sc_setting_def_t *d, sc_cfg_setting_t *out)
         out->type = SC_CFG_STRING;
         out->s = strdup(t);
         return out->s != NULL ? 0 : -1;
+    case SC_SETTING_GROUP:
+        return -1;
     }
     return -1;
 }

@@ -141,7 +141,8 @@ int sc_plugin_lib_open(const char *path, sc_plugin_lib_t *lib, char *err,
         dlclose(dl);
         return -1;
     }
-    if (d->abi_version != SC_PLUGIN_ABI_VERSION) {
+    if (d->abi_version < SC_PLUGIN_ABI_MIN ||
+        d->abi_version > SC_PLUGIN_ABI_VERSION) {
         snprintf(err, errlen,
                  "plugin %s: speaks ABI version %u, this broker speaks %u; "
                  "rebuild the plugin against this broker's "

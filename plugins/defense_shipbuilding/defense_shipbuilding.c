@@ -53,6 +53,7 @@ ds_init(sc_host_t *host, const sc_host_api_t *api, void **state)
 
 static const sc_plugin_t ds_plugin = {
     .abi_version = SC_PLUGIN_ABI_VERSION,
+    SC_PLUGIN_SIZES,
     .name = "defense_shipbuilding",
     .version = "1.0.0",
     .description = "defence and shipbuilding (naval MRO) tasks, standards "

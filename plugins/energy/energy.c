@@ -52,6 +52,7 @@ energy_init(sc_host_t *host, const sc_host_api_t *api, void **state)
 
 static const sc_plugin_t energy_plugin = {
     .abi_version = SC_PLUGIN_ABI_VERSION,
+    SC_PLUGIN_SIZES,
     .name = "energy",
     .version = "2.0.0",
     .description = "hydrogen, nuclear/SMR and LNG tasks, standards and "

@@ -54,6 +54,7 @@ semis_ai_init(sc_host_t *host, const sc_host_api_t *api, void **state)
 
 static const sc_plugin_t semis_ai_plugin = {
     .abi_version = SC_PLUGIN_ABI_VERSION,
+    SC_PLUGIN_SIZES,
     .name = "semis_ai",
     .version = "1.0.0",
     .description = "semiconductor and AI tasks, standards and supply-chain "

@@ -32,20 +32,20 @@
 #define STATE_FORMAT "1"
 
 const sc_setting_def_t sk_sector_settings[] = {
-    { "register_dir", SC_SETTING_PATH, NULL, 1,
+    SC_SETTING("register_dir", SC_SETTING_PATH, NULL, 1,
       "directory of the register: *.json files of tasks, standards and "
-      "indicator series" },
-    { "poll_interval_ms", SC_SETTING_INT, "1000", 0,
-      "how often to look for changed files, in ms (10..3600000)" },
-    { "publish_on_start", SC_SETTING_BOOL, "true", 0,
+      "indicator series"),
+    SC_SETTING("poll_interval_ms", SC_SETTING_INT, "1000", 0,
+      "how often to look for changed files, in ms (10..3600000)"),
+    SC_SETTING("publish_on_start", SC_SETTING_BOOL, "true", 0,
       "publish what changed since the last run at start (false: take the "
-      "register as published, only later changes)" },
-    { "alert_rules", SC_SETTING_STRING, NULL, 0,
+      "register as published, only later changes)"),
+    SC_SETTING("alert_rules", SC_SETTING_STRING, NULL, 0,
       "supply-chain alert rules, ';'-separated, e.g. \"lng_inventory_days "
-      "< 10 Severe < 7 Extreme clear 12\" (docs/sectors.md)" },
-    { "alert_sender", SC_SETTING_STRING, NULL, 0,
+      "< 10 Severe < 7 Extreme clear 12\" (docs/sectors.md)"),
+    SC_SETTING("alert_sender", SC_SETTING_STRING, NULL, 0,
       "CAP sender of alerts (no spaces or commas); default "
-      "sectorcast.<instance>" },
+      "sectorcast.<instance>"),
     SC_SETTINGS_END
 };
 

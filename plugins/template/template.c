@@ -19,8 +19,8 @@ typedef struct tpl {
 
 /* The settings the host validates for us (unknown keys are refused). */
 static const sc_setting_def_t tpl_settings[] = {
-    { "channel", SC_SETTING_STRING, NULL, 1, "channel to publish ticks on" },
-    { "interval_ms", SC_SETTING_INT, "5000", 0, "ms between two ticks" },
+    SC_SETTING("channel", SC_SETTING_STRING, NULL, 1, "channel to publish ticks on"),
+    SC_SETTING("interval_ms", SC_SETTING_INT, "5000", 0, "ms between two ticks"),
     SC_SETTINGS_END
 };
 
@@ -73,6 +73,7 @@ tpl_fini(sc_host_t *host, void *state)
 
 static const sc_plugin_t tpl_plugin = {
     .abi_version = SC_PLUGIN_ABI_VERSION, /* the ABI we are built for */
+    SC_PLUGIN_SIZES,
     .name = "template",
     .version = "1.0.0",
     .description = "example plugin: publishes a tick every interval_ms",

@@ -20,11 +20,11 @@
 static char path[256];
 
 static const sc_setting_def_t table[] = {
-    {"register_dir", SC_SETTING_PATH, NULL, 1, "a required path"},
-    {"poll_interval_ms", SC_SETTING_INT, "1000", 0, "an integer"},
-    {"name", SC_SETTING_STRING, "x", 0, "a string"},
-    {"ratio", SC_SETTING_FLOAT, "0.5", 0, "a float"},
-    {"on", SC_SETTING_BOOL, "true", 0, "a bool"},
+    SC_SETTING("register_dir", SC_SETTING_PATH, NULL, 1, "a required path"),
+    SC_SETTING("poll_interval_ms", SC_SETTING_INT, "1000", 0, "an integer"),
+    SC_SETTING("name", SC_SETTING_STRING, "x", 0, "a string"),
+    SC_SETTING("ratio", SC_SETTING_FLOAT, "0.5", 0, "a float"),
+    SC_SETTING("on", SC_SETTING_BOOL, "true", 0, "a bool"),
     SC_SETTINGS_END};
 
 static char dir[] = "/tmp/sc-fuzz-config-XXXXXX";

@@ -24,12 +24,12 @@ typedef struct burst {
 } burst_t;
 
 static const sc_setting_def_t burst_settings[] = {
-    { "channel", SC_SETTING_STRING, NULL, 1, "channel to publish on" },
-    { "count", SC_SETTING_INT, "10000", 0, "messages in the burst" },
-    { "interval_ms", SC_SETTING_INT, "0", 0,
-      "ms between messages; 0 = as fast as the host accepts" },
-    { "key_count", SC_SETTING_INT, "10", 0, "distinct keys k0..k(N-1)" },
-    { "start_delay_ms", SC_SETTING_INT, "0", 0, "wait before the first" },
+    SC_SETTING("channel", SC_SETTING_STRING, NULL, 1, "channel to publish on"),
+    SC_SETTING("count", SC_SETTING_INT, "10000", 0, "messages in the burst"),
+    SC_SETTING("interval_ms", SC_SETTING_INT, "0", 0,
+      "ms between messages; 0 = as fast as the host accepts"),
+    SC_SETTING("key_count", SC_SETTING_INT, "10", 0, "distinct keys k0..k(N-1)"),
+    SC_SETTING("start_delay_ms", SC_SETTING_INT, "0", 0, "wait before the first"),
     SC_SETTINGS_END
 };
 
@@ -146,6 +146,7 @@ static void burst_fini(sc_host_t *host, void *state)
 
 static const sc_plugin_t burst_plugin = {
     .abi_version = SC_PLUGIN_ABI_VERSION,
+    SC_PLUGIN_SIZES,
     .name = "burst",
     .version = "1.0.0",
     .description = "test plugin: a burst of numbered messages",

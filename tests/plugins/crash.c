@@ -82,15 +82,16 @@ static void fini(sc_host_t *h, void *state)
 }
 
 static const sc_setting_def_t settings[] = {
-    {"channel", SC_SETTING_STRING, NULL, 1, "channel to publish ticks on"},
-    {"interval_ms", SC_SETTING_INT, "100", 0, "tick interval"},
-    {"crash_after", SC_SETTING_INT, "0", 0, "ticks per run before SIGSEGV"},
-    {"block_ms", SC_SETTING_INT, "0", 0, "block the thread this long per tick"},
+    SC_SETTING("channel", SC_SETTING_STRING, NULL, 1, "channel to publish ticks on"),
+    SC_SETTING("interval_ms", SC_SETTING_INT, "100", 0, "tick interval"),
+    SC_SETTING("crash_after", SC_SETTING_INT, "0", 0, "ticks per run before SIGSEGV"),
+    SC_SETTING("block_ms", SC_SETTING_INT, "0", 0, "block the thread this long per tick"),
     SC_SETTINGS_END,
 };
 
 static const sc_plugin_t desc = {
     .abi_version = SC_PLUGIN_ABI_VERSION,
+    SC_PLUGIN_SIZES,
     .name = "crash",
     .version = "1.0.0",
     .description = "test plugin that ticks and crashes on purpose",

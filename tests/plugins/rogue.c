@@ -48,23 +48,23 @@ typedef struct rogue {
 } rogue_t;
 
 static const sc_setting_def_t rogue_settings[] = {
-    {"channels", SC_SETTING_STRING, "", 0,
-     "comma-separated channels for valid messages"},
-    {"count", SC_SETTING_INT, "0", 0,
-     "valid messages per channel (0 = until stopped)"},
-    {"interval_ms", SC_SETTING_INT, "100", 0, "ms between two rounds"},
-    {"trigger", SC_SETTING_STRING, "", 0,
-     "publish only while this file exists (empty = always)"},
-    {"attacks", SC_SETTING_STRING, "", 0,
-     "comma-separated attacks to run once (see rogue.c)"},
-    {"foreign_channel", SC_SETTING_STRING, "energy.lng.tasks", 0,
-     "channel for the 'foreign' attack"},
-    {"attack_channel", SC_SETTING_STRING, "", 0,
-     "granted channel for the other attacks (default: first of channels)"},
-    {"key", SC_SETTING_STRING, "", 0,
-     "key of every valid message (empty = null)"},
-    {"big_bytes", SC_SETTING_INT, "70000", 0, "size of the 'toobig' data"},
-    {"fit_bytes", SC_SETTING_INT, "1024", 0, "size of the 'fits' data"},
+    SC_SETTING("channels", SC_SETTING_STRING, "", 0,
+     "comma-separated channels for valid messages"),
+    SC_SETTING("count", SC_SETTING_INT, "0", 0,
+     "valid messages per channel (0 = until stopped)"),
+    SC_SETTING("interval_ms", SC_SETTING_INT, "100", 0, "ms between two rounds"),
+    SC_SETTING("trigger", SC_SETTING_STRING, "", 0,
+     "publish only while this file exists (empty = always)"),
+    SC_SETTING("attacks", SC_SETTING_STRING, "", 0,
+     "comma-separated attacks to run once (see rogue.c)"),
+    SC_SETTING("foreign_channel", SC_SETTING_STRING, "energy.lng.tasks", 0,
+     "channel for the 'foreign' attack"),
+    SC_SETTING("attack_channel", SC_SETTING_STRING, "", 0,
+     "granted channel for the other attacks (default: first of channels)"),
+    SC_SETTING("key", SC_SETTING_STRING, "", 0,
+     "key of every valid message (empty = null)"),
+    SC_SETTING("big_bytes", SC_SETTING_INT, "70000", 0, "size of the 'toobig' data"),
+    SC_SETTING("fit_bytes", SC_SETTING_INT, "1024", 0, "size of the 'fits' data"),
     SC_SETTINGS_END};
 
 /* {"pad":"<a run of the letter x>"}, exactly `size` bytes long (size >= 10) */
@@ -233,6 +233,7 @@ static void rogue_fini(sc_host_t *host, void *state)
 
 static const sc_plugin_t rogue_plugin = {
     .abi_version = SC_PLUGIN_ABI_VERSION,
+    SC_PLUGIN_SIZES,
     .name = "rogue",
     .version = "1.0.0",
     .description = "test fixture: publishes what the host must refuse",

@@ -347,6 +347,7 @@ type_name(sc_setting_type_t t)
     case SC_SETTING_BOOL: return "boolean";
     case SC_SETTING_FLOAT: return "float";
     case SC_SETTING_PATH: return "path";
+    case SC_SETTING_GROUP: return "group";
     }
     return "?";
 }
@@ -359,6 +360,9 @@ parse_value(fakehost_t *fh, const sc_setting_def_t *def, const char *text,
 {
     char *end = NULL;
     switch (def->type) {
+    case SC_SETTING_GROUP:
+        snprintf(why, whylen, "groups are not supported by the fake host");
+        return -1;
     case SC_SETTING_STRING:
         free(out->s);
         out->s = strdup(text);

@@ -778,12 +778,12 @@ static void test_check_files_missing(void **state)
  * ---------------------------------------------------------------------- */
 
 static const sc_setting_def_t table_energy[] = {
-    {"register_dir", SC_SETTING_PATH, NULL, 1, "where registers live"},
-    {"poll_interval_ms", SC_SETTING_INT, "500", 0, "poll period"},
-    {"ratio", SC_SETTING_FLOAT, NULL, 0, "a ratio"},
-    {"verbose", SC_SETTING_BOOL, "false", 0, "chatty"},
-    {"label", SC_SETTING_STRING, "dflt", 0, "a label"},
-    {"cache", SC_SETTING_PATH, "cache/x", 0, "cache file"},
+    SC_SETTING("register_dir", SC_SETTING_PATH, NULL, 1, "where registers live"),
+    SC_SETTING("poll_interval_ms", SC_SETTING_INT, "500", 0, "poll period"),
+    SC_SETTING("ratio", SC_SETTING_FLOAT, NULL, 0, "a ratio"),
+    SC_SETTING("verbose", SC_SETTING_BOOL, "false", 0, "chatty"),
+    SC_SETTING("label", SC_SETTING_STRING, "dflt", 0, "a label"),
+    SC_SETTING("cache", SC_SETTING_PATH, "cache/x", 0, "cache file"),
     SC_SETTINGS_END};
 
 static sc_config_t *load_settings_conf(char *path, size_t n, sc_diag_t *d)
@@ -819,11 +819,11 @@ static void test_settings_unknown_and_mistyped(void **state)
     sc_diag_clear(&d);
 
     static const sc_setting_def_t table_types[] = {
-        {"register_dir", SC_SETTING_INT, NULL, 0, ""},
-        {"poll_interval_ms", SC_SETTING_STRING, NULL, 0, ""},
-        {"ratio", SC_SETTING_FLOAT, NULL, 0, ""},
-        {"foo", SC_SETTING_BOOL, NULL, 0, ""},
-        {"verbose", SC_SETTING_STRING, NULL, 0, ""},
+        SC_SETTING("register_dir", SC_SETTING_INT, NULL, 0, ""),
+        SC_SETTING("poll_interval_ms", SC_SETTING_STRING, NULL, 0, ""),
+        SC_SETTING("ratio", SC_SETTING_FLOAT, NULL, 0, ""),
+        SC_SETTING("foo", SC_SETTING_BOOL, NULL, 0, ""),
+        SC_SETTING("verbose", SC_SETTING_STRING, NULL, 0, ""),
         SC_SETTINGS_END};
     assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table_types, &d),
                      -1);
@@ -866,12 +866,12 @@ static void test_settings_missing_required(void **state)
 
     /* with a settings group, the error is on the group's line */
     static const sc_setting_def_t table[] = {
-        {"register_dir", SC_SETTING_PATH, NULL, 1, ""},
-        {"poll_interval_ms", SC_SETTING_INT, NULL, 0, ""},
-        {"ratio", SC_SETTING_FLOAT, NULL, 0, ""},
-        {"foo", SC_SETTING_STRING, NULL, 0, ""},
-        {"verbose", SC_SETTING_STRING, NULL, 0, ""},
-        {"label", SC_SETTING_STRING, "ignored when required", 1, ""},
+        SC_SETTING("register_dir", SC_SETTING_PATH, NULL, 1, ""),
+        SC_SETTING("poll_interval_ms", SC_SETTING_INT, NULL, 0, ""),
+        SC_SETTING("ratio", SC_SETTING_FLOAT, NULL, 0, ""),
+        SC_SETTING("foo", SC_SETTING_STRING, NULL, 0, ""),
+        SC_SETTING("verbose", SC_SETTING_STRING, NULL, 0, ""),
+        SC_SETTING("label", SC_SETTING_STRING, "ignored when required", 1, ""),
         SC_SETTINGS_END};
     assert_int_equal(sc_config_check_plugin_settings(cfg, &cfg->plugins[0],
                                                      table, &d), -1);
@@ -885,13 +885,13 @@ static void test_settings_defaults(void **state)
 {
     (void)state;
     static const sc_setting_def_t table[] = {
-        {"poll_interval_ms", SC_SETTING_INT, "500", 0, ""},
-        {"verbose", SC_SETTING_BOOL, "true", 0, ""},
-        {"ratio", SC_SETTING_FLOAT, "0.5", 0, ""},
-        {"label", SC_SETTING_STRING, "dflt", 0, ""},
-        {"cache", SC_SETTING_PATH, "/var/cache/sc", 0, ""},
-        {"spool", SC_SETTING_PATH, "spool", 0, ""},
-        {"nodefault", SC_SETTING_STRING, NULL, 0, ""},
+        SC_SETTING("poll_interval_ms", SC_SETTING_INT, "500", 0, ""),
+        SC_SETTING("verbose", SC_SETTING_BOOL, "true", 0, ""),
+        SC_SETTING("ratio", SC_SETTING_FLOAT, "0.5", 0, ""),
+        SC_SETTING("label", SC_SETTING_STRING, "dflt", 0, ""),
+        SC_SETTING("cache", SC_SETTING_PATH, "/var/cache/sc", 0, ""),
+        SC_SETTING("spool", SC_SETTING_PATH, "spool", 0, ""),
+        SC_SETTING("nodefault", SC_SETTING_STRING, NULL, 0, ""),
         SC_SETTINGS_END};
     char p[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 16];
     sc_diag_t d = {0};
@@ -925,7 +925,7 @@ static void test_settings_defaults(void **state)
 
     /* a default the plugin got wrong is reported, not trusted */
     static const sc_setting_def_t bad[] = {
-        {"n", SC_SETTING_INT, "ten", 0, ""}, SC_SETTINGS_END};
+        SC_SETTING("n", SC_SETTING_INT, "ten", 0, ""), SC_SETTINGS_END};
     assert_int_equal(sc_config_check_plugin_settings(cfg, pl, bad, &d), -1);
     expect(&d, "%s:21: plugin 'bare': default value 'ten' of setting 'n' is "
                "not an integer (a bug in the plugin)", p);
@@ -937,12 +937,12 @@ static void test_settings_path_resolved(void **state)
 {
     (void)state;
     static const sc_setting_def_t table[] = {
-        {"register_dir", SC_SETTING_PATH, NULL, 1, ""},
-        {"poll_interval_ms", SC_SETTING_INT, "500", 0, ""},
-        {"ratio", SC_SETTING_FLOAT, NULL, 0, ""},
-        {"foo", SC_SETTING_STRING, NULL, 0, ""},
-        {"verbose", SC_SETTING_STRING, NULL, 0, ""},
-        {"cache", SC_SETTING_PATH, "../cache", 0, ""},
+        SC_SETTING("register_dir", SC_SETTING_PATH, NULL, 1, ""),
+        SC_SETTING("poll_interval_ms", SC_SETTING_INT, "500", 0, ""),
+        SC_SETTING("ratio", SC_SETTING_FLOAT, NULL, 0, ""),
+        SC_SETTING("foo", SC_SETTING_STRING, NULL, 0, ""),
+        SC_SETTING("verbose", SC_SETTING_STRING, NULL, 0, ""),
+        SC_SETTING("cache", SC_SETTING_PATH, "../cache", 0, ""),
         SC_SETTINGS_END};
     char p[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 32];
     sc_diag_t d = {0};

@@ -733,11 +733,11 @@ test_handshake_entry_returns_null(void **state)
                                       err, sizeof err);
     assert_null(fh);
     assert_non_null(strstr(err, "sc_plugin_entry(0) returned NULL"));
-    /* a newer host: the plugin offers ABI 1, the host speaks it */
-    fh = fakehost_new_abi(energy_so, "energy", all_energy, 2, err,
-                          sizeof err);
+    /* a newer host: the plugin offers its ABI, the host speaks it */
+    fh = fakehost_new_abi(energy_so, "energy", all_energy,
+                          SC_PLUGIN_ABI_VERSION + 1, err, sizeof err);
     assert_non_null(fh);
-    assert_int_equal(fakehost_plugin(fh)->abi_version, 1);
+    assert_int_equal(fakehost_plugin(fh)->abi_version, SC_PLUGIN_ABI_VERSION);
     fakehost_destroy(&fh);
     assert_null(fh);
 }
