@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 #include "common/envelope.h"
+#include "log.h"
 
 typedef struct head {
     char *channel;
@@ -588,4 +589,208 @@ void sc_journal_kids(sc_journal_t *j, sc_journal_kid_fn cb, void *arg)
             break;
     }
     sqlite3_finalize(st);
+}
+
+/* ------------------------------------------------------------------ */
+/* readers                                                              */
+
+struct sc_journal_reader {
+    sqlite3 *db;
+    char *path;
+    char epoch[33];
+    sqlite3_stmt *scan;
+    sqlite3_stmt *chan;
+    int in_txn;
+    char err[512];
+};
+
+/* record and log a read error of reader r (what: which operation) */
+static int reader_fail(sc_journal_reader_t *r, const char *what)
+{
+    snprintf(r->err, sizeof r->err, "%s: %s: %s (sqlite error %d)", r->path,
+             what, sqlite3_errmsg(r->db), sqlite3_extended_errcode(r->db));
+    sc_log(SC_L_ERROR, "journal", "read failed: %s", r->err);
+    return -1;
+}
+
+sc_journal_reader_t *sc_journal_reader_new(const sc_journal_t *j, char *err,
+                                           size_t errlen)
+{
+    sc_journal_reader_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(j->path))) {
+        free(r);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    memcpy(r->epoch, j->epoch, sizeof r->epoch);
+    int rc = sqlite3_open_v2(r->path, &r->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot open a reader: %s", r->path,
+                 r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+        sc_journal_reader_destroy(&r);
+        return NULL;
+    }
+    sqlite3_busy_timeout(r->db, 5000);
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT seq, jws FROM messages WHERE channel=?"
+                           " AND seq>=? ORDER BY seq LIMIT ?",
+                           -1, &r->scan, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(r->db,
+                           "SELECT head, low FROM channels WHERE name=?", -1,
+                           &r->chan, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot prepare a reader: %s", r->path,
+                 sqlite3_errmsg(r->db));
+        sc_journal_reader_destroy(&r);
+        return NULL;
+    }
+    return r;
+}
+
+void sc_journal_reader_destroy(sc_journal_reader_t **r_p)
+{
+    if (!r_p || !*r_p)
+        return;
+    sc_journal_reader_t *r = *r_p;
+    sqlite3_finalize(r->scan);
+    sqlite3_finalize(r->chan);
+    if (r->db)
+        sqlite3_close(r->db);
+    free(r->path);
+    free(r);
+    *r_p = NULL;
+}
+
+const char *sc_journal_reader_epoch(const sc_journal_reader_t *r)
+{
+    return r->epoch;
+}
+
+const char *sc_journal_reader_error(const sc_journal_reader_t *r)
+{
+    return r->err;
+}
+
+int sc_journal_reader_begin(sc_journal_reader_t *r)
+{
+    if (r->in_txn)
+        return 0;
+    if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return reader_fail(r, "begin");
+    r->in_txn = 1;
+    return 0;
+}
+
+void sc_journal_reader_end(sc_journal_reader_t *r)
+{
+    if (!r->in_txn)
+        return;
+    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+    r->in_txn = 0;
+}
+
+long sc_journal_reader_scan(sc_journal_reader_t *r, const char *channel,
+                            uint64_t from, long limit, sc_journal_row_fn cb,
+                            void *arg)
+{
+    sqlite3_stmt *s = r->scan;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, channel, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(s, 3, limit > 0 ? limit : -1);
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        n++;
+        if (cb(arg, channel, (uint64_t)sqlite3_column_int64(s, 0),
+               sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1)))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        char what[300];
+        snprintf(what, sizeof what, "scan %s from seq %llu", channel,
+                 (unsigned long long)from);
+        reader_fail(r, what);
+        sqlite3_reset(s);
+        return -1;
+    }
+    sqlite3_reset(s);
+    return n;
+}
+
+int sc_journal_reader_channel(sc_journal_reader_t *r, const char *channel,
+                              uint64_t *head, uint64_t *low)
+{
+    sqlite3_stmt *s = r->chan;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, channel, -1, SQLITE_TRANSIENT);
+    *head = 0;
+    *low = 1;
+    int rc = sqlite3_step(s), found = 0;
+    if (rc == SQLITE_ROW) {
+        found = 1;
+        *head = (uint64_t)sqlite3_column_int64(s, 0);
+        *low = (uint64_t)sqlite3_column_int64(s, 1);
+        if (*low == 0)
+            *low = 1;
+    } else if (rc != SQLITE_DONE) {
+        char what[300];
+        snprintf(what, sizeof what, "channel %s", channel);
+        reader_fail(r, what);
+        found = -1;
+    }
+    sqlite3_reset(s);
+    return found;
+}
+
+long sc_journal_reader_heads(sc_journal_reader_t *r, const char *subtree,
+                             sc_journal_head_fn cb, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT name, head FROM channels WHERE head>0"
+                           " ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return reader_fail(r, "heads");
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *ch = (const char *)sqlite3_column_text(st, 0);
+        if (!ch || !under(ch, subtree))
+            continue;
+        n++;
+        if (cb(arg, ch, (uint64_t)sqlite3_column_int64(st, 1)))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        n = reader_fail(r, "heads");
+    sqlite3_finalize(st);
+    return n;
+}
+
+long sc_journal_reader_snapshot(sc_journal_reader_t *r, const char *subtree,
+                                sc_journal_row_fn cb, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT channel, MAX(seq), jws FROM messages"
+                           " WHERE key IS NOT NULL GROUP BY channel, key"
+                           " ORDER BY channel, 2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return reader_fail(r, "snapshot");
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *ch = (const char *)sqlite3_column_text(st, 0);
+        if (!ch || !under(ch, subtree))
+            continue;
+        n++;
+        if (cb(arg, ch, (uint64_t)sqlite3_column_int64(st, 1),
+               sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2)))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        n = reader_fail(r, "snapshot");
+    sqlite3_finalize(st);
+    return n;
 }

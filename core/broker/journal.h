@@ -4,7 +4,11 @@
  * Owns durable sequencing: the journal's epoch, each channel's head, and
  * the signed bytes of every message. A message is appended (and the
  * transaction committed) before the broker sends it, so a sequence number
- * is never reused, not even after a crash. Used from the core thread only.
+ * is never reused, not even after a crash.
+ *
+ * Threads: an sc_journal_t (the writer) is used from the core thread only.
+ * Other threads read through their own sc_journal_reader_t (a read-only
+ * connection on the same file; see the end of this header).
  */
 #ifndef SC_JOURNAL_H
 #define SC_JOURNAL_H
@@ -87,5 +91,65 @@ long sc_journal_prune(sc_journal_t *j, const char *channel, int64_t max_age_s,
 /* For every signing key (kid) that signed retained messages: how many. */
 typedef int (*sc_journal_kid_fn)(void *arg, const char *kid, uint64_t count);
 void sc_journal_kids(sc_journal_t *j, sc_journal_kid_fn cb, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Readers: read-only connections for threads other than the core.     */
+/*
+ * A reader is a read-only SQLite connection on the journal file. It sees
+ * committed messages only (never a group still being written) and never
+ * blocks the writer. Rules:
+ *   - one reader per thread: a reader is used by one thread at a time
+ *     (create it on any thread, then keep it on the thread that reads);
+ *   - every reader is destroyed before sc_journal_close() of its journal;
+ *   - calls between sc_journal_reader_begin() and sc_journal_reader_end()
+ *     see one consistent state of the journal (one read transaction);
+ *     outside such a pair, each call is its own read transaction. Keep
+ *     read transactions short (a replay reads in chunks of `limit`): the
+ *     WAL cannot be checkpointed past the oldest open read transaction.
+ *   - errors: -1 is returned, the SQLite error is logged (component
+ *     "journal") and sc_journal_reader_error() gives the same text.
+ * The callbacks' jws pointers are valid only during the callback.
+ */
+typedef struct sc_journal_reader sc_journal_reader_t;
+
+/* A reader on `j`'s file. NULL with err filled on failure. Safe to call
+ * from any thread (uses only the journal's path and epoch). */
+sc_journal_reader_t *sc_journal_reader_new(const sc_journal_t *j, char *err,
+                                           size_t errlen);
+void sc_journal_reader_destroy(sc_journal_reader_t **r_p);
+
+/* The journal's epoch (constant for the life of the journal file). */
+const char *sc_journal_reader_epoch(const sc_journal_reader_t *r);
+
+/* Open / close a read transaction (see above). 0 or -1. Nesting is not
+ * counted: a second begin is a no-op, one end closes. */
+int sc_journal_reader_begin(sc_journal_reader_t *r);
+void sc_journal_reader_end(sc_journal_reader_t *r);
+
+/* Messages of `channel` with seq >= from, in seq order, at most `limit`
+ * (limit <= 0: no limit). cb returns non-zero to stop. Returns the number
+ * of rows passed to cb, or -1. */
+long sc_journal_reader_scan(sc_journal_reader_t *r, const char *channel,
+                            uint64_t from, long limit, sc_journal_row_fn cb,
+                            void *arg);
+
+/* Head and low-water mark of `channel` (head 0 and low 1 if the channel is
+ * unknown). Returns 1 if the channel exists, 0 if unknown, -1 on error. */
+int sc_journal_reader_channel(sc_journal_reader_t *r, const char *channel,
+                              uint64_t *head, uint64_t *low);
+
+/* Every channel under `subtree` ("" = all; a subtree ends with '.') with
+ * its head, in channel-name order. Returns channels visited or -1. */
+long sc_journal_reader_heads(sc_journal_reader_t *r, const char *subtree,
+                             sc_journal_head_fn cb, void *arg);
+
+/* The latest message of every key on every channel under `subtree`, in
+ * (channel name, seq) order. Cost proportional to the keys under the
+ * subtree. Returns the number visited or -1. */
+long sc_journal_reader_snapshot(sc_journal_reader_t *r, const char *subtree,
+                                sc_journal_row_fn cb, void *arg);
+
+/* Text of the last error on this reader ("" if none). */
+const char *sc_journal_reader_error(const sc_journal_reader_t *r);
 
 #endif
