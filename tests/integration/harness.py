@@ -313,7 +313,8 @@ def run_tests(tests):
             failed += 1
             print("FAIL %s" % t.__name__, flush=True)
             traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed))
+            sys.stderr.flush()
+    print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed or passed == 0 else 0)
 
 
