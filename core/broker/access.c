@@ -15,6 +15,13 @@
 
 #include "common/channel.h"
 #include "log.h"
+#include "ratelimit.h"
+
+/* ZAP lines per peer address / per agency (see ratelimit.h): a stranger
+ * cycling keys or an agency cycling connections writes a bounded log */
+#define ZAP_LOG_PER_SEC 1.0
+#define ZAP_LOG_BURST 5
+#define ZAP_LOG_SOURCES 256
 
 struct sc_agency {
     char *id;
@@ -26,12 +33,19 @@ struct sc_agency {
 struct sc_access {
     sc_agency_t *ag;
     size_t n;
+    sc_ratelimit_t *log_refused;  /* per peer address */
+    sc_ratelimit_t *log_admitted; /* per agency */
+    sc_access_stats_t stats;
 };
 
 sc_access_t *sc_access_new(const sc_config_t *cfg, char *err, size_t errlen)
 {
     sc_access_t *a = calloc(1, sizeof *a);
-    if (!a || !(a->ag = calloc(cfg->n_agencies + 1, sizeof *a->ag)))
+    if (!a || !(a->ag = calloc(cfg->n_agencies + 1, sizeof *a->ag)) ||
+        !(a->log_refused = sc_ratelimit_new("access", ZAP_LOG_PER_SEC,
+                                            ZAP_LOG_BURST, ZAP_LOG_SOURCES)) ||
+        !(a->log_admitted = sc_ratelimit_new("access", ZAP_LOG_PER_SEC,
+                                             ZAP_LOG_BURST, ZAP_LOG_SOURCES)))
         goto oom;
     for (size_t i = 0; i < cfg->n_agencies; i++) {
         const sc_cfg_agency_t *c = &cfg->agencies[i];
@@ -70,6 +84,8 @@ void sc_access_destroy(sc_access_t **a_p)
         free(a->ag[i].grants);
     }
     free(a->ag);
+    sc_ratelimit_destroy(&a->log_refused);
+    sc_ratelimit_destroy(&a->log_admitted);
     free(a);
     *a_p = NULL;
 }
@@ -148,15 +164,20 @@ int sc_access_zap_handle(sc_access_t *a, void *zap)
         addr[l] = '\0';
     }
     if (n < 6 || !frame_is(&f[0], "1.0")) {
-        sc_log(SC_L_WARN, "access", "malformed ZAP request (%d frames)", n);
+        a->stats.refused++;
+        sc_ratelimit_log(a->log_refused, addr, SC_L_WARN,
+                         "malformed ZAP request (%d frames)", n);
         send_reply(zap, n >= 2 ? &f[1] : NULL, "500", "malformed request",
                    "");
     } else if (!frame_is(&f[2], SC_ZAP_DOMAIN)) {
+        a->stats.refused++;
         send_reply(zap, &f[1], "400", "unknown domain", "");
     } else if (!frame_is(&f[5], "CURVE") || n != 7 ||
                zmq_msg_size(&f[6]) != 32) {
-        sc_log(SC_L_WARN, "access",
-               "refused connection from %s: not a CURVE client", addr);
+        a->stats.refused++;
+        sc_ratelimit_log(a->log_refused, addr, SC_L_WARN,
+                         "refused connection from %s: not a CURVE client",
+                         addr);
         send_reply(zap, &f[1], "400", "CURVE required", "");
     } else {
         const sc_agency_t *g = NULL;
@@ -164,22 +185,50 @@ int sc_access_zap_handle(sc_access_t *a, void *zap)
             if (memcmp(a->ag[i].pk, zmq_msg_data(&f[6]), 32) == 0)
                 g = &a->ag[i];
         if (g) {
-            sc_log(SC_L_INFO, "access", "agency '%s' connected from %s",
-                   g->id, addr);
+            a->stats.admitted++;
+            sc_ratelimit_log(a->log_admitted, g->id, SC_L_INFO,
+                             "agency '%s' connected from %s", g->id, addr);
             send_reply(zap, &f[1], "200", "OK", g->id);
         } else {
+            a->stats.refused++;
             char z85[41];
             zmq_z85_encode(z85, zmq_msg_data(&f[6]), 32);
-            sc_log(SC_L_WARN, "access",
-                   "refused connection from %s: CURVE key %s is not listed "
-                   "in agencies",
-                   addr, z85);
+            sc_ratelimit_log(a->log_refused, addr, SC_L_WARN,
+                             "refused connection from %s: CURVE key %s is "
+                             "not listed in agencies",
+                             addr, z85);
             send_reply(zap, &f[1], "400", "unknown key", "");
         }
     }
     for (int i = 0; i < n; i++)
         zmq_msg_close(&f[i]);
     return 0;
+}
+
+void sc_access_take_over(sc_access_t *to, sc_access_t *from)
+{
+    if (!to || !from)
+        return;
+    sc_ratelimit_t *t = to->log_refused;
+    to->log_refused = from->log_refused;
+    from->log_refused = t;
+    t = to->log_admitted;
+    to->log_admitted = from->log_admitted;
+    from->log_admitted = t;
+    to->stats = from->stats;
+}
+
+void sc_access_flush_log(sc_access_t *a)
+{
+    if (!a)
+        return;
+    sc_ratelimit_flush(a->log_refused);
+    sc_ratelimit_flush(a->log_admitted);
+}
+
+sc_access_stats_t sc_access_stats(const sc_access_t *a)
+{
+    return a->stats;
 }
 
 const sc_agency_t *sc_access_agency(const sc_access_t *a, const char *id)

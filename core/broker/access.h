@@ -31,8 +31,25 @@ void sc_access_destroy(sc_access_t **a_p);
 int sc_access_curve_server(void *sock, const char *secret_z85);
 
 /* Answer one ZAP request waiting on `zap` (a REP socket bound to
- * SC_ZAP_ENDPOINT). Logs refusals. 0, or -1 if the socket failed. */
+ * SC_ZAP_ENDPOINT). Logs refusals and admissions, rate-limited per peer
+ * address / per agency (ratelimit.h); counts every one in the stats.
+ * 0, or -1 if the socket failed. */
 int sc_access_zap_handle(sc_access_t *a, void *zap);
+
+/* Every ZAP verdict since start (never rate-limited). */
+typedef struct sc_access_stats {
+    unsigned long long admitted;
+    unsigned long long refused;
+} sc_access_stats_t;
+sc_access_stats_t sc_access_stats(const sc_access_t *a);
+
+/* After a reload: `to` (the new table) keeps `from`'s log limiters and
+ * counters, so a SIGHUP resets neither. */
+void sc_access_take_over(sc_access_t *to, sc_access_t *from);
+
+/* Write the "suppressed" summaries that are due (call about once a
+ * second). */
+void sc_access_flush_log(sc_access_t *a);
 
 /* Agency by id (the ZAP user-id); NULL if unknown. */
 typedef struct sc_agency sc_agency_t;
