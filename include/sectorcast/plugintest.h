@@ -69,8 +69,8 @@ typedef struct sc_pt_log {
 sc_pt_t *sc_pt_new(const char *so_path, const char *instance_name,
                    const char *const *channels, char *err, size_t errlen);
 
-/* As sc_pt_new, but offers `host_abi` (1..SC_PLUGIN_ABI_VERSION) to
- * sc_plugin_entry and speaks only ABI versions up to it: tests a plugin's
+/* As sc_pt_new, but offers `host_abi` (any value) to sc_plugin_entry and
+ * speaks only ABI versions up to it (and this build's): tests a plugin's
  * side of the handshake and of SC_HOST_HAS() on an older host. */
 sc_pt_t *sc_pt_new_abi(const char *so_path, const char *instance_name,
                        const char *const *channels, uint32_t host_abi,
@@ -101,9 +101,10 @@ void sc_pt_set_max_data(sc_pt_t *pt, size_t max_bytes);
  * environment variable SC_PT_VERBOSE is set). */
 void sc_pt_set_verbose(sc_pt_t *pt, int verbose);
 
-/* Apply defaults, refuse a missing required setting, run the plugin's
- * check() (problems become log lines "setting 'x': text"), then init().
- * SC_OK or the failing code (the reason is in sc_pt_error()). */
+/* Apply defaults, refuse a missing required setting (SC_ERR_BAD_SETTING),
+ * run the plugin's check() (problems become log lines "setting 'x':
+ * text"), then init(). SC_OK or the failing code (the reason is in
+ * sc_pt_error()). */
 int sc_pt_start(sc_pt_t *pt);
 
 /* Run only the plugin's check() on the settings given so far (as

@@ -6,7 +6,7 @@
  * register, a state store that outlives restarts, the running fake host),
  * reading and writing register files, and the assertions those tests
  * share. Failures are cmocka failures. Never: anything a plugin sees;
- * that is fakehost.h.
+ * that is <sectorcast/plugintest.h>, the installed test kit.
  */
 #ifndef SC_TESTS_SECTORTEST_H
 #define SC_TESTS_SECTORTEST_H
@@ -16,14 +16,14 @@
 
 #include <jansson.h>
 
-#include "support/fakehost.h"
+#include <sectorcast/plugintest.h>
 
 typedef struct sectortest {
     const char *so;          /* the plugin's .so (not owned) */
     const char *instance;    /* its instance name */
     char dir[PATH_MAX];      /* the temporary register directory */
-    fakehost_t *fh;          /* the running plugin, or NULL */
-    fakehost_store_t *store; /* kept across restarts of one test */
+    sc_pt_t *fh;          /* the running plugin, or NULL */
+    sc_pt_store_t *store; /* kept across restarts of one test */
 } sectortest_t;
 
 /* Fill `t`: a new temporary directory holding a copy of the register
@@ -41,13 +41,13 @@ int st_teardown(void **state);
 /* Replace t->fh with a new fake host of t->so granting `chans`, on
  * `store` (NULL: the fake host's own) and with register_dir set. Not
  * started: the test may set more before st_start(). */
-fakehost_t *st_host(sectortest_t *t, const char *const *chans,
-                    fakehost_store_t *store);
+sc_pt_t *st_host(sectortest_t *t, const char *const *chans,
+                    sc_pt_store_t *store);
 /* Start t->fh (it must succeed) and run the first scan. */
-fakehost_t *st_start(sectortest_t *t);
+sc_pt_t *st_start(sectortest_t *t);
 /* st_host() on t->store, with `rules` as alert_rules (NULL: none) and
  * a publish size limit of `max_data` (0: the default), then st_start(). */
-fakehost_t *st_run(sectortest_t *t, const char *const *chans,
+sc_pt_t *st_run(sectortest_t *t, const char *const *chans,
                    const char *rules, size_t max_data);
 /* Fire the timers (a poll) and return the number of new messages. */
 size_t st_poll(sectortest_t *t);
@@ -73,9 +73,21 @@ const char *st_expected_kind(const char *array, json_t *e);
 
 /* Message i went to `channel` as `kind` about `key`; unless an alert,
  * its data is an object whose "id" is `key`. */
-void st_assert_msg(fakehost_t *fh, size_t i, const char *channel,
+void st_assert_msg(sc_pt_t *fh, size_t i, const char *channel,
                    const char *kind, const char *key);
 /* Some log line contains `needle` (else the log is printed). */
-void st_assert_logged(fakehost_t *fh, const char *needle);
+void st_assert_logged(sc_pt_t *fh, const char *needle);
+
+/* The plugin `name` built the same way as the running test binary:
+ * <dir of /proc/self/exe>/../plugins/<name>.so. 0, or -1 if absent. */
+int st_find_plugin(const char *name, char *buf, size_t len);
+/* `rel` (e.g. "conf/registers/energy") under the nearest ancestor of the
+ * test binary's directory that has it. 0 or -1. */
+int st_find_source(const char *rel, char *buf, size_t len);
+/* A new temporary directory holding a copy of the *.json files of `src`
+ * (none if NULL), except demo-live*.json. 0 with its path in buf, or -1. */
+int st_tmpdir(const char *src, char *buf, size_t len);
+/* Remove the files of `dir` and then `dir` (not recursive). */
+void st_rmdir(const char *dir);
 
 #endif

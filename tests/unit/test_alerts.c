@@ -1,6 +1,6 @@
 /*
  * test_alerts.c - supply-chain alert rules of the sector plugins, driven
- * through the fake host.
+ * through the plugin test kit.
  *
  * Each test writes an indicator series into a fresh register directory,
  * starts a sector plugin (energy.so, semis_ai.so built next to this test)
@@ -107,7 +107,7 @@ add_values(fixture_t *f, size_t n, const double *v)
 }
 
 /* Load `so` as instance `name` on the fixture's store, with `rules`. */
-static fakehost_t *
+static sc_pt_t *
 start_plugin(fixture_t *f, const char *so, const char *name,
              const char *const *chans, const char *rules)
 {
@@ -116,7 +116,7 @@ start_plugin(fixture_t *f, const char *so, const char *name,
     return st_run(&f->t, chans, rules, 0);
 }
 
-static fakehost_t *
+static sc_pt_t *
 start_energy(fixture_t *f, const char *rules)
 {
     return start_plugin(f, energy_so, "energy", all_energy, rules);
@@ -134,7 +134,7 @@ feed(fixture_t *f, size_t n, const double *v)
 static void
 restart(fixture_t *f, const char *rules)
 {
-    fakehost_destroy(&f->t.fh);
+    sc_pt_destroy(&f->t.fh);
     start_energy(f, rules);
 }
 
@@ -191,7 +191,7 @@ typedef struct cap {
 /* Check every CAP 1.2 field of message i against its value set, and
  * that the kind and msgType agree. Returns the parsed alert (decref). */
 static json_t *
-check_cap(fakehost_t *fh, size_t i, const char *channel, const char *kind,
+check_cap(sc_pt_t *fh, size_t i, const char *channel, const char *kind,
           const char *severity)
 {
     static const char *const status[] = { "Actual", "Exercise", "System",
@@ -215,7 +215,7 @@ check_cap(fakehost_t *fh, size_t i, const char *channel, const char *kind,
     static const char *const certainty[] = { "Observed", "Likely",
                                              "Possible", "Unlikely",
                                              "Unknown", NULL };
-    const fakehost_msg_t *m = fakehost_msg_at(fh, i);
+    const sc_pt_msg_t *m = sc_pt_msg_at(fh, i);
     assert_non_null(m);
     assert_string_equal(m->channel, channel);
     assert_string_equal(m->kind, kind);
@@ -298,14 +298,14 @@ test_crossing_hovering_clearing(void **state)
     add_values(f, 3, normal);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
 
     /* crossing: raised once */
     static const double cross[] = { 9.9 };
     assert_int_equal(feed(f, 1, cross), 1);
     json_t *raised = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                                "Severe");
-    assert_string_equal(fakehost_msg_at(f->t.fh, 0)->key,
+    assert_string_equal(sc_pt_msg_at(f->t.fh, 0)->key,
                         "lng_inventory_days");
     json_t *info = json_object_get(raised, "info");
     assert_string_equal(str(info, "category"), "Infra");
@@ -351,7 +351,7 @@ test_crossing_hovering_clearing(void **state)
     json_decref(raised);
     json_decref(updated);
     json_decref(cleared);
-    assert_int_equal(fakehost_refused_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_refused_count(f->t.fh), 0);
 }
 
 /* The same observations written at once give the same messages. */
@@ -364,7 +364,7 @@ test_batch_gives_same_messages(void **state)
     add_values(f, sizeof v / sizeof v[0], v);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 3);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 3);
     json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Severe"));
     json_decref(check_cap(f->t.fh, 1, "energy.lng.alerts", "alert.updated",
@@ -372,9 +372,9 @@ test_batch_gives_same_messages(void **state)
     json_decref(check_cap(f->t.fh, 2, "energy.lng.alerts", "alert.cleared",
                           "Minor"));
     /* nothing new: nothing more */
-    fakehost_msgs_clear(f->t.fh);
-    fakehost_fire_timers(f->t.fh);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    sc_pt_msgs_clear(f->t.fh);
+    sc_pt_fire_timers(f->t.fh);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
 }
 
 /* Leaving a level needs the same band as clearing: Extreme -> Severe at
@@ -388,7 +388,7 @@ test_de_escalation_has_hysteresis(void **state)
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
     /* straight to Extreme: one Alert, at Extreme */
-    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Extreme"));
     static const double near[] = { 7.5, 8.9, 6.9, 8.8 };
@@ -418,7 +418,7 @@ test_consecutive_observations(void **state)
     assert_int_equal(feed(f, 1, third), 1);
     json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Moderate"));
-    json_t *a = json_loads(fakehost_msg_at(f->t.fh, 0)->data, 0, NULL);
+    json_t *a = json_loads(sc_pt_msg_at(f->t.fh, 0)->data, 0, NULL);
     /* defaults of a rule without options */
     assert_string_equal(str(json_object_get(a, "info"), "category"),
                         "Other");
@@ -443,22 +443,22 @@ test_restart_keeps_alert_state(void **state)
     add_values(f, 3, v);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_t *raised = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                                "Severe");
-    assert_int_equal(fakehost_store_count(f->t.store, "energy", "alert/"), 1);
+    assert_int_equal(sc_pt_store_count(f->t.store, "energy", "alert/"), 1);
 
     restart(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
     st_assert_logged(f->t.fh, "1 alert state remembered");
 
     /* the value recovers while the plugin is down */
-    fakehost_destroy(&f->t.fh);
+    sc_pt_destroy(&f->t.fh);
     static const double up[] = { 10.5, 12.4 };
     add_values(f, 2, up);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_t *cleared = check_cap(f->t.fh, 0, "energy.lng.alerts",
                                 "alert.cleared", NULL);
     assert_references(cleared, raised, NULL);
@@ -467,7 +467,7 @@ test_restart_keeps_alert_state(void **state)
 
     /* and the clear is not lost or repeated either */
     restart(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
     static const double again[] = { 9.1 };
     assert_int_equal(feed(f, 1, again), 1);
     json_t *second = check_cap(f->t.fh, 0, "energy.lng.alerts",
@@ -487,23 +487,23 @@ test_failed_publish_is_retried(void **state)
     add_values(f, 1, v);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    fakehost_fail_publishes(f->t.fh, 1, SC_ERR_INTERNAL);
+    sc_pt_fail_publishes(f->t.fh, 1, SC_ERR_INTERNAL);
     static const double low[] = { 9 };
     assert_int_equal(feed(f, 1, low), 0);
-    assert_int_equal(fakehost_refused_count(f->t.fh), 1);
+    assert_int_equal(sc_pt_refused_count(f->t.fh), 1);
     st_assert_logged(f->t.fh, "retried at the next poll");
     /* nothing changed in the files; the poll retries */
-    fakehost_msgs_clear(f->t.fh);
-    fakehost_fire_timers(f->t.fh);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    sc_pt_msgs_clear(f->t.fh);
+    sc_pt_fire_timers(f->t.fh);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Severe"));
-    fakehost_msgs_clear(f->t.fh);
-    fakehost_fire_timers(f->t.fh);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    sc_pt_msgs_clear(f->t.fh);
+    sc_pt_fire_timers(f->t.fh);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
     /* the state store never saw a raise that was not published */
     restart(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
 }
 
 /* A raised alert whose rule left the configuration is cancelled. */
@@ -515,11 +515,11 @@ test_removed_rule_cancels_its_alert(void **state)
     add_values(f, 2, v);
     write_series(f, "lng_inventory_days", "lng");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_t *raised = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                                "Severe");
     restart(f, "other_series > 5 Minor clear 3");
-    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_t *c = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.cleared",
                           "Minor");
     assert_references(c, raised, NULL);
@@ -527,10 +527,10 @@ test_removed_rule_cancels_its_alert(void **state)
     json_decref(c);
     json_decref(raised);
     st_assert_logged(f->t.fh, "no indicator series \"other_series\"");
-    assert_int_equal(fakehost_store_count(f->t.store, "energy", "alert/"
+    assert_int_equal(sc_pt_store_count(f->t.store, "energy", "alert/"
                                           "lng_inventory_days"), 0);
     restart(f, NULL);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
 }
 
 static void
@@ -541,34 +541,34 @@ test_sender_and_grant(void **state)
     add_values(f, 2, v);
     write_series(f, "lng_inventory_days", "lng");
     st_host(&f->t, all_energy, NULL);
-    assert_int_equal(fakehost_set(f->t.fh, "alert_rules", LNG_RULE), SC_OK);
-    assert_int_equal(fakehost_set(f->t.fh, "alert_sender", "kus gateway"),
+    assert_int_equal(sc_pt_set(f->t.fh, "alert_rules", LNG_RULE), SC_OK);
+    assert_int_equal(sc_pt_set(f->t.fh, "alert_sender", "kus gateway"),
                      SC_OK);
-    assert_int_equal(fakehost_start(f->t.fh), SC_ERR_ARG);
+    assert_int_equal(sc_pt_start(f->t.fh), SC_ERR_ARG);
     st_assert_logged(f->t.fh, "alert_sender: \"kus gateway\" cannot be a CAP "
                      "sender");
-    fakehost_destroy(&f->t.fh);
+    sc_pt_destroy(&f->t.fh);
 
     st_host(&f->t, all_energy, NULL);
-    assert_int_equal(fakehost_set(f->t.fh, "alert_rules", LNG_RULE), SC_OK);
-    assert_int_equal(fakehost_set(f->t.fh, "alert_sender",
+    assert_int_equal(sc_pt_set(f->t.fh, "alert_rules", LNG_RULE), SC_OK);
+    assert_int_equal(sc_pt_set(f->t.fh, "alert_sender",
                                   "alerts@kus-gateway-seoul"), SC_OK);
-    assert_int_equal(fakehost_start(f->t.fh), SC_OK);
-    fakehost_fire_timers(f->t.fh);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+    assert_int_equal(sc_pt_start(f->t.fh), SC_OK);
+    sc_pt_fire_timers(f->t.fh);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_t *a = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                           "Severe");
     assert_string_equal(str(a, "sender"), "alerts@kus-gateway-seoul");
     json_decref(a);
-    fakehost_destroy(&f->t.fh);
+    sc_pt_destroy(&f->t.fh);
 
     /* tasks granted, alerts not: the rule is inactive and says so */
     static const char *const tasks_only[] = { "energy.lng.tasks.", NULL };
-    fakehost_store_destroy(&f->t.store);
-    f->t.store = fakehost_store_new();
+    sc_pt_store_destroy(&f->t.store);
+    f->t.store = sc_pt_store_new();
     start_plugin(f, energy_so, "energy", tasks_only, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
-    assert_int_equal(fakehost_refused_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_refused_count(f->t.fh), 0);
     st_assert_logged(f->t.fh, "energy.lng.alerts: channel not granted to this "
                      "plugin; its alerts are not published");
     st_assert_logged(f->t.fh, "channel energy.lng.alerts is not granted to "
@@ -586,12 +586,12 @@ test_semis_alert_channel(void **state)
     static const char *const chans[] = { "semis.", "ai.", NULL };
     start_plugin(f, semis_so, "semis_ai", chans,
                  "chip_lead_time_weeks > 20 Moderate > 26 Severe clear 18");
-    assert_int_equal(fakehost_msg_count(f->t.fh), 2);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 2);
     json_decref(check_cap(f->t.fh, 0, "semis.supply-chain.alerts",
                           "alert.raised", "Moderate"));
     json_decref(check_cap(f->t.fh, 1, "semis.supply-chain.alerts",
                           "alert.updated", "Severe"));
-    assert_string_equal(fakehost_msg_at(f->t.fh, 1)->key,
+    assert_string_equal(sc_pt_msg_at(f->t.fh, 1)->key,
                         "chip_lead_time_weeks");
 }
 
@@ -606,18 +606,18 @@ test_older_host_memory_only(void **state)
     write_series(f, "lng_inventory_days", "lng");
     for (int round = 0; round < 2; round++) {
         st_host(&f->t, all_energy, f->t.store);
-        fakehost_set_api_size(f->t.fh, offsetof(sc_host_api_t, state_get));
-        assert_false(SC_HOST_HAS(fakehost_api(f->t.fh), state_get));
-        assert_int_equal(fakehost_set(f->t.fh, "alert_rules", LNG_RULE),
+        sc_pt_set_api_size(f->t.fh, offsetof(sc_host_api_t, state_get));
+        assert_false(SC_HOST_HAS(sc_pt_api(f->t.fh), state_get));
+        assert_int_equal(sc_pt_set(f->t.fh, "alert_rules", LNG_RULE),
                          SC_OK);
-        assert_int_equal(fakehost_start(f->t.fh), SC_OK);
-        fakehost_fire_timers(f->t.fh);
+        assert_int_equal(sc_pt_start(f->t.fh), SC_OK);
+        sc_pt_fire_timers(f->t.fh);
         st_assert_logged(f->t.fh, "no durable plugin state");
-        assert_int_equal(fakehost_msg_count(f->t.fh), 1);
+        assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
         json_decref(check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                               "Severe"));
     }
-    assert_int_equal(fakehost_store_count(f->t.store, "energy", ""), 0);
+    assert_int_equal(sc_pt_store_count(f->t.store, "energy", ""), 0);
 }
 
 /* Bad rule strings stop init with a line naming the rule. */
@@ -686,22 +686,22 @@ test_invalid_rules_rejected(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[512];
-        fakehost_t *fh = fakehost_new(energy_so, "energy", all_energy, err,
+        sc_pt_t *fh = sc_pt_new(energy_so, "energy", all_energy, err,
                                       sizeof err);
         assert_non_null(fh);
-        assert_int_equal(fakehost_set(fh, "register_dir", f->t.dir), SC_OK);
-        assert_int_equal(fakehost_set(fh, "alert_rules", cases[i].rules),
+        assert_int_equal(sc_pt_set(fh, "register_dir", f->t.dir), SC_OK);
+        assert_int_equal(sc_pt_set(fh, "alert_rules", cases[i].rules),
                          SC_OK);
-        if (fakehost_start(fh) != SC_ERR_ARG)
+        if (sc_pt_start(fh) != SC_ERR_ARG)
             fail_msg("rules accepted: %s", cases[i].rules);
-        if (fakehost_log_find(fh, 0, cases[i].message) < 0) {
-            for (size_t k = 0; k < fakehost_log_count(fh); k++)
-                fprintf(stderr, "  log: %s\n", fakehost_log_at(fh, k)->text);
+        if (sc_pt_log_find(fh, 0, cases[i].message) < 0) {
+            for (size_t k = 0; k < sc_pt_log_count(fh); k++)
+                fprintf(stderr, "  log: %s\n", sc_pt_log_at(fh, k)->text);
             fail_msg("case %zu: no log line contains: %s", i,
                      cases[i].message);
         }
-        assert_int_equal(fakehost_timer_count(fh), 0);
-        fakehost_destroy(&fh);
+        assert_int_equal(sc_pt_timer_count(fh), 0);
+        sc_pt_destroy(&fh);
     }
 }
 
@@ -724,14 +724,14 @@ test_valid_rule_forms(void **state)
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         char err[512];
-        fakehost_t *fh = fakehost_new(energy_so, "energy", all_energy, err,
+        sc_pt_t *fh = sc_pt_new(energy_so, "energy", all_energy, err,
                                       sizeof err);
         assert_non_null(fh);
-        assert_int_equal(fakehost_set(fh, "register_dir", f->t.dir), SC_OK);
-        assert_int_equal(fakehost_set(fh, "alert_rules", ok[i]), SC_OK);
-        if (fakehost_start(fh) != SC_OK)
-            fail_msg("rules refused: \"%s\": %s", ok[i], fakehost_error(fh));
-        fakehost_destroy(&fh);
+        assert_int_equal(sc_pt_set(fh, "register_dir", f->t.dir), SC_OK);
+        assert_int_equal(sc_pt_set(fh, "alert_rules", ok[i]), SC_OK);
+        if (sc_pt_start(fh) != SC_OK)
+            fail_msg("rules refused: \"%s\": %s", ok[i], sc_pt_error(fh));
+        sc_pt_destroy(&fh);
     }
 }
 
@@ -747,7 +747,7 @@ test_invalid_series_skipped(void **state)
         "\"observations\": [{\"date\": \"2026-01-12\", \"value\": 8}, "
         "{\"date\": \"2026-01-05\", \"value\": 7}]}]}");
     start_energy(f, LNG_RULE);
-    assert_int_equal(fakehost_msg_count(f->t.fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->t.fh), 0);
     st_assert_logged(f->t.fh, "indicators.json: entry lng_inventory_days: "
                      "\"observations\"[1]: \"date\" 2026-01-05 is not "
                      "after the one before (2026-01-12); skipped");
@@ -759,8 +759,8 @@ test_invalid_series_skipped(void **state)
 int
 main(void)
 {
-    if (fakehost_find_plugin("energy", energy_so, sizeof energy_so) < 0 ||
-        fakehost_find_plugin("semis_ai", semis_so, sizeof semis_so) < 0) {
+    if (st_find_plugin("energy", energy_so, sizeof energy_so) < 0 ||
+        st_find_plugin("semis_ai", semis_so, sizeof semis_so) < 0) {
         fprintf(stderr, "test_alerts: cannot find the plugins next to this "
                 "test binary\n");
         return 1;

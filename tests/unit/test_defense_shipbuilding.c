@@ -1,11 +1,11 @@
 /*
  * test_defense_shipbuilding.c - the defence & shipbuilding plugin, driven
- * through the fake host.
+ * through the plugin test kit.
  *
  * Each test copies the demo register (conf/registers/defense_shipbuilding)
  * into a fresh temporary directory, loads the defense_shipbuilding.so built
  * next to this test binary, changes files and checks exactly which messages the plugin
- * published; restarts reuse the fake host's state store, as the broker
+ * published; restarts reuse the test kit's state store, as the broker
  * keeps plugin state across its restarts.
  */
 #include <stdarg.h>
@@ -57,7 +57,7 @@ static void
 test_start_publishes_register(void **state)
 {
     sectortest_t *f = *state;
-    fakehost_t *fh = st_run(f, all_chans, NULL, 0);
+    sc_pt_t *fh = st_run(f, all_chans, NULL, 0);
     static const char *const files[] = { "standards.json", "tasks.json" };
     static const char *const arrays[] = { "standards", "tasks" };
     size_t i = 0;
@@ -73,14 +73,14 @@ test_start_publishes_register(void **state)
             const char *id = json_string_value(json_object_get(e, "id"));
             st_assert_msg(fh, i, ch, st_expected_kind(arrays[fi], e), id);
             char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
-            assert_string_equal(fakehost_msg_at(fh, i)->data, canon);
+            assert_string_equal(sc_pt_msg_at(fh, i)->data, canon);
             free(canon);
             i++;
         }
         json_decref(root);
     }
     assert_int_equal(i, N_TASKS + N_STANDARDS);
-    assert_int_equal(fakehost_msg_count(fh), i);
+    assert_int_equal(sc_pt_msg_count(fh), i);
     assert_int_equal(st_poll(f), 0);
 }
 
@@ -115,7 +115,7 @@ test_change_gives_exactly_expected(void **state)
     st_assert_msg(f->fh, 4, "shipbuilding.tasks", "task.created",
                   "KUS-DS-SUP-002");
     /* the closing message carries what was last published there */
-    assert_non_null(strstr(fakehost_msg_at(f->fh, 3)->data,
+    assert_non_null(strstr(sc_pt_msg_at(f->fh, 3)->data,
                            "\"subsector\":\"defense\""));
     assert_int_equal(st_poll(f), 0);
 }
@@ -150,7 +150,7 @@ test_invalid_entries_reported_and_skipped(void **state)
     st_save(f, "tasks.json", t);
 
     st_run(f, all_chans, NULL, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), N_TASKS + N_STANDARDS);
+    assert_int_equal(sc_pt_msg_count(f->fh), N_TASKS + N_STANDARDS);
     st_assert_logged(f->fh, "tasks.json: entry KUS-DS-MRO-009: "
                      "\"vessel_class\": \"frigate\" is not one of: "
                      "non-combatant, combatant; skipped");
@@ -163,8 +163,8 @@ test_invalid_entries_reported_and_skipped(void **state)
     st_assert_logged(f->fh, "tasks.json: entry KUS-DS-HUB-009: "
                      "\"milestones\"[0]: \"due\" must be a date YYYY-MM-DD; "
                      "skipped");
-    for (size_t i = 0; i < fakehost_msg_count(f->fh); i++)
-        assert_null(strstr(fakehost_msg_at(f->fh, i)->key, "-009"));
+    for (size_t i = 0; i < sc_pt_msg_count(f->fh); i++)
+        assert_null(strstr(sc_pt_msg_at(f->fh, i)->key, "-009"));
 
     /* an invalid indicator series is reported the same way */
     json_t *ind = st_load(f, "indicators.json");
@@ -182,23 +182,23 @@ test_restart_republishes_nothing(void **state)
 {
     sectortest_t *f = *state;
     st_run(f, all_chans, DEMO_RULES, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), N_TASKS + N_STANDARDS + 3);
+    assert_int_equal(sc_pt_msg_count(f->fh), N_TASKS + N_STANDARDS + 3);
     st_run(f, all_chans, DEMO_RULES, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
 
     /* a move while the plugin is down: both halves at the next start */
-    fakehost_destroy(&f->fh);
+    sc_pt_destroy(&f->fh);
     json_t *t = st_load(f, "tasks.json");
     json_object_set_new(st_entry(t, "tasks", "KUS-DS-HUB-001"),
                         "subsector", json_string("shipbuilding"));
     st_save(f, "tasks.json", t);
     st_run(f, all_chans, DEMO_RULES, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 2);
+    assert_int_equal(sc_pt_msg_count(f->fh), 2);
     st_assert_msg(f->fh, 0, "defense.tasks", "task.closed", "KUS-DS-HUB-001");
     st_assert_msg(f->fh, 1, "shipbuilding.tasks", "task.created",
                   "KUS-DS-HUB-001");
     st_run(f, all_chans, DEMO_RULES, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
 }
 
 /* A move whose "gone" half fails is redone whole at the next poll; the
@@ -212,11 +212,11 @@ test_move_with_failed_first_half(void **state)
     json_object_set_new(st_entry(t, "tasks", "KUS-DS-PRT-001"),
                         "subsector", json_string("shipbuilding"));
     st_save(f, "tasks.json", t);
-    fakehost_fail_publishes(f->fh, 1, SC_ERR_INTERNAL);
-    fakehost_msgs_clear(f->fh);
-    fakehost_fire_timers(f->fh); /* the poll: first half refused */
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
-    assert_int_equal(fakehost_refused_count(f->fh), 1);
+    sc_pt_fail_publishes(f->fh, 1, SC_ERR_INTERNAL);
+    sc_pt_msgs_clear(f->fh);
+    sc_pt_fire_timers(f->fh); /* the poll: first half refused */
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_refused_count(f->fh), 1);
     assert_int_equal(st_poll(f), 2);
     st_assert_msg(f->fh, 0, "defense.tasks", "task.closed", "KUS-DS-PRT-001");
     st_assert_msg(f->fh, 1, "shipbuilding.tasks", "task.created",
@@ -229,7 +229,7 @@ test_demo_alerts(void **state)
 {
     sectortest_t *f = *state;
     st_run(f, all_chans, DEMO_RULES, 0);
-    size_t n = fakehost_msg_count(f->fh);
+    size_t n = sc_pt_msg_count(f->fh);
     assert_int_equal(n, N_TASKS + N_STANDARDS + 3);
     /* alerts follow the tasks and standards of the same scan, in rule
      * order; the parts backlog never crosses 12 weeks */
@@ -239,7 +239,7 @@ test_demo_alerts(void **state)
                   "alert.updated", "shipyard_dock_availability_pct");
     st_assert_msg(f->fh, n - 1, "shipbuilding.supply-chain.alerts",
                   "alert.raised", "marine_engine_lead_time_months");
-    json_t *a = json_loads(fakehost_msg_at(f->fh, n - 2)->data, 0, NULL);
+    json_t *a = json_loads(sc_pt_msg_at(f->fh, n - 2)->data, 0, NULL);
     json_t *info = json_object_get(a, "info");
     assert_string_equal(json_string_value(json_object_get(info, "severity")),
                         "Severe");
@@ -253,25 +253,25 @@ test_descriptor(void **state)
 {
     (void)state;
     char err[512];
-    fakehost_t *fh = fakehost_new(plugin_so, "defense_shipbuilding",
+    sc_pt_t *fh = sc_pt_new(plugin_so, "defense_shipbuilding",
                                   all_chans, err, sizeof err);
     assert_non_null(fh);
-    const sc_plugin_t *p = fakehost_plugin(fh);
+    const sc_plugin_t *p = sc_pt_plugin(fh);
     assert_string_equal(p->name, "defense_shipbuilding");
     assert_string_equal(p->settings[0].name, "register_dir");
     assert_true(p->settings[0].required);
     assert_string_equal(p->settings[3].name, "alert_rules");
     assert_null(p->settings[3].default_value);
     assert_false(p->settings[3].required);
-    fakehost_destroy(&fh);
+    sc_pt_destroy(&fh);
 }
 
 int
 main(void)
 {
-    if (fakehost_find_plugin("defense_shipbuilding", plugin_so,
+    if (st_find_plugin("defense_shipbuilding", plugin_so,
                              sizeof plugin_so) < 0 ||
-        fakehost_find_source("conf/registers/defense_shipbuilding",
+        st_find_source("conf/registers/defense_shipbuilding",
                              demo_register, sizeof demo_register) < 0) {
         fprintf(stderr, "test_defense_shipbuilding: cannot find "
                 "defense_shipbuilding.so or "

@@ -1,14 +1,14 @@
 /*
- * test_energy.c - the energy plugin, driven through the fake host.
+ * test_energy.c - the energy plugin, driven through the plugin test kit.
  *
  * Each test copies the demo register (conf/registers/energy) into a fresh
  * temporary directory, loads the energy.so built next to this test binary
  * (build/plugins/ for build/tests/, build/asan/plugins/ for
  * build/asan/tests/), changes files and checks exactly which messages the
- * plugin published. Also: durable state across a restart (the fake host's
+ * plugin published. Also: durable state across a restart (the test kit's
  * state store), the demo indicators with the demo alert rules, the
  * handshake refusals of the host (fixtures in tests/plugins/), the
- * template plugin, and the fake host's own checks (including its state
+ * template plugin, and the test kit's own checks (including its state
  * store).
  */
 #include <stdarg.h>
@@ -45,12 +45,12 @@ setup(void **state)
 }
 
 /* Load energy.so with grant `chans`, settings as given, and start it. */
-static fakehost_t *
+static sc_pt_t *
 start_energy(sectortest_t *f, const char *const *chans, const char *on_start)
 {
     st_host(f, chans, NULL);
     if (on_start)
-        assert_int_equal(fakehost_set(f->fh, "publish_on_start", on_start),
+        assert_int_equal(sc_pt_set(f->fh, "publish_on_start", on_start),
                          SC_OK);
     return st_start(f);
 }
@@ -61,7 +61,7 @@ static void
 test_start_publishes_every_entry_once(void **state)
 {
     sectortest_t *f = *state;
-    fakehost_t *fh = start_energy(f, all_energy, NULL);
+    sc_pt_t *fh = start_energy(f, all_energy, NULL);
 
     /* expected: by file name, then tasks before standards, array order */
     static const char *const files[] = { "standards.json", "tasks.json" };
@@ -80,17 +80,17 @@ test_start_publishes_every_entry_once(void **state)
                 const char *id = json_string_value(json_object_get(e, "id"));
                 st_assert_msg(fh, i, ch, st_expected_kind(arrays[a], e), id);
                 char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
-                assert_string_equal(fakehost_msg_at(fh, i)->data, canon);
+                assert_string_equal(sc_pt_msg_at(fh, i)->data, canon);
                 free(canon);
                 i++;
             }
         }
         json_decref(root);
     }
-    assert_int_equal(fakehost_msg_count(fh), i);
+    assert_int_equal(sc_pt_msg_count(fh), i);
     /* the demo register: 13 tasks and 7 standards */
     assert_int_equal(i, 20);
-    assert_int_equal(fakehost_refused_count(fh), 0);
+    assert_int_equal(sc_pt_refused_count(fh), 0);
     /* nothing changed: nothing more */
     assert_int_equal(st_poll(f), 0);
 }
@@ -100,7 +100,7 @@ test_publish_on_start_false(void **state)
 {
     sectortest_t *f = *state;
     start_energy(f, all_energy, "false");
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
     json_t *t = st_load(f, "tasks.json");
     json_object_set_new(st_entry(t, "tasks", "KUS-EN-H2-003"), "status",
                         json_string("in-progress"));
@@ -124,7 +124,7 @@ test_status_change_gives_one_update(void **state)
     assert_int_equal(st_poll(f), 1);
     st_assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.updated",
                   "KUS-EN-NUC-003");
-    assert_non_null(strstr(fakehost_msg_at(f->fh, 0)->data,
+    assert_non_null(strstr(sc_pt_msg_at(f->fh, 0)->data,
                            "\"status\":\"in-progress\""));
     assert_int_equal(st_poll(f), 0);
 }
@@ -210,7 +210,7 @@ test_removed_task_is_closed(void **state)
     st_assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.closed",
                   "KUS-EN-NUC-004");
     /* data: the last published content */
-    assert_string_equal(fakehost_msg_at(f->fh, 0)->data, before);
+    assert_string_equal(sc_pt_msg_at(f->fh, 0)->data, before);
     free(before);
 }
 
@@ -250,11 +250,11 @@ test_removed_file_withdraws_its_entries(void **state)
     assert_int_equal(unlink(p), 0);
     assert_int_equal(st_poll(f), 7);
     for (size_t i = 0; i < 7; i++)
-        assert_string_equal(fakehost_msg_at(f->fh, i)->kind,
+        assert_string_equal(sc_pt_msg_at(f->fh, i)->kind,
                             "standard.withdrawn");
     /* in the order they had in the file */
-    assert_string_equal(fakehost_msg_at(f->fh, 0)->key, "KUS-EN-STD-H2-001");
-    assert_string_equal(fakehost_msg_at(f->fh, 6)->key,
+    assert_string_equal(sc_pt_msg_at(f->fh, 0)->key, "KUS-EN-STD-H2-001");
+    assert_string_equal(sc_pt_msg_at(f->fh, 6)->key,
                         "KUS-EN-STD-LNG-001");
 }
 
@@ -293,11 +293,11 @@ test_subsector_move(void **state)
 
 /* Start energy.so on `store` (not owned), as a broker restart would. */
 static void
-start_on_store(sectortest_t *f, fakehost_store_t *store, const char *rules)
+start_on_store(sectortest_t *f, sc_pt_store_t *store, const char *rules)
 {
     st_host(f, all_energy, store);
     if (rules)
-        assert_int_equal(fakehost_set(f->fh, "alert_rules", rules), SC_OK);
+        assert_int_equal(sc_pt_set(f->fh, "alert_rules", rules), SC_OK);
     st_start(f);
 }
 
@@ -305,15 +305,15 @@ static void
 test_restart_republishes_nothing(void **state)
 {
     sectortest_t *f = *state;
-    fakehost_store_t *store = fakehost_store_new();
+    sc_pt_store_t *store = sc_pt_store_new();
     start_on_store(f, store, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 20);
+    assert_int_equal(sc_pt_msg_count(f->fh), 20);
     /* the state: one record per published entry, plus the kit's format */
-    assert_int_equal(fakehost_store_count(store, "energy", "task/"), 13);
-    assert_int_equal(fakehost_store_count(store, "energy", "standard/"), 7);
-    assert_string_equal(fakehost_store_get(store, "energy", "kit/format"),
+    assert_int_equal(sc_pt_store_count(store, "energy", "task/"), 13);
+    assert_int_equal(sc_pt_store_count(store, "energy", "standard/"), 7);
+    assert_string_equal(sc_pt_store_get(store, "energy", "kit/format"),
                         "1");
-    json_t *rec = json_loads(fakehost_store_get(store, "energy",
+    json_t *rec = json_loads(sc_pt_store_get(store, "energy",
                                                 "task/KUS-EN-NUC-001"),
                              0, NULL);
     assert_non_null(rec);
@@ -322,35 +322,35 @@ test_restart_republishes_nothing(void **state)
     json_decref(rec);
 
     start_on_store(f, store, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
     st_assert_logged(f->fh, "plugin state: 20 published entries");
 
     /* a change while down: only it, with the right kind */
-    fakehost_destroy(&f->fh);
+    sc_pt_destroy(&f->fh);
     json_t *t = st_load(f, "tasks.json");
     json_object_set_new(st_entry(t, "tasks", "KUS-EN-LNG-004"), "status",
                         json_string("cancelled"));
     st_save(f, "tasks.json", t);
     start_on_store(f, store, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    assert_int_equal(sc_pt_msg_count(f->fh), 1);
     st_assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
                   "KUS-EN-LNG-004");
     start_on_store(f, store, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
 
     /* a record the plugin cannot use is ignored: its entry is new again */
-    fakehost_destroy(&f->fh);
-    assert_int_equal(fakehost_store_put(store, "energy",
+    sc_pt_destroy(&f->fh);
+    assert_int_equal(sc_pt_store_put(store, "energy",
                                         "task/KUS-EN-H2-001", "{\"x\":1"),
                      SC_OK);
     start_on_store(f, store, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    assert_int_equal(sc_pt_msg_count(f->fh), 1);
     st_assert_msg(f->fh, 0, "energy.hydrogen.tasks", "task.created",
                   "KUS-EN-H2-001");
     st_assert_logged(f->fh, "plugin state: task/KUS-EN-H2-001 is not a record "
                      "this plugin can use");
-    fakehost_destroy(&f->fh);
-    fakehost_store_destroy(&store);
+    sc_pt_destroy(&f->fh);
+    sc_pt_store_destroy(&store);
 }
 
 /* The state store failing: the plugin still publishes, says so, and the
@@ -359,22 +359,22 @@ static void
 test_state_store_failure(void **state)
 {
     sectortest_t *f = *state;
-    fakehost_store_t *store = fakehost_store_new();
-    fakehost_store_fail(store, SC_ERR_INTERNAL);
+    sc_pt_store_t *store = sc_pt_store_new();
+    sc_pt_store_fail(store, SC_ERR_INTERNAL);
     start_on_store(f, store, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 20);
+    assert_int_equal(sc_pt_msg_count(f->fh), 20);
     st_assert_logged(f->fh, "plugin state could not be read");
     st_assert_logged(f->fh, "plugin state: saving task/KUS-EN-NUC-001 failed: "
-                     "internal host error (-9); a restart may publish it "
+                     "internal error in the broker (see its log) (-9); a restart may publish it "
                      "again");
     assert_int_equal(st_poll(f), 0);
-    fakehost_store_fail(store, SC_OK);
+    sc_pt_store_fail(store, SC_OK);
     start_on_store(f, store, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 20);
+    assert_int_equal(sc_pt_msg_count(f->fh), 20);
     start_on_store(f, store, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
-    fakehost_destroy(&f->fh);
-    fakehost_store_destroy(&store);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
+    sc_pt_destroy(&f->fh);
+    sc_pt_store_destroy(&store);
 }
 
 /* The demo indicators with the demo rules of conf/sectorcast.conf. */
@@ -388,9 +388,9 @@ static void
 test_demo_alerts(void **state)
 {
     sectortest_t *f = *state;
-    fakehost_store_t *store = fakehost_store_new();
+    sc_pt_store_t *store = sc_pt_store_new();
     start_on_store(f, store, ENERGY_DEMO_RULES);
-    assert_int_equal(fakehost_msg_count(f->fh), 20 + 7);
+    assert_int_equal(sc_pt_msg_count(f->fh), 20 + 7);
     static const char *const want[][3] = {
         { "energy.lng.alerts", "alert.raised", "lng_inventory_days" },
         { "energy.lng.alerts", "alert.updated", "lng_inventory_days" },
@@ -404,15 +404,15 @@ test_demo_alerts(void **state)
           "electrolyser_stack_lead_time_weeks" },
     };
     for (size_t i = 0; i < 7; i++) {
-        const fakehost_msg_t *m = fakehost_msg_at(f->fh, 20 + i);
+        const sc_pt_msg_t *m = sc_pt_msg_at(f->fh, 20 + i);
         assert_string_equal(m->channel, want[i][0]);
         assert_string_equal(m->kind, want[i][1]);
         assert_string_equal(m->key, want[i][2]);
     }
     start_on_store(f, store, ENERGY_DEMO_RULES);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
-    fakehost_destroy(&f->fh);
-    fakehost_store_destroy(&store);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
+    sc_pt_destroy(&f->fh);
+    sc_pt_store_destroy(&store);
 }
 
 /* -------------------------------------------- energy: invalid input -- */
@@ -437,7 +437,7 @@ test_invalid_entries_skipped_others_publish(void **state)
     st_save(f, "tasks.json", t);
 
     start_energy(f, all_energy, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), n_valid + 7);
+    assert_int_equal(sc_pt_msg_count(f->fh), n_valid + 7);
     st_assert_logged(f->fh, "tasks.json: entry KUS-EN-WND-001: "
                      "\"subsector\": \"wind\" is not one of: hydrogen, "
                      "nuclear, lng; skipped");
@@ -450,10 +450,10 @@ test_invalid_entries_skipped_others_publish(void **state)
     snprintf(needle, sizeof needle, "entry index %zu in \"tasks\": must be "
              "an object", n_valid + 3);
     st_assert_logged(f->fh, needle);
-    for (size_t i = 0; i < fakehost_msg_count(f->fh); i++) {
-        assert_string_not_equal(fakehost_msg_at(f->fh, i)->key,
+    for (size_t i = 0; i < sc_pt_msg_count(f->fh); i++) {
+        assert_string_not_equal(sc_pt_msg_at(f->fh, i)->key,
                                 "KUS-EN-WND-001");
-        assert_string_not_equal(fakehost_msg_at(f->fh, i)->key,
+        assert_string_not_equal(sc_pt_msg_at(f->fh, i)->key,
                                 "KUS-EN-NUC-009");
     }
 }
@@ -499,10 +499,10 @@ test_unparsable_file_keeps_last_good(void **state)
     free(text);
     assert_int_equal(st_poll(f), 0);
     st_assert_logged(f->fh, "tasks.json: line ");
-    long first = fakehost_log_find(f->fh, 0, "tasks.json: line ");
+    long first = sc_pt_log_find(f->fh, 0, "tasks.json: line ");
     /* logged once per content, not on every poll */
     assert_int_equal(st_poll(f), 0);
-    assert_int_equal(fakehost_log_find(f->fh, (size_t)first + 1,
+    assert_int_equal(sc_pt_log_find(f->fh, (size_t)first + 1,
                                        "tasks.json: line "), -1);
 
     /* the plugin still runs: another file's change is published */
@@ -535,7 +535,7 @@ test_unparsable_at_start(void **state)
     st_write_text(f, "tasks.json", "{\"tasks\": [ {\"id\": ");
     start_energy(f, all_energy, NULL);
     /* standards still publish */
-    assert_int_equal(fakehost_msg_count(f->fh), 7);
+    assert_int_equal(sc_pt_msg_count(f->fh), 7);
     st_assert_logged(f->fh, "tasks.json: line 1: ");
 }
 
@@ -563,13 +563,13 @@ test_only_granted_channels(void **state)
     static const char *const nuclear[] = { "energy.nuclear.", NULL };
     start_energy(f, nuclear, NULL);
     /* 5 nuclear tasks + 3 nuclear standards */
-    assert_int_equal(fakehost_msg_count(f->fh), 8);
-    for (size_t i = 0; i < fakehost_msg_count(f->fh); i++)
-        assert_non_null(strstr(fakehost_msg_at(f->fh, i)->channel,
+    assert_int_equal(sc_pt_msg_count(f->fh), 8);
+    for (size_t i = 0; i < sc_pt_msg_count(f->fh); i++)
+        assert_non_null(strstr(sc_pt_msg_at(f->fh, i)->channel,
                                "energy.nuclear."));
     /* the plugin asked the host for its grants and kept to them */
-    assert_int_equal(fakehost_refused_count(f->fh), 0);
-    const char *txt = fakehost_api(f->fh)->strerror(SC_ERR_NOT_GRANTED);
+    assert_int_equal(sc_pt_refused_count(f->fh), 0);
+    const char *txt = sc_pt_api(f->fh)->strerror(SC_ERR_NOT_GRANTED);
     char needle[160];
     snprintf(needle, sizeof needle, "energy.hydrogen.tasks: %s", txt);
     st_assert_logged(f->fh, needle);
@@ -583,8 +583,8 @@ test_single_channel_grant(void **state)
     sectortest_t *f = *state;
     static const char *const one[] = { "energy.lng.tasks.", NULL };
     start_energy(f, one, NULL);
-    assert_int_equal(fakehost_msg_count(f->fh), 4);
-    assert_string_equal(fakehost_msg_at(f->fh, 0)->channel,
+    assert_int_equal(sc_pt_msg_count(f->fh), 4);
+    assert_string_equal(sc_pt_msg_at(f->fh, 0)->channel,
                         "energy.lng.tasks");
 }
 
@@ -594,7 +594,7 @@ test_nothing_granted_refuses_start(void **state)
     sectortest_t *f = *state;
     static const char *const other[] = { "semis.", NULL };
     st_host(f, other, NULL);
-    assert_int_equal(fakehost_start(f->fh), SC_ERR_NOT_GRANTED);
+    assert_int_equal(sc_pt_start(f->fh), SC_ERR_NOT_GRANTED);
     st_assert_logged(f->fh, "nothing to do");
 }
 
@@ -603,17 +603,17 @@ test_publish_errors_logged_and_skipped(void **state)
 {
     sectortest_t *f = *state;
     st_host(f, all_energy, NULL);
-    fakehost_set_max_data(f->fh, 700);
-    assert_int_equal(fakehost_start(f->fh), SC_OK);
-    fakehost_fire_timers(f->fh);
-    size_t ok = fakehost_msg_count(f->fh), refused =
-        fakehost_refused_count(f->fh);
+    sc_pt_set_max_data(f->fh, 700);
+    assert_int_equal(sc_pt_start(f->fh), SC_OK);
+    sc_pt_fire_timers(f->fh);
+    size_t ok = sc_pt_msg_count(f->fh), refused =
+        sc_pt_refused_count(f->fh);
     assert_true(ok > 0);
     assert_true(refused > 0);
     assert_int_equal(ok + refused, 20);
     char needle[128];
     snprintf(needle, sizeof needle, "failed: %s",
-             fakehost_api(f->fh)->strerror(SC_ERR_TOO_BIG));
+             sc_pt_api(f->fh)->strerror(SC_ERR_TOO_BIG));
     st_assert_logged(f->fh, needle);
 }
 
@@ -624,33 +624,33 @@ test_settings_checked(void **state)
 {
     sectortest_t *f = *state;
     char err[512];
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    f->fh = sc_pt_new(energy_so, "energy", all_energy, err, sizeof err);
     assert_non_null(f->fh);
-    assert_int_equal(fakehost_set(f->fh, "colour", "blue"),
+    assert_int_equal(sc_pt_set(f->fh, "colour", "blue"),
                      SC_ERR_NO_SETTING);
-    assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "soon"),
+    assert_int_equal(sc_pt_set(f->fh, "poll_interval_ms", "soon"),
                      SC_ERR_ARG);
-    assert_int_equal(fakehost_set(f->fh, "publish_on_start", "maybe"),
+    assert_int_equal(sc_pt_set(f->fh, "publish_on_start", "maybe"),
                      SC_ERR_ARG);
     /* register_dir is required */
-    assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
-    assert_non_null(strstr(fakehost_error(f->fh), "register_dir"));
-    fakehost_destroy(&f->fh);
+    assert_int_equal(sc_pt_start(f->fh), SC_ERR_BAD_SETTING);
+    assert_non_null(strstr(sc_pt_error(f->fh), "register_dir"));
+    sc_pt_destroy(&f->fh);
 
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
+    f->fh = sc_pt_new(energy_so, "energy", all_energy, err, sizeof err);
     char p[PATH_MAX];
     st_path(f, "missing", p, sizeof p);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", p), SC_OK);
-    assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
+    assert_int_equal(sc_pt_set(f->fh, "register_dir", p), SC_OK);
+    assert_int_equal(sc_pt_start(f->fh), SC_ERR_ARG);
     st_assert_logged(f->fh, "missing: No such file or directory");
-    fakehost_destroy(&f->fh);
+    sc_pt_destroy(&f->fh);
 
-    f->fh = fakehost_new(energy_so, "energy", all_energy, err, sizeof err);
-    assert_int_equal(fakehost_set(f->fh, "register_dir", f->dir), SC_OK);
-    assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "0"), SC_OK);
-    assert_int_equal(fakehost_start(f->fh), SC_ERR_ARG);
+    f->fh = sc_pt_new(energy_so, "energy", all_energy, err, sizeof err);
+    assert_int_equal(sc_pt_set(f->fh, "register_dir", f->dir), SC_OK);
+    assert_int_equal(sc_pt_set(f->fh, "poll_interval_ms", "0"), SC_OK);
+    assert_int_equal(sc_pt_start(f->fh), SC_ERR_ARG);
     st_assert_logged(f->fh, "poll_interval_ms: must be 10..3600000");
-    assert_int_equal(fakehost_timer_count(f->fh), 0);
+    assert_int_equal(sc_pt_timer_count(f->fh), 0);
 }
 
 /* --------------------------------------- energy: the loop, real time -- */
@@ -660,17 +660,17 @@ test_poll_timer_in_real_time(void **state)
 {
     sectortest_t *f = *state;
     st_host(f, all_energy, NULL);
-    assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "50"), SC_OK);
-    assert_int_equal(fakehost_start(f->fh), SC_OK);
-    fakehost_run_for(f->fh, 30);
-    assert_int_equal(fakehost_msg_count(f->fh), 20);
-    fakehost_msgs_clear(f->fh);
+    assert_int_equal(sc_pt_set(f->fh, "poll_interval_ms", "50"), SC_OK);
+    assert_int_equal(sc_pt_start(f->fh), SC_OK);
+    sc_pt_run_for(f->fh, 30);
+    assert_int_equal(sc_pt_msg_count(f->fh), 20);
+    sc_pt_msgs_clear(f->fh);
     json_t *t = st_load(f, "tasks.json");
     json_object_set_new(st_entry(t, "tasks", "KUS-EN-NUC-005"), "status",
                         json_string("in-progress"));
     st_save(f, "tasks.json", t);
-    fakehost_run_for(f->fh, 300);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    sc_pt_run_for(f->fh, 300);
+    assert_int_equal(sc_pt_msg_count(f->fh), 1);
     st_assert_msg(f->fh, 0, "energy.nuclear.tasks", "task.updated",
                   "KUS-EN-NUC-005");
 }
@@ -680,20 +680,20 @@ test_inotify_without_waiting_for_poll(void **state)
 {
     sectortest_t *f = *state;
     st_host(f, all_energy, NULL);
-    assert_int_equal(fakehost_set(f->fh, "poll_interval_ms", "3600000"),
+    assert_int_equal(sc_pt_set(f->fh, "poll_interval_ms", "3600000"),
                      SC_OK);
-    assert_int_equal(fakehost_start(f->fh), SC_OK);
-    if (fakehost_watch_count(f->fh) == 0)
+    assert_int_equal(sc_pt_start(f->fh), SC_OK);
+    if (sc_pt_watch_count(f->fh) == 0)
         skip(); /* no inotify here: polling alone is tested above */
-    fakehost_run_for(f->fh, 30);
-    assert_int_equal(fakehost_msg_count(f->fh), 20);
-    fakehost_msgs_clear(f->fh);
+    sc_pt_run_for(f->fh, 30);
+    assert_int_equal(sc_pt_msg_count(f->fh), 20);
+    sc_pt_msgs_clear(f->fh);
     json_t *t = st_load(f, "tasks.json");
     json_object_set_new(st_entry(t, "tasks", "KUS-EN-LNG-004"), "status",
                         json_string("cancelled"));
     st_save(f, "tasks.json", t);
-    fakehost_run_for(f->fh, 500);
-    assert_int_equal(fakehost_msg_count(f->fh), 1);
+    sc_pt_run_for(f->fh, 500);
+    assert_int_equal(sc_pt_msg_count(f->fh), 1);
     st_assert_msg(f->fh, 0, "energy.lng.tasks", "task.closed",
                   "KUS-EN-LNG-004");
 }
@@ -706,10 +706,10 @@ test_handshake_bad_abi(void **state)
     (void)state;
     char so[PATH_MAX + 32], err[512];
     snprintf(so, sizeof so, "%s/bad_abi.so", fixtures);
-    fakehost_t *fh = fakehost_new(so, "bad", all_energy, err, sizeof err);
+    sc_pt_t *fh = sc_pt_new(so, "bad", all_energy, err, sizeof err);
     assert_null(fh);
-    assert_non_null(strstr(err, "plugin is built for ABI 99, this host "
-                                "speaks ABI 1"));
+    assert_non_null(strstr(err, "speaks ABI version 99, this broker "
+                                "speaks 1..2"));
 }
 
 static void
@@ -718,9 +718,9 @@ test_handshake_no_symbol(void **state)
     (void)state;
     char so[PATH_MAX + 32], err[512];
     snprintf(so, sizeof so, "%s/no_symbol.so", fixtures);
-    fakehost_t *fh = fakehost_new(so, "nosym", all_energy, err, sizeof err);
+    sc_pt_t *fh = sc_pt_new(so, "nosym", all_energy, err, sizeof err);
     assert_null(fh);
-    assert_non_null(strstr(err, "no symbol sc_plugin_entry"));
+    assert_non_null(strstr(err, "no symbol 'sc_plugin_entry'"));
 }
 
 static void
@@ -729,16 +729,16 @@ test_handshake_entry_returns_null(void **state)
     (void)state;
     char err[512];
     /* a host older than the plugin's ABI: the plugin declines */
-    fakehost_t *fh = fakehost_new_abi(energy_so, "energy", all_energy, 0,
+    sc_pt_t *fh = sc_pt_new_abi(energy_so, "energy", all_energy, 0,
                                       err, sizeof err);
     assert_null(fh);
-    assert_non_null(strstr(err, "sc_plugin_entry(0) returned NULL"));
+    assert_non_null(strstr(err, "refuses to run on a host speaking ABI version 0"));
     /* a newer host: the plugin offers its ABI, the host speaks it */
-    fh = fakehost_new_abi(energy_so, "energy", all_energy,
+    fh = sc_pt_new_abi(energy_so, "energy", all_energy,
                           SC_PLUGIN_ABI_VERSION + 1, err, sizeof err);
     assert_non_null(fh);
-    assert_int_equal(fakehost_plugin(fh)->abi_version, SC_PLUGIN_ABI_VERSION);
-    fakehost_destroy(&fh);
+    assert_int_equal(sc_pt_plugin(fh)->abi_version, SC_PLUGIN_ABI_VERSION);
+    sc_pt_destroy(&fh);
     assert_null(fh);
 }
 
@@ -749,11 +749,11 @@ test_handshake_not_a_shared_object(void **state)
     char so[PATH_MAX], err[512];
     st_write_text(f, "text.so", "this is not an ELF file\n");
     st_path(f, "text.so", so, sizeof so);
-    assert_null(fakehost_new(so, "text", all_energy, err, sizeof err));
+    assert_null(sc_pt_new(so, "text", all_energy, err, sizeof err));
     assert_non_null(strstr(err, "cannot load"));
     st_path(f, "absent.so", so, sizeof so);
-    assert_null(fakehost_new(so, "absent", all_energy, err, sizeof err));
-    assert_non_null(strstr(err, "cannot load"));
+    assert_null(sc_pt_new(so, "absent", all_energy, err, sizeof err));
+    assert_non_null(strstr(err, "not found"));
 }
 
 static void
@@ -761,10 +761,10 @@ test_descriptor_of_energy(void **state)
 {
     (void)state;
     char err[512];
-    fakehost_t *fh = fakehost_new(energy_so, "energy", all_energy, err,
+    sc_pt_t *fh = sc_pt_new(energy_so, "energy", all_energy, err,
                                   sizeof err);
     assert_non_null(fh);
-    const sc_plugin_t *p = fakehost_plugin(fh);
+    const sc_plugin_t *p = sc_pt_plugin(fh);
     assert_string_equal(p->name, "energy");
     assert_non_null(p->settings);
     assert_string_equal(p->settings[0].name, "register_dir");
@@ -776,24 +776,24 @@ test_descriptor_of_energy(void **state)
     assert_int_equal(p->settings[3].type, SC_SETTING_STRING);
     assert_string_equal(p->settings[4].name, "alert_sender");
     assert_null(p->settings[5].name);
-    fakehost_destroy(&fh);
+    sc_pt_destroy(&fh);
 }
 
-/* ---------------------------------------- template plugin, fakehost -- */
+/* ---------------------------------------- template plugin, test kit -- */
 
-static fakehost_t *
+static sc_pt_t *
 start_template(const char *interval)
 {
     static const char *const chans[] = { "demo.", NULL };
     char err[512];
-    fakehost_t *fh = fakehost_new(template_so, "tpl", chans, err,
+    sc_pt_t *fh = sc_pt_new(template_so, "tpl", chans, err,
                                   sizeof err);
     if (!fh)
         fail_msg("%s", err);
-    assert_int_equal(fakehost_set(fh, "channel", "demo.ticks"), SC_OK);
+    assert_int_equal(sc_pt_set(fh, "channel", "demo.ticks"), SC_OK);
     if (interval)
-        assert_int_equal(fakehost_set(fh, "interval_ms", interval), SC_OK);
-    assert_int_equal(fakehost_start(fh), SC_OK);
+        assert_int_equal(sc_pt_set(fh, "interval_ms", interval), SC_OK);
+    assert_int_equal(sc_pt_start(fh), SC_OK);
     return fh;
 }
 
@@ -801,25 +801,25 @@ static void
 test_template_ticks(void **state)
 {
     (void)state;
-    fakehost_t *fh = start_template("20");
-    assert_int_equal(fakehost_timer_count(fh), 1);
-    fakehost_run_for(fh, 110);
-    size_t n = fakehost_msg_count(fh);
+    sc_pt_t *fh = start_template("20");
+    assert_int_equal(sc_pt_timer_count(fh), 1);
+    sc_pt_run_for(fh, 110);
+    size_t n = sc_pt_msg_count(fh);
     assert_true(n >= 3 && n <= 6);
-    const fakehost_msg_t *m = fakehost_msg_at(fh, 0);
+    const sc_pt_msg_t *m = sc_pt_msg_at(fh, 0);
     assert_string_equal(m->channel, "demo.ticks");
     assert_string_equal(m->kind, "template.tick");
     assert_null(m->key);
     assert_string_equal(m->data, "{\"instance\":\"tpl\",\"tick\":1}");
-    fakehost_destroy(&fh);
+    sc_pt_destroy(&fh);
 
     /* default interval: 5000 ms, so nothing within 50 ms */
     fh = start_template(NULL);
-    fakehost_run_for(fh, 50);
-    assert_int_equal(fakehost_msg_count(fh), 0);
-    assert_int_equal(fakehost_fire_timers(fh), 1);
-    assert_int_equal(fakehost_msg_count(fh), 1);
-    fakehost_destroy(&fh);
+    sc_pt_run_for(fh, 50);
+    assert_int_equal(sc_pt_msg_count(fh), 0);
+    assert_int_equal(sc_pt_fire_timers(fh), 1);
+    assert_int_equal(sc_pt_msg_count(fh), 1);
+    sc_pt_destroy(&fh);
 }
 
 static void
@@ -828,71 +828,71 @@ test_template_required_channel(void **state)
     (void)state;
     static const char *const chans[] = { "demo.", NULL };
     char err[512];
-    fakehost_t *fh = fakehost_new(template_so, "tpl", chans, err,
+    sc_pt_t *fh = sc_pt_new(template_so, "tpl", chans, err,
                                   sizeof err);
     assert_non_null(fh);
-    assert_int_equal(fakehost_start(fh), SC_ERR_ARG);
-    assert_non_null(strstr(fakehost_error(fh),
-                           "setting \"channel\" is required"));
-    fakehost_destroy(&fh);
+    assert_int_equal(sc_pt_start(fh), SC_ERR_BAD_SETTING);
+    assert_non_null(strstr(sc_pt_error(fh),
+                           "setting 'channel' is required"));
+    sc_pt_destroy(&fh);
 }
 
-/* The fake host's own publish checks, which plugin authors rely on. */
+/* The test kit's own publish checks, which plugin authors rely on. */
 static void
-test_fakehost_publish_checks(void **state)
+test_sc_pt_publish_checks(void **state)
 {
     (void)state;
-    fakehost_t *fh = start_template(NULL);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", "key", "{}"),
+    sc_pt_t *fh = start_template(NULL);
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", "key", "{}"),
                      SC_OK);
-    assert_int_equal(fakehost_publish(fh, "dem", "k", NULL, "{}"),
+    assert_int_equal(sc_pt_publish(fh, "dem", "k", NULL, "{}"),
                      SC_ERR_NOT_GRANTED);
-    assert_int_equal(fakehost_publish(fh, "other.x", "k", NULL, "{}"),
+    assert_int_equal(sc_pt_publish(fh, "other.x", "k", NULL, "{}"),
                      SC_ERR_NOT_GRANTED);
-    assert_int_equal(fakehost_publish(fh, "demox.y", "k", NULL, "{}"),
+    assert_int_equal(sc_pt_publish(fh, "demox.y", "k", NULL, "{}"),
                      SC_ERR_NOT_GRANTED);
-    assert_int_equal(fakehost_publish(fh, "demo.X", "k", NULL, "{}"),
+    assert_int_equal(sc_pt_publish(fh, "demo.X", "k", NULL, "{}"),
                      SC_ERR_ARG);
-    assert_int_equal(fakehost_publish(fh, "demo.x.", "k", NULL, "{}"),
+    assert_int_equal(sc_pt_publish(fh, "demo.x.", "k", NULL, "{}"),
                      SC_ERR_ARG);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "", NULL, "{}"),
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "", NULL, "{}"),
                      SC_ERR_ARG);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", "", "{}"),
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", "", "{}"),
                      SC_ERR_ARG);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, NULL),
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", NULL, NULL),
                      SC_ERR_ARG);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "[1]"),
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", NULL, "[1]"),
                      SC_ERR_BAD_JSON);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "{\"a\":"),
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", NULL, "{\"a\":"),
                      SC_ERR_BAD_JSON);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL,
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", NULL,
                                       "{\"a\":1,\"a\":2}"),
                      SC_ERR_BAD_JSON);
-    fakehost_set_max_data(fh, 10);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL,
+    sc_pt_set_max_data(fh, 10);
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", NULL,
                                       "{\"a\":\"0123456789\"}"),
                      SC_ERR_TOO_BIG);
-    assert_int_equal(fakehost_msg_count(fh), 1);
-    assert_int_equal(fakehost_refused_count(fh), 12);
-    assert_int_equal(fakehost_last_refusal(fh), SC_ERR_TOO_BIG);
-    assert_true(fakehost_log_find(fh, 0, "refused") >= 0);
+    assert_int_equal(sc_pt_msg_count(fh), 1);
+    assert_int_equal(sc_pt_refused_count(fh), 12);
+    assert_int_equal(sc_pt_last_refusal(fh), SC_ERR_TOO_BIG);
+    assert_true(sc_pt_log_find(fh, 0, "refused") >= 0);
 
-    const sc_host_api_t *api = fakehost_api(fh);
+    const sc_host_api_t *api = sc_pt_api(fh);
     assert_int_equal(api->abi_version, SC_PLUGIN_ABI_VERSION);
     assert_int_equal(api->size, sizeof(sc_host_api_t));
     assert_true(SC_HOST_HAS(api, request_stop));
     assert_int_equal(api->timer_cancel(NULL, 1), SC_ERR_ARG);
-    fakehost_destroy(&fh);
+    sc_pt_destroy(&fh);
 }
 
 /* The rest of the host table, as a plugin sees it. */
 static void
-test_fakehost_host_table(void **state)
+test_sc_pt_host_table(void **state)
 {
     (void)state;
-    fakehost_t *fh = start_template(NULL);
-    const sc_host_api_t *api = fakehost_api(fh);
-    sc_host_t *h = fakehost_handle(fh);
+    sc_pt_t *fh = start_template(NULL);
+    const sc_host_api_t *api = sc_pt_api(fh);
+    sc_host_t *h = sc_pt_handle(fh);
     const char *s = NULL;
     int64_t i = 0;
     double d = 0;
@@ -921,14 +921,14 @@ test_fakehost_host_table(void **state)
                         "channel not granted to this plugin");
 
     api->request_stop(h, "fatal: test");
-    assert_string_equal(fakehost_stop_reason(fh), "fatal: test");
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "{}"),
+    assert_string_equal(sc_pt_stop_reason(fh), "fatal: test");
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", NULL, "{}"),
                      SC_ERR_STOPPING);
-    assert_int_equal(fakehost_run_for(fh, 1000), 0); /* returns at once */
-    fakehost_destroy(&fh);
+    assert_int_equal(sc_pt_run_for(fh, 1000), 0); /* returns at once */
+    sc_pt_destroy(&fh);
 }
 
-/* The fake host's durable state, as a plugin sees it. */
+/* The test kit's durable state, as a plugin sees it. */
 typedef struct seen {
     char keys[8][64];
     size_t n;
@@ -946,20 +946,20 @@ collect(void *arg, const char *key, const char *value)
 }
 
 static void
-test_fakehost_state_store(void **state)
+test_sc_pt_state_store(void **state)
 {
     (void)state;
-    fakehost_store_t *store = fakehost_store_new();
-    fakehost_t *fh = start_template(NULL);
-    fakehost_destroy(&fh);
+    sc_pt_store_t *store = sc_pt_store_new();
+    sc_pt_t *fh = start_template(NULL);
+    sc_pt_destroy(&fh);
     static const char *const chans[] = { "demo.", NULL };
     char err[512];
-    fh = fakehost_new(template_so, "tpl", chans, err, sizeof err);
-    fakehost_use_store(fh, store);
-    assert_int_equal(fakehost_set(fh, "channel", "demo.ticks"), SC_OK);
-    assert_int_equal(fakehost_start(fh), SC_OK);
-    const sc_host_api_t *api = fakehost_api(fh);
-    sc_host_t *h = fakehost_handle(fh);
+    fh = sc_pt_new(template_so, "tpl", chans, err, sizeof err);
+    sc_pt_use_store(fh, store);
+    assert_int_equal(sc_pt_set(fh, "channel", "demo.ticks"), SC_OK);
+    assert_int_equal(sc_pt_start(fh), SC_OK);
+    const sc_host_api_t *api = sc_pt_api(fh);
+    sc_host_t *h = sc_pt_handle(fh);
     assert_true(SC_HOST_HAS(api, state_get));
     assert_true(SC_HOST_HAS(api, state_foreach));
 
@@ -994,40 +994,40 @@ test_fakehost_state_store(void **state)
     assert_int_equal(all.n, 2);
 
     /* the test's view: scoped by instance */
-    assert_string_equal(fakehost_store_get(store, "tpl", "b/2"), "two");
-    assert_null(fakehost_store_get(store, "other", "b/2"));
-    assert_int_equal(fakehost_store_count(store, "tpl", ""), 3);
-    assert_int_equal(fakehost_store_writes(store), 6);
-    assert_int_equal(fakehost_store_put(store, "other", "a/9", "x"), SC_OK);
+    assert_string_equal(sc_pt_store_get(store, "tpl", "b/2"), "two");
+    assert_null(sc_pt_store_get(store, "other", "b/2"));
+    assert_int_equal(sc_pt_store_count(store, "tpl", ""), 3);
+    assert_int_equal(sc_pt_store_writes(store), 6);
+    assert_int_equal(sc_pt_store_put(store, "other", "a/9", "x"), SC_OK);
     seen_t again = { .n = 0 };
     assert_int_equal(api->state_foreach(h, "a/", collect, &again), SC_OK);
     assert_int_equal(again.n, 2);
 
     /* faults */
-    fakehost_store_fail(store, SC_ERR_INTERNAL);
+    sc_pt_store_fail(store, SC_ERR_INTERNAL);
     assert_int_equal(api->state_put(h, "a/4", "x"), SC_ERR_INTERNAL);
     assert_int_equal(api->state_get(h, "a/1", &v), SC_ERR_INTERNAL);
-    fakehost_store_fail(store, SC_OK);
-    fakehost_fail_publishes(fh, 1, SC_ERR_INTERNAL);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "{}"),
+    sc_pt_store_fail(store, SC_OK);
+    sc_pt_fail_publishes(fh, 1, SC_ERR_INTERNAL);
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", NULL, "{}"),
                      SC_ERR_INTERNAL);
-    assert_int_equal(fakehost_publish(fh, "demo.x", "k", NULL, "{}"), SC_OK);
-    fakehost_destroy(&fh);
+    assert_int_equal(sc_pt_publish(fh, "demo.x", "k", NULL, "{}"), SC_OK);
+    sc_pt_destroy(&fh);
 
     /* the same store after a "restart" */
-    fh = fakehost_new(template_so, "tpl", chans, err, sizeof err);
-    fakehost_use_store(fh, store);
+    fh = sc_pt_new(template_so, "tpl", chans, err, sizeof err);
+    sc_pt_use_store(fh, store);
     /* an older host: no state functions */
-    fakehost_set_api_size(fh, offsetof(sc_host_api_t, state_get));
-    assert_int_equal(fakehost_set(fh, "channel", "demo.ticks"), SC_OK);
-    assert_int_equal(fakehost_start(fh), SC_OK);
-    api = fakehost_api(fh);
+    sc_pt_set_api_size(fh, offsetof(sc_host_api_t, state_get));
+    assert_int_equal(sc_pt_set(fh, "channel", "demo.ticks"), SC_OK);
+    assert_int_equal(sc_pt_start(fh), SC_OK);
+    api = sc_pt_api(fh);
     assert_false(SC_HOST_HAS(api, state_get));
     assert_true(SC_HOST_HAS(api, request_stop));
     assert_int_equal(api->size, offsetof(sc_host_api_t, state_get));
-    fakehost_destroy(&fh);
-    assert_string_equal(fakehost_store_get(store, "tpl", "a/3"), "three");
-    fakehost_store_destroy(&store);
+    sc_pt_destroy(&fh);
+    assert_string_equal(sc_pt_store_get(store, "tpl", "a/3"), "three");
+    sc_pt_store_destroy(&store);
 }
 
 /* --------------------------------------------------------------- main -- */
@@ -1115,9 +1115,9 @@ main(int argc, char **argv)
         T(test_descriptor_of_energy),
         T(test_template_ticks),
         T(test_template_required_channel),
-        T(test_fakehost_publish_checks),
-        T(test_fakehost_host_table),
-        T(test_fakehost_state_store),
+        T(test_sc_pt_publish_checks),
+        T(test_sc_pt_host_table),
+        T(test_sc_pt_state_store),
     };
 #undef T
     return cmocka_run_group_tests_name("energy plugin", tests, NULL, NULL);

@@ -1,11 +1,11 @@
 /*
  * test_semis_ai.c - the semiconductors & AI plugin, driven through the
- * fake host.
+ * plugin test kit.
  *
  * Each test copies the demo register (conf/registers/semis_ai) into a
  * fresh temporary directory, loads the semis_ai.so built next to this test
  * binary, changes files and checks exactly which messages the plugin
- * published; restarts reuse the fake host's state store, as the broker
+ * published; restarts reuse the test kit's state store, as the broker
  * keeps plugin state across its restarts.
  */
 #include <stdarg.h>
@@ -55,7 +55,7 @@ static void
 test_start_publishes_register(void **state)
 {
     sectortest_t *f = *state;
-    fakehost_t *fh = st_run(f, all_chans, NULL, 0);
+    sc_pt_t *fh = st_run(f, all_chans, NULL, 0);
     /* by file name (indicators.json publishes nothing itself), then
      * array order; channel <subsector>.tasks / .standards */
     static const char *const files[] = { "standards.json", "tasks.json" };
@@ -73,20 +73,20 @@ test_start_publishes_register(void **state)
             const char *id = json_string_value(json_object_get(e, "id"));
             st_assert_msg(fh, i, ch, st_expected_kind(arrays[fi], e), id);
             char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
-            assert_string_equal(fakehost_msg_at(fh, i)->data, canon);
+            assert_string_equal(sc_pt_msg_at(fh, i)->data, canon);
             free(canon);
             i++;
         }
         json_decref(root);
     }
     assert_int_equal(i, N_TASKS + N_STANDARDS);
-    assert_int_equal(fakehost_msg_count(fh), i);
-    assert_int_equal(fakehost_refused_count(fh), 0);
+    assert_int_equal(sc_pt_msg_count(fh), i);
+    assert_int_equal(sc_pt_refused_count(fh), 0);
     assert_int_equal(st_poll(f), 0);
     /* what was published is in the state store */
-    assert_int_equal(fakehost_store_count(f->store, "semis_ai", "task/"),
+    assert_int_equal(sc_pt_store_count(f->store, "semis_ai", "task/"),
                      N_TASKS);
-    assert_int_equal(fakehost_store_count(f->store, "semis_ai",
+    assert_int_equal(sc_pt_store_count(f->store, "semis_ai",
                                           "standard/"), N_STANDARDS);
 }
 
@@ -127,7 +127,7 @@ test_change_gives_exactly_expected(void **state)
     st_assert_msg(f->fh, 3, "semis.tasks", "task.closed", "KUS-SC-WF-002");
     st_assert_msg(f->fh, 4, "ai.tasks", "task.updated", "KUS-SC-AI-002");
     st_assert_msg(f->fh, 5, "ai.tasks", "task.created", "KUS-SC-AI-005");
-    assert_non_null(strstr(fakehost_msg_at(f->fh, 4)->data,
+    assert_non_null(strstr(sc_pt_msg_at(f->fh, 4)->data,
                            "\"status\":\"in-progress\""));
     assert_int_equal(st_poll(f), 0);
 }
@@ -173,7 +173,7 @@ test_invalid_entries_reported_and_skipped(void **state)
 
     st_run(f, all_chans, NULL, 0);
     /* every valid entry publishes */
-    assert_int_equal(fakehost_msg_count(f->fh), N_TASKS + N_STANDARDS);
+    assert_int_equal(sc_pt_msg_count(f->fh), N_TASKS + N_STANDARDS);
     st_assert_logged(f->fh, "tasks.json: entry KUS-SC-AI-009: \"track\": "
                      "\"chip-diplomacy\" is not one of: "
                      "supply-chain-early-warning, export-control-alignment, "
@@ -194,8 +194,8 @@ test_invalid_entries_reported_and_skipped(void **state)
                      "names no organisation; skipped");
     st_assert_logged(f->fh, "standards.json: entry KUS-SC-STD-AI-009: missing "
                      "\"body\"; skipped");
-    for (size_t i = 0; i < fakehost_msg_count(f->fh); i++)
-        assert_null(strstr(fakehost_msg_at(f->fh, i)->key, "-009"));
+    for (size_t i = 0; i < sc_pt_msg_count(f->fh); i++)
+        assert_null(strstr(sc_pt_msg_at(f->fh, i)->key, "-009"));
 
     /* a bad edit keeps the previous version; the good edit goes out */
     t = st_load(f, "tasks.json");
@@ -216,12 +216,12 @@ test_restart_republishes_nothing(void **state)
 {
     sectortest_t *f = *state;
     st_run(f, all_chans, DEMO_RULES, 0);
-    size_t first = fakehost_msg_count(f->fh);
+    size_t first = sc_pt_msg_count(f->fh);
     assert_int_equal(first, N_TASKS + N_STANDARDS + 6);
 
     /* restart: same register, same state store */
     st_run(f, all_chans, DEMO_RULES, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
     st_assert_logged(f->fh, "19 published entries and 3 alert states "
                      "remembered");
 
@@ -234,7 +234,7 @@ test_restart_republishes_nothing(void **state)
     st_assert_msg(f->fh, 0, "ai.tasks", "task.updated", "KUS-SC-AI-003");
 
     st_run(f, all_chans, DEMO_RULES, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
 }
 
 /* What changed while the plugin was down is published at its start,
@@ -244,7 +244,7 @@ test_changes_while_down(void **state)
 {
     sectortest_t *f = *state;
     st_run(f, all_chans, NULL, 0);
-    fakehost_destroy(&f->fh);
+    sc_pt_destroy(&f->fh);
 
     json_t *t = st_load(f, "tasks.json");
     json_object_set_new(st_entry(t, "tasks", "KUS-SC-WF-001"), "status",
@@ -255,25 +255,25 @@ test_changes_while_down(void **state)
     st_save(f, "standards.json", s);
 
     st_run(f, all_chans, NULL, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 2);
+    assert_int_equal(sc_pt_msg_count(f->fh), 2);
     st_assert_msg(f->fh, 0, "semis.standards", "standard.withdrawn",
                   "KUS-SC-STD-SEMI-002");
     st_assert_msg(f->fh, 1, "semis.tasks", "task.updated", "KUS-SC-WF-001");
 
     /* publish_on_start = false on a first start: nothing published, all
      * remembered; later changes are published */
-    fakehost_store_destroy(&f->store);
-    f->store = fakehost_store_new();
+    sc_pt_store_destroy(&f->store);
+    f->store = sc_pt_store_new();
     st_host(f, all_chans, f->store);
-    assert_int_equal(fakehost_set(f->fh, "publish_on_start", "false"),
+    assert_int_equal(sc_pt_set(f->fh, "publish_on_start", "false"),
                      SC_OK);
-    assert_int_equal(fakehost_start(f->fh), SC_OK);
-    fakehost_fire_timers(f->fh);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
-    assert_int_equal(fakehost_store_count(f->store, "semis_ai", "task/"),
+    assert_int_equal(sc_pt_start(f->fh), SC_OK);
+    sc_pt_fire_timers(f->fh);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_store_count(f->store, "semis_ai", "task/"),
                      N_TASKS);
     st_run(f, all_chans, NULL, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
 }
 
 /* A publish that fails for now is retried at the next poll, and only
@@ -283,12 +283,12 @@ test_failed_publish_retried(void **state)
 {
     sectortest_t *f = *state;
     st_host(f, all_chans, f->store);
-    assert_int_equal(fakehost_start(f->fh), SC_OK);
-    fakehost_fail_publishes(f->fh, 2, SC_ERR_INTERNAL);
-    fakehost_fire_timers(f->fh);
+    assert_int_equal(sc_pt_start(f->fh), SC_OK);
+    sc_pt_fail_publishes(f->fh, 2, SC_ERR_INTERNAL);
+    sc_pt_fire_timers(f->fh);
     /* fire_timers ran the first scan and the poll: the poll retried */
-    size_t total = fakehost_msg_count(f->fh);
-    assert_int_equal(fakehost_refused_count(f->fh), 2);
+    size_t total = sc_pt_msg_count(f->fh);
+    assert_int_equal(sc_pt_refused_count(f->fh), 2);
     assert_int_equal(total, N_TASKS + N_STANDARDS);
     /* the two retried last, once each */
     st_assert_msg(f->fh, total - 2, "semis.standards", "standard.proposed",
@@ -296,13 +296,13 @@ test_failed_publish_retried(void **state)
     st_assert_msg(f->fh, total - 1, "semis.standards", "standard.proposed",
                   "KUS-SC-STD-SEMI-002");
     st_assert_logged(f->fh, "publish standard.proposed KUS-SC-STD-SEMI-001 on "
-                     "semis.standards failed: internal host error (-9); "
+                     "semis.standards failed: internal error in the broker (see its log) (-9); "
                      "retried at the next poll");
     assert_int_equal(st_poll(f), 0);
-    assert_int_equal(fakehost_store_count(f->store, "semis_ai",
+    assert_int_equal(sc_pt_store_count(f->store, "semis_ai",
                                           "standard/"), N_STANDARDS);
     st_run(f, all_chans, NULL, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), 0);
 }
 
 /* A publish refused for good (too big) is not retried until the entry
@@ -313,17 +313,17 @@ test_too_big_not_retried(void **state)
 {
     sectortest_t *f = *state;
     st_run(f, all_chans, NULL, 900);
-    size_t ok = fakehost_msg_count(f->fh);
-    size_t refused = fakehost_refused_count(f->fh);
+    size_t ok = sc_pt_msg_count(f->fh);
+    size_t refused = sc_pt_refused_count(f->fh);
     assert_true(ok > 0 && refused > 0);
     assert_int_equal(ok + refused, N_TASKS + N_STANDARDS);
     st_assert_logged(f->fh, "not retried until it changes");
     assert_int_equal(st_poll(f), 0);
-    assert_int_equal(fakehost_refused_count(f->fh), 0);
+    assert_int_equal(sc_pt_refused_count(f->fh), 0);
 
     st_run(f, all_chans, NULL, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), refused);
-    assert_int_equal(fakehost_refused_count(f->fh), 0);
+    assert_int_equal(sc_pt_msg_count(f->fh), refused);
+    assert_int_equal(sc_pt_refused_count(f->fh), 0);
 }
 
 static void
@@ -333,19 +333,19 @@ test_only_granted_channels(void **state)
     static const char *const ai_only[] = { "ai.", NULL };
     st_run(f, ai_only, NULL, 0);
     /* 4 AI tasks and 3 AI standards */
-    assert_int_equal(fakehost_msg_count(f->fh), 7);
+    assert_int_equal(sc_pt_msg_count(f->fh), 7);
     for (size_t i = 0; i < 7; i++)
-        assert_non_null(strstr(fakehost_msg_at(f->fh, i)->channel, "ai."));
-    assert_int_equal(fakehost_refused_count(f->fh), 0);
+        assert_non_null(strstr(sc_pt_msg_at(f->fh, i)->channel, "ai."));
+    assert_int_equal(sc_pt_refused_count(f->fh), 0);
     st_assert_logged(f->fh, "semis.tasks: channel not granted to this plugin; "
                      "its entries are not published");
     /* semis entries were not published, so they are not in the store */
-    assert_int_equal(fakehost_store_count(f->store, "semis_ai", "task/"),
+    assert_int_equal(sc_pt_store_count(f->store, "semis_ai", "task/"),
                      4);
 
     static const char *const other[] = { "energy.", NULL };
     st_host(f, other, NULL);
-    assert_int_equal(fakehost_start(f->fh), SC_ERR_NOT_GRANTED);
+    assert_int_equal(sc_pt_start(f->fh), SC_ERR_NOT_GRANTED);
     st_assert_logged(f->fh, "none of the semis_ai channels is granted; "
                      "nothing to do");
 }
@@ -358,14 +358,14 @@ test_older_host_memory_only(void **state)
     sectortest_t *f = *state;
     for (int round = 0; round < 2; round++) {
         st_host(f, all_chans, f->store);
-        fakehost_set_api_size(f->fh, offsetof(sc_host_api_t, state_get));
-        assert_int_equal(fakehost_start(f->fh), SC_OK);
-        fakehost_fire_timers(f->fh);
-        assert_int_equal(fakehost_msg_count(f->fh), N_TASKS + N_STANDARDS);
+        sc_pt_set_api_size(f->fh, offsetof(sc_host_api_t, state_get));
+        assert_int_equal(sc_pt_start(f->fh), SC_OK);
+        sc_pt_fire_timers(f->fh);
+        assert_int_equal(sc_pt_msg_count(f->fh), N_TASKS + N_STANDARDS);
         st_assert_logged(f->fh, "this host has no durable plugin state (an "
                          "older broker)");
     }
-    assert_int_equal(fakehost_store_writes(f->store), 0);
+    assert_int_equal(sc_pt_store_writes(f->store), 0);
 }
 
 /* The demo indicators with the demo rules of conf/sectorcast.conf. */
@@ -376,7 +376,7 @@ test_demo_alerts(void **state)
     static const char *const alerts_only[] = { "semis.supply-chain.",
                                                "ai.supply-chain.", NULL };
     st_run(f, alerts_only, DEMO_RULES, 0);
-    assert_int_equal(fakehost_msg_count(f->fh), 6);
+    assert_int_equal(sc_pt_msg_count(f->fh), 6);
     st_assert_msg(f->fh, 0, "semis.supply-chain.alerts", "alert.raised",
                   "chip_lead_time_weeks");
     st_assert_msg(f->fh, 1, "semis.supply-chain.alerts", "alert.updated",
@@ -389,7 +389,7 @@ test_demo_alerts(void **state)
                   "ai_accelerator_fill_rate_pct");
     st_assert_msg(f->fh, 5, "ai.supply-chain.alerts", "alert.cleared",
                   "ai_accelerator_fill_rate_pct");
-    json_t *a = json_loads(fakehost_msg_at(f->fh, 1)->data, 0, NULL);
+    json_t *a = json_loads(sc_pt_msg_at(f->fh, 1)->data, 0, NULL);
     json_t *info = json_object_get(a, "info");
     assert_string_equal(json_string_value(json_object_get(info, "severity")),
                         "Severe");
@@ -403,10 +403,10 @@ test_descriptor(void **state)
 {
     (void)state;
     char err[512];
-    fakehost_t *fh = fakehost_new(plugin_so, "semis_ai", all_chans, err,
+    sc_pt_t *fh = sc_pt_new(plugin_so, "semis_ai", all_chans, err,
                                   sizeof err);
     assert_non_null(fh);
-    const sc_plugin_t *p = fakehost_plugin(fh);
+    const sc_plugin_t *p = sc_pt_plugin(fh);
     assert_string_equal(p->name, "semis_ai");
     static const char *const names[] = { "register_dir", "poll_interval_ms",
                                          "publish_on_start", "alert_rules",
@@ -414,14 +414,14 @@ test_descriptor(void **state)
     for (size_t i = 0; names[i]; i++)
         assert_string_equal(p->settings[i].name, names[i]);
     assert_null(p->settings[5].name);
-    fakehost_destroy(&fh);
+    sc_pt_destroy(&fh);
 }
 
 int
 main(void)
 {
-    if (fakehost_find_plugin("semis_ai", plugin_so, sizeof plugin_so) < 0 ||
-        fakehost_find_source("conf/registers/semis_ai", demo_register,
+    if (st_find_plugin("semis_ai", plugin_so, sizeof plugin_so) < 0 ||
+        st_find_source("conf/registers/semis_ai", demo_register,
                              sizeof demo_register) < 0) {
         fprintf(stderr, "test_semis_ai: cannot find semis_ai.so or "
                 "conf/registers/semis_ai\n");
