@@ -3,16 +3,10 @@
  *
  * One loop (zmq_poll) on the core thread serves, in this order of
  * priority: signals, ZAP requests (a handshake waits on them), XPUB
- * subscription messages (each granted or refused before the next recv,
- * because ZMQ_SUBSCRIBE on an XPUB_MANUAL socket applies to the pipe of the
- * last message received), and publishes from the plugins.
- *
- * Publishes are handled in groups: everything ready (up to GROUP_MAX) is
- * sequenced, signed and appended to the journal in one transaction; only
- * after the commit succeeds is the group sent. If the journal cannot be
- * written, the group is kept, the core stops reading from the plugins
- * (whose sockets then block at their high-water mark) and retries: a
- * message a plugin was told was accepted is never dropped.
+ * subscription messages (subs.c), the service socket, heartbeats and
+ * retention, and publishes from the plugins (pipeline.c: group ->
+ * sequence -> sign -> journal -> send). A reload is prepared by reload.c
+ * and swapped in here.
  */
 #include "broker.h"
 
@@ -37,74 +31,20 @@
 #include "journal.h"
 #include "keyring.h"
 #include "log.h"
+#include "pipeline.h"
 #include "plugin_host.h"
 #include "ratelimit.h"
+#include "reload.h"
 #include "service.h"
+#include "subs.h"
 #include "supervisor.h"
 
 #define CORE_ENDPOINT "inproc://sectorcast-core"
-#define GROUP_MAX 1024
-#define RETRY_MS 1000
 #define PLUGIN_STOP_MS 5000
 #define MAX_FRAME_BYTES (8 * 1024 * 1024)
 #define PRUNE_EVERY_MS 60000
 #define HEARTBEAT_TAG "sc-heartbeat-v1"
-/* subscription log lines per agency (ratelimit.h): refusals, and, more
- * generously, grants and unsubscribes (an agency cycling them) */
-#define SUB_LOG_PER_SEC 2.0
-#define SUB_LOG_BURST 20
-#define SUB_OK_LOG_PER_SEC 10.0
-#define SUB_OK_LOG_BURST 100
-#define SUB_LOG_SOURCES 256
 #define LOG_FLUSH_MS 1000
-
-typedef struct pending {
-    char *parts[SC_PUB_FRAMES]; /* NUL-terminated copies of the frames */
-    bool is_state;              /* a plugin state write, not a message */
-    void *rid;                  /* routing id of an acked (child) publish */
-    size_t rid_len;
-    json_t *data;
-    char *jws;
-    size_t jws_len;
-    uint64_t seq;
-    char ts[32];
-} pending_t;
-
-/* The subtrees granted on one connection (by its fd): libzmq keeps a
- * connection's subscriptions as a set, and so do we, to bound them. */
-typedef struct conn_subs {
-    char **subs;
-    size_t n;
-} conn_subs_t;
-
-static void conn_clear(conn_subs_t *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        free(c->subs[i]);
-    free(c->subs);
-    c->subs = NULL;
-    c->n = 0;
-}
-
-static long conn_find(const conn_subs_t *c, const char *t, size_t tl)
-{
-    for (size_t i = 0; i < c->n; i++)
-        if (strlen(c->subs[i]) == tl && memcmp(c->subs[i], t, tl) == 0)
-            return (long)i;
-    return -1;
-}
-
-static bool conn_add(conn_subs_t *c, const char *t, size_t tl)
-{
-    char **v = realloc(c->subs, (c->n + 1) * sizeof *v);
-    if (!v)
-        return false;
-    c->subs = v;
-    if (!(v[c->n] = strndup(t, tl)))
-        return false;
-    c->n++;
-    return true;
-}
 
 struct sc_broker {
     sc_config_t *cfg;
@@ -118,24 +58,14 @@ struct sc_broker {
     sc_access_t *access;
     sc_service_t *service;
     void *xpub_mon;          /* monitor of the XPUB: disconnects */
-    conn_subs_t *subs_per_fd; /* granted subscriptions per connection */
-    size_t subs_cap;
+    sc_subs_t *subs;
+    sc_pipeline_t *pipe;
+    int64_t next_log_flush_ms;
     int64_t next_heartbeat_ms;
     int64_t next_prune_ms;
     sc_supervisor_t *sv;
     void *pull_ipc;          /* publishes from plugin child processes */
     char ipc_path[256];
-
-    pending_t group[GROUP_MAX];
-    size_t n_group;
-    int64_t retry_at_ms; /* journal failure: pause until then */
-
-    uint64_t n_sent;
-    uint64_t n_subs_granted;
-    uint64_t n_subs_refused;
-    sc_ratelimit_t *log_subs;     /* refused subscriptions, per agency */
-    sc_ratelimit_t *log_subs_ok;  /* granted/withdrawn, per agency */
-    int64_t next_log_flush_ms;
 };
 
 static void prune(sc_broker_t *b);
@@ -165,370 +95,12 @@ int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag)
     return bad;
 }
 
-/* ------------------------------------------------------------------ */
-/* publish pipeline                                                    */
-
-static void pending_clear(pending_t *m)
-{
-    for (int i = 0; i < SC_PUB_FRAMES; i++)
-        free(m->parts[i]);
-    free(m->rid);
-    json_decref(m->data);
-    free(m->jws);
-    memset(m, 0, sizeof *m);
-}
-
-/* Tell a plugin child process what became of its publish. */
-static void ack(sc_broker_t *b, pending_t *m, const char *what)
-{
-    if (!m->rid || !b->pull_ipc)
-        return;
-    if (zmq_send(b->pull_ipc, m->rid, m->rid_len,
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(b->pull_ipc, what, strlen(what), ZMQ_DONTWAIT);
-}
-
-/* Read one publish from the PULL socket into the group. -1 if nothing is
- * ready (EAGAIN), 0 if one was read (or a malformed one discarded). */
-static int read_publish(sc_broker_t *b, void *sock)
-{
-    pending_t *m = &b->group[b->n_group];
-    memset(m, 0, sizeof *m);
-    int nf = 0, more = 1, bad = 0;
-    if (sock == b->pull_ipc) {
-        /* ROUTER: the first frame is the child's routing id */
-        zmq_msg_t r;
-        zmq_msg_init(&r);
-        if (zmq_msg_recv(&r, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&r);
-            return -1;
-        }
-        more = zmq_msg_more(&r);
-        m->rid_len = zmq_msg_size(&r);
-        m->rid = malloc(m->rid_len ? m->rid_len : 1);
-        if (m->rid)
-            memcpy(m->rid, zmq_msg_data(&r), m->rid_len);
-        zmq_msg_close(&r);
-        if (!m->rid || !more)
-            bad = 1;
-    }
-    while (more) {
-        zmq_msg_t f;
-        zmq_msg_init(&f);
-        if (zmq_msg_recv(&f, sock,
-                         nf == 0 && !m->rid ? ZMQ_DONTWAIT : 0) < 0) {
-            zmq_msg_close(&f);
-            if (nf == 0 && !m->rid)
-                return -1;
-            bad = 1;
-            break;
-        }
-        more = zmq_msg_more(&f);
-        if (nf < SC_PUB_FRAMES) {
-            size_t n = zmq_msg_size(&f);
-            m->parts[nf] = malloc(n + 1);
-            if (m->parts[nf]) {
-                memcpy(m->parts[nf], zmq_msg_data(&f), n);
-                m->parts[nf][n] = '\0';
-            } else {
-                bad = 1;
-            }
-        }
-        nf++;
-        zmq_msg_close(&f);
-    }
-    if (!bad && nf == SC_STATE_FRAMES &&
-        strcmp(m->parts[1], "state") == 0 &&
-        (m->parts[3][0] == 'v' || strcmp(m->parts[3], "d") == 0)) {
-        /* a child may only write its own state: the name is checked */
-        if (sock == b->pull_ipc &&
-            !sc_supervisor_may_publish(b->sv, m->parts[0], NULL)) {
-            sc_log(SC_L_ERROR, "core",
-                   "discarded state write from unknown plugin process "
-                   "'%.64s'",
-                   m->parts[0]);
-            ack(b, m, SC_PUB_ACK_REFUSED);
-            pending_clear(m);
-            return 0;
-        }
-        m->is_state = true;
-        b->n_group++;
-        return 0;
-    }
-    if (bad || nf != SC_PUB_FRAMES) {
-        /* cannot happen with our own plugin host; never trust it blindly */
-        sc_log(SC_L_ERROR, "core", "discarded malformed internal publish "
-               "(%d frames)", nf);
-        ack(b, m, SC_PUB_ACK_REFUSED);
-        pending_clear(m);
-        return 0;
-    }
-    /* a plugin child process is not trusted: check its grant again */
-    if (sock == b->pull_ipc &&
-        (!sc_channel_valid(m->parts[SC_PUB_F_CHANNEL]) ||
-         !sc_supervisor_may_publish(b->sv, m->parts[SC_PUB_F_PLUGIN],
-                                    m->parts[SC_PUB_F_CHANNEL]))) {
-        sc_log(SC_L_ERROR, "core",
-               "discarded publish from plugin process '%.64s' to '%.200s': "
-               "not granted",
-               m->parts[SC_PUB_F_PLUGIN], m->parts[SC_PUB_F_CHANNEL]);
-        ack(b, m, SC_PUB_ACK_REFUSED);
-        pending_clear(m);
-        return 0;
-    }
-    json_error_t je;
-    m->data = json_loads(m->parts[SC_PUB_F_DATA], 0, &je);
-    if (!m->data || !json_is_object(m->data)) {
-        sc_log(SC_L_ERROR, m->parts[SC_PUB_F_PLUGIN],
-               "discarded publish to %s: data not a JSON object",
-               m->parts[SC_PUB_F_CHANNEL]);
-        ack(b, m, SC_PUB_ACK_REFUSED);
-        pending_clear(m);
-        return 0;
-    }
-    b->n_group++;
-    return 0;
-}
-
-/* Sequence, sign and journal the whole group; on success send it. */
-static int flush_group(sc_broker_t *b)
-{
-    if (b->n_group == 0)
-        return 0;
-    char err[512];
-    if (sc_journal_begin(b->journal, err, sizeof err) != 0)
-        goto fail;
-    for (size_t i = 0; i < b->n_group; i++) {
-        pending_t *m = &b->group[i];
-        if (m->is_state) {
-            const char *v = m->parts[3];
-            if (sc_journal_state_put(b->journal, m->parts[0], m->parts[2],
-                                     v[0] == 'v' ? v + 1 : NULL, err,
-                                     sizeof err) != 0)
-                goto fail;
-            continue;
-        }
-        const char *channel = m->parts[SC_PUB_F_CHANNEL];
-        const char *keyf = m->parts[SC_PUB_F_KEY];
-        const char *key = keyf[0] == 'k' ? keyf + 1 : NULL;
-        free(m->jws);
-        m->jws = NULL;
-        m->seq = sc_journal_next_seq(b->journal, channel);
-        if (m->seq == 0) {
-            snprintf(err, sizeof err, "out of memory");
-            goto fail;
-        }
-        sc_now_rfc3339(m->ts);
-        json_t *source = json_pack("{s:s, s:s, s:s}", "gateway",
-                                   b->cfg->gateway_id, "plugin",
-                                   m->parts[SC_PUB_F_PLUGIN], "sector",
-                                   m->parts[SC_PUB_F_SECTOR]);
-        sc_envelope_in_t in = {
-            .channel = channel,
-            .epoch = sc_journal_epoch(b->journal),
-            .seq = m->seq,
-            .id = NULL,
-            .ts = m->ts,
-            .kind = m->parts[SC_PUB_F_KIND],
-            .key = key,
-            .source = source,
-            .data = m->data,
-        };
-        const sc_sigkey_t *k = sc_keyring_for(b->keyring, channel);
-        int rc = source ? sc_envelope_sign(&in, k, &m->jws, &m->jws_len, err,
-                                           sizeof err)
-                        : -1;
-        json_decref(source);
-        if (rc != 0) {
-            /* this message can never be signed (the plugin host checked
-             * what it could): drop it alone, give its seq back, and keep
-             * the rest of the group */
-            sc_log(SC_L_ERROR, m->parts[SC_PUB_F_PLUGIN],
-                   "cannot sign message for %s: %s; dropped", channel,
-                   source ? err : "out of memory");
-            sc_journal_release_seq(b->journal, channel, m->seq);
-            ack(b, m, SC_PUB_ACK_REFUSED);
-            pending_clear(m);
-            memmove(m, m + 1, (b->n_group - i - 1) * sizeof *m);
-            b->n_group--;
-            i--;
-            continue;
-        }
-        if (sc_journal_append(b->journal, channel, m->seq, in.kind, key,
-                              m->ts, sc_sigkey_kid(k), m->jws, m->jws_len, err,
-                              sizeof err) != 0)
-            goto fail;
-    }
-    if (sc_journal_commit(b->journal, err, sizeof err) != 0)
-        goto fail;
-
-    /* durable: now send. XPUB never blocks; a subscriber over its HWM
-     * loses the message and repairs the gap by replay. */
-    for (size_t i = 0; i < b->n_group; i++) {
-        pending_t *m = &b->group[i];
-        if (m->is_state) {
-            ack(b, m, SC_PUB_ACK_OK);
-            pending_clear(m);
-            continue;
-        }
-        char topic[SC_CHANNEL_MAX + 2];
-        int tl = sc_channel_topic(m->parts[SC_PUB_F_CHANNEL], topic,
-                                  sizeof topic);
-        if (tl > 0 &&
-            zmq_send(b->xpub, topic, (size_t)tl, ZMQ_SNDMORE | ZMQ_DONTWAIT) ==
-                tl)
-            zmq_send(b->xpub, m->jws, m->jws_len, ZMQ_DONTWAIT);
-        b->n_sent++;
-        if (sc_log_enabled(SC_L_DEBUG))
-            sc_log(SC_L_DEBUG, m->parts[SC_PUB_F_PLUGIN],
-                   "%s seq %llu %s key %s", m->parts[SC_PUB_F_CHANNEL],
-                   (unsigned long long)m->seq, m->parts[SC_PUB_F_KIND],
-                   m->parts[SC_PUB_F_KEY][0] == 'k'
-                       ? m->parts[SC_PUB_F_KEY] + 1
-                       : "-");
-        ack(b, m, SC_PUB_ACK_OK);
-        pending_clear(m);
-    }
-    b->n_group = 0;
-    b->retry_at_ms = 0;
-    return 0;
-fail:
-    sc_journal_rollback(b->journal);
-    sc_log(SC_L_ERROR, "journal",
-           "cannot journal %zu message(s): %s; publishing paused, retrying "
-           "in %d ms (nothing is sent before it is journaled)",
-           b->n_group, err, RETRY_MS);
-    b->retry_at_ms = sc_mono_ms() + RETRY_MS;
-    return -1;
-}
-
-/* Take everything pending from the plugins and journal + send it. */
+/* Take what the plugins have ready (also the supervisor's callback while
+ * it waits for plugins to stop). */
 static void drain(void *arg)
 {
     sc_broker_t *b = arg;
-    if (b->retry_at_ms != 0 && sc_mono_ms() < b->retry_at_ms)
-        return;
-    for (int round = 0; round < 64; round++) {
-        while (b->n_group < GROUP_MAX && read_publish(b, b->pull) == 0)
-            ;
-        while (b->pull_ipc && b->n_group < GROUP_MAX &&
-               read_publish(b, b->pull_ipc) == 0)
-            ;
-        if (b->n_group == 0 || flush_group(b) != 0)
-            break;
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* subscriptions                                                       */
-
-static void handle_subscription(sc_broker_t *b)
-{
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, b->xpub, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);
-        return;
-    }
-    /* drain any further frames: a subscription is a single frame */
-    int extra = 0;
-    while (zmq_msg_more(&m)) {
-        zmq_msg_t x;
-        zmq_msg_init(&x);
-        if (zmq_msg_recv(&x, b->xpub, 0) < 0) {
-            zmq_msg_close(&x);
-            break;
-        }
-        extra = 1;
-        int more = zmq_msg_more(&x);
-        zmq_msg_close(&x);
-        if (!more)
-            break;
-    }
-    const unsigned char *d = zmq_msg_data(&m);
-    size_t n = zmq_msg_size(&m);
-    /* ZeroMQ sets errno EINVAL when the property is absent: an
-     * unsubscribe generated by a disconnect carries no User-Id. */
-    const char *user = zmq_msg_gets(&m, "User-Id");
-    if (n == 0 || extra || (d[0] != 0 && d[0] != 1)) {
-        b->n_subs_refused++;
-        sc_ratelimit_log(b->log_subs, user, SC_L_WARN,
-                         "ignored malformed subscription message from '%s'",
-                         user ? user : "?");
-        zmq_msg_close(&m);
-        return;
-    }
-    const char *topic = (const char *)d + 1;
-    size_t tl = n - 1;
-    int tshow = tl > 120 ? 120 : (int)tl;
-    /* the connection it came from: subscriptions are bounded per
-     * connection (libzmq keeps them as a set per pipe) */
-    int fd = zmq_msg_get(&m, ZMQ_SRCFD);
-    conn_subs_t *conn = NULL;
-    if (fd >= 0 && (size_t)fd < 1u << 20) {
-        if ((size_t)fd >= b->subs_cap) {
-            size_t cap = (size_t)fd + 64;
-            conn_subs_t *v = realloc(b->subs_per_fd, cap * sizeof *v);
-            if (v) {
-                memset(v + b->subs_cap, 0, (cap - b->subs_cap) * sizeof *v);
-                b->subs_per_fd = v;
-                b->subs_cap = cap;
-            }
-        }
-        if ((size_t)fd < b->subs_cap)
-            conn = &b->subs_per_fd[fd];
-    }
-    long known = conn ? conn_find(conn, topic, tl) : -1;
-    if (d[0] == 0) {
-        /* only what was granted on this connection can be withdrawn */
-        if (user && known >= 0) {
-            free(conn->subs[known]);
-            conn->subs[known] = conn->subs[--conn->n];
-            zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
-            sc_ratelimit_log(b->log_subs_ok, user, SC_L_INFO,
-                             "agency '%s' unsubscribed %.*s", user, tshow,
-                             topic);
-        } else if (user && !conn && sc_subtree_valid(topic, tl)) {
-            zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
-        }
-        zmq_msg_close(&m);
-        return;
-    }
-    if (known >= 0) {
-        /* a repeat: libzmq's set already has it; nothing to count */
-        zmq_setsockopt(b->xpub, ZMQ_SUBSCRIBE, topic, tl);
-        zmq_msg_close(&m);
-        return;
-    }
-    const sc_agency_t *ag = user ? sc_access_agency(b->access, user) : NULL;
-    bool valid = sc_subtree_valid(topic, tl);
-    bool over = conn && conn->n >= (size_t)b->cfg->max_subscriptions;
-    if (ag && valid && !over && sc_agency_may_read(ag, topic, tl) &&
-        (!conn || conn_add(conn, topic, tl))) {
-        zmq_setsockopt(b->xpub, ZMQ_SUBSCRIBE, topic, tl);
-        b->n_subs_granted++;
-        sc_ratelimit_log(b->log_subs_ok, user, SC_L_INFO,
-                         "agency '%s' subscribed %.*s", user, tshow, topic);
-    } else {
-        b->n_subs_refused++;
-        /* print only safe characters of a hostile topic */
-        char shown[128];
-        size_t k = 0;
-        for (size_t i = 0; i < tl && k + 1 < sizeof shown; i++)
-            shown[k++] = (topic[i] >= 0x20 && topic[i] < 0x7f) ? topic[i]
-                                                               : '?';
-        shown[k] = '\0';
-        sc_ratelimit_log(b->log_subs, user, SC_L_WARN,
-               "refused subscription '%s' of agency '%s': %s", shown,
-               user ? user : "?",
-               !ag     ? "unknown agency"
-               : !valid ? "not a subtree (must be channel segments each "
-                          "ending in '.')"
-               : over   ? "too many subscriptions on one connection "
-                          "(limits.max_subscriptions)"
-                        : "not granted");
-    }
-    zmq_msg_close(&m);
+    sc_pipeline_drain(b->pipe);
 }
 
 /* ------------------------------------------------------------------ */
@@ -677,14 +249,6 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     }
     if (!(b->access = sc_access_new(cfg, err, errlen)))
         goto fail;
-    if (!(b->log_subs = sc_ratelimit_new("access", SUB_LOG_PER_SEC,
-                                         SUB_LOG_BURST, SUB_LOG_SOURCES)) ||
-        !(b->log_subs_ok = sc_ratelimit_new("access", SUB_OK_LOG_PER_SEC,
-                                            SUB_OK_LOG_BURST,
-                                            SUB_LOG_SOURCES))) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
     if (!(b->keyring = sc_keyring_load(cfg, err, errlen)))
         goto fail;
     char e[1024];
@@ -702,6 +266,20 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
         goto fail;
     }
     if (setup_sockets(b, err, errlen) != 0)
+        goto fail;
+    if (!(b->subs = sc_subs_new(b->xpub, b->xpub_mon))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    sc_pipeline_env_t pe = {
+        .xpub = b->xpub,
+        .pull = b->pull,
+        .pull_ipc = b->pull_ipc,
+        .journal = b->journal,
+        .keyring = b->keyring,
+        .gateway_id = cfg->gateway_id,
+    };
+    if (!(b->pipe = sc_pipeline_new(&pe, err, errlen)))
         goto fail;
     sc_log(SC_L_INFO, "core",
            "gateway '%s' publishing on %s, service on %s; journal %s (epoch "
@@ -723,6 +301,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    sc_pipeline_set_supervisor(b->pipe, b->sv);
     sc_supervisor_apply(b->sv, b->cfg);
     return b;
 fail:
@@ -832,159 +411,45 @@ static void prune(sc_broker_t *b)
     free(c.names);
 }
 
-static void handle_monitor(sc_broker_t *b)
-{
-    for (;;) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, b->xpub_mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            return;
-        }
-        zmq_msg_init(&addr);
-        if (zmq_msg_more(&ev))
-            zmq_msg_recv(&addr, b->xpub_mon, 0);
-        if (zmq_msg_size(&ev) >= 6) {
-            uint16_t event;
-            uint32_t value;
-            memcpy(&event, zmq_msg_data(&ev), 2);
-            memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
-            if (event == ZMQ_EVENT_DISCONNECTED && value < b->subs_cap)
-                conn_clear(&b->subs_per_fd[value]);
-        }
-        zmq_msg_close(&ev);
-        zmq_msg_close(&addr);
-    }
-}
-
 /* ------------------------------------------------------------------ */
 /* run                                                                 */
 
 static void stop_plugins(sc_broker_t *b)
 {
     sc_supervisor_destroy(&b->sv);
-    for (int tries = 0; b->n_group && tries < 5; tries++)
-        if (flush_group(b) != 0)
-            usleep(200000);
-    if (b->n_group)
-        sc_log(SC_L_ERROR, "journal",
-               "%zu accepted message(s) could not be journaled before exit",
-               b->n_group);
+    if (b->pipe) {
+        sc_pipeline_set_supervisor(b->pipe, NULL);
+        sc_pipeline_finish(b->pipe);
+    }
 }
 
 /* ------------------------------------------------------------------ */
 /* reload                                                              */
 
-static int strdiff(const char *a, const char *b)
-{
-    if (!a || !b)
-        return a != b;
-    return strcmp(a, b);
-}
-
 static void reload(sc_broker_t *b)
 {
-    const char *path = b->cfg->path;
-    sc_log(SC_L_INFO, "core", "SIGHUP: reloading %s", path);
-    sc_diag_t d = {0};
-    sc_config_t *n = sc_config_load(path, true, &d);
-    if (n)
-        sc_broker_check_plugins(n, &d);
-    if (!n || d.count) {
-        for (size_t i = 0; i < d.count; i++)
-            sc_log(SC_L_ERROR, "core", "%s", d.lines[i]);
-        sc_log(SC_L_ERROR, "core",
-               "reload refused: %zu problem(s) in %s; the running "
-               "configuration stays",
-               d.count, path);
-        sc_diag_clear(&d);
-        sc_config_destroy(&n);
+    sc_reload_t *r = sc_reload_prepare(b->cfg->path, b->cfg);
+    if (!r)
         return;
-    }
-    sc_diag_clear(&d);
-    const char *fixed = NULL;
-    if (strdiff(n->publish_endpoint, b->cfg->publish_endpoint))
-        fixed = "listen.publish";
-    else if (strdiff(n->service_endpoint, b->cfg->service_endpoint))
-        fixed = "listen.service";
-    else if (strdiff(n->curve_secret_file, b->cfg->curve_secret_file))
-        fixed = "curve.secret_key";
-    else if (strdiff(n->data_dir, b->cfg->data_dir))
-        fixed = "gateway.data_dir";
-    else if (n->durability_full != b->cfg->durability_full)
-        fixed = "gateway.durability";
-    if (fixed) {
-        sc_log(SC_L_ERROR, "core",
-               "reload refused: %s cannot change without a restart; the "
-               "running configuration stays",
-               fixed);
-        sc_config_destroy(&n);
-        return;
-    }
-    char err[1024];
-    sc_access_t *na = sc_access_new(n, err, sizeof err);
-    sc_keyring_t *nk = na ? sc_keyring_load(n, err, sizeof err) : NULL;
-    if (!nk || sc_keyring_write_jwks(nk, n->jwks_file, err, sizeof err) != 0) {
-        sc_log(SC_L_ERROR, "core",
-               "reload refused: %s; the running configuration stays", err);
-        sc_keyring_destroy(&nk);
-        sc_access_destroy(&na);
-        sc_config_destroy(&n);
-        return;
-    }
-    /* say what changed outside the plugins */
-    for (size_t i = 0; i < b->cfg->n_agencies; i++) {
-        const sc_cfg_agency_t *o = &b->cfg->agencies[i];
-        const sc_cfg_agency_t *m = NULL;
-        for (size_t k = 0; k < n->n_agencies && !m; k++)
-            if (strcmp(n->agencies[k].id, o->id) == 0)
-                m = &n->agencies[k];
-        bool narrowed = !m || strcmp(m->public_key, o->public_key) != 0;
-        for (size_t g = 0; m && !narrowed && g < o->n_grants; g++) {
-            bool kept = false;
-            for (size_t h = 0; h < m->n_grants && !kept; h++)
-                kept = strcmp(m->grants[h], o->grants[g]) == 0;
-            narrowed = !kept;
-        }
-        if (!m)
-            sc_log(SC_L_WARN, "core",
-                   "reload: agency '%s' removed: new connections are refused; "
-                   "its open connections keep their subscriptions until they "
-                   "disconnect (restart to cut them off now)",
-                   o->id);
-        else if (narrowed)
-            sc_log(SC_L_WARN, "core",
-                   "reload: agency '%s' key or grants narrowed: applies to new "
-                   "subscriptions and requests; restart to cut existing "
-                   "subscriptions",
-                   o->id);
-    }
-    for (size_t k = 0; k < n->n_agencies; k++) {
-        bool old = false;
-        for (size_t i = 0; i < b->cfg->n_agencies && !old; i++)
-            old = strcmp(n->agencies[k].id, b->cfg->agencies[i].id) == 0;
-        if (!old)
-            sc_log(SC_L_INFO, "core", "reload: agency '%s' added",
-                   n->agencies[k].id);
-    }
-    if (n->n_keys != b->cfg->n_keys || strcmp(n->active_key, b->cfg->active_key))
-        sc_log(SC_L_INFO, "core",
-               "reload: signing keys now %zu, active '%s'; JWKS rewritten",
-               n->n_keys, n->active_key);
-    if (strcmp(n->log_level, b->cfg->log_level))
-        sc_log(SC_L_INFO, "core", "reload: log_level %s -> %s",
-               b->cfg->log_level, n->log_level);
+    sc_config_t *n = r->cfg;
+    sc_reload_report(b->cfg, n);
     sc_log_set_level((sc_level_t)sc_log_parse_level(n->log_level));
 
     sc_access_t *oa = b->access;
     sc_keyring_t *ok = b->keyring;
-    sc_access_take_over(na, oa);
-    b->access = na;
-    b->keyring = nk;
+    sc_access_take_over(r->access, oa);
+    b->access = r->access;
+    b->keyring = r->keyring;
+    sc_pipeline_set_keyring(b->pipe, r->keyring);
     if (b->service)
-        sc_service_set_access(b->service, na, n, sc_keyring_jwks(nk));
+        sc_service_set_access(b->service, r->access, n,
+                              sc_keyring_jwks(r->keyring));
     sc_config_t *old = b->cfg;
     b->cfg = n;
+    r->cfg = NULL;
+    r->access = NULL;
+    r->keyring = NULL;
+    sc_reload_free(&r);
     sc_journal_kids(b->journal, check_kid, b);
     int started = sc_supervisor_apply(b->sv, n);
     sc_access_destroy(&oa);
@@ -998,7 +463,8 @@ int sc_broker_run(sc_broker_t *b)
 {
     int status = 0;
     for (;;) {
-        bool paused = b->retry_at_ms != 0;
+        int64_t retry_at = sc_pipeline_retry_at(b->pipe);
+        bool paused = retry_at != 0;
         /* the optional sockets go last; the pull sockets are not read
          * while the journal is failing (the plugins then wait) */
         zmq_pollitem_t items[7] = {
@@ -1020,8 +486,8 @@ int sc_broker_run(sc_broker_t *b)
         int64_t wake = b->next_prune_ms;
         if (b->cfg->heartbeat_ms > 0 && b->next_heartbeat_ms < wake)
             wake = b->next_heartbeat_ms;
-        if (paused && b->retry_at_ms < wake)
-            wake = b->retry_at_ms;
+        if (paused && retry_at < wake)
+            wake = retry_at;
         if (svw >= 0 && now + svw < wake)
             wake = now + svw;
         if (b->next_log_flush_ms < wake)
@@ -1066,10 +532,10 @@ int sc_broker_run(sc_broker_t *b)
             if (zmq_getsockopt(b->xpub, ZMQ_EVENTS, &ev, &sz) != 0 ||
                 !(ev & ZMQ_POLLIN))
                 break;
-            handle_subscription(b);
+            sc_subs_handle(b->subs, b->access, b->cfg);
         }
         if (items[3].revents & ZMQ_POLLIN)
-            handle_monitor(b);
+            sc_subs_handle_monitor(b->subs);
         for (int k = 0; b->service && k < 64; k++)
             if (sc_service_handle(b->service) != 0)
                 break;
@@ -1082,22 +548,20 @@ int sc_broker_run(sc_broker_t *b)
             prune(b);
         if (now >= b->next_log_flush_ms) {
             sc_access_flush_log(b->access);
-            sc_ratelimit_flush(b->log_subs);
-            sc_ratelimit_flush(b->log_subs_ok);
+            sc_subs_flush_log(b->subs);
             b->next_log_flush_ms = now + LOG_FLUSH_MS;
         }
         if (svw >= 0)
             sc_supervisor_tick(b->sv);
         if (paused) {
-            if (sc_mono_ms() >= b->retry_at_ms)
-                flush_group(b);
+            sc_pipeline_retry(b->pipe);
             continue;
         }
-        drain(b);
+        sc_pipeline_drain(b->pipe);
     }
     stop_plugins(b);
     sc_log(SC_L_INFO, "core", "stopped; %llu message(s) sent this run",
-           (unsigned long long)b->n_sent);
+           (unsigned long long)sc_pipeline_sent(b->pipe));
     return status;
 }
 
@@ -1109,14 +573,11 @@ void sc_broker_destroy(sc_broker_t **b_p)
     bool abandoned = sc_supervisor_abandoned(b->sv);
     if (b->sv)
         stop_plugins(b);
-    for (size_t i = 0; i < b->n_group; i++)
-        pending_clear(&b->group[i]);
+    sc_pipeline_destroy(&b->pipe);
     sc_service_destroy(&b->service);
     if (b->xpub_mon)
         zmq_close(b->xpub_mon);
-    for (size_t i = 0; i < b->subs_cap; i++)
-        conn_clear(&b->subs_per_fd[i]);
-    free(b->subs_per_fd);
+    sc_subs_destroy(&b->subs);
     if (b->xpub)
         zmq_close(b->xpub);
     if (b->pull)
@@ -1138,8 +599,6 @@ void sc_broker_destroy(sc_broker_t **b_p)
     sc_journal_close(&b->journal);
     sc_keyring_destroy(&b->keyring);
     sc_access_destroy(&b->access);
-    sc_ratelimit_destroy(&b->log_subs);
-    sc_ratelimit_destroy(&b->log_subs_ok);
     if (b->sigfd >= 0)
         close(b->sigfd);
     sc_config_destroy(&b->cfg);
