@@ -87,8 +87,7 @@ int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag)
             bad++;
             continue;
         }
-        if (sc_config_check_plugin_settings(cfg, p, lib.desc->settings,
-                                            diag) != 0)
+        if (sc_config_check_plugin(cfg, p, lib.desc, diag) != 0)
             bad++;
         sc_plugin_lib_close(&lib);
     }

@@ -27,6 +27,7 @@
 
 #include "common/channel.h"
 #include "common/keys.h"
+#include "host/settings_lc.h"
 
 #define MAX_DATA_MIN 64
 #define MAX_DATA_MAX 16777216
@@ -1074,67 +1075,25 @@ static void load_agencies(loader_t *L, const config_setting_t *root)
     free(seen);
 }
 
-static void free_settings(sc_cfg_setting_t *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].name);
-        free(v[i].s);
-    }
-    free(v);
-}
-
 static void free_plugin(sc_cfg_plugin_t *p)
 {
     free(p->name);
     free(p->path);
     free(p->sector);
     free_strings(p->channels, p->n_channels);
-    free_settings(p->settings, p->n_settings);
+    sc_sv_destroy(&p->settings_written);
+    sc_settings_destroy(&p->settings);
     memset(p, 0, sizeof *p);
 }
 
-/* The plugin's `settings` group, as written (types checked later against
- * the plugin's own table). */
+/* The plugin's `settings` group, as written (checked later against the
+ * plugin's own table by the settings engine). */
 static void load_plugin_settings(loader_t *L, sc_cfg_plugin_t *p,
                                  const config_setting_t *g, const char *pfx)
 {
-    size_t n = (size_t)config_setting_length(g);
-    p->settings = calloc(n ? n : 1, sizeof *p->settings);
-    if (p->settings == NULL) {
-        err(L, NULL, "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        sc_cfg_setting_t *v = &p->settings[p->n_settings];
-        switch (config_setting_type(s)) {
-        case CONFIG_TYPE_STRING:
-            v->type = SC_CFG_STRING;
-            v->s = xdup(L, config_setting_get_string(s));
-            break;
-        case CONFIG_TYPE_INT:
-        case CONFIG_TYPE_INT64:
-            v->type = SC_CFG_INT;
-            v->i = (int64_t)config_setting_get_int64(s);
-            break;
-        case CONFIG_TYPE_FLOAT:
-            v->type = SC_CFG_FLOAT;
-            v->f = config_setting_get_float(s);
-            break;
-        case CONFIG_TYPE_BOOL:
-            v->type = SC_CFG_BOOL;
-            v->b = config_setting_get_bool(s) != 0;
-            break;
-        default:
-            err(L, s, "%ssetting '%s' must be a string, number or boolean "
-                      "(not a group, array or list)",
-                pfx, config_setting_name(s));
-            continue;
-        }
-        v->name = xdup(L, config_setting_name(s));
-        v->line = line_of(s);
-        p->n_settings++;
-    }
+    p->settings_written = sc_sv_from_config(g);
+    if (p->settings_written == NULL)
+        err(L, g, "%sout of memory", pfx);
 }
 
 static void load_plugins(loader_t *L, const config_setting_t *root)
@@ -1417,218 +1376,58 @@ void sc_config_destroy(sc_config_t **cfg_p)
 }
 
 /* ------------------------------------------------------------------------
- * Plugin settings against the plugin's table
+ * Plugin settings against the plugin's table (the settings engine)
  * ---------------------------------------------------------------------- */
 
-static const char *type_phrase(sc_setting_type_t t)
+static void to_diag(void *arg, const char *file, int line, const char *msg)
 {
-    switch (t) {
-    case SC_SETTING_INT:   return "an integer";
-    case SC_SETTING_BOOL:  return "a boolean (true or false)";
-    case SC_SETTING_FLOAT: return "a number";
-    case SC_SETTING_PATH:  return "a string (a path)";
-    case SC_SETTING_STRING:
-    default:               return "a string";
-    }
+    sc_diag_add((sc_diag_t *)arg, file, line, "%s", msg);
 }
 
-static bool type_fits(sc_setting_type_t want, sc_cfg_value_type_t have)
+static sc_settings_where_t where_of(const sc_config_t *cfg,
+                                    const sc_cfg_plugin_t *p)
 {
-    switch (want) {
-    case SC_SETTING_STRING:
-    case SC_SETTING_PATH:  return have == SC_CFG_STRING;
-    case SC_SETTING_INT:   return have == SC_CFG_INT;
-    case SC_SETTING_BOOL:  return have == SC_CFG_BOOL;
-    case SC_SETTING_FLOAT: return have == SC_CFG_FLOAT || have == SC_CFG_INT;
-    case SC_SETTING_GROUP: return false; /* not supported yet */
-    }
-    return false;
-}
-
-/* Parse a table default into `out` (name not set). 0 or -1. */
-static int parse_default(const sc_setting_def_t *d, sc_cfg_setting_t *out)
-{
-    const char *t = d->default_value;
-    char *end = NULL;
-    errno = 0;
-    switch (d->type) {
-    case SC_SETTING_INT: {
-        long long v = strtoll(t, &end, 0);
-        if (end == t || *end != '\0' || errno != 0)
-            return -1;
-        out->type = SC_CFG_INT;
-        out->i = v;
-        return 0;
-    }
-    case SC_SETTING_FLOAT: {
-        double v = strtod(t, &end);
-        if (end == t || *end != '\0' || errno != 0)
-            return -1;
-        out->type = SC_CFG_FLOAT;
-        out->f = v;
-        return 0;
-    }
-    case SC_SETTING_BOOL:
-        out->type = SC_CFG_BOOL;
-        if (!strcasecmp(t, "true") || !strcasecmp(t, "yes") ||
-            !strcasecmp(t, "on") || !strcmp(t, "1"))
-            out->b = 1;
-        else if (!strcasecmp(t, "false") || !strcasecmp(t, "no") ||
-                 !strcasecmp(t, "off") || !strcmp(t, "0"))
-            out->b = 0;
-        else
-            return -1;
-        return 0;
-    case SC_SETTING_STRING:
-    case SC_SETTING_PATH:
-        out->type = SC_CFG_STRING;
-        out->s = strdup(t);
-        return out->s != NULL ? 0 : -1;
-    case SC_SETTING_GROUP:
-        return -1;
-    }
-    return -1;
+    return (sc_settings_where_t){
+        .file = cfg->path,
+        .dir = cfg->dir,
+        .plugin = p->name ? p->name : "?",
+        .line = p->line,
+        .settings_line = p->settings_line,
+    };
 }
 
 int sc_config_check_plugin_settings(const sc_config_t *cfg, sc_cfg_plugin_t *p,
                                     const sc_setting_def_t *table,
-                                    sc_diag_t *diag)
+                                    size_t stride, sc_diag_t *diag)
 {
     if (cfg == NULL || p == NULL)
         return -1;
-    const char *file = cfg->path;
-    const char *pname = p->name ? p->name : "?";
-    int errors = 0;
-
-    size_t nt = 0;
-    while (table != NULL && table[nt].name != NULL)
-        nt++;
-
-    /* "a, b, c" for the unknown-setting message */
-    size_t klen = 1;
-    for (size_t j = 0; j < nt; j++)
-        klen += strlen(table[j].name) + 2;
-    char *known = malloc(klen);
-    sc_cfg_setting_t *out = calloc(nt ? nt : 1, sizeof *out);
-    if (known == NULL || out == NULL) {
-        free(known);
-        free(out);
-        sc_diag_add(diag, file, p->line, "plugin '%s': out of memory", pname);
+    sc_settings_where_t w = where_of(cfg, p);
+    sc_settings_t *s = NULL;
+    if (sc_settings_validate(&w, p->settings_written, table, stride, to_diag,
+                             diag, &s) != 0)
         return -1;
-    }
-    known[0] = '\0';
-    for (size_t j = 0; j < nt; j++) {
-        if (j)
-            strcat(known, ", ");
-        strcat(known, table[j].name);
-    }
-
-    /* Every setting written must be declared, with a fitting type. */
-    for (size_t i = 0; i < p->n_settings; i++) {
-        const sc_cfg_setting_t *s = &p->settings[i];
-        const sc_setting_def_t *d = NULL;
-        for (size_t j = 0; j < nt && d == NULL; j++)
-            if (strcmp(table[j].name, s->name) == 0)
-                d = &table[j];
-        if (d == NULL) {
-            if (nt == 0)
-                sc_diag_add(diag, file, s->line,
-                            "plugin '%s': unknown setting '%s' (the plugin "
-                            "takes no settings)", pname, s->name);
-            else
-                sc_diag_add(diag, file, s->line,
-                            "plugin '%s': unknown setting '%s' (known: %s)",
-                            pname, s->name, known);
-            errors++;
-        } else if (!type_fits(d->type, s->type)) {
-            sc_diag_add(diag, file, s->line,
-                        "plugin '%s': setting '%s' must be %s", pname, s->name,
-                        type_phrase(d->type));
-            errors++;
-        }
-    }
-    free(known);
-
-    /* One resolved entry per declared setting that has a value. */
-    size_t n_out = 0;
-    for (size_t j = 0; j < nt; j++) {
-        const sc_setting_def_t *d = &table[j];
-        const sc_cfg_setting_t *s = NULL;
-        for (size_t i = 0; i < p->n_settings && s == NULL; i++)
-            if (strcmp(p->settings[i].name, d->name) == 0)
-                s = &p->settings[i];
-        sc_cfg_setting_t *o = &out[n_out];
-        if (s != NULL) {
-            if (!type_fits(d->type, s->type))
-                continue;                       /* reported above */
-            *o = *s;
-            o->s = NULL;
-            if (d->type == SC_SETTING_FLOAT && s->type == SC_CFG_INT) {
-                o->type = SC_CFG_FLOAT;
-                o->f = (double)s->i;
-            }
-            if (s->type == SC_CFG_STRING) {
-                o->s = d->type == SC_SETTING_PATH
-                           ? resolve_path(cfg->dir, s->s)
-                           : strdup(s->s);
-                if (o->s == NULL) {
-                    sc_diag_add(diag, file, s->line, "out of memory");
-                    errors++;
-                }
-            }
-        } else if (d->required) {
-            sc_diag_add(diag, file, p->settings_line,
-                        "plugin '%s': missing required setting '%s'", pname,
-                        d->name);
-            errors++;
-            continue;
-        } else if (d->default_value != NULL) {
-            if (parse_default(d, o) != 0) {
-                sc_diag_add(diag, file, p->line,
-                            "plugin '%s': default value '%s' of setting '%s' "
-                            "is not %s (a bug in the plugin)", pname,
-                            d->default_value, d->name, type_phrase(d->type));
-                errors++;
-                continue;
-            }
-            if (d->type == SC_SETTING_PATH) {
-                char *abs = resolve_path(cfg->dir, o->s);
-                free(o->s);
-                o->s = abs;
-                if (abs == NULL) {
-                    sc_diag_add(diag, file, p->line, "out of memory");
-                    errors++;
-                }
-            }
-            o->line = 0;
-        } else {
-            continue;                           /* optional, no default */
-        }
-        o->name = strdup(d->name);
-        n_out++;                                /* owned by out from here */
-        if (o->name == NULL) {
-            sc_diag_add(diag, file, p->line, "out of memory");
-            errors++;
-        }
-    }
-
-    if (errors > 0) {
-        free_settings(out, n_out);
-        return -1;
-    }
-    free_settings(p->settings, p->n_settings);
-    p->settings = out;
-    p->n_settings = n_out;
+    sc_settings_destroy(&p->settings);
+    p->settings = s;
     return 0;
 }
 
-const sc_cfg_setting_t *sc_config_plugin_setting(const sc_cfg_plugin_t *p,
-                                                 const char *name)
+int sc_config_check_plugin(const sc_config_t *cfg, sc_cfg_plugin_t *p,
+                           const sc_plugin_t *desc, sc_diag_t *diag)
 {
-    if (p == NULL || name == NULL)
-        return NULL;
-    for (size_t i = 0; i < p->n_settings; i++)
-        if (p->settings[i].name != NULL && strcmp(p->settings[i].name, name) == 0)
-            return &p->settings[i];
-    return NULL;
+    if (cfg == NULL || p == NULL || desc == NULL)
+        return -1;
+    if (sc_config_check_plugin_settings(cfg, p, desc->settings,
+                                        sc_settings_def_stride(desc),
+                                        diag) != 0)
+        return -1;
+    sc_settings_check_env_t env = {
+        .instance = p->name,
+        .channels = (const char *const *)p->channels,
+        .n_channels = p->n_channels,
+    };
+    if (sc_settings_run_check(sc_settings_check_of(desc), p->settings, &env,
+                              to_diag, diag) != 0)
+        return -1;
+    return 0;
 }

@@ -18,25 +18,7 @@
 #include <stdint.h>
 #include <sectorcast/plugin.h>
 #include "diag.h"
-
-typedef enum sc_cfg_value_type {
-    SC_CFG_STRING = 1,
-    SC_CFG_INT = 2,
-    SC_CFG_BOOL = 3,
-    SC_CFG_FLOAT = 4
-} sc_cfg_value_type_t;
-
-/* One plugin setting as written in the config (before validation), or as
- * resolved against the plugin's table (after). */
-typedef struct sc_cfg_setting {
-    char *name;
-    sc_cfg_value_type_t type;
-    char *s;          /* SC_CFG_STRING (paths already resolved if PATH) */
-    int64_t i;        /* SC_CFG_INT */
-    double f;         /* SC_CFG_FLOAT */
-    int b;            /* SC_CFG_BOOL */
-    int line;         /* line in the config file, 0 = default value */
-} sc_cfg_setting_t;
+#include "host/settings.h"
 
 typedef struct sc_cfg_plugin {
     char *name;          /* instance name, unique, [a-z0-9_-]+ */
@@ -44,8 +26,9 @@ typedef struct sc_cfg_plugin {
     char *sector;        /* name of an entry of sectors */
     char **channels;     /* granted subtrees, each ending in '.' */
     size_t n_channels;
-    sc_cfg_setting_t *settings;
-    size_t n_settings;
+    sc_sv_t *settings_written; /* its settings group as written (NULL: none) */
+    sc_settings_t *settings;   /* resolved by sc_config_check_plugin*();
+                                  NULL before */
     int line;            /* line of the plugin's group */
     int settings_line;   /* line of its settings group (or `line`) */
     bool isolate_process;/* isolation = "process": run in a child process */
@@ -144,17 +127,22 @@ sc_config_t *sc_config_load(const char *path, bool check_files,
 sc_config_t *sc_config_load_to_run(const char *path, sc_diag_t *diag);
 void sc_config_destroy(sc_config_t **cfg_p);
 
-/* Validate plugin `p`'s settings against the plugin's declared table:
- * unknown name, wrong type and missing required setting are FILE:LINE
- * errors; defaults are filled in and PATH values resolved. Replaces
- * p->settings with the resolved list (one entry per declared setting that
- * has a value). Returns 0 if valid, -1 otherwise. */
+/* Validate plugin `p`'s settings against a settings table (entries
+ * `stride` bytes apart; see sc_settings_def_stride) with the settings
+ * engine (host/settings.h): unknown name, wrong type, missing required
+ * value, out of range, not allowed, wrong list or group shape are
+ * "FILE:LINE: plugin 'x': setting 'y': ..." errors. On success p->settings
+ * holds the resolved settings (defaults filled in, PATH values resolved).
+ * Returns 0 if valid, -1 otherwise. */
 int sc_config_check_plugin_settings(const sc_config_t *cfg, sc_cfg_plugin_t *p,
                                     const sc_setting_def_t *table,
-                                    sc_diag_t *diag);
+                                    size_t stride, sc_diag_t *diag);
 
-/* Find a plugin setting by name (after validation). NULL if absent. */
-const sc_cfg_setting_t *sc_config_plugin_setting(const sc_cfg_plugin_t *p,
-                                                 const char *name);
+/* All checks of plugin `p` that its descriptor allows before it starts:
+ * its settings table (with the descriptor's stride), then its check()
+ * callback, if any, in check mode (problems it reports with
+ * setting_problem() land at the setting's line). 0 or -1. */
+int sc_config_check_plugin(const sc_config_t *cfg, sc_cfg_plugin_t *p,
+                           const sc_plugin_t *desc, sc_diag_t *diag);
 
 #endif

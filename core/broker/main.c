@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "broker.h"
 #include "config.h"
+#include "host/settings.h"
 #include "diag.h"
 #include "log.h"
 #include "plugin_host.h"
@@ -47,20 +49,15 @@ static void usage(FILE *out)
 "2 usage error.\n");
 }
 
-static const char *type_name(sc_setting_type_t t)
-{
-    switch (t) {
-    case SC_SETTING_STRING: return "string";
-    case SC_SETTING_INT: return "integer";
-    case SC_SETTING_BOOL: return "bool";
-    case SC_SETTING_FLOAT: return "float";
-    case SC_SETTING_PATH: return "path";
-    default: return "?";
-    }
-}
-
 static int describe(const char *path)
 {
+    /* "x.so" names a file in the current directory, as for any other
+     * command; dlopen() alone would search the library path instead */
+    char local[4096];
+    struct stat st;
+    if (strchr(path, '/') == NULL && stat(path, &st) == 0 &&
+        (size_t)snprintf(local, sizeof local, "./%s", path) < sizeof local)
+        path = local;
     sc_plugin_lib_t lib;
     char err[1024];
     if (sc_plugin_lib_open(path, &lib, err, sizeof err) != 0) {
@@ -71,14 +68,10 @@ static int describe(const char *path)
     printf("%s %s (ABI %u)\n%s\n", d->name, d->version ? d->version : "?",
            (unsigned)d->abi_version, d->description ? d->description : "");
     printf("settings:\n");
-    for (const sc_setting_def_t *s = d->settings; s && s->name; s++)
-        printf("  %-20s %-8s %s%s%s%s\n", s->name, type_name(s->type),
-               s->required ? "(required) " : "",
-               s->default_value ? "(default " : "",
-               s->default_value ? s->default_value : "",
-               s->default_value ? ") " : "");
-    for (const sc_setting_def_t *s = d->settings; s && s->name; s++)
-        printf("  %s: %s\n", s->name, s->description ? s->description : "");
+    sc_settings_describe(stdout, d);
+    printf("check: %s\n", sc_settings_check_of(d) != NULL
+                               ? "the plugin checks its settings itself too"
+                               : "none beyond the table");
     sc_plugin_lib_close(&lib);
     return 0;
 }

@@ -64,8 +64,7 @@ struct sc_plugin_inst {
     char *sector;
     char **channels; /* granted subtrees */
     size_t n_channels;
-    sc_cfg_setting_t *settings;
-    size_t n_settings;
+    sc_settings_t *settings; /* resolved (host/settings.h), own copy */
     int64_t max_data_bytes;
 
     void *zctx;
@@ -378,66 +377,55 @@ static int wait_ack(sc_plugin_inst_t *p, const char *what)
     }
 }
 
-/* The setting `name` if it is of type `type` (SC_CFG_FLOAT also accepts
- * an integer). *rc is SC_ERR_NO_SETTING / SC_ERR_ARG when NULL. */
-static const sc_cfg_setting_t *get_setting(sc_host_t *h, const char *name,
-                                           const void *out,
-                                           sc_cfg_value_type_t type, int *rc)
-{
-    *rc = SC_ERR_ARG;
-    if (!h || !h->inst || !out || !name)
-        return NULL;
-    sc_plugin_inst_t *p = h->inst;
-    for (size_t i = 0; i < p->n_settings; i++) {
-        const sc_cfg_setting_t *s = &p->settings[i];
-        if (strcmp(s->name, name) != 0)
-            continue;
-        if (s->type == type || (type == SC_CFG_FLOAT && s->type == SC_CFG_INT))
-            return s;
-        return NULL; /* wrong type: SC_ERR_ARG */
-    }
-    *rc = SC_ERR_NO_SETTING;
-    return NULL;
-}
-
+/* Settings: the engine's getters (host/settings.h). */
 static int h_setting_string(sc_host_t *h, const char *name, const char **out)
 {
-    int rc;
-    const sc_cfg_setting_t *s = get_setting(h, name, out, SC_CFG_STRING, &rc);
-    if (!s)
-        return rc;
-    *out = s->s;
-    return SC_OK;
+    return h && h->inst ? sc_settings_string(h->inst->settings, name, out)
+                        : SC_ERR_ARG;
 }
 
 static int h_setting_int(sc_host_t *h, const char *name, int64_t *out)
 {
-    int rc;
-    const sc_cfg_setting_t *s = get_setting(h, name, out, SC_CFG_INT, &rc);
-    if (!s)
-        return rc;
-    *out = s->i;
-    return SC_OK;
+    return h && h->inst ? sc_settings_int(h->inst->settings, name, out)
+                        : SC_ERR_ARG;
 }
 
 static int h_setting_bool(sc_host_t *h, const char *name, int *out)
 {
-    int rc;
-    const sc_cfg_setting_t *s = get_setting(h, name, out, SC_CFG_BOOL, &rc);
-    if (!s)
-        return rc;
-    *out = s->b;
-    return SC_OK;
+    return h && h->inst ? sc_settings_bool(h->inst->settings, name, out)
+                        : SC_ERR_ARG;
 }
 
 static int h_setting_float(sc_host_t *h, const char *name, double *out)
 {
-    int rc;
-    const sc_cfg_setting_t *s = get_setting(h, name, out, SC_CFG_FLOAT, &rc);
-    if (!s)
-        return rc;
-    *out = s->type == SC_CFG_FLOAT ? s->f : (double)s->i;
-    return SC_OK;
+    return h && h->inst ? sc_settings_float(h->inst->settings, name, out)
+                        : SC_ERR_ARG;
+}
+
+static int h_setting_count(sc_host_t *h, const char *path, size_t *out)
+{
+    return h && h->inst ? sc_settings_count(h->inst->settings, path, out)
+                        : SC_ERR_ARG;
+}
+
+static void problem_to_log(void *arg, const char *file, int line,
+                           const char *msg)
+{
+    sc_log(SC_L_ERROR, (const char *)arg, "%s:%d: %s", file, line, msg);
+}
+
+static void h_setting_problem(sc_host_t *h, const char *path, const char *fmt,
+                              ...)
+{
+    if (!h || !h->inst)
+        return;
+    char text[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt ? fmt : "", ap);
+    va_end(ap);
+    sc_settings_problem(h->inst->settings, path, text, problem_to_log,
+                        h->inst->name);
 }
 
 static int h_timer_add(sc_host_t *h, uint32_t interval_ms, int repeat,
@@ -796,6 +784,8 @@ static const sc_host_api_t host_api = {
     .state_put = h_state_put,
     .state_free = h_state_free,
     .state_foreach = h_state_foreach,
+    .setting_count = h_setting_count,
+    .setting_problem = h_setting_problem,
 };
 
 /* ------------------------------------------------------------------ */
@@ -946,11 +936,7 @@ static void inst_free(sc_plugin_inst_t *p)
     for (size_t i = 0; i < p->n_channels; i++)
         free(p->channels[i]);
     free(p->channels);
-    for (size_t i = 0; i < p->n_settings; i++) {
-        free(p->settings[i].name);
-        free(p->settings[i].s);
-    }
-    free(p->settings);
+    sc_settings_destroy(&p->settings);
     free(p->core_endpoint);
     free(p->state_db_path);
     while (p->overlay) {
@@ -998,8 +984,12 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
     p->state_db_path = strdup(state_db);
     p->channels = calloc(cfg->n_channels ? cfg->n_channels : 1,
                          sizeof *p->channels);
-    p->settings = calloc(cfg->n_settings ? cfg->n_settings : 1,
-                         sizeof *p->settings);
+    if (cfg->settings)
+        p->settings = sc_settings_copy(cfg->settings);
+    else {
+        sc_settings_where_t w = {.plugin = cfg->name, .line = cfg->line};
+        p->settings = sc_settings_from_root(&w, NULL);
+    }
     bool oom = !p->name || !p->sector || !p->core_endpoint || !p->channels ||
                !p->settings || !p->state_db_path;
     for (size_t i = 0; !oom && i < cfg->n_channels; i++) {
@@ -1007,15 +997,6 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
             oom = true;
         else
             p->n_channels++;
-    }
-    for (size_t i = 0; !oom && i < cfg->n_settings; i++) {
-        sc_cfg_setting_t *s = &p->settings[i];
-        *s = cfg->settings[i];
-        s->name = strdup(cfg->settings[i].name);
-        s->s = cfg->settings[i].s ? strdup(cfg->settings[i].s) : NULL;
-        p->n_settings++;
-        if (!s->name || (cfg->settings[i].s && !s->s))
-            oom = true;
     }
     if (oom) {
         snprintf(err, errlen, "out of memory");

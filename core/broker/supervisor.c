@@ -160,8 +160,7 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         return -1;
     }
     sc_diag_t d = {0};
-    if (sc_config_check_plugin_settings(sv->cfg, p, lib.desc->settings, &d) !=
-        0) {
+    if (sc_config_check_plugin(sv->cfg, p, lib.desc, &d) != 0) {
         for (size_t k = 0; k < d.count; k++)
             sc_log(SC_L_ERROR, p->name, "%s", d.lines[k]);
         sc_log(SC_L_ERROR, p->name, "plugin not started");
@@ -262,35 +261,7 @@ static void stop_flagged(sc_supervisor_t *sv)
 
 static bool settings_equal(const sc_cfg_plugin_t *a, const sc_cfg_plugin_t *b)
 {
-    if (a->n_settings != b->n_settings)
-        return false;
-    for (size_t i = 0; i < a->n_settings; i++) {
-        const sc_cfg_setting_t *x = &a->settings[i], *y = NULL;
-        for (size_t k = 0; k < b->n_settings && !y; k++)
-            if (strcmp(b->settings[k].name, x->name) == 0)
-                y = &b->settings[k];
-        if (!y || x->type != y->type)
-            return false;
-        switch (x->type) {
-        case SC_CFG_STRING:
-            if (strcmp(x->s ? x->s : "", y->s ? y->s : "") != 0)
-                return false;
-            break;
-        case SC_CFG_INT:
-            if (x->i != y->i)
-                return false;
-            break;
-        case SC_CFG_BOOL:
-            if (!x->b != !y->b)
-                return false;
-            break;
-        case SC_CFG_FLOAT:
-            if (x->f != y->f)
-                return false;
-            break;
-        }
-    }
-    return true;
+    return sc_settings_equal(a->settings, b->settings);
 }
 
 /* What differs between the running entry and the new one ("" = none). */
@@ -543,8 +514,7 @@ int sc_supervisor_child_main(const char *config_path, const char *name,
         sc_config_destroy(&cfg);
         return 1;
     }
-    if (sc_config_check_plugin_settings(cfg, p, lib.desc->settings, &diag) !=
-        0) {
+    if (sc_config_check_plugin(cfg, p, lib.desc, &diag) != 0) {
         for (size_t i = 0; i < diag.count; i++)
             sc_log(SC_L_ERROR, name, "%s", diag.lines[i]);
         sc_diag_clear(&diag);

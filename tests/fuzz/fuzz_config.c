@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cfg) {
         for (size_t i = 0; i < cfg->n_plugins; i++)
             sc_config_check_plugin_settings(cfg, &cfg->plugins[i], table,
-                                            &diag);
+                                            sizeof table[0], &diag);
     } else if (diag.count == 0) {
         abort(); /* refused without saying why */
     }

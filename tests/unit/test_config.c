@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#define STRIDE sizeof(sc_setting_def_t)
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,14 +273,16 @@ static void test_default_conf_loads(void **state)
     assert_string_equal(p->sector, "energy");
     assert_int_equal(p->n_channels, 3);
     assert_string_equal(p->channels[2], "energy.lng.");
-    assert_int_equal(p->n_settings, 4);
+    assert_non_null(p->settings_written);
+    assert_int_equal(p->settings_written->n_items, 4);
     assert_false(p->isolate_process);
-    assert_string_equal(p->settings[0].name, "register_dir");
-    assert_int_equal(p->settings[0].type, SC_CFG_STRING);
-    assert_string_equal(p->settings[0].s, "registers/energy");
-    assert_int_equal(p->settings[1].type, SC_CFG_INT);
-    assert_int_equal(p->settings[1].i, 1000);
-    assert_true(p->settings[1].line > p->line);
+    const sc_sv_t *w = p->settings_written->items;
+    assert_string_equal(w[0].name, "register_dir");
+    assert_int_equal(w[0].kind, SC_SV_STRING);
+    assert_string_equal(w[0].s, "registers/energy");
+    assert_int_equal(w[1].kind, SC_SV_INT);
+    assert_int_equal(w[1].i, 1000);
+    assert_true(w[1].line > p->line);
 
     sc_config_destroy(&cfg);
     assert_null(cfg);
@@ -312,7 +316,7 @@ static void test_defaults_filled(void **state)
     assert_int_equal(cfg->n_plugins, 1);
     assert_string_equal(cfg->plugins[0].name, "on");
     assert_string_equal(cfg->plugins[0].path, "/opt/sc/on.so");
-    assert_int_equal(cfg->plugins[0].n_settings, 0);
+    assert_null(cfg->plugins[0].settings_written);
     assert_int_equal(cfg->plugins[0].line, 7);
     assert_int_equal(cfg->plugins[0].settings_line, 7);
     sc_config_destroy(&cfg);
@@ -392,11 +396,9 @@ static void test_wrong_types(void **state)
                "[ \"...\", ... ]", p);
     expect(&d, "%s:19: plugin 'p': 'enabled' must be a boolean (true or "
                "false)", p);
-    expect(&d, "%s:19: plugin 'p': setting 'list' must be a string, number "
-               "or boolean (not a group, array or list)", p);
-    expect(&d, "%s:19: plugin 'p': setting 'nested' must be a string, number "
-               "or boolean (not a group, array or list)", p);
-    expect_count(&d, 15);
+    /* settings 'list' and 'nested' are fine here: lists and groups are
+     * shapes a plugin's table may declare (checked against it later) */
+    expect_count(&d, 13);
     sc_diag_clear(&d);
 }
 
@@ -807,15 +809,16 @@ static void test_settings_unknown_and_mistyped(void **state)
     sc_config_t *cfg = load_settings_conf(p, sizeof p, &d);
     sc_cfg_plugin_t *pl = &cfg->plugins[0];
 
-    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table_energy, &d),
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table_energy, STRIDE, &d),
                      -1);
-    expect(&d, "%s:17: plugin 'energy': unknown setting 'foo' (known: "
-               "register_dir, poll_interval_ms, ratio, verbose, label, cache)",
-           p);
-    expect(&d, "%s:18: plugin 'energy': setting 'verbose' must be a boolean "
-               "(true or false)", p);
+    expect(&d, "%s:17: plugin 'energy': setting 'foo': unknown setting "
+               "(known: register_dir, poll_interval_ms, ratio, verbose, label, "
+               "cache)", p);
+    expect(&d, "%s:18: plugin 'energy': setting 'verbose': must be a boolean "
+               "(true or false), not a string", p);
     expect_count(&d, 2);
-    assert_int_equal(pl->n_settings, 5);   /* left as written */
+    assert_null(pl->settings);   /* nothing resolved */
+    assert_int_equal(pl->settings_written->n_items, 5); /* left as written */
     sc_diag_clear(&d);
 
     static const sc_setting_def_t table_types[] = {
@@ -825,26 +828,27 @@ static void test_settings_unknown_and_mistyped(void **state)
         SC_SETTING("foo", SC_SETTING_BOOL, NULL, 0, ""),
         SC_SETTING("verbose", SC_SETTING_STRING, NULL, 0, ""),
         SC_SETTINGS_END};
-    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table_types, &d),
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table_types, STRIDE, &d),
                      -1);
-    expect(&d, "%s:14: plugin 'energy': setting 'register_dir' must be an "
-               "integer", p);
-    expect(&d, "%s:15: plugin 'energy': setting 'poll_interval_ms' must be a "
-               "string", p);
-    expect(&d, "%s:17: plugin 'energy': setting 'foo' must be a boolean "
-               "(true or false)", p);
+    expect(&d, "%s:14: plugin 'energy': setting 'register_dir': must be an "
+               "integer, not a string", p);
+    expect(&d, "%s:15: plugin 'energy': setting 'poll_interval_ms': must be "
+               "a string, not an integer", p);
+    expect(&d, "%s:17: plugin 'energy': setting 'foo': must be a boolean "
+               "(true or false), not a string", p);
     expect_count(&d, 3);
     sc_diag_clear(&d);
 
     /* a plugin that declares no settings */
-    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, NULL, &d), -1);
-    expect(&d, "%s:16: plugin 'energy': unknown setting 'ratio' (the plugin "
-               "takes no settings)", p);
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, NULL, STRIDE, &d), -1);
+    expect(&d, "%s:16: plugin 'energy': setting 'ratio': unknown setting "
+               "(the plugin takes no settings)", p);
     expect_count(&d, 5);
     sc_diag_clear(&d);
     assert_int_equal(
-        sc_config_check_plugin_settings(cfg, &cfg->plugins[1], NULL, &d), 0);
-    assert_int_equal(cfg->plugins[1].n_settings, 0);
+        sc_config_check_plugin_settings(cfg, &cfg->plugins[1], NULL, STRIDE,
+                                        &d), 0);
+    assert_int_equal(sc_settings_root(cfg->plugins[1].settings)->n_items, 0);
     expect_count(&d, 0);
 
     sc_config_destroy(&cfg);
@@ -858,9 +862,10 @@ static void test_settings_missing_required(void **state)
     sc_diag_t d = {0};
     sc_config_t *cfg = load_settings_conf(p, sizeof p, &d);
     assert_int_equal(sc_config_check_plugin_settings(cfg, &cfg->plugins[1],
-                                                     table_energy, &d), -1);
-    expect(&d, "%s:21: plugin 'bare': missing required setting 'register_dir'",
-           p);
+                                                     table_energy, STRIDE,
+                                                     &d), -1);
+    expect(&d, "%s:21: plugin 'bare': setting 'register_dir': required but "
+               "not set (where registers live)", p);
     expect_count(&d, 1);
     sc_diag_clear(&d);
 
@@ -874,8 +879,9 @@ static void test_settings_missing_required(void **state)
         SC_SETTING("label", SC_SETTING_STRING, "ignored when required", 1, ""),
         SC_SETTINGS_END};
     assert_int_equal(sc_config_check_plugin_settings(cfg, &cfg->plugins[0],
-                                                     table, &d), -1);
-    expect(&d, "%s:12: plugin 'energy': missing required setting 'label'", p);
+                                                     table, STRIDE, &d), -1);
+    expect(&d, "%s:12: plugin 'energy': setting 'label': required but not "
+               "set", p);
     expect_count(&d, 1);
     sc_config_destroy(&cfg);
     sc_diag_clear(&d);
@@ -898,36 +904,38 @@ static void test_settings_defaults(void **state)
     sc_config_t *cfg = load_settings_conf(p, sizeof p, &d);
     fixture_dir(dir);
     sc_cfg_plugin_t *pl = &cfg->plugins[1];
-    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, &d), 0);
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, STRIDE, &d), 0);
     expect_count(&d, 0);
-    assert_int_equal(pl->n_settings, 6);
-
-    const sc_cfg_setting_t *s = sc_config_plugin_setting(pl, "poll_interval_ms");
-    assert_non_null(s);
-    assert_int_equal(s->type, SC_CFG_INT);
-    assert_int_equal(s->i, 500);
-    assert_int_equal(s->line, 0);
-    s = sc_config_plugin_setting(pl, "verbose");
-    assert_int_equal(s->type, SC_CFG_BOOL);
-    assert_int_equal(s->b, 1);
-    s = sc_config_plugin_setting(pl, "ratio");
-    assert_int_equal(s->type, SC_CFG_FLOAT);
-    assert_true(s->f == 0.5);
-    s = sc_config_plugin_setting(pl, "label");
-    assert_string_equal(s->s, "dflt");
-    s = sc_config_plugin_setting(pl, "cache");
-    assert_string_equal(s->s, "/var/cache/sc");
-    s = sc_config_plugin_setting(pl, "spool");
+    const sc_settings_t *st = pl->settings;
+    assert_int_equal(sc_settings_root(st)->n_items, 6);
+    int64_t i64 = 0;
+    int bv = 0;
+    double f = 0;
+    const char *str = NULL;
+    assert_int_equal(sc_settings_int(st, "poll_interval_ms", &i64), SC_OK);
+    assert_int_equal(i64, 500);
+    assert_int_equal(sc_settings_line(st, "poll_interval_ms"), 21);
+    assert_int_equal(sc_settings_bool(st, "verbose", &bv), SC_OK);
+    assert_int_equal(bv, 1);
+    assert_int_equal(sc_settings_float(st, "ratio", &f), SC_OK);
+    assert_true(f == 0.5);
+    assert_int_equal(sc_settings_string(st, "label", &str), SC_OK);
+    assert_string_equal(str, "dflt");
+    assert_int_equal(sc_settings_string(st, "cache", &str), SC_OK);
+    assert_string_equal(str, "/var/cache/sc");
+    assert_int_equal(sc_settings_string(st, "spool", &str), SC_OK);
     snprintf(want, sizeof want, "%s/spool", dir);
-    assert_string_equal(s->s, want);
-    assert_null(sc_config_plugin_setting(pl, "nodefault"));
-    assert_null(sc_config_plugin_setting(pl, "nope"));
+    assert_string_equal(str, want);
+    assert_int_equal(sc_settings_string(st, "nodefault", &str),
+                     SC_ERR_NO_SETTING);
+    assert_int_equal(sc_settings_string(st, "nope", &str), SC_ERR_NO_SETTING);
+    assert_int_equal(sc_settings_int(st, "label", &i64), SC_ERR_ARG);
 
     /* a default the plugin got wrong is reported, not trusted */
     static const sc_setting_def_t bad[] = {
         SC_SETTING("n", SC_SETTING_INT, "ten", 0, ""), SC_SETTINGS_END};
-    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, bad, &d), -1);
-    expect(&d, "%s:21: plugin 'bare': default value 'ten' of setting 'n' is "
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, bad, STRIDE, &d), -1);
+    expect(&d, "%s:21: plugin 'bare': setting 'n': default value 'ten' is "
                "not an integer (a bug in the plugin)", p);
     sc_config_destroy(&cfg);
     sc_diag_clear(&d);
@@ -949,36 +957,44 @@ static void test_settings_path_resolved(void **state)
     sc_config_t *cfg = load_settings_conf(p, sizeof p, &d);
     fixture_dir(dir);
     sc_cfg_plugin_t *pl = &cfg->plugins[0];
-    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, &d), 0);
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, STRIDE, &d), 0);
     expect_count(&d, 0);
-    assert_int_equal(pl->n_settings, 6);
+    const sc_sv_t *root = sc_settings_root(pl->settings);
+    assert_int_equal(root->n_items, 6);
     /* resolved list follows the table's order */
-    assert_string_equal(pl->settings[0].name, "register_dir");
-    assert_string_equal(pl->settings[5].name, "cache");
+    assert_string_equal(root->items[0].name, "register_dir");
+    assert_string_equal(root->items[5].name, "cache");
 
-    const sc_cfg_setting_t *s = sc_config_plugin_setting(pl, "register_dir");
+    const char *str = NULL;
+    int64_t i64 = 0;
+    double f = 0;
+    assert_int_equal(sc_settings_string(pl->settings, "register_dir", &str), 0);
     snprintf(want, sizeof want, "%s/registers/energy", dir);
-    assert_string_equal(s->s, want);
-    assert_int_equal(s->line, 14);
-    s = sc_config_plugin_setting(pl, "poll_interval_ms");
-    assert_int_equal(s->i, 1000);
-    assert_int_equal(s->line, 15);
-    s = sc_config_plugin_setting(pl, "ratio");   /* an int is a fine float */
-    assert_int_equal(s->type, SC_CFG_FLOAT);
-    assert_true(s->f == 2.0);
-    s = sc_config_plugin_setting(pl, "verbose");
-    assert_string_equal(s->s, "yes");
-    s = sc_config_plugin_setting(pl, "cache");
+    assert_string_equal(str, want);
+    assert_int_equal(sc_settings_line(pl->settings, "register_dir"), 14);
+    assert_int_equal(sc_settings_int(pl->settings, "poll_interval_ms", &i64), 0);
+    assert_int_equal(i64, 1000);
+    assert_int_equal(sc_settings_line(pl->settings, "poll_interval_ms"), 15);
+    /* an int is a fine float */
+    assert_int_equal(sc_settings_float(pl->settings, "ratio", &f), 0);
+    assert_true(f == 2.0);
+    assert_int_equal(root->items[2].kind, SC_SV_FLOAT);
+    assert_int_equal(sc_settings_string(pl->settings, "verbose", &str), 0);
+    assert_string_equal(str, "yes");
+    assert_int_equal(sc_settings_string(pl->settings, "cache", &str), 0);
     char *slash = strrchr(dir, '/');
     snprintf(want, sizeof want, "%.*s/cache", (int)(slash - dir), dir);
-    assert_string_equal(s->s, want);
-    assert_int_equal(s->line, 0);
+    assert_string_equal(str, want);
+    assert_int_equal(root->items[5].line, 0);
+    /* a default's problems land on the settings group */
+    assert_int_equal(sc_settings_line(pl->settings, "cache"), 12);
 
-    /* checking again is harmless: paths are already absolute */
-    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, &d), 0);
-    s = sc_config_plugin_setting(pl, "register_dir");
+    /* checking again is harmless: the same result */
+    assert_int_equal(sc_config_check_plugin_settings(cfg, pl, table, STRIDE,
+                                                     &d), 0);
+    assert_int_equal(sc_settings_string(pl->settings, "register_dir", &str), 0);
     snprintf(want, sizeof want, "%s/registers/energy", dir);
-    assert_string_equal(s->s, want);
+    assert_string_equal(str, want);
     sc_config_destroy(&cfg);
     sc_diag_clear(&d);
 }
