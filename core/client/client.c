@@ -587,6 +587,12 @@ void sc_client_stats(const sc_client_t *c, sc_client_stats_t *out)
     *out = c->stats;
 }
 
+sc_client_origin_t sc_client_origin(const sc_client_t *c)
+{
+    return c && c->cur ? (sc_client_origin_t)c->cur->origin
+                       : SC_CLIENT_FROM_LIVE;
+}
+
 /* ---- verification (shared by recv, replay and verify) ----------------- */
 
 static int refuse(sc_client_t *c, const char *topic, size_t topic_len,
@@ -811,6 +817,12 @@ static int pop(sc_client_t *c, sc_message_t *msg, char *err, size_t errlen)
             if (msg)
                 sc_held_message(c->cur, msg);
             c->stats.delivered++;
+            if (c->cur->origin == SC_CLIENT_FROM_SNAPSHOT)
+                c->stats.snapshot++;
+            else if (c->cur->origin == SC_CLIENT_FROM_REPLAY)
+                c->stats.repaired++;
+            else
+                c->stats.live++;
             rc = SC_CLIENT_MESSAGE;
         } else if (e->kind == Q_POSITION) {
             t = sc_order_track(c->order, e->ev->channel, false);
@@ -877,7 +889,8 @@ static const char *body_text(json_t *b)
 /* Verify one item of a replay or snapshot reply: a new held message
  * (counted as replayed), or NULL (refused and queued as such, or out of
  * memory). */
-static sc_held_t *verify_item(sc_client_t *c, sc_svc_item_t *it)
+static sc_held_t *verify_item(sc_client_t *c, sc_svc_item_t *it,
+                              sc_client_origin_t origin)
 {
     char e2[600];
     sc_held_t *m;
@@ -889,6 +902,7 @@ static sc_held_t *verify_item(sc_client_t *c, sc_svc_item_t *it)
     if (v != SC_CLIENT_MESSAGE)
         return NULL;
     c->stats.replayed++;
+    m->origin = origin;
     return m;
 }
 
@@ -921,7 +935,8 @@ static int do_snapshot(sc_client_t *c, const char *subtree, char *err,
         return SC_CLIENT_ERROR;
     }
     for (size_t i = 0; i < rep.n_items; i++) {
-        sc_held_t *m = verify_item(c, &rep.items[i]);
+        sc_held_t *m = verify_item(c, &rep.items[i],
+                                   SC_CLIENT_FROM_SNAPSHOT);
         if (!m)
             continue;
         sc_track_t *t = sc_order_track(c->order, m->channel, true);
@@ -1037,7 +1052,8 @@ static int repair_one(sc_client_t *c, char *err, size_t errlen)
     }
     t->suspect_epoch = false;
     for (size_t i = 0; i < rep.n_items; i++) {
-        sc_held_t *m = verify_item(c, &rep.items[i]);
+        sc_held_t *m = verify_item(c, &rep.items[i],
+                                   SC_CLIENT_FROM_REPLAY);
         if (!m)
             continue;
         if (strcmp(m->channel, t->channel) != 0 ||

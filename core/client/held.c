@@ -44,6 +44,7 @@ sc_held_t *sc_held_new(const sc_held_t *in)
     h->envelope_len = in->envelope_len;
     h->jws = put(&p, in->jws, in->jws_len);
     h->jws_len = in->jws_len;
+    h->origin = in->origin;
     return h;
 }
 

@@ -27,6 +27,7 @@ typedef struct sc_held {
     size_t envelope_len;
     const char *jws;      /* NUL-terminated copy of the JWS bytes */
     size_t jws_len;
+    int origin;           /* sc_client_origin_t: live, snapshot, replay */
     /* the strings follow the struct in the same allocation */
 } sc_held_t;
 

@@ -183,9 +183,27 @@ typedef struct sc_client_stats {
                             buffer was full (replay fetched them again) */
     uint64_t lost;       /* seqs reported lost for good (SC_CLIENT_GAP) */
     uint64_t heartbeats; /* heartbeats received */
+    /* --- appended: `delivered` by where the messages came from
+     * (snapshot + repaired + live == delivered, but for messages passed to
+     * sc_client_verify(), which count in `delivered` only) --- */
+    uint64_t snapshot;   /* from a snapshot: the state when we joined */
+    uint64_t repaired;   /* by replay: gaps repaired, a resume caught up */
+    uint64_t live;       /* as published, on the publish socket */
 } sc_client_stats_t;
 
 void sc_client_stats(const sc_client_t *client, sc_client_stats_t *out);
+
+/* Where a message returned by sc_client_recv() came from. */
+typedef enum {
+    SC_CLIENT_FROM_LIVE = 0,     /* the publish socket, as published */
+    SC_CLIENT_FROM_SNAPSHOT = 1, /* a snapshot (--snapshot): the latest
+                                    message of its key when we joined */
+    SC_CLIENT_FROM_REPLAY = 2    /* a replay: a gap repaired, a resume */
+} sc_client_origin_t;
+
+/* The origin of the message last returned by sc_client_recv() (LIVE for
+ * sc_client_verify() and before any message). */
+sc_client_origin_t sc_client_origin(const sc_client_t *client);
 
 /* Verify one [topic][jws] pair as sc_client_recv() would, without a
  * socket (for tests, tools and other transports). On SC_CLIENT_MESSAGE

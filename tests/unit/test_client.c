@@ -1237,6 +1237,9 @@ static void test_service_repair(void **state)
     sc_client_stats_t st;
     sc_client_stats(c, &st);
     assert_true(st.replayed == 6);
+    /* delivered by origin: 3, 4, 6..9 by replay, the rest live */
+    assert_true(st.repaired == 6 && st.snapshot == 0);
+    assert_true(st.live == st.delivered - 6);
     assert_true(st.heartbeats == 1);
     assert_true(st.refused == 0 && st.lost == 0);
     assert_int_equal(sc_client_commit(c, err, sizeof err), 0);
