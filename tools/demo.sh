@@ -1,13 +1,21 @@
 #!/bin/sh
 # Quick start: install what is missing, build, create demo keys on first
 # start, run sectorcastd on conf/sectorcast.conf with the bundled plugins,
-# and show the verified updates as a subscribing agency (motie) sees them.
-# A small driver edits a demo register file every few seconds so that live
-# updates keep flowing. Ctrl-C stops everything.
+# and show the verified updates as a subscribing agency (motie) sees them:
+# one readable line per message (sectorcast-sub --format text), first the
+# current state (the snapshot, under its heading), then live changes as
+# they arrive. A small driver edits a demo register file every few seconds
+# so that live updates keep flowing. Ctrl-C stops everything.
 set -eu
 cd "$(dirname "$0")/.."
 ./tools/deps.sh
-scons -Q -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+mkdir -p var
+printf 'demo: building (scons) ... '
+if scons -Q -j"$(nproc 2>/dev/null || echo 2)" >var/build.log 2>&1; then
+    echo "done"
+else
+    echo "FAILED (var/build.log)"; tail -n 40 var/build.log >&2; exit 1
+fi
 
 bin=build/bin
 keys=conf/keys
@@ -41,7 +49,18 @@ until grep -q "publishing on" var/sectorcastd.log 2>/dev/null; do
     fi
     sleep 0.1
 done
-echo "sectorcastd running (log: var/sectorcastd.log); agency 'motie' subscribes to energy. semis. ai. defense. shipbuilding." >&2
+sub="$bin/sectorcast-sub -e tcp://127.0.0.1:7601 -s tcp://127.0.0.1:7602 -j $keys/jwks.json -k $keys/broker.public -c $keys/motie --snapshot"
+subtrees="energy. semis. ai. defense. shipbuilding."
+cat >&2 <<EOF
+demo: sectorcastd is running (conf/sectorcast.conf, log: var/sectorcastd.log)
+demo: agency 'motie' subscribes to $subtrees
+demo: a line per message: local time, channel #seq, kind, key, then a task's
+      status and title, a standard's stage and title, an alert's severity,
+      event and headline. The same as JSON lines (the signed envelopes):
+        $sub $subtrees
+demo: Ctrl-C stops the demo.
+
+EOF
 
 # demo driver: one LNG task whose status and progress change every 4 s
 (
@@ -66,6 +85,5 @@ JSON
 ) &
 driver=$!
 
-$bin/sectorcast-sub -e tcp://127.0.0.1:7601 -s tcp://127.0.0.1:7602 \
-    -j "$keys/jwks.json" -k "$keys/broker.public" -c "$keys/motie" \
-    --snapshot energy. semis. ai. defense. shipbuilding.
+# shellcheck disable=SC2086
+$sub --format text $subtrees
