@@ -87,7 +87,7 @@ int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag)
             bad++;
             continue;
         }
-        if (sc_config_check_plugin(cfg, p, lib.desc, diag) != 0)
+        if (sc_config_check_plugin(cfg, p, &lib.desc, diag) != 0)
             bad++;
         sc_plugin_lib_close(&lib);
     }
@@ -301,6 +301,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
         goto fail;
     }
     sc_pipeline_set_supervisor(b->pipe, b->sv);
+    sc_supervisor_set_ipc_socket(b->sv, b->pull_ipc);
     sc_supervisor_apply(b->sv, b->cfg);
     return b;
 fail:

@@ -64,7 +64,7 @@ static int describe(const char *path)
         fprintf(stderr, "sectorcastd: %s\n", err);
         return 1;
     }
-    const sc_plugin_t *d = lib.desc;
+    const sc_plugin_t *d = &lib.desc;
     printf("%s %s (ABI %u)\n%s\n", d->name, d->version ? d->version : "?",
            (unsigned)d->abi_version, d->description ? d->description : "");
     printf("settings:\n");
@@ -86,9 +86,11 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {"plugin-child", required_argument, NULL, 'P'},
         {"core", required_argument, NULL, 'C'},
+        {"child-fd", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *desc = NULL, *child = NULL, *core = NULL;
+    int child_fd = -1;
     int check = 0, c;
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -97,6 +99,7 @@ int main(int argc, char **argv)
         case 'd': desc = optarg; break;
         case 'P': child = optarg; break;
         case 'C': core = optarg; break;
+        case 'F': child_fd = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         case 'V':
             printf("sectorcastd %s (plugin ABI %u)\n", VERSION,
@@ -119,11 +122,12 @@ int main(int argc, char **argv)
         return describe(desc);
     if (child) {
         /* internal: a plugin with isolation = "process" (see supervisor.c) */
-        if (!config || !core) {
-            fprintf(stderr, "sectorcastd: --plugin-child needs -c and --core\n");
+        if (child_fd < 0 || !core) {
+            fprintf(stderr,
+                    "sectorcastd: --plugin-child needs --child-fd and --core\n");
             return 2;
         }
-        return sc_supervisor_child_main(config, child, core);
+        return sc_supervisor_child_main(child, core, child_fd);
     }
     if (!config) {
         fprintf(stderr, "sectorcastd: no configuration file (-c FILE)\n");

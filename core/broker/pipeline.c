@@ -18,9 +18,23 @@
 #include "common/clock.h"
 #include "common/envelope.h"
 #include "log.h"
+#include "host/frame.h"
+#include "host/host.h"
 #include "plugin_host.h"
 
 #define GROUP_MAX 1024
+
+/* A pending message's fields (NUL-terminated copies). A state write uses
+ * parts 0 (instance), 2 (key) and 3 ('v' + value, or "d"). */
+enum {
+    SC_PUB_F_PLUGIN = 0, /* instance name, from the core's config */
+    SC_PUB_F_SECTOR,     /* sector name, from the core's config */
+    SC_PUB_F_CHANNEL,
+    SC_PUB_F_KIND,
+    SC_PUB_F_KEY,        /* 'k' + key, or "n" for no key */
+    SC_PUB_F_DATA,       /* unused: the data is parsed once, into `data` */
+    SC_PUB_FRAMES
+};
 #define RETRY_MS 1000
 
 typedef struct pending {
@@ -112,120 +126,191 @@ uint64_t sc_pipeline_sent(const sc_pipeline_t *p) { return p->n_sent; }
 
 int64_t sc_pipeline_retry_at(const sc_pipeline_t *p) { return p->retry_at_ms; }
 
-/* Tell a plugin child process what became of its publish. */
+/* Tell a plugin child process what became of its frame. */
 static void ack(sc_pipeline_t *p, pending_t *m, const char *what)
 {
     if (!m->rid || !p->pull_ipc)
         return;
+    sc_frame_t f = {.type = SC_FRAME_ACK,
+                    .data = {what, strlen(what)}};
+    unsigned char *buf;
+    size_t len;
+    if (sc_frame_encode(&f, &buf, &len) != 0)
+        return;
     if (zmq_send(p->pull_ipc, m->rid, m->rid_len,
                  ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(p->pull_ipc, what, strlen(what), ZMQ_DONTWAIT);
+        zmq_send(p->pull_ipc, buf, len, ZMQ_DONTWAIT);
+    free(buf);
 }
 
-static bool child_may(const sc_pipeline_t *p, const char *name,
-                      const char *channel)
+static char *dup_str(sc_frame_str_t s)
 {
-    return p->sv && sc_supervisor_may_publish(p->sv, name, channel);
+    char *c = malloc(s.len + 1);
+    if (c) {
+        memcpy(c, s.ptr, s.len);
+        c[s.len] = '\0';
+    }
+    return c;
 }
 
-/* Read one publish from a plugin socket into the group. -1 if nothing is
- * ready (EAGAIN), 0 if one was read (or a malformed one discarded). */
+/* Read one frame from a plugin socket; a publish or state write goes into
+ * the group. -1 if nothing is ready (EAGAIN), 0 if one was read (or a bad
+ * one discarded). Who sent it is known from the socket, never from the
+ * frame: a plugin thread's instance name (inproc, the broker's own code),
+ * or a child's credential (its routing id, checked by the supervisor).
+ * source.plugin and source.sector come from the running configuration. */
 static int read_publish(sc_pipeline_t *p, void *sock)
 {
     pending_t *m = &p->group[p->n_group];
     memset(m, 0, sizeof *m);
-    int nf = 0, more = 1, bad = 0;
-    if (sock == p->pull_ipc) {
-        /* ROUTER: the first frame is the child's routing id */
-        zmq_msg_t r;
-        zmq_msg_init(&r);
-        if (zmq_msg_recv(&r, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&r);
-            return -1;
-        }
-        more = zmq_msg_more(&r);
-        m->rid_len = zmq_msg_size(&r);
-        m->rid = malloc(m->rid_len ? m->rid_len : 1);
-        if (m->rid)
-            memcpy(m->rid, zmq_msg_data(&r), m->rid_len);
-        zmq_msg_close(&r);
-        if (!m->rid || !more)
-            bad = 1;
-    }
+    zmq_msg_t part[2];
+    int n = 0, more = 1;
+    bool bad = false;
     while (more) {
         zmq_msg_t f;
         zmq_msg_init(&f);
-        if (zmq_msg_recv(&f, sock,
-                         nf == 0 && !m->rid ? ZMQ_DONTWAIT : 0) < 0) {
+        if (zmq_msg_recv(&f, sock, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
             zmq_msg_close(&f);
-            if (nf == 0 && !m->rid)
+            if (n == 0)
                 return -1;
-            bad = 1;
+            bad = true;
             break;
         }
         more = zmq_msg_more(&f);
-        if (nf < SC_PUB_FRAMES) {
-            size_t n = zmq_msg_size(&f);
-            m->parts[nf] = malloc(n + 1);
-            if (m->parts[nf]) {
-                memcpy(m->parts[nf], zmq_msg_data(&f), n);
-                m->parts[nf][n] = '\0';
-            } else {
-                bad = 1;
-            }
+        if (n < 2)
+            part[n] = f; /* moved */
+        else
+            zmq_msg_close(&f);
+        n++;
+    }
+    const sc_cfg_plugin_t *who = NULL;
+    const char *from = "core";
+    char name[128] = "";
+    if (n >= 1) {
+        size_t l = zmq_msg_size(&part[0]);
+        if (sock == p->pull_ipc) {
+            m->rid_len = l;
+            m->rid = malloc(l ? l : 1);
+            if (m->rid)
+                memcpy(m->rid, zmq_msg_data(&part[0]), l);
+            who = p->sv ? sc_supervisor_child(p->sv, zmq_msg_data(&part[0]),
+                                              l)
+                        : NULL;
+        } else if (l < sizeof name) {
+            memcpy(name, zmq_msg_data(&part[0]), l);
+            name[l] = '\0';
+            who = p->sv ? sc_supervisor_plugin(p->sv, name) : NULL;
         }
-        nf++;
-        zmq_msg_close(&f);
     }
-    if (!bad && nf == SC_STATE_FRAMES &&
-        strcmp(m->parts[1], "state") == 0 &&
-        (m->parts[3][0] == 'v' || strcmp(m->parts[3], "d") == 0)) {
-        /* a child may only write its own state: the name is checked */
-        if (sock == p->pull_ipc && !child_may(p, m->parts[0], NULL)) {
-            sc_log(SC_L_ERROR, "core",
-                   "discarded state write from unknown plugin process "
-                   "'%.64s'",
-                   m->parts[0]);
-            ack(p, m, SC_PUB_ACK_REFUSED);
-            pending_clear(m);
-            return 0;
-        }
-        m->is_state = true;
-        p->n_group++;
-        return 0;
+    if (who)
+        from = who->name;
+    sc_frame_t f;
+    char err[128] = "";
+    if (bad || n != 2 ||
+        sc_frame_decode(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), &f,
+                        err, sizeof err) != 0) {
+        sc_log(SC_L_ERROR, "core", "discarded malformed frame from %s: %s",
+               who ? from : "an unknown plugin", err[0] ? err : "framing");
+        goto refuse;
     }
-    if (bad || nf != SC_PUB_FRAMES) {
-        /* cannot happen with our own plugin host; never trust it blindly */
-        sc_log(SC_L_ERROR, "core", "discarded malformed internal publish "
-               "(%d frames)", nf);
-        ack(p, m, SC_PUB_ACK_REFUSED);
-        pending_clear(m);
-        return 0;
-    }
-    /* a plugin child process is not trusted: check its grant again */
-    if (sock == p->pull_ipc &&
-        (!sc_channel_valid(m->parts[SC_PUB_F_CHANNEL]) ||
-         !child_may(p, m->parts[SC_PUB_F_PLUGIN],
-                    m->parts[SC_PUB_F_CHANNEL]))) {
+    if (!who) {
         sc_log(SC_L_ERROR, "core",
-               "discarded publish from plugin process '%.64s' to '%.200s': "
-               "not granted",
-               m->parts[SC_PUB_F_PLUGIN], m->parts[SC_PUB_F_CHANNEL]);
-        ack(p, m, SC_PUB_ACK_REFUSED);
-        pending_clear(m);
-        return 0;
+               "discarded frame from %s: no such plugin is running",
+               sock == p->pull_ipc ? "a process without a valid credential"
+                                   : name);
+        goto refuse;
     }
-    json_error_t je;
-    m->data = json_loads(m->parts[SC_PUB_F_DATA], 0, &je);
-    if (!m->data || !json_is_object(m->data)) {
-        sc_log(SC_L_ERROR, m->parts[SC_PUB_F_PLUGIN],
-               "discarded publish to %s: data not a JSON object",
-               m->parts[SC_PUB_F_CHANNEL]);
-        ack(p, m, SC_PUB_ACK_REFUSED);
-        pending_clear(m);
-        return 0;
+    switch (f.type) {
+    case SC_FRAME_PUBLISH: {
+        char ch[SC_CHANNEL_MAX + 1];
+        sc_frame_str_copy(f.channel, ch, sizeof ch); /* checked by decode */
+        if (!sc_host_granted((const char *const *)who->channels,
+                             who->n_channels, ch)) {
+            sc_log(SC_L_ERROR, "core",
+                   "discarded publish from plugin '%s' to '%.200s': not "
+                   "granted",
+                   who->name, ch);
+            goto refuse;
+        }
+        json_error_t je;
+        m->data = json_loadb(f.data.ptr, f.data.len, JSON_REJECT_DUPLICATES,
+                             &je);
+        if (!m->data || !json_is_object(m->data)) {
+            sc_log(SC_L_ERROR, who->name,
+                   "discarded publish to %s: data not a JSON object", ch);
+            goto refuse;
+        }
+        m->parts[SC_PUB_F_PLUGIN] = strdup(who->name);
+        m->parts[SC_PUB_F_SECTOR] = strdup(who->sector ? who->sector : "");
+        m->parts[SC_PUB_F_CHANNEL] = strdup(ch);
+        m->parts[SC_PUB_F_KIND] = dup_str(f.kind);
+        char *k = f.key.ptr ? malloc(f.key.len + 2) : strdup("n");
+        if (k && f.key.ptr) {
+            k[0] = 'k';
+            memcpy(k + 1, f.key.ptr, f.key.len);
+            k[f.key.len + 1] = '\0';
+        }
+        m->parts[SC_PUB_F_KEY] = k;
+        m->parts[SC_PUB_F_DATA] = strdup("");
+        for (int i = 0; i < SC_PUB_FRAMES; i++)
+            if (!m->parts[i]) {
+                sc_log(SC_L_ERROR, who->name, "out of memory");
+                goto refuse;
+            }
+        break;
     }
+    case SC_FRAME_STATE_PUT:
+    case SC_FRAME_STATE_DEL: {
+        /* [name][-][key]['v' value | "d"]: a plugin writes only its own
+         * state, under the name the core knows it by */
+        m->parts[0] = strdup(who->name);
+        m->parts[2] = dup_str(f.key);
+        char *v = malloc(f.data.len + 2);
+        if (v) {
+            v[0] = f.type == SC_FRAME_STATE_PUT ? 'v' : 'd';
+            if (f.data.len)
+                memcpy(v + 1, f.data.ptr, f.data.len);
+            v[f.data.len + 1] = '\0';
+        }
+        m->parts[3] = v;
+        if (!m->parts[0] || !m->parts[2] || !m->parts[3])
+            goto refuse;
+        m->is_state = true;
+        break;
+    }
+    case SC_FRAME_SINK_ACK:
+    case SC_FRAME_SINK_NACK: {
+        char ch[SC_CHANNEL_MAX + 1];
+        sc_frame_str_copy(f.channel, ch, sizeof ch);
+        if (f.type == SC_FRAME_SINK_ACK)
+            sc_plugin_sink_acked(who->name, ch, f.seq, 0);
+        else
+            sc_plugin_sink_acked(who->name, ch, 0, f.seq);
+        ack(p, m, SC_PUB_ACK_OK);
+        goto done;
+    }
+    case SC_FRAME_PONG:
+        if (m->rid)
+            sc_supervisor_pong((sc_supervisor_t *)p->sv, m->rid, m->rid_len,
+                               f.seq);
+        goto done;
+    default:
+        sc_log(SC_L_ERROR, "core",
+               "discarded frame of type '%c' from plugin '%s': not "
+               "expected from a plugin",
+               (char)f.type, who->name);
+        goto refuse;
+    }
+    zmq_msg_close(&part[0]);
+    zmq_msg_close(&part[1]);
     p->n_group++;
+    return 0;
+refuse:
+    ack(p, m, SC_PUB_ACK_REFUSED);
+done:
+    for (int i = 0; i < n && i < 2; i++)
+        zmq_msg_close(&part[i]);
+    pending_clear(m);
     return 0;
 }
 

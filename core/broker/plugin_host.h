@@ -1,12 +1,22 @@
 /*
- * plugin_host.h - loads sector plugins and runs each on a thread of its own.
+ * plugin_host.h - runs a plugin instance of the broker on a thread of its
+ * own (or, in a plugin child process, the child's one instance).
  *
- * Owns: dlopen and the ABI handshake, the host function table handed to a
- * plugin, the plugin's event loop (timers, fd watches), and the checks a
- * publish must pass before it leaves the plugin's thread (grant, JSON, size).
- * Each instance owns one ZeroMQ PUSH socket connected to the core's inproc
- * PULL socket; it never touches another thread's socket. Never signs,
- * sequences or journals: that is the core's job.
+ * Owns: the thread, the ZeroMQ socket of the instance towards the core,
+ * where the one plugin host (core/host/host.h) sends a checked publish or
+ * a state write (a frame of core/host/frame.h), the durable-state reads
+ * (read-only journal connection + the instance's own writes), and the
+ * queue of sink messages the core hands to the instance.
+ * Each instance owns one socket connected to the core and never touches
+ * another thread's socket. Never signs, sequences or journals: that is
+ * the core's job. Handshake, argument checks and the event loop are
+ * core/host/host.c, the same code the plugin test kit runs.
+ *
+ * Wire (thread -> core, inproc PUSH): [instance name][frame]; the core
+ * trusts the name (threads are the broker's own code).
+ * Wire (child -> core, ipc DEALER with the child's credential as routing
+ * id): [frame]; the core finds the instance from the routing id, never
+ * from the frame, and answers ACK / sends PING and SINK_MSG frames back.
  */
 #ifndef SC_PLUGIN_HOST_H
 #define SC_PLUGIN_HOST_H
@@ -17,64 +27,46 @@
 #include <sectorcast/plugin.h>
 
 #include "config.h"
+#include "host/host.h"
 
-/* Replies of the core to an acked publish (one frame). */
+/* Replies of the core to an acked frame (ACK status). */
 #define SC_PUB_ACK_OK "ok"
 #define SC_PUB_ACK_REFUSED "refused"
 
-/* A durable-state write travels on the same socket, as 4 frames:
- * [instance name]["state"][key]['v' + value | "d" (delete)]; the core
- * applies it in the journal transaction of the publishes before it. */
-#define SC_STATE_FRAMES 4
-
-/* Frames of a publish on the inproc socket into the core. */
-enum {
-    SC_PUB_F_PLUGIN = 0, /* instance name */
-    SC_PUB_F_SECTOR,     /* sector name */
-    SC_PUB_F_CHANNEL,    /* channel name */
-    SC_PUB_F_KIND,
-    SC_PUB_F_KEY,        /* 'k' + key, or "n" for no key */
-    SC_PUB_F_DATA,       /* JSON object text, already validated */
-    SC_PUB_FRAMES
-};
-
 /* A loaded (not yet running) plugin library. */
-typedef struct sc_plugin_lib {
-    void *dl;
-    const sc_plugin_t *desc;
-    char *path;
-} sc_plugin_lib_t;
+typedef sc_host_lib_t sc_plugin_lib_t;
 
-/* dlopen `path` and perform the handshake. Refuses, with err naming the
- * file: missing file, not a shared object, no sc_plugin_entry symbol,
- * entry returned NULL, ABI version not spoken by this host, malformed
- * descriptor. 0 or -1. */
+/* dlopen `path` and perform the handshake (core/host). 0 or -1 + err. */
 int sc_plugin_lib_open(const char *path, sc_plugin_lib_t *lib, char *err,
                        size_t errlen);
 void sc_plugin_lib_close(sc_plugin_lib_t *lib);
 
 typedef struct sc_plugin_inst sc_plugin_inst_t;
 
-/* Start an instance of `lib` (ownership of lib moves to the instance) for
- * the config entry `cfg` (copied; settings must already be validated with
- * sc_config_check_plugin_settings). `zctx` is the broker's ZeroMQ context
- * and `core_endpoint` the inproc endpoint of the core's PULL socket.
- * `state_db` is the journal database, which holds the durable plugin
- * state (read-only here; writes go through the core). `acked`: publish over a DEALER socket
- * and return only once the core confirms the message is journaled (used
- * by plugin child processes, whose queued messages would die with them);
- * otherwise a PUSH socket whose queue lives as long as the broker. */
+/* Start an instance of `lib` (ownership moves to the instance) for the
+ * config entry `cfg` (copied; settings already validated). `zctx`: the
+ * ZeroMQ context; `core_endpoint`: the core's inproc PULL (threads) or
+ * ipc ROUTER (children, `acked`). `routing_id`: the child's credential
+ * (acked mode only; NULL otherwise). `state_db`: the journal database
+ * (read-only here). Runs the plugin's check() and init() on the new
+ * thread; a failure ends the thread (see sc_plugin_exited). */
 sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
                                   const sc_cfg_plugin_t *cfg,
                                   int64_t max_data_bytes, void *zctx,
                                   const char *core_endpoint,
                                   const char *state_db, bool acked,
-                                  char *err, size_t errlen);
+                                  const char *routing_id, char *err,
+                                  size_t errlen);
 
 /* Ask the instance to stop (non-blocking). */
 void sc_plugin_request_stop(sc_plugin_inst_t *p);
 /* true once the instance's thread has finished (fini done). */
 bool sc_plugin_exited(const sc_plugin_inst_t *p);
+/* true once init() returned SC_OK; false while starting or if it failed */
+bool sc_plugin_running(const sc_plugin_inst_t *p);
+/* Wait up to timeout_ms for init() to finish. 1 = running, 0 = failed
+ * (the thread ended), -1 = still in init. */
+int sc_plugin_wait_started(sc_plugin_inst_t *p, int timeout_ms);
 /* Join (waiting at most timeout_ms) and free. Returns false if the thread
  * did not finish in time: it is then abandoned (never unloaded). */
 bool sc_plugin_destroy(sc_plugin_inst_t **p_p, int timeout_ms);
@@ -84,5 +76,49 @@ const char *sc_plugin_name(const sc_plugin_inst_t *p);
 /* Counters, readable from any thread. */
 uint64_t sc_plugin_published(const sc_plugin_inst_t *p);
 uint64_t sc_plugin_refused(const sc_plugin_inst_t *p);
+
+/* ------------------------------------------------------------------ */
+/* sinks (for core/broker/sink.*)                                      */
+/*
+ * A plugin registers SC_CAP_SINK from init(); the host keeps its
+ * sc_sink_def_t. The core then feeds it:
+ *
+ *   sc_plugin_is_sink(p)         the instance registered as a sink
+ *   sc_plugin_sink_deliver(p, m) from the core thread, never blocks:
+ *                                copies m into the instance's queue
+ *                                (bounded: SC_PLUGIN_SINK_WINDOW messages
+ *                                not yet taken by the plugin) and wakes
+ *                                its thread, which calls the plugin's
+ *                                deliver(). SC_OK; SC_ERR_LIMIT when the
+ *                                queue is full (offer it again later);
+ *                                SC_ERR_UNSUPPORTED if not a sink;
+ *                                SC_ERR_STOPPING.
+ *   acks                         sink_ack(channel, seq) of the plugin
+ *                                travels to the core as a SINK_ACK frame
+ *                                (SINK_NACK when deliver() returned
+ *                                SC_ERR_LIMIT: the feeder offers that seq
+ *                                again later); the core calls
+ *                                sc_plugin_sink_acked(), which calls the
+ *                                callback set with
+ *                                sc_plugin_set_sink_ack_cb() on the core
+ *                                thread, with the instance name from the
+ *                                core's own knowledge of the sender.
+ * The feeder keeps count of delivered-but-unacknowledged messages per
+ * instance (max_inflight of the def) from these callbacks.
+ */
+#define SC_PLUGIN_SINK_WINDOW 256
+
+bool sc_plugin_is_sink(const sc_plugin_inst_t *p);
+int sc_plugin_sink_deliver(sc_plugin_inst_t *p, const sc_sink_msg_t *msg);
+
+typedef void (*sc_sink_ack_fn)(void *arg, const char *instance,
+                               const char *channel, uint64_t acked_seq,
+                               uint64_t refused_seq);
+/* One callback for the broker (set once, before plugins start). */
+void sc_plugin_set_sink_ack_cb(sc_sink_ack_fn fn, void *arg);
+/* Called by the core when it reads a SINK_ACK frame (or a refusal) of
+ * `instance`: updates the window and calls the callback. */
+void sc_plugin_sink_acked(const char *instance, const char *channel,
+                          uint64_t acked_seq, uint64_t refused_seq);
 
 #endif

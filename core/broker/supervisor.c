@@ -29,8 +29,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+
 #include "common/channel.h"
 #include "common/clock.h"
+#include "host/frame.h"
+#include "host/settings.h"
 #include "log.h"
 #include "plugin_host.h"
 
@@ -40,6 +46,9 @@ extern char **environ;
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define STABLE_MS 60000
+#define PING_MS 1000      /* liveness check of a child, every ... */
+#define DEAD_MS 5000      /* ... killed when no answer for this long */
+#define TOKEN_LEN 32      /* a child's credential: hex of 16 random bytes */
 
 typedef struct slot {
     sc_cfg_plugin_t *cfg;   /* entry in the current config */
@@ -51,6 +60,10 @@ typedef struct slot {
     struct stat so;
     bool so_known;
     bool stopping;
+    char token[TOKEN_LEN + 1]; /* the running child's credential */
+    int64_t next_ping_ms;
+    int64_t last_pong_ms;
+    uint64_t nonce;
 } slot_t;
 
 struct sc_supervisor {
@@ -64,6 +77,7 @@ struct sc_supervisor {
     slot_t *slots;
     size_t n;
     bool abandoned;
+    void *ipc_sock; /* the core's ROUTER towards children (pings) */
 };
 
 sc_supervisor_t *sc_supervisor_new(void *zctx, const char *inproc_ep,
@@ -103,6 +117,101 @@ static char *state_db_path(const sc_config_t *cfg)
     return p;
 }
 
+/* The settings tree as written, as JSON (sent to a child). */
+static json_t *sv_to_json(const sc_sv_t *v)
+{
+    json_t *o = json_pack("{s:i, s:i}", "k", (int)v->kind, "l", v->line);
+    if (!o)
+        return NULL;
+    if (v->name)
+        json_object_set_new(o, "n", json_string(v->name));
+    switch (v->kind) {
+    case SC_SV_STRING:
+        json_object_set_new(o, "v", json_string(v->s ? v->s : ""));
+        break;
+    case SC_SV_INT:
+        json_object_set_new(o, "v", json_integer((json_int_t)v->i));
+        break;
+    case SC_SV_BOOL:
+        json_object_set_new(o, "v", json_boolean(v->b));
+        break;
+    case SC_SV_FLOAT:
+        json_object_set_new(o, "v", json_real(v->f));
+        break;
+    case SC_SV_GROUP:
+    case SC_SV_LIST: {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < v->n_items; i++)
+            json_array_append_new(a, sv_to_json(&v->items[i]));
+        json_object_set_new(o, "items", a);
+        break;
+    }
+    }
+    return o;
+}
+
+static int sv_from_json(sc_sv_t *parent, const json_t *o)
+{
+    json_t *items = json_object_get(o, "items");
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const json_t *c = json_array_get(items, i);
+        int kind = (int)json_integer_value(json_object_get(c, "k"));
+        sc_sv_t *v = sc_sv_append(parent,
+                                  json_string_value(json_object_get(c, "n")),
+                                  (sc_sv_kind_t)kind,
+                                  (int)json_integer_value(
+                                      json_object_get(c, "l")));
+        if (!v)
+            return -1;
+        const json_t *val = json_object_get(c, "v");
+        switch (kind) {
+        case SC_SV_STRING:
+            if (!(v->s = strdup(json_string_value(val) ? json_string_value(val)
+                                                       : "")))
+                return -1;
+            break;
+        case SC_SV_INT: v->i = (int64_t)json_integer_value(val); break;
+        case SC_SV_BOOL: v->b = json_is_true(val); break;
+        case SC_SV_FLOAT: v->f = json_number_value(val); break;
+        case SC_SV_GROUP:
+        case SC_SV_LIST:
+            if (sv_from_json(v, c) != 0)
+                return -1;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* What a child needs to run its instance: the running configuration's
+ * entry (never the file: it may have been edited since), the broker's
+ * limits and the child's credential. */
+static char *child_conf(const sc_supervisor_t *sv, const slot_t *s)
+{
+    const sc_cfg_plugin_t *p = s->cfg;
+    json_t *ch = json_array();
+    for (size_t i = 0; ch && i < p->n_channels; i++)
+        json_array_append_new(ch, json_string(p->channels[i]));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:i, s:i, s:s, s:s, s:I, s:s, s:s}",
+        "token", s->token, "name", p->name, "path", p->path, "sector",
+        p->sector ? p->sector : "", "channels", ch ? ch : json_array(),
+        "line", p->line, "settings_line", p->settings_line, "file",
+        sv->cfg->path, "dir", sv->cfg->dir ? sv->cfg->dir : "",
+        "max_data_bytes", (json_int_t)sv->cfg->max_data_bytes, "data_dir",
+        sv->cfg->data_dir, "log_level",
+        sv->cfg->log_level ? sv->cfg->log_level : "info");
+    if (!o)
+        return NULL;
+    if (p->settings_written)
+        json_object_set_new(o, "settings", sv_to_json(p->settings_written));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
 static int spawn_child(sc_supervisor_t *sv, slot_t *s)
 {
     if (!sv->ipc_ep || !sv->self_exe) {
@@ -111,9 +220,24 @@ static int spawn_child(sc_supervisor_t *sv, slot_t *s)
                "for children: is data_dir's path too long?)");
         return -1;
     }
-    char *argv[] = {sv->self_exe,    "--plugin-child", s->cfg->name,
-                    "--core",        sv->ipc_ep,       "-c",
-                    sv->cfg->path,   NULL};
+    unsigned char rnd[TOKEN_LEN / 2];
+    randombytes_buf(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(s->token + 2 * i, 3, "%02x", rnd[i]);
+    char *conf = child_conf(sv, s);
+    int pfd[2] = {-1, -1};
+    if (!conf || pipe(pfd) != 0) {
+        sc_log(SC_L_ERROR, s->cfg->name, "cannot spawn plugin process: %s",
+               conf ? strerror(errno) : "out of memory");
+        free(conf);
+        return -1;
+    }
+    fcntl(pfd[1], F_SETFD, FD_CLOEXEC);
+    char *argv[] = {sv->self_exe, "--plugin-child", s->cfg->name, "--core",
+                    sv->ipc_ep,   "--child-fd",     "3",          NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pfd[0], 3);
     /* the child must not inherit our blocked signals */
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
@@ -130,14 +254,33 @@ static int spawn_child(sc_supervisor_t *sv, slot_t *s)
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
-    int rc = posix_spawn(&pid, sv->self_exe, NULL, &attr, argv, environ);
+    int rc = posix_spawn(&pid, sv->self_exe, &fa, &attr, argv, environ);
     posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pfd[0]);
     if (rc != 0) {
+        close(pfd[1]);
+        free(conf);
         sc_log(SC_L_ERROR, s->cfg->name, "cannot spawn plugin process: %s",
                strerror(rc));
         return -1;
     }
+    /* the pipe holds 64 KiB; a larger configuration is written while the
+     * child reads it (it reads before anything else) */
+    size_t len = strlen(conf), off = 0;
+    while (off < len) {
+        ssize_t w = write(pfd[1], conf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    close(pfd[1]);
+    free(conf);
     s->pid = pid;
+    s->last_pong_ms = sc_mono_ms();
+    s->next_ping_ms = s->last_pong_ms + PING_MS;
     sc_log(SC_L_INFO, s->cfg->name, "plugin process started (pid %d)",
            (int)pid);
     return 0;
@@ -150,8 +293,12 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
     s->restart_at_ms = 0;
     s->started_ms = sc_mono_ms();
     s->so_known = stat(p->path, &s->so) == 0;
-    /* a plugin that cannot load is refused by name here, whatever its
-     * isolation, and the others start regardless */
+    /* an isolated plugin is never loaded into this process: the child
+     * performs the handshake and the settings check, and reports */
+    if (p->isolate_process)
+        return spawn_child(sv, s);
+    /* a plugin that cannot load is refused by name here, and the others
+     * start regardless */
     sc_plugin_lib_t lib;
     char err[1024];
     if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
@@ -160,7 +307,7 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         return -1;
     }
     sc_diag_t d = {0};
-    if (sc_config_check_plugin(sv->cfg, p, lib.desc, &d) != 0) {
+    if (sc_config_check_plugin(sv->cfg, p, &lib.desc, &d) != 0) {
         for (size_t k = 0; k < d.count; k++)
             sc_log(SC_L_ERROR, p->name, "%s", d.lines[k]);
         sc_log(SC_L_ERROR, p->name, "plugin not started");
@@ -169,10 +316,6 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         return -1;
     }
     sc_diag_clear(&d);
-    if (p->isolate_process) {
-        sc_plugin_lib_close(&lib); /* the child loads its own copy */
-        return spawn_child(sv, s);
-    }
     char *db = state_db_path(sv->cfg);
     if (!db) {
         sc_plugin_lib_close(&lib);
@@ -180,7 +323,7 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         return -1;
     }
     s->inst = sc_plugin_start(&lib, p, sv->cfg->max_data_bytes, sv->zctx,
-                              sv->inproc_ep, db, false, err, sizeof err);
+                              sv->inproc_ep, db, false, NULL, err, sizeof err);
     free(db);
     if (!s->inst) {
         sc_log(SC_L_ERROR, p->name, "%s; plugin not started", err);
@@ -422,6 +565,75 @@ void sc_supervisor_tick(sc_supervisor_t *sv)
             start_slot(sv, s);
         }
     }
+    /* liveness: a child that does not answer its pings is killed (and
+     * then restarted like any child that died) */
+    for (size_t i = 0; sv->ipc_sock && i < sv->n; i++) {
+        slot_t *s = &sv->slots[i];
+        if (s->pid <= 0 || s->stopping)
+            continue;
+        if (now - s->last_pong_ms > DEAD_MS) {
+            sc_log(SC_L_ERROR, s->cfg->name,
+                   "plugin process %d did not answer the liveness check "
+                   "for %d ms; killed",
+                   (int)s->pid, DEAD_MS);
+            kill(s->pid, SIGKILL);
+            s->last_pong_ms = now; /* once; SIGCHLD restarts it */
+            continue;
+        }
+        if (now >= s->next_ping_ms) {
+            sc_frame_t f = {.type = SC_FRAME_PING, .seq = ++s->nonce};
+            unsigned char *buf;
+            size_t len;
+            if (sc_frame_encode(&f, &buf, &len) == 0) {
+                if (zmq_send(sv->ipc_sock, s->token, strlen(s->token),
+                             ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+                    zmq_send(sv->ipc_sock, buf, len, ZMQ_DONTWAIT);
+                free(buf);
+            }
+            s->next_ping_ms = now + PING_MS;
+        }
+    }
+}
+
+void sc_supervisor_set_ipc_socket(sc_supervisor_t *sv, void *sock)
+{
+    if (sv)
+        sv->ipc_sock = sock;
+}
+
+void sc_supervisor_pong(sc_supervisor_t *sv, const void *rid, size_t len,
+                        uint64_t nonce)
+{
+    (void)nonce;
+    for (size_t i = 0; sv && i < sv->n; i++) {
+        slot_t *s = &sv->slots[i];
+        if (s->pid > 0 && strlen(s->token) == len &&
+            memcmp(s->token, rid, len) == 0)
+            s->last_pong_ms = sc_mono_ms();
+    }
+}
+
+const sc_cfg_plugin_t *sc_supervisor_plugin(const sc_supervisor_t *sv,
+                                            const char *name)
+{
+    for (size_t i = 0; sv && name && i < sv->n; i++)
+        if (!sv->slots[i].cfg->isolate_process &&
+            strcmp(sv->slots[i].cfg->name, name) == 0)
+            return sv->slots[i].cfg;
+    return NULL;
+}
+
+const sc_cfg_plugin_t *sc_supervisor_child(const sc_supervisor_t *sv,
+                                           const void *rid, size_t len)
+{
+    for (size_t i = 0; sv && rid && i < sv->n; i++) {
+        const slot_t *s = &sv->slots[i];
+        /* the credential of a running child; compared in constant time */
+        if (s->pid > 0 && s->token[0] && len == strlen(s->token) &&
+            sodium_memcmp(s->token, rid, len) == 0)
+            return s->cfg;
+    }
+    return NULL;
 }
 
 long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv)
@@ -429,9 +641,13 @@ long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv)
     long best = -1;
     int64_t now = sc_mono_ms();
     for (size_t i = 0; sv && i < sv->n; i++) {
-        if (!sv->slots[i].restart_at_ms)
+        int64_t at = sv->slots[i].restart_at_ms;
+        if (sv->slots[i].pid > 0 && sv->ipc_sock &&
+            (!at || sv->slots[i].next_ping_ms < at))
+            at = sv->slots[i].next_ping_ms;
+        if (!at)
             continue;
-        int64_t d = sv->slots[i].restart_at_ms - now;
+        int64_t d = at - now;
         long v = d < 0 ? 0 : (long)d;
         if (best < 0 || v < best)
             best = v;
@@ -484,43 +700,139 @@ void sc_supervisor_destroy(sc_supervisor_t **sv_p)
 /* ------------------------------------------------------------------ */
 /* the child process                                                   */
 
-int sc_supervisor_child_main(const char *config_path, const char *name,
-                             const char *core_ep)
+static void child_report(void *arg, const char *file, int line,
+                         const char *msg)
+{
+    if (line > 0)
+        sc_log(SC_L_ERROR, (const char *)arg, "%s:%d: %s", file, line, msg);
+    else
+        sc_log(SC_L_ERROR, (const char *)arg, "%s: %s", file, msg);
+}
+
+static char *read_all(int fd, size_t max)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap >= max) {
+                free(buf);
+                return NULL;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(buf);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (buf)
+        buf[n] = '\0';
+    return buf;
+}
+
+int sc_supervisor_child_main(const char *name, const char *core_ep,
+                             int conf_fd)
 {
     /* die with the broker */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1)
         return 1;
-    sc_diag_t diag = {0};
-    sc_config_t *cfg = sc_config_load(config_path, true, &diag);
-    if (!cfg) {
-        for (size_t i = 0; i < diag.count; i++)
-            sc_log(SC_L_ERROR, name, "%s", diag.lines[i]);
-        sc_diag_clear(&diag);
+    /* 1. the running configuration's entry, from the supervisor */
+    char *text = read_all(conf_fd, 64u * 1024 * 1024);
+    close(conf_fd);
+    json_error_t je;
+    json_t *c = text ? json_loads(text, 0, &je) : NULL;
+    free(text);
+    const char *token = json_string_value(json_object_get(c, "token"));
+    const char *path = json_string_value(json_object_get(c, "path"));
+    const char *cname = json_string_value(json_object_get(c, "name"));
+    const char *file = json_string_value(json_object_get(c, "file"));
+    const char *dir = json_string_value(json_object_get(c, "dir"));
+    const char *data_dir = json_string_value(json_object_get(c, "data_dir"));
+    json_t *chans = json_object_get(c, "channels");
+    if (!c || !token || !path || !cname || !file || !dir || !data_dir ||
+        !json_is_array(chans) || strcmp(cname, name) != 0) {
+        sc_log(SC_L_ERROR, name,
+               "plugin process: no valid configuration from the broker");
+        json_decref(c);
         return 1;
     }
-    sc_diag_clear(&diag);
-    sc_log_set_level((sc_level_t)sc_log_parse_level(cfg->log_level));
-    sc_cfg_plugin_t *p = find_cfg(cfg, name);
-    if (!p) {
-        sc_log(SC_L_ERROR, name, "plugin not in %s", config_path);
-        sc_config_destroy(&cfg);
-        return 1;
+    int lvl = sc_log_parse_level(
+        json_string_value(json_object_get(c, "log_level")));
+    if (lvl >= 0)
+        sc_log_set_level((sc_level_t)lvl);
+    sc_cfg_plugin_t p;
+    memset(&p, 0, sizeof p);
+    p.name = (char *)cname;
+    p.path = (char *)path;
+    p.sector = (char *)json_string_value(json_object_get(c, "sector"));
+    p.line = (int)json_integer_value(json_object_get(c, "line"));
+    p.settings_line =
+        (int)json_integer_value(json_object_get(c, "settings_line"));
+    p.isolate_process = true;
+    p.n_channels = json_array_size(chans);
+    p.channels = calloc(p.n_channels + 1, sizeof *p.channels);
+    for (size_t i = 0; p.channels && i < p.n_channels; i++)
+        p.channels[i] = (char *)json_string_value(json_array_get(chans, i));
+    sc_sv_t *written = NULL;
+    json_t *st = json_object_get(c, "settings");
+    if (st) {
+        written = sc_sv_new_group(
+            (int)json_integer_value(json_object_get(st, "l")));
+        if (!written || sv_from_json(written, st) != 0) {
+            sc_log(SC_L_ERROR, name, "plugin process: bad settings");
+            sc_sv_destroy(&written);
+            free(p.channels);
+            json_decref(c);
+            return 1;
+        }
     }
+    /* 2. the handshake, here and never in the broker's process */
     sc_plugin_lib_t lib;
     char err[1024];
-    if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
-        sc_log(SC_L_ERROR, name, "%s", err);
-        sc_config_destroy(&cfg);
-        return 1;
+    int rc = 1;
+    void *zctx = NULL;
+    int sfd = -1;
+    sc_plugin_inst_t *inst = NULL;
+    char *db = NULL;
+    if (sc_plugin_lib_open(path, &lib, err, sizeof err) != 0) {
+        sc_log(SC_L_ERROR, name, "%s:%d: %s; plugin not started", file,
+               p.line, err);
+        goto out;
     }
-    if (sc_config_check_plugin(cfg, p, lib.desc, &diag) != 0) {
-        for (size_t i = 0; i < diag.count; i++)
-            sc_log(SC_L_ERROR, name, "%s", diag.lines[i]);
-        sc_diag_clear(&diag);
+    /* 3. its settings: the table, then its own check() */
+    sc_settings_where_t w = {.file = file, .dir = dir, .plugin = cname,
+                             .line = p.line,
+                             .settings_line = p.settings_line};
+    if (sc_settings_validate_desc(&w, written, &lib.desc, child_report,
+                                  (void *)name, &p.settings) != 0) {
+        sc_log(SC_L_ERROR, name, "plugin not started");
         sc_plugin_lib_close(&lib);
-        sc_config_destroy(&cfg);
-        return 1;
+        goto out;
+    }
+    sc_settings_check_env_t env = {
+        .instance = cname,
+        .channels = (const char *const *)p.channels,
+        .n_channels = p.n_channels,
+    };
+    if (sc_settings_run_check(sc_settings_check_of(&lib.desc), p.settings,
+                              &env, child_report, (void *)name) != 0) {
+        sc_log(SC_L_ERROR, name, "plugin not started");
+        sc_plugin_lib_close(&lib);
+        goto out;
     }
     sigset_t set;
     sigemptyset(&set);
@@ -528,41 +840,49 @@ int sc_supervisor_child_main(const char *config_path, const char *name,
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    void *zctx = zmq_ctx_new();
-    char *db = state_db_path(cfg);
-    sc_plugin_inst_t *inst =
-        (zctx && db && sfd >= 0)
-            ? sc_plugin_start(&lib, p, cfg->max_data_bytes, zctx, core_ep, db,
-                              true, err, sizeof err)
-            : NULL;
-    free(db);
-    int rc = 0;
+    sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    zctx = zmq_ctx_new();
+    size_t dl = strlen(data_dir) + sizeof "/journal.db";
+    db = malloc(dl);
+    if (db)
+        snprintf(db, dl, "%s/journal.db", data_dir);
+    inst = (zctx && db && sfd >= 0)
+               ? sc_plugin_start(&lib, &p,
+                                 (int64_t)json_integer_value(json_object_get(
+                                     c, "max_data_bytes")),
+                                 zctx, core_ep, db, true, token, err,
+                                 sizeof err)
+               : NULL;
     if (!inst) {
         sc_log(SC_L_ERROR, name, "cannot start: %s", err);
-        rc = 1;
-    } else {
-        for (;;) {
-            zmq_pollitem_t it = {NULL, sfd, ZMQ_POLLIN, 0};
-            zmq_poll(&it, 1, 200);
-            if (it.revents & ZMQ_POLLIN) {
-                struct signalfd_siginfo si;
-                if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si &&
-                    si.ssi_signo != SIGHUP)
-                    break;
-            }
-            if (sc_plugin_exited(inst)) {
-                rc = 1;
-                break;
-            }
-        }
-        if (!sc_plugin_destroy(&inst, STOP_MS))
-            _exit(1);
+        goto out;
     }
+    rc = 0;
+    for (;;) {
+        zmq_pollitem_t it = {NULL, sfd, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 200);
+        if (it.revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si &&
+                si.ssi_signo != SIGHUP)
+                break;
+        }
+        if (sc_plugin_exited(inst)) {
+            rc = 1;
+            break;
+        }
+    }
+    if (!sc_plugin_destroy(&inst, STOP_MS))
+        _exit(1);
+out:
+    free(db);
     if (zctx)
         zmq_ctx_term(zctx);
     if (sfd >= 0)
         close(sfd);
-    sc_config_destroy(&cfg);
+    sc_settings_destroy(&p.settings);
+    sc_sv_destroy(&written);
+    free(p.channels);
+    json_decref(c);
     return rc;
 }

@@ -42,6 +42,22 @@ void sc_supervisor_tick(sc_supervisor_t *sv);
 /* Milliseconds until the next scheduled restart, or -1. */
 long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv);
 
+/* The running configuration's entry of thread plugin `name` (the sender
+ * of an inproc frame), or NULL. */
+const sc_cfg_plugin_t *sc_supervisor_plugin(const sc_supervisor_t *sv,
+                                            const char *name);
+/* The entry of the running child whose credential (routing id) is `rid`,
+ * or NULL: frames from children are attributed by this, never by what
+ * they say. */
+const sc_cfg_plugin_t *sc_supervisor_child(const sc_supervisor_t *sv,
+                                           const void *rid, size_t len);
+/* The core's ROUTER socket towards children (liveness pings, core thread
+ * only) and the PONG a child answered with. A child silent for 5 s is
+ * killed and restarted with backoff. */
+void sc_supervisor_set_ipc_socket(sc_supervisor_t *sv, void *sock);
+void sc_supervisor_pong(sc_supervisor_t *sv, const void *rid, size_t len,
+                        uint64_t nonce);
+
 /* true if plugin instance `name` (as configured now) may publish on
  * `channel` (NULL: if such a plugin is configured at all): re-checks
  * messages arriving from child processes. */
@@ -55,8 +71,11 @@ void sc_supervisor_destroy(sc_supervisor_t **sv_p);
  * then not be terminated). */
 bool sc_supervisor_abandoned(const sc_supervisor_t *sv);
 
-/* Entry point of a plugin child process (sectorcastd --plugin-child). */
-int sc_supervisor_child_main(const char *config_path, const char *name,
-                             const char *core_ep);
+/* Entry point of a plugin child process (sectorcastd --plugin-child NAME
+ * --core EP --child-fd FD): reads its configuration entry and credential
+ * from FD (JSON written by the supervisor: the running configuration,
+ * never the file), loads the plugin, checks its settings, runs it. */
+int sc_supervisor_child_main(const char *name, const char *core_ep,
+                             int conf_fd);
 
 #endif

@@ -50,10 +50,10 @@ struct sc_host {
     size_t n_channels;
     int64_t max_data;
     bool sink_capable;
+    const sc_settings_t *settings;
     const sc_host_ops_t *ops;
     void *ctx;
-    sc_host_api_t api;       /* full table */
-    sc_host_api_t check_api; /* the restricted one check() gets */
+    sc_host_api_t api;
     pthread_t owner;
     enum phase phase;
     atomic_int stopping;
@@ -88,101 +88,6 @@ static int64_t mono_ms(void)
  * future[8]; ABI 2 reuses the padding for `size`. */
 #define DESC_MIN_ABI2 (offsetof(sc_plugin_t, setting_def_size) + \
                        sizeof(uint32_t))
-
-static bool setting_name_ok(const char *s)
-{
-    if (!s || !*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-              *s == '_'))
-            return false;
-    return true;
-}
-
-static void free_defs(sc_setting_def_t *v)
-{
-    if (!v)
-        return;
-    for (sc_setting_def_t *d = v; d->name; d++)
-        free((void *)d->fields);
-    free(v);
-}
-
-/* Copy a table of stride `stride` (bytes the plugin's build gives each
- * entry) into this build's layout; members past the stride are zero. */
-static sc_setting_def_t *copy_defs(const void *table, size_t stride,
-                                   int depth, const char *path, char *err,
-                                   size_t errlen)
-{
-    const unsigned char *b = table;
-    size_t n = 0;
-    for (;; n++) {
-        const char *name;
-        memcpy(&name, b + n * stride, sizeof name);
-        if (!name)
-            break;
-        if (n > 4096) {
-            snprintf(err, errlen, "%s: settings table has no end", path);
-            return NULL;
-        }
-    }
-    sc_setting_def_t *v = calloc(n + 1, sizeof *v);
-    if (!v) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    size_t take = stride < sizeof *v ? stride : sizeof *v;
-    for (size_t i = 0; i < n; i++) {
-        memcpy(&v[i], b + i * stride, take);
-        v[i].fields = NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sc_setting_def_t *d = &v[i];
-        const sc_setting_def_t *src = (const void *)(b + i * stride);
-        if (!setting_name_ok(d->name)) {
-            snprintf(err, errlen,
-                     "%s: setting name \"%.64s\" is not [a-z0-9_]+", path,
-                     d->name);
-            goto fail;
-        }
-        bool group = d->type == SC_SETTING_GROUP;
-        if (d->type < SC_SETTING_STRING ||
-            d->type > (stride > DEF_SIZE_ABI1 ? SC_SETTING_GROUP
-                                              : SC_SETTING_PATH)) {
-            snprintf(err, errlen, "%s: setting \"%s\" has unknown type %d",
-                     path, d->name, (int)d->type);
-            goto fail;
-        }
-        if (group) {
-            const sc_setting_def_t *f = NULL;
-            if (stride >= offsetof(sc_setting_def_t, fields) + sizeof f)
-                memcpy(&f, (const unsigned char *)src +
-                               offsetof(sc_setting_def_t, fields),
-                       sizeof f);
-            if (!f || depth > 0) {
-                snprintf(err, errlen,
-                         "%s: group setting \"%s\" %s", path, d->name,
-                         f ? "nested in a group (one level only)"
-                           : "has no fields");
-                goto fail;
-            }
-            d->fields = copy_defs(f, stride, depth + 1, path, err, errlen);
-            if (!d->fields)
-                goto fail;
-        }
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(v[k].name, d->name) == 0) {
-                snprintf(err, errlen, "%s: setting \"%s\" declared twice",
-                         path, d->name);
-                goto fail;
-            }
-    }
-    return v;
-fail:
-    free_defs(v);
-    return NULL;
-}
 
 int sc_host_lib_open(const char *path, uint32_t offer_abi,
                      sc_host_lib_t *lib, char *err, size_t errlen)
@@ -296,36 +201,21 @@ int sc_host_lib_open(const char *path, uint32_t offer_abi,
             return -1;
         }
     }
-    if (lib->desc.settings) {
-        if (def_stride < DEF_SIZE_ABI1) {
-            snprintf(err, errlen,
-                     "plugin %s: setting_def_size %zu is too small (set "
-                     ".setting_def_size = sizeof(sc_setting_def_t), e.g. "
-                     "with SC_PLUGIN_SIZES)",
-                     path, def_stride);
-            dlclose(dl);
-            memset(lib, 0, sizeof *lib);
-            return -1;
-        }
-        char terr[400] = "";
-        lib->settings =
-            copy_defs(lib->desc.settings, def_stride, 0, "settings", terr,
-                      sizeof terr);
-        if (!lib->settings) {
-            snprintf(err, errlen, "plugin %s: %s", path, terr);
-            dlclose(dl);
-            memset(lib, 0, sizeof *lib);
-            return -1;
-        }
-        lib->desc.settings = lib->settings;
+    if (lib->desc.settings && def_stride < DEF_SIZE_ABI1) {
+        snprintf(err, errlen,
+                 "plugin %s: setting_def_size %zu is too small (set "
+                 ".setting_def_size = sizeof(sc_setting_def_t), e.g. "
+                 "with SC_PLUGIN_SIZES)",
+                 path, def_stride);
+        dlclose(dl);
+        memset(lib, 0, sizeof *lib);
+        return -1;
     }
-    lib->desc.setting_def_size = sizeof(sc_setting_def_t);
     lib->desc.abi_version = abi;
     lib->abi = abi;
     lib->dl = dl;
     lib->path = strdup(path);
     if (!lib->path) {
-        free_defs(lib->settings);
         dlclose(dl);
         memset(lib, 0, sizeof *lib);
         snprintf(err, errlen, "out of memory");
@@ -340,7 +230,6 @@ void sc_host_lib_close(sc_host_lib_t *lib)
         return;
     if (lib->dl)
         dlclose(lib->dl);
-    free_defs(lib->settings);
     free(lib->path);
     memset(lib, 0, sizeof *lib);
 }
@@ -543,70 +432,52 @@ static void h_log(sc_host_t *h, sc_log_level_t level, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Settings: the user stores them; the rules of the getters are here. */
-static int get_value(sc_host_t *h, const char *name, const void *out,
-                     sc_setting_type_t want, sc_host_value_t *v)
-{
-    SELF(h, SC_ERR_ARG);
-    if (!name || !out)
-        return SC_ERR_ARG;
-    if (!p->ops->setting)
-        return SC_ERR_NO_SETTING;
-    memset(v, 0, sizeof *v);
-    int rc = p->ops->setting(p->ctx, name, v);
-    if (rc != SC_OK)
-        return rc;
-    sc_setting_type_t have = v->type == SC_SETTING_PATH ? SC_SETTING_STRING
-                                                        : v->type;
-    if (have == want || (want == SC_SETTING_FLOAT && have == SC_SETTING_INT))
-        return SC_OK;
-    return SC_ERR_ARG; /* declared with another type */
-}
-
+/* Settings: the engine's getters (host/settings.h), one set of rules. */
 static int h_setting_string(sc_host_t *h, const char *name, const char **out)
 {
-    sc_host_value_t v;
-    int rc = get_value(h, name, out, SC_SETTING_STRING, &v);
-    if (rc == SC_OK)
-        *out = v.s;
-    return rc;
+    SELF(h, SC_ERR_ARG);
+    return p->settings ? sc_settings_string(p->settings, name, out)
+                       : SC_ERR_NO_SETTING;
 }
 
 static int h_setting_int(sc_host_t *h, const char *name, int64_t *out)
 {
-    sc_host_value_t v;
-    int rc = get_value(h, name, out, SC_SETTING_INT, &v);
-    if (rc == SC_OK)
-        *out = v.i;
-    return rc;
+    SELF(h, SC_ERR_ARG);
+    return p->settings ? sc_settings_int(p->settings, name, out)
+                       : SC_ERR_NO_SETTING;
 }
 
 static int h_setting_bool(sc_host_t *h, const char *name, int *out)
 {
-    sc_host_value_t v;
-    int rc = get_value(h, name, out, SC_SETTING_BOOL, &v);
-    if (rc == SC_OK)
-        *out = v.b;
-    return rc;
+    SELF(h, SC_ERR_ARG);
+    return p->settings ? sc_settings_bool(p->settings, name, out)
+                       : SC_ERR_NO_SETTING;
 }
 
 static int h_setting_float(sc_host_t *h, const char *name, double *out)
 {
-    sc_host_value_t v;
-    int rc = get_value(h, name, out, SC_SETTING_FLOAT, &v);
-    if (rc == SC_OK)
-        *out = v.type == SC_SETTING_INT ? (double)v.i : v.f;
-    return rc;
+    SELF(h, SC_ERR_ARG);
+    return p->settings ? sc_settings_float(p->settings, name, out)
+                       : SC_ERR_NO_SETTING;
 }
 
 static int h_setting_count(sc_host_t *h, const char *path, size_t *out)
 {
     SELF(h, SC_ERR_ARG);
-    if (!path || !out)
-        return SC_ERR_ARG;
-    if (!p->ops->setting_count)
-        return SC_ERR_NO_SETTING;
-    return p->ops->setting_count(p->ctx, path, out);
+    return p->settings ? sc_settings_count(p->settings, path, out)
+                       : SC_ERR_NO_SETTING;
+}
+
+static void problem_report(void *arg, const char *file, int line,
+                           const char *msg)
+{
+    sc_host_inst_t *p = arg;
+    if (p->ops->setting_problem)
+        p->ops->setting_problem(p->ctx, file, line, msg);
+    else if (line > 0)
+        hlog(p, SC_LOG_ERROR, "%s:%d: %s", file ? file : "config", line, msg);
+    else
+        hlog(p, SC_LOG_ERROR, "%s", msg);
 }
 
 static void h_setting_problem(sc_host_t *h, const char *path,
@@ -615,15 +486,17 @@ static void h_setting_problem(sc_host_t *h, const char *path,
     sc_host_inst_t *p = self(h);
     if (!p)
         return;
-    char buf[1024];
+    char buf[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt ? fmt : "", ap);
     va_end(ap);
-    if (p->ops->setting_problem)
-        p->ops->setting_problem(p->ctx, path ? path : "", buf);
+    if (p->settings)
+        sc_settings_problem(p->settings, path ? path : "", buf,
+                            problem_report, p);
     else
-        hlog(p, SC_LOG_ERROR, "setting '%s': %s", path ? path : "", buf);
+        hlog(p, SC_LOG_ERROR, "plugin '%s': setting '%s': %s", p->name,
+             path ? path : "", buf);
 }
 
 static int h_timer_add(sc_host_t *h, uint32_t interval_ms, int repeat,
@@ -830,11 +703,6 @@ static int h_sink_ack(sc_host_t *h, const char *channel, uint64_t seq)
     return p->ops->sink_ack(p->ctx, channel, seq);
 }
 
-static int c_unsupported(void) { return SC_ERR_UNSUPPORTED; }
-
-/* check() gets the getters, identity, grants, log, setting_problem; the
- * rest of the table refuses with SC_ERR_UNSUPPORTED (the host functions
- * check the phase themselves). */
 static void fill_api(sc_host_api_t *a, uint32_t abi)
 {
     memset(a, 0, sizeof *a);
@@ -868,11 +736,16 @@ static void fill_api(sc_host_api_t *a, uint32_t abi)
     } else {
         a->size = offsetof(sc_host_api_t, is_granted);
     }
-    (void)c_unsupported;
 }
 
 /* ------------------------------------------------------------------ */
 /* instance                                                            */
+
+/* Bind the instance to the calling thread (the plugin thread). */
+static void adopt(sc_host_inst_t *h)
+{
+    h->owner = pthread_self();
+}
 
 sc_host_inst_t *sc_host_new(sc_host_lib_t *lib, const sc_host_conf_t *conf,
                             const sc_host_ops_t *ops, void *ctx, char *err,
@@ -892,6 +765,7 @@ sc_host_inst_t *sc_host_new(sc_host_lib_t *lib, const sc_host_conf_t *conf,
     h->ctx = ctx;
     h->max_data = conf->max_data_bytes;
     h->sink_capable = conf->sink_capable;
+    h->settings = conf->settings;
     h->name = strdup(conf->name ? conf->name : "plugin");
     h->channels = calloc(conf->n_channels + 1, sizeof *h->channels);
     bool oom = !h->name || !h->channels;
@@ -918,29 +792,9 @@ sc_host_inst_t *sc_host_new(sc_host_lib_t *lib, const sc_host_conf_t *conf,
     }
     uint32_t abi = conf->abi ? conf->abi : SC_PLUGIN_ABI_VERSION;
     fill_api(&h->api, abi);
-    h->check_api = h->api;
     if (conf->api_size)
         sc_host_set_api_size(h, conf->api_size);
     return h;
-}
-
-/* Bind the instance to the calling thread (the plugin thread). */
-static void adopt(sc_host_inst_t *h)
-{
-    h->owner = pthread_self();
-}
-
-int sc_host_check(sc_host_inst_t *h)
-{
-    adopt(h);
-    if (!h->lib.desc.check)
-        return SC_OK;
-    h->phase = PH_CHECK;
-    int rc = h->lib.desc.check(h, &h->check_api);
-    h->phase = PH_NEW;
-    if (rc != SC_OK)
-        return SC_ERR_BAD_SETTING;
-    return SC_OK;
 }
 
 int sc_host_init(sc_host_inst_t *h)
@@ -967,23 +821,31 @@ int sc_host_init(sc_host_inst_t *h)
     return SC_OK;
 }
 
+void sc_host_finish(sc_host_inst_t *h)
+{
+    if (!h || h->phase != PH_RUN)
+        return;
+    adopt(h);
+    atomic_store(&h->stopping, 1);
+    h->phase = PH_FINI;
+    if (h->lib.desc.fini)
+        h->lib.desc.fini(h, h->state);
+    h->state = NULL;
+    if (h->n_watches)
+        hlog(h, SC_LOG_WARN,
+             "plugin left %zu fd watch(es) registered after fini()",
+             h->n_watches);
+    h->n_timers = h->n_watches = 0;
+    h->phase = PH_DONE;
+}
+
 void sc_host_destroy(sc_host_inst_t **h_p)
 {
     if (!h_p || !*h_p)
         return;
     sc_host_inst_t *h = *h_p;
     *h_p = NULL;
-    if (h->phase == PH_RUN) {
-        atomic_store(&h->stopping, 1);
-        h->phase = PH_FINI;
-        if (h->lib.desc.fini)
-            h->lib.desc.fini(h, h->state);
-        h->state = NULL;
-        if (h->n_watches)
-            hlog(h, SC_LOG_WARN,
-                 "plugin left %zu fd watch(es) registered after fini()",
-                 h->n_watches);
-    }
+    sc_host_finish(h);
     h->phase = PH_DONE;
     for (size_t i = 0; i < h->n_channels; i++)
         free(h->channels[i]);
@@ -1038,6 +900,22 @@ void sc_host_reset_refusals(sc_host_inst_t *h)
     h->last_refusal = SC_OK;
 }
 
+void sc_host_set_settings(sc_host_inst_t *h, const sc_settings_t *s)
+{
+    if (h && h->phase == PH_NEW)
+        h->settings = s;
+}
+
+const char *const *sc_host_channels(const sc_host_inst_t *h)
+{
+    return (const char *const *)h->channels;
+}
+
+size_t sc_host_channel_count(const sc_host_inst_t *h)
+{
+    return h->n_channels;
+}
+
 void sc_host_set_max_data(sc_host_inst_t *h, int64_t max_bytes)
 {
     if (h)
@@ -1053,7 +931,6 @@ void sc_host_set_api_size(sc_host_inst_t *h, size_t bytes)
                       : bytes;
     memset((unsigned char *)&h->api + keep, 0, sizeof h->api - keep);
     h->api.size = (uint32_t)bytes;
-    h->check_api = h->api;
 }
 size_t sc_host_watch_count(const sc_host_inst_t *h) { return h->n_watches; }
 

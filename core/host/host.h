@@ -2,18 +2,19 @@
  * host.h - the one plugin host: what a sector plugin sees of sectorcast.
  *
  * Owns: loading a plugin .so and the handshake (ABI 1 and ABI 2 layouts,
- * the descriptor's and settings table's size fields, normalized into a
- * private copy so nothing else reads plugin structs), the host function
- * table and the check of every host-API argument (the refusal codes and
- * texts), the settings getters' semantics, capability registration, and
+ * the descriptor's size field: a private copy of the descriptor with the
+ * members the plugin's build lacks zeroed), the host function table and
+ * the check of every host-API argument (the refusal codes and texts),
+ * capability registration, and
  * the instance's event loop (timers, fd watches, a wake pipe for stop
  * requests from other threads).
  *
  * Three users: the broker's plugin threads (core/broker/plugin_host.c),
  * the `isolation = "process"` child (core/broker/supervisor.c) and the
  * plugin test kit (core/plugintest/). They differ only in the
- * sc_host_ops_t they give: where a checked publish, a state write or read,
- * a log line and a setting come from or go to.
+ * sc_host_ops_t they give: where a checked publish, a state write or read
+ * and a log line go. Settings are the settings engine's (host/settings.h:
+ * validation, getters, the plugin's check()); the host's getters call it.
  *
  * Never: ZeroMQ, the journal, signing, config files, threads (the caller
  * runs the loop on the thread it chose; every host call must come from
@@ -26,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sectorcast/plugin.h>
+
+#include "host/settings.h"
 
 /* Limits, the same for every user. */
 #define SC_HOST_MAX_TIMERS 256
@@ -44,17 +47,17 @@ typedef struct sc_host_lib {
     char *path;
     uint32_t abi;            /* the plugin's ABI version */
     sc_plugin_t desc;        /* copy: members the plugin's size does not
-                                cover are zero */
-    sc_setting_def_t *settings; /* normalized copy of the table (and of
-                                   group fields), ended by name NULL; NULL
-                                   if the plugin takes no settings */
+                                cover are zero; abi_version, size and
+                                setting_def_size as the plugin's build
+                                (the settings engine reads the table with
+                                that stride) */
 } sc_host_lib_t;
 
 /* dlopen `path`, call sc_plugin_entry(offer_abi) and check the
  * descriptor. Refusals (err names the file): not found, not a regular
  * file, cannot load, no entry symbol, entry returned NULL, ABI not spoken,
  * descriptor too small or malformed (name/init missing, reserved fields
- * set, settings table stride too small, bad setting name or type).
+ * set, settings table stride too small).
  * 0 or -1. */
 int sc_host_lib_open(const char *path, uint32_t offer_abi,
                      sc_host_lib_t *lib, char *err, size_t errlen);
@@ -64,15 +67,6 @@ void sc_host_lib_close(sc_host_lib_t *lib);
 /* an instance                                                         */
 
 typedef struct sc_host sc_host_inst_t; /* = the plugin's sc_host_t */
-
-/* A setting's value as the user stores it. */
-typedef struct sc_host_value {
-    sc_setting_type_t type; /* STRING (also PATH), INT, BOOL or FLOAT */
-    const char *s;
-    int64_t i;
-    double f;
-    int b;
-} sc_host_value_t;
 
 /* A publish that passed every check of the host. `data` is the parsed
  * JSON object (a jansson json_t *, borrowed for the call): the core uses
@@ -102,12 +96,10 @@ typedef struct sc_host_ops {
      * plugin, e.g. a refusal) */
     void (*log)(void *ctx, sc_log_level_t level, bool from_host,
                 const char *text);
-    /* settings by path ("a", "a.b", "a[2]", "a[2].b"); SC_OK or
-     * SC_ERR_NO_SETTING */
-    int (*setting)(void *ctx, const char *path, sc_host_value_t *out);
-    int (*setting_count)(void *ctx, const char *path, size_t *out);
-    /* a problem with one setting, from check() or init() */
-    void (*setting_problem)(void *ctx, const char *path, const char *text);
+    /* a problem with one setting reported from init(): "FILE:LINE:
+     * plugin 'x': setting 'y': text" (NULL: logged from_host) */
+    void (*setting_problem)(void *ctx, const char *file, int line,
+                            const char *msg);
     /* sink: cumulative ack (channel valid, seq > 0) */
     int (*sink_ack)(void *ctx, const char *channel, uint64_t seq);
     /* the plugin asked to stop, or the loop failed */
@@ -116,6 +108,8 @@ typedef struct sc_host_ops {
 
 typedef struct sc_host_conf {
     const char *name;          /* instance name */
+    const sc_settings_t *settings; /* resolved (host/settings.h), borrowed:
+                                  must outlive the instance; NULL = none */
     const char *const *channels; /* granted subtrees (ending in '.') */
     size_t n_channels;
     int64_t max_data_bytes;    /* publish data limit */
@@ -129,7 +123,9 @@ typedef struct sc_host_conf {
 sc_host_inst_t *sc_host_new(sc_host_lib_t *lib, const sc_host_conf_t *conf,
                             const sc_host_ops_t *ops, void *ctx, char *err,
                             size_t errlen);
-/* Calls fini() if init succeeded, unloads, frees. */
+/* On the plugin's thread: call fini() if init succeeded (once). */
+void sc_host_finish(sc_host_inst_t *h);
+/* Calls fini() if init succeeded and not yet finished, unloads, frees. */
 void sc_host_destroy(sc_host_inst_t **h_p);
 
 const sc_host_lib_t *sc_host_lib(const sc_host_inst_t *h);
@@ -137,9 +133,6 @@ const char *sc_host_name(const sc_host_inst_t *h);
 const sc_host_api_t *sc_host_api(sc_host_inst_t *h);
 void *sc_host_plugin_state(const sc_host_inst_t *h);
 
-/* Run the plugin's check() (if any) with the restricted table. SC_OK or
- * SC_ERR_BAD_SETTING (problems went to ops->setting_problem). */
-int sc_host_check(sc_host_inst_t *h);
 /* Call init(). SC_OK or its code; a failure is logged ("plugin init
  * failed: TEXT (CODE)") and what it left registered is dropped. */
 int sc_host_init(sc_host_inst_t *h);
@@ -162,6 +155,10 @@ void sc_host_reset_refusals(sc_host_inst_t *h);
 /* Before init: change the publish size limit / pretend to be an older
  * host whose table ends at `bytes` (members past it NULL). */
 void sc_host_set_max_data(sc_host_inst_t *h, int64_t max_bytes);
+/* Before init: the resolved settings the getters read (borrowed). */
+void sc_host_set_settings(sc_host_inst_t *h, const sc_settings_t *s);
+const char *const *sc_host_channels(const sc_host_inst_t *h);
+size_t sc_host_channel_count(const sc_host_inst_t *h);
 void sc_host_set_api_size(sc_host_inst_t *h, size_t bytes);
 
 /* Ask the loop to stop; callable from any thread. */

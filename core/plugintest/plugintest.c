@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "host/host.h"
-#include "host/values.h"
+#include "host/settings.h"
 
 #define SC_PT_API __attribute__((visibility("default")))
 
@@ -41,12 +41,6 @@ struct sc_pt_store {
     int fail;
 };
 
-typedef struct pt_setting {
-    const sc_setting_def_t *def;
-    bool has_value;
-    sc_host_value_t v;
-    char *s;
-} pt_setting_t;
 
 typedef struct pt_ack {
     char *channel;
@@ -60,8 +54,8 @@ struct sc_pt {
     size_t max_data;
     int verbose;
     bool started;
-    pt_setting_t *settings;
-    size_t n_settings;
+    sc_sv_t *written;          /* settings as the test gave them */
+    sc_settings_t *settings;   /* resolved at start */
 
     sc_pt_msg_t *msgs;
     size_t n_msgs, cap_msgs;
@@ -334,31 +328,19 @@ static void o_log(void *ctx, sc_log_level_t level, bool from_host,
     add_log(pt, level, from_host, text);
 }
 
-static pt_setting_t *find_setting(sc_pt_t *pt, const char *name)
-{
-    for (size_t i = 0; i < pt->n_settings; i++)
-        if (!strcmp(pt->settings[i].def->name, name))
-            return &pt->settings[i];
-    return NULL;
-}
-
-static int o_setting(void *ctx, const char *path, sc_host_value_t *out)
+/* A settings problem: a host log line "FILE:LINE: plugin 'x': setting
+ * 'y': text" (FILE is "settings": the kit's settings have no file). */
+static void o_setting_problem(void *ctx, const char *file, int line,
+                              const char *msg)
 {
     sc_pt_t *pt = ctx;
-    pt_setting_t *s = find_setting(pt, path);
-    if (!s || !s->has_value)
-        return SC_ERR_NO_SETTING;
-    *out = s->v;
-    out->s = s->s;
-    return SC_OK;
-}
-
-static void o_setting_problem(void *ctx, const char *path, const char *text)
-{
-    sc_pt_t *pt = ctx;
-    char line[1400];
-    snprintf(line, sizeof line, "setting '%s': %s", path, text);
-    add_log(pt, SC_LOG_ERROR, 1, line);
+    char text[1400];
+    if (line > 0)
+        snprintf(text, sizeof text, "%s:%d: %s", file ? file : "settings",
+                 line, msg);
+    else
+        snprintf(text, sizeof text, "%s", msg);
+    add_log(pt, SC_LOG_ERROR, 1, text);
 }
 
 static int o_sink_ack(void *ctx, const char *channel, uint64_t seq)
@@ -386,7 +368,6 @@ static const sc_host_ops_t pt_ops = {
     .state_put = o_state_put,
     .state_foreach = o_state_foreach,
     .log = o_log,
-    .setting = o_setting,
     .setting_problem = o_setting_problem,
     .sink_ack = o_sink_ack,
 };
@@ -451,38 +432,12 @@ SC_PT_API sc_pt_t *sc_pt_new_abi(const char *so_path,
         sc_pt_destroy(&pt);
         return NULL;
     }
-    /* defaults must parse: a table whose default is not of its type is
-     * refused here, as by the broker */
-    size_t ns = 0;
-    for (const sc_setting_def_t *d = lib.settings; d && d->name; d++)
-        ns++;
-    pt->settings = calloc(ns + 1, sizeof *pt->settings);
-    if (!pt->settings) {
+    if (!(pt->written = sc_sv_new_group(1))) {
         sc_host_lib_close(&lib);
         snprintf(err, errlen, "out of memory");
         sc_pt_destroy(&pt);
         return NULL;
     }
-    for (size_t i = 0; i < ns; i++) {
-        const sc_setting_def_t *d = &lib.settings[i];
-        pt->settings[i].def = d;
-        if (d->default_value) {
-            sc_host_value_t v;
-            char *s = NULL;
-            char why[256];
-            if (sc_host_value_parse(d, d->default_value, pt->base_dir, &v,
-                                    &s, why, sizeof why) != 0) {
-                snprintf(err, errlen,
-                         "plugin %s: settings table: default of \"%s\": %s",
-                         so_path, d->name, why);
-                sc_host_lib_close(&lib);
-                sc_pt_destroy(&pt);
-                return NULL;
-            }
-            free(s);
-        }
-    }
-    pt->n_settings = ns;
     const char *const *chans = channels;
     sc_host_conf_t conf = {
         .name = instance_name,
@@ -520,9 +475,8 @@ SC_PT_API void sc_pt_destroy(sc_pt_t **pt_p)
     free(pt->msgs);
     sc_pt_log_clear(pt);
     free(pt->logs);
-    for (size_t i = 0; i < pt->n_settings; i++)
-        free(pt->settings[i].s);
-    free(pt->settings);
+    sc_sv_destroy(&pt->written);
+    sc_settings_destroy(&pt->settings);
     for (size_t i = 0; i < pt->n_acks; i++)
         free(pt->acks[i].channel);
     free(pt->acks);
@@ -537,6 +491,54 @@ SC_PT_API const sc_plugin_t *sc_pt_plugin(sc_pt_t *pt)
     return pt && pt->h ? &sc_host_lib(pt->h)->desc : NULL;
 }
 
+/* Entry i of the plugin's table (read with its build's stride). */
+static bool def_at(const sc_plugin_t *d, size_t i, sc_setting_def_t *out)
+{
+    size_t stride = sc_settings_def_stride(d);
+    if (!d->settings)
+        return false;
+    const unsigned char *e = (const unsigned char *)d->settings + i * stride;
+    const char *name;
+    memcpy(&name, e, sizeof name);
+    if (!name)
+        return false;
+    memset(out, 0, sizeof *out);
+    memcpy(out, e, stride < sizeof *out ? stride : sizeof *out);
+    return true;
+}
+
+/* `text` as libconfig text of a value of def's shape: strings are quoted
+ * (a test writes them bare), everything else is taken as written. */
+static char *as_config(const char *name, const sc_setting_def_t *def,
+                       const char *text)
+{
+    bool quote = (def->type == SC_SETTING_STRING ||
+                  def->type == SC_SETTING_PATH) &&
+                 !(def->flags & SC_SETTING_F_LIST);
+    size_t n = strlen(name) + 2 * strlen(text) + 16;
+    char *out = malloc(n);
+    if (!out)
+        return NULL;
+    size_t o = (size_t)snprintf(out, n, "%s = %s", name, quote ? "\"" : "");
+    for (const char *c = text; *c; c++) {
+        if (quote && (*c == '"' || *c == '\\'))
+            out[o++] = '\\';
+        out[o++] = *c;
+    }
+    snprintf(out + o, n - o, "%s;", quote ? "\"" : "");
+    return out;
+}
+
+static void first_problem(void *arg, const char *file, int line,
+                          const char *msg)
+{
+    sc_pt_t *pt = arg;
+    (void)file;
+    (void)line;
+    if (!pt->error[0])
+        snprintf(pt->error, sizeof pt->error, "%s", msg);
+}
+
 SC_PT_API int sc_pt_set(sc_pt_t *pt, const char *path, const char *text)
 {
     if (!pt || !path || !text)
@@ -546,26 +548,79 @@ SC_PT_API int sc_pt_set(sc_pt_t *pt, const char *path, const char *text)
         set_error(pt, "setting '%s': settings are fixed once started", path);
         return SC_ERR_ARG;
     }
-    pt_setting_t *s = find_setting(pt, path);
-    if (!s) {
-        set_error(pt, "setting '%s': unknown (plugin %s does not declare "
-                  "it)", path, sc_pt_plugin(pt)->name);
+    const sc_plugin_t *d = sc_pt_plugin(pt);
+    sc_setting_def_t def;
+    size_t i = 0;
+    bool found = false;
+    while (def_at(d, i++, &def))
+        if (strcmp(def.name, path) == 0) {
+            found = true;
+            break;
+        }
+    if (!found) {
+        set_error(pt, "plugin '%s': setting '%s': unknown (plugin %s does "
+                  "not declare it)", pt->instance, path, d->name);
         return SC_ERR_NO_SETTING;
     }
-    sc_host_value_t v;
-    char *str = NULL;
-    char why[256] = "";
-    if (sc_host_value_parse(s->def, text, pt->base_dir, &v, &str, why,
-                            sizeof why) != 0 ||
-        sc_host_value_check(s->def, &v, str, why, sizeof why) != 0) {
-        free(str);
-        set_error(pt, "setting '%s': %s", path, why);
+    char *cfg = as_config(path, &def, text);
+    char perr[256] = "";
+    sc_sv_t *one = cfg ? sc_sv_parse(cfg, perr, sizeof perr) : NULL;
+    free(cfg);
+    if (!one || one->n_items != 1) {
+        sc_sv_destroy(&one);
+        set_error(pt, "plugin '%s': setting '%s': \"%.64s\" is not a value "
+                  "(%s)", pt->instance, path, text, perr);
         return SC_ERR_ARG;
     }
-    free(s->s);
-    s->s = str;
-    s->v = v;
-    s->has_value = true;
+    /* the engine's rules for this one setting, now */
+    sc_setting_def_t tbl[2];
+    memset(tbl, 0, sizeof tbl);
+    tbl[0] = def;
+    tbl[0].required = 0;
+    sc_settings_where_t w = {.file = "settings", .dir = pt->base_dir,
+                             .plugin = pt->instance, .line = 1};
+    if (sc_settings_validate(&w, one, tbl, sizeof tbl[0], first_problem, pt,
+                             NULL) != 0) {
+        sc_sv_destroy(&one);
+        add_log(pt, SC_LOG_ERROR, 1, pt->error);
+        return SC_ERR_ARG;
+    }
+    /* the tree the test gave: this value replaces an earlier one */
+    sc_sv_t *root = sc_sv_new_group(1);
+    for (size_t k = 0; root && k < pt->written->n_items; k++) {
+        const sc_sv_t *old = &pt->written->items[k];
+        if (!strcmp(old->name, path))
+            continue;
+        sc_sv_t *c = sc_sv_append(root, old->name, old->kind, old->line);
+        sc_sv_t *cp = c ? sc_sv_copy(old) : NULL;
+        if (!cp) {
+            sc_sv_destroy(&root);
+            break;
+        }
+        char *nm = c->name;
+        *c = *cp;
+        free(c->name);
+        c->name = nm;
+        free(cp); /* its contents moved into c */
+    }
+    sc_sv_t *c = root ? sc_sv_append(root, path, one->items[0].kind,
+                                     2 + (int)root->n_items)
+                      : NULL;
+    sc_sv_t *cp = c ? sc_sv_copy(&one->items[0]) : NULL;
+    sc_sv_destroy(&one);
+    if (!cp) {
+        sc_sv_destroy(&root);
+        return SC_ERR_NO_MEMORY;
+    }
+    char *nm = c->name;
+    int line = c->line;
+    *c = *cp;
+    free(c->name);
+    c->name = nm;
+    c->line = line;
+    free(cp);
+    sc_sv_destroy(&pt->written);
+    pt->written = root;
     return SC_OK;
 }
 
@@ -591,43 +646,46 @@ SC_PT_API void sc_pt_set_verbose(sc_pt_t *pt, int verbose)
         pt->verbose = verbose;
 }
 
-static int apply_defaults(sc_pt_t *pt)
+static void pt_check_log(void *arg, sc_log_level_t level, const char *line)
 {
-    for (size_t i = 0; i < pt->n_settings; i++) {
-        pt_setting_t *s = &pt->settings[i];
-        if (s->has_value || s->def->type == SC_SETTING_GROUP ||
-            (s->def->flags & SC_SETTING_F_LIST))
-            continue;
-        if (s->def->required) {
-            set_error(pt, "setting '%s' is required (%s)", s->def->name,
-                      s->def->description ? s->def->description : "");
-            return SC_ERR_BAD_SETTING;
-        }
-        if (s->def->default_value) {
-            char why[256] = "";
-            if (sc_host_value_parse(s->def, s->def->default_value,
-                                    pt->base_dir, &s->v, &s->s, why,
-                                    sizeof why) != 0) {
-                set_error(pt, "default of '%s': %s", s->def->name, why);
-                return SC_ERR_INTERNAL;
-            }
-            s->has_value = true;
-        }
-    }
-    return SC_OK;
+    add_log(arg, level, 0, line);
 }
 
 SC_PT_API int sc_pt_check(sc_pt_t *pt)
 {
     if (!pt)
         return SC_ERR_ARG;
-    int rc = apply_defaults(pt);
-    if (rc != SC_OK)
-        return rc;
-    rc = sc_host_check(pt->h);
-    if (rc != SC_OK)
-        set_error(pt, "check() refused the settings");
-    return rc;
+    pt->error[0] = '\0';
+    sc_settings_destroy(&pt->settings);
+    const sc_plugin_t *d = sc_pt_plugin(pt);
+    sc_settings_where_t w = {.file = "settings", .dir = pt->base_dir,
+                             .plugin = pt->instance, .line = 1};
+    size_t before = pt->n_logs;
+    if (sc_settings_validate_desc(&w, pt->written, d, o_setting_problem, pt,
+                                  &pt->settings) != 0) {
+        snprintf(pt->error, sizeof pt->error, "%s",
+                 pt->n_logs > before ? pt->logs[before].text
+                                     : "settings refused");
+        return SC_ERR_BAD_SETTING;
+    }
+    sc_settings_check_env_t env = {
+        .instance = pt->instance,
+        .channels = sc_host_channels(pt->h),
+        .n_channels = sc_host_channel_count(pt->h),
+        .log = pt_check_log,
+        .log_arg = pt,
+        .strerror = sc_host_strerror,
+    };
+    before = pt->n_logs;
+    if (sc_settings_run_check(sc_settings_check_of(d), pt->settings, &env,
+                              o_setting_problem, pt) != 0) {
+        snprintf(pt->error, sizeof pt->error, "%s",
+                 pt->n_logs > before ? pt->logs[pt->n_logs - 1].text
+                                     : "check() refused the settings");
+        return SC_ERR_BAD_SETTING;
+    }
+    sc_host_set_settings(pt->h, pt->settings);
+    return SC_OK;
 }
 
 SC_PT_API int sc_pt_start(sc_pt_t *pt)

@@ -833,7 +833,7 @@ test_template_required_channel(void **state)
     assert_non_null(fh);
     assert_int_equal(sc_pt_start(fh), SC_ERR_BAD_SETTING);
     assert_non_null(strstr(sc_pt_error(fh),
-                           "setting 'channel' is required"));
+                           "setting 'channel': required"));
     sc_pt_destroy(&fh);
 }
 
