@@ -1,56 +1,195 @@
 /*
  * journal.c - see journal.h.
  *
- * Schema (version 1):
- *   meta(k PRIMARY KEY, v)                      epoch, schema
- *   channels(name PRIMARY KEY, head, low)        last seq issued per channel;
- *                                                replay is complete from low
- *   messages(channel, seq, kind, key, ts, jws)   PRIMARY KEY (channel, seq)
+ * Layout (schema 2):
+ *   meta(k PRIMARY KEY, v)            epoch, schema
+ *   channels(id INTEGER PRIMARY KEY, name UNIQUE, head, low)
+ *                                     last seq issued per channel; replay is
+ *                                     complete from low
+ *   kids(id INTEGER PRIMARY KEY, kid UNIQUE, n)
+ *                                     signing key ids, with how many retained
+ *                                     messages each signed
+ *   msg(id INTEGER PRIMARY KEY, ch, seq, kind, key, ts, kid, jws)
+ *                                     one row per message, appended in
+ *                                     commit order; UNIQUE INDEX (ch, seq)
+ *   latest(ch, key, seq, msg) PRIMARY KEY (ch, key), WITHOUT ROWID
+ *                                     the newest message of every key: what
+ *                                     a snapshot serves and retention keeps
+ *   plugin_state(plugin, key, value)  durable plugin state
+ *   VIEW messages(channel, seq, kind, key, ts, jws, kid)
+ *                                     the schema-1 shape, for operators'
+ *                                     queries (read only)
+ * `msg` is a rowid table filled at its end, so its pages are full and a
+ * JWS of a few KB stays on the row's page (schema 1 kept messages in a
+ * WITHOUT ROWID table, where any row over ~1 KB spilled most of itself into
+ * a mostly empty overflow page). Channels and kids are small integers.
  * Heads are kept in `channels` (not derived from max(seq)) so that pruning
  * old messages can never make a sequence number reusable.
  *
- * Heads are cached in memory; sc_journal_next_seq() advances the cache and
- * a rollback reloads it from the database.
+ * Nothing at open or on the core's periodic paths reads every message:
+ * heads, kid counts and latest keys live in small tables kept in the
+ * append transaction. Schema-1 journals are migrated once at open (that
+ * copy is proportional to the journal, and logged).
+ *
+ * Heads are cached in memory (a sorted array); sc_journal_next_seq()
+ * advances the cache, the rows of `channels` and `kids` are written once per
+ * group at commit, and a rollback reloads both caches from the database.
+ *
+ * The writer does not checkpoint the WAL inside COMMIT: a wal hook wakes a
+ * checkpointer thread with its own connection, which runs PASSIVE
+ * checkpoints (it never blocks the writer or readers).
  */
 #include "journal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
-#include <stdbool.h>
+#include <unistd.h>
 
 #include "common/envelope.h"
 #include "log.h"
 
+#define SCHEMA_VERSION 2
+/* a journal file up to this size gets a full quick_check at open (it costs
+ * at most a few tens of ms); a larger one a check of its small tables */
+#define FULL_CHECK_MAX_BYTES (32LL * 1024 * 1024)
+/* the checkpointer is woken when the WAL holds this many pages */
+#define CKPT_PAGES 1000
+/* and runs at least this often while the WAL is not empty */
+#define CKPT_EVERY_MS 1000
+/* after a checkpoint resets it, the WAL file is truncated to this size */
+#define WAL_SIZE_LIMIT (64LL * 1024 * 1024)
+
 typedef struct head {
     char *channel;
-    uint64_t head;
-    struct head *next;
+    int64_t id;       /* rowid in channels; 0 = not yet written */
+    uint64_t head;    /* last seq handed out (may be ahead of the db) */
+    uint64_t pending; /* highest seq appended in the open transaction */
 } head_t;
+
+typedef struct kid {
+    char *kid;
+    int64_t id;
+    int64_t delta; /* messages appended (+) / pruned (-) in the transaction */
+} kid_t;
+
+/* The read side: used by sc_journal_reader_t (own connection, other
+ * thread) and, on the writer's connection, by the core's read calls. */
+typedef struct rd {
+    sqlite3 *db;
+    const char *path;
+    sqlite3_stmt *scan, *chan, *heads_all, *heads_sub, *snap_all, *snap_sub;
+    char err[512];
+} rd_t;
 
 struct sc_journal {
     sqlite3 *db;
     char *path;
+    char *dir;
     char epoch[33];
-    sqlite3_stmt *ins_msg;
-    sqlite3_stmt *upd_head;
-    sqlite3_stmt *scan;
-    head_t *heads;
+    sqlite3_stmt *ins_msg, *ins_chan, *upd_head, *ins_latest, *ins_kid,
+        *upd_kid;
+    rd_t rd;
+    head_t **heads; /* sorted by channel name */
+    size_t n_heads, cap_heads;
+    head_t **dirty; /* heads appended to in the open transaction */
+    size_t n_dirty, cap_dirty;
+    kid_t *kids;
+    size_t n_kids;
     int in_txn;
+    dev_t dev;  /* identity of the file we opened (ghost detection) */
+    ino_t ino;
+    char ghost[512]; /* non-empty once the file was replaced or deleted */
+    uint64_t pages_at_open;
+
+    /* checkpointer */
+    pthread_t ckpt_thread;
+    bool ckpt_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool ckpt_stop;
+    int wal_pages; /* WAL size at the last commit (pages) */
 };
 
-#define SCHEMA_VERSION "1"
+/* ------------------------------------------------------------------ */
+/* errors: say what is wrong, never call a full disk "damage"          */
 
-static int exec(sc_journal_t *j, const char *sql, char *err, size_t errlen)
+static void fs_space(const char *dir, char *buf, size_t n, bool *ro,
+                     unsigned long long *free_b)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", j->path, msg ? msg : "error");
-        sqlite3_free(msg);
+    struct statvfs vf;
+    *ro = false;
+    *free_b = 0;
+    if (statvfs(dir, &vf) != 0) {
+        snprintf(buf, n, "free space unknown: %s", strerror(errno));
+        return;
+    }
+    *ro = (vf.f_flag & ST_RDONLY) != 0;
+    *free_b = (unsigned long long)vf.f_bavail * vf.f_frsize;
+    snprintf(buf, n, "%llu bytes free on its file system", *free_b);
+}
+
+/* Describe a failure of the journal file at `path` (in `dir`) while doing
+ * `what`: sqlite result rc (extended), errno sys, SQLite's message msg. */
+static void describe(const char *path, const char *dir, const char *what,
+                     int rc, int sys, const char *msg, char *err,
+                     size_t errlen)
+{
+    char space[96];
+    bool ro;
+    unsigned long long free_b;
+    fs_space(dir, space, sizeof space, &ro, &free_b);
+    int prim = rc & 0xff;
+    if (sys == ENOSPC || sys == EDQUOT || prim == SQLITE_FULL ||
+        (prim == SQLITE_IOERR && !ro && free_b < 65536))
+        snprintf(err, errlen,
+                 "%s: no space left on device while %s (%s): %s; free some "
+                 "space (this is not damage to the journal)",
+                 path, what, space, msg);
+    else if (sys == EROFS || ro || prim == SQLITE_READONLY)
+        snprintf(err, errlen,
+                 "%s: read-only file system while %s (%s): %s; make it "
+                 "writable (this is not damage to the journal)",
+                 path, what, space, msg);
+    else if (sys == EACCES || sys == EPERM || prim == SQLITE_PERM ||
+             prim == SQLITE_AUTH)
+        snprintf(err, errlen,
+                 "%s: permission denied while %s: %s; the broker's user must "
+                 "be able to write the file and its directory",
+                 path, what, msg);
+    else if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+        snprintf(err, errlen,
+                 "%s: %s: %s (the journal is damaged or not a sectorcast "
+                 "journal; restore it from backup or move it aside to start "
+                 "a new epoch)",
+                 path, what, msg);
+    else if (prim == SQLITE_IOERR)
+        snprintf(err, errlen, "%s: I/O error while %s: %s (%s; %s)", path,
+                 what, msg, sys ? strerror(sys) : "no errno", space);
+    else
+        snprintf(err, errlen, "%s: %s: %s", path, what, msg);
+}
+
+static void db_error(sqlite3 *db, const char *path, const char *dir,
+                     const char *what, char *err, size_t errlen)
+{
+    describe(path, dir, what, sqlite3_extended_errcode(db),
+             sqlite3_system_errno(db), sqlite3_errmsg(db), err, errlen);
+}
+
+static int exec(sc_journal_t *j, const char *sql, const char *what, char *err,
+                size_t errlen)
+{
+    if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        db_error(j->db, j->path, j->dir, what, err, errlen);
         return -1;
     }
     return 0;
@@ -81,63 +220,616 @@ static int mkdirs(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* caches: heads and kids                                              */
+
 static void heads_free(sc_journal_t *j)
 {
-    while (j->heads) {
-        head_t *n = j->heads->next;
-        free(j->heads->channel);
-        free(j->heads);
-        j->heads = n;
+    for (size_t i = 0; i < j->n_heads; i++) {
+        free(j->heads[i]->channel);
+        free(j->heads[i]);
     }
+    j->n_heads = 0;
+    j->n_dirty = 0;
+    for (size_t i = 0; i < j->n_kids; i++)
+        free(j->kids[i].kid);
+    free(j->kids);
+    j->kids = NULL;
+    j->n_kids = 0;
 }
 
-static int heads_load(sc_journal_t *j, char *err, size_t errlen)
+/* index of channel in the sorted array, or where it would go (*found 0) */
+static size_t head_pos(const sc_journal_t *j, const char *channel, int *found)
 {
-    heads_free(j);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(j->db, "SELECT name, head FROM channels", -1, &st,
-                           NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
-        return -1;
-    }
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        head_t *h = calloc(1, sizeof *h);
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        if (!h || !name || !(h->channel = strdup(name))) {
-            free(h);
-            sqlite3_finalize(st);
-            snprintf(err, errlen, "out of memory");
-            return -1;
+    size_t lo = 0, hi = j->n_heads;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(j->heads[mid]->channel, channel);
+        if (c == 0) {
+            *found = 1;
+            return mid;
         }
-        h->head = (uint64_t)sqlite3_column_int64(st, 1);
-        h->next = j->heads;
-        j->heads = h;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
-        return -1;
-    }
-    return 0;
+    *found = 0;
+    return lo;
 }
 
-static head_t *head_find(sc_journal_t *j, const char *channel, int create)
+static head_t *head_insert(sc_journal_t *j, size_t pos, const char *channel)
 {
-    for (head_t *h = j->heads; h; h = h->next)
-        if (strcmp(h->channel, channel) == 0)
-            return h;
-    if (!create)
-        return NULL;
+    if (j->n_heads == j->cap_heads) {
+        size_t cap = j->cap_heads ? j->cap_heads * 2 : 64;
+        head_t **v = realloc(j->heads, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        j->heads = v;
+        j->cap_heads = cap;
+    }
     head_t *h = calloc(1, sizeof *h);
     if (!h || !(h->channel = strdup(channel))) {
         free(h);
         return NULL;
     }
-    h->next = j->heads;
-    j->heads = h;
+    memmove(j->heads + pos + 1, j->heads + pos,
+            (j->n_heads - pos) * sizeof *j->heads);
+    j->heads[pos] = h;
+    j->n_heads++;
     return h;
 }
+
+static head_t *head_find(sc_journal_t *j, const char *channel, int create)
+{
+    int found;
+    size_t pos = head_pos(j, channel, &found);
+    if (found)
+        return j->heads[pos];
+    return create ? head_insert(j, pos, channel) : NULL;
+}
+
+static int caches_load(sc_journal_t *j, char *err, size_t errlen)
+{
+    heads_free(j);
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(j->db,
+                           "SELECT id, name, head FROM channels ORDER BY name",
+                           -1, &st, NULL) == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(st, 1);
+            head_t *h = name ? head_insert(j, j->n_heads, name) : NULL;
+            if (!h) {
+                sqlite3_finalize(st);
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            h->id = sqlite3_column_int64(st, 0);
+            h->head = (uint64_t)sqlite3_column_int64(st, 2);
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        db_error(j->db, j->path, j->dir, "reading channel heads", err,
+                 errlen);
+        return -1;
+    }
+    st = NULL;
+    rc = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(j->db, "SELECT id, kid FROM kids", -1, &st,
+                           NULL) == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *kid = (const char *)sqlite3_column_text(st, 1);
+            kid_t *v = realloc(j->kids, (j->n_kids + 1) * sizeof *v);
+            if (v)
+                j->kids = v;
+            if (!v || !kid || !(v[j->n_kids].kid = strdup(kid))) {
+                sqlite3_finalize(st);
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            v[j->n_kids].id = sqlite3_column_int64(st, 0);
+            v[j->n_kids].delta = 0;
+            j->n_kids++;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        db_error(j->db, j->path, j->dir, "reading signing key ids", err,
+                 errlen);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the file: 0600, identity, checks                                    */
+
+static void chmod_if(const char *path, const char *suffix)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s%s", path, suffix);
+    struct stat st;
+    if (stat(p, &st) == 0 && (st.st_mode & 077) != 0)
+        chmod(p, 0600);
+}
+
+/* Create the file 0600 if missing (SQLite gives the -wal and -shm files the
+ * mode of the database file) and tighten an existing one. */
+static int prepare_file(sc_journal_t *j, char *err, size_t errlen)
+{
+    bool ro;
+    unsigned long long free_b;
+    char space[96];
+    fs_space(j->dir, space, sizeof space, &ro, &free_b);
+    if (ro) {
+        snprintf(err, errlen,
+                 "%s: read-only file system (%s); the journal must be "
+                 "writable: remount it read-write or set gateway.data_dir "
+                 "(this is not damage to the journal)",
+                 j->path, space);
+        return -1;
+    }
+    int fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        describe(j->path, j->dir, "opening the journal", SQLITE_CANTOPEN, e,
+                 strerror(e), err, errlen);
+        return -1;
+    }
+    close(fd);
+    chmod_if(j->path, "");
+    chmod_if(j->path, "-wal");
+    chmod_if(j->path, "-shm");
+    return 0;
+}
+
+static int identity_check(sc_journal_t *j)
+{
+    if (j->ghost[0])
+        return -1;
+    struct stat st;
+    if (stat(j->path, &st) != 0)
+        snprintf(j->ghost, sizeof j->ghost,
+                 "%s: the journal file was removed while the broker runs "
+                 "(%s); publishing stopped: nothing more is written into the "
+                 "deleted file. Restore the file and restart the broker",
+                 j->path, strerror(errno));
+    else if (st.st_dev != j->dev || st.st_ino != j->ino)
+        snprintf(j->ghost, sizeof j->ghost,
+                 "%s: the journal file was replaced while the broker runs "
+                 "(inode %llu, opened %llu); publishing stopped: restart the "
+                 "broker to use the new file",
+                 j->path, (unsigned long long)st.st_ino,
+                 (unsigned long long)j->ino);
+    if (j->ghost[0]) {
+        sc_log(SC_L_ERROR, "journal", "%s", j->ghost);
+        return -1;
+    }
+    return 0;
+}
+
+static int quick_check(sc_journal_t *j, const char *table, char *err,
+                       size_t errlen)
+{
+    char sql[96];
+    if (table)
+        snprintf(sql, sizeof sql, "PRAGMA quick_check(%s)", table);
+    else
+        snprintf(sql, sizeof sql, "PRAGMA quick_check");
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        db_error(j->db, j->path, j->dir, "integrity check", err, errlen);
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    const char *res = (const char *)sqlite3_column_text(st, 0);
+    int ok = rc == SQLITE_ROW && res && strcmp(res, "ok") == 0;
+    if (!ok) {
+        if (rc == SQLITE_ROW && res)
+            describe(j->path, j->dir, "integrity check", SQLITE_CORRUPT, 0,
+                     res, err, errlen);
+        else
+            db_error(j->db, j->path, j->dir, "integrity check", err, errlen);
+    }
+    sqlite3_finalize(st);
+    return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* schema                                                               */
+
+#define SCHEMA2_TABLES                                                       \
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);" \
+    "CREATE TABLE IF NOT EXISTS kids(id INTEGER PRIMARY KEY,"               \
+    " kid TEXT NOT NULL UNIQUE, n INTEGER NOT NULL DEFAULT 0);"             \
+    "CREATE TABLE IF NOT EXISTS msg(id INTEGER PRIMARY KEY,"                \
+    " ch INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"       \
+    " key TEXT, ts TEXT NOT NULL, kid INTEGER, jws BLOB NOT NULL);"         \
+    "CREATE TABLE IF NOT EXISTS latest(ch INTEGER NOT NULL,"                \
+    " key TEXT NOT NULL, seq INTEGER NOT NULL, msg INTEGER NOT NULL,"       \
+    " PRIMARY KEY(ch, key)) WITHOUT ROWID;"                                 \
+    "CREATE TABLE IF NOT EXISTS plugin_state(plugin TEXT NOT NULL,"         \
+    " key TEXT NOT NULL, value TEXT NOT NULL,"                              \
+    " PRIMARY KEY(plugin, key)) WITHOUT ROWID;"
+
+#define SCHEMA2_AFTER                                                        \
+    "CREATE UNIQUE INDEX IF NOT EXISTS msg_seq ON msg(ch, seq);"            \
+    "CREATE VIEW IF NOT EXISTS messages AS SELECT c.name AS channel,"       \
+    " m.seq AS seq, m.kind AS kind, m.key AS key, m.ts AS ts,"              \
+    " m.jws AS jws, k.kid AS kid FROM msg m JOIN channels c ON c.id=m.ch"   \
+    " LEFT JOIN kids k ON k.id=m.kid;"
+
+/* "table", "view" or "" for the object `name` */
+static void object_type(sc_journal_t *j, const char *name, char *out,
+                        size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    out[0] = '\0';
+    if (sqlite3_prepare_v2(j->db,
+                           "SELECT type FROM sqlite_schema WHERE name=?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+static int64_t scalar(sc_journal_t *j, const char *sql, int64_t dflt)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = dflt;
+    if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Schema 1 (messages WITHOUT ROWID keyed by channel name) to schema 2, in
+ * one transaction: all or nothing. Proportional to the journal, once. */
+static int migrate_from_1(sc_journal_t *j, char *err, size_t errlen)
+{
+    /* journals from before the kid column first get it (NULL = unknown) */
+    if (scalar(j, "SELECT count(*) FROM pragma_table_info('messages')"
+                  " WHERE name='kid'", 0) == 0 &&
+        exec(j, "ALTER TABLE messages ADD COLUMN kid TEXT",
+             "migrating the journal", err, errlen) != 0)
+        return -1;
+    int64_t n = scalar(j, "SELECT count(*) FROM messages", 0);
+    sc_log(SC_L_INFO, "journal",
+           "%s: converting the journal from layout 1 to layout %d (%lld "
+           "message(s)); this happens once",
+           j->path, SCHEMA_VERSION, (long long)n);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (exec(j, "BEGIN IMMEDIATE", "migrating the journal", err, errlen) != 0)
+        return -1;
+    if (exec(j,
+             SCHEMA2_TABLES
+             "CREATE TABLE channels2(id INTEGER PRIMARY KEY,"
+             " name TEXT NOT NULL UNIQUE, head INTEGER NOT NULL,"
+             " low INTEGER NOT NULL DEFAULT 1);"
+             "INSERT INTO channels2(name, head, low)"
+             " SELECT name, head, low FROM channels ORDER BY name;"
+             "INSERT INTO channels2(name, head, low)"
+             " SELECT channel, MAX(seq), 1 FROM messages"
+             " WHERE channel NOT IN (SELECT name FROM channels2)"
+             " GROUP BY channel;"
+             "INSERT INTO kids(kid, n) SELECT kid, count(*) FROM messages"
+             " WHERE kid IS NOT NULL GROUP BY kid;"
+             "INSERT INTO msg(ch, seq, kind, key, ts, kid, jws)"
+             " SELECT c.id, m.seq, m.kind, m.key, m.ts, k.id, m.jws"
+             " FROM messages m JOIN channels2 c ON c.name=m.channel"
+             " LEFT JOIN kids k ON k.kid=m.kid ORDER BY m.channel, m.seq;"
+             "DROP TABLE messages;"
+             "DROP TABLE channels;"
+             "ALTER TABLE channels2 RENAME TO channels;"
+             "INSERT INTO latest(ch, key, seq, msg)"
+             " SELECT ch, key, MAX(seq), id FROM msg WHERE key IS NOT NULL"
+             " GROUP BY ch, key;" SCHEMA2_AFTER
+             "INSERT OR REPLACE INTO meta(k, v) VALUES('schema', '2');"
+             "COMMIT",
+             "migrating the journal from layout 1", err, errlen) != 0) {
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sc_log(SC_L_INFO, "journal",
+           "%s: converted to layout %d in %.1f s; the space the old layout "
+           "used is reused by new messages (run VACUUM with the broker "
+           "stopped to give it back to the file system)",
+           j->path, SCHEMA_VERSION,
+           (double)(t1.tv_sec - t0.tv_sec) +
+               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    return 0;
+}
+
+static int schema_setup(sc_journal_t *j, char *err, size_t errlen)
+{
+    char messages[16], channels[16];
+    object_type(j, "messages", messages, sizeof messages);
+    object_type(j, "channels", channels, sizeof channels);
+    if (strcmp(messages, "view") == 0) {
+        int64_t v = scalar(j, "SELECT CAST(v AS INTEGER) FROM meta WHERE"
+                              " k='schema'", 0);
+        if (v > SCHEMA_VERSION) {
+            snprintf(err, errlen,
+                     "%s: journal layout %lld was written by a newer "
+                     "sectorcast (this one knows layout %d); not opened",
+                     j->path, (long long)v, SCHEMA_VERSION);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(messages, "table") == 0)
+        return migrate_from_1(j, err, errlen);
+    if (channels[0]) {
+        snprintf(err, errlen,
+                 "%s: has a channels table but no messages: not a sectorcast "
+                 "journal (the journal is damaged or not a sectorcast "
+                 "journal; restore it from backup or move it aside to start "
+                 "a new epoch)",
+                 j->path);
+        return -1;
+    }
+    return exec(j,
+                "BEGIN IMMEDIATE;" SCHEMA2_TABLES
+                "CREATE TABLE channels(id INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL UNIQUE, head INTEGER NOT NULL,"
+                " low INTEGER NOT NULL DEFAULT 1);" SCHEMA2_AFTER
+                "INSERT OR REPLACE INTO meta(k, v) VALUES('schema', '2');"
+                "COMMIT",
+                "creating the journal", err, errlen);
+}
+
+/* ------------------------------------------------------------------ */
+/* the read side (shared by readers and the core)                      */
+
+static int rd_prepare(rd_t *r, char *err, size_t errlen)
+{
+    static const char *const sql[] = {
+        "SELECT m.seq, m.jws FROM msg m WHERE m.ch=(SELECT id FROM channels"
+        " WHERE name=?1) AND m.seq>=?2 ORDER BY m.seq LIMIT ?3",
+        "SELECT head, low FROM channels WHERE name=?1",
+        "SELECT name, head FROM channels WHERE head>0 ORDER BY name",
+        "SELECT name, head FROM channels WHERE (name=?1 OR (name>=?2 AND"
+        " name<?3)) AND head>0 ORDER BY name",
+        "SELECT c.name, l.seq, m.jws FROM channels c JOIN latest l ON"
+        " l.ch=c.id JOIN msg m ON m.id=l.msg ORDER BY c.name, l.seq",
+        "SELECT c.name, l.seq, m.jws FROM channels c JOIN latest l ON"
+        " l.ch=c.id JOIN msg m ON m.id=l.msg WHERE (c.name=?1 OR"
+        " (c.name>=?2 AND c.name<?3)) ORDER BY c.name, l.seq",
+    };
+    sqlite3_stmt **out[] = {&r->scan,      &r->chan,     &r->heads_all,
+                            &r->heads_sub, &r->snap_all, &r->snap_sub};
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++)
+        if (sqlite3_prepare_v3(r->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               out[i], NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "%s: preparing a journal query: %s",
+                     r->path, sqlite3_errmsg(r->db));
+            return -1;
+        }
+    return 0;
+}
+
+static void rd_finalize(rd_t *r)
+{
+    sqlite3_stmt **all[] = {&r->scan,      &r->chan,     &r->heads_all,
+                            &r->heads_sub, &r->snap_all, &r->snap_sub};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        sqlite3_finalize(*all[i]);
+        *all[i] = NULL;
+    }
+}
+
+/* record and log a read error (what: which operation) */
+static int rd_fail(rd_t *r, const char *what)
+{
+    snprintf(r->err, sizeof r->err, "%s: %s: %s (sqlite error %d)", r->path,
+             what, sqlite3_errmsg(r->db), sqlite3_extended_errcode(r->db));
+    sc_log(SC_L_ERROR, "journal", "read failed: %s", r->err);
+    return -1;
+}
+
+/* bind the subtree range of `subtree` ("a.b.") to st: ?1 = "a.b" (the
+ * channel itself), ?2 = "a.b.", ?3 = "a.b/" ('/' follows '.') */
+static void bind_subtree(sqlite3_stmt *st, const char *subtree)
+{
+    size_t sl = strlen(subtree);
+    sqlite3_bind_text(st, 1, subtree, (int)sl - 1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, subtree, (int)sl, SQLITE_TRANSIENT);
+    char *hi = sqlite3_mprintf("%.*s/", (int)sl - 1, subtree);
+    sqlite3_bind_text(st, 3, hi ? hi : "", -1, SQLITE_TRANSIENT);
+    sqlite3_free(hi);
+}
+
+/* true if topic "<channel>." lies under subtree ("" = everything) */
+static bool under(const char *channel, const char *subtree)
+{
+    size_t sl = strlen(subtree), cl = strlen(channel);
+    if (sl == 0)
+        return true;
+    if (sl > cl + 1 || memcmp(subtree, channel, sl - 1) != 0)
+        return false;
+    return sl - 1 == cl || channel[sl - 1] == '.';
+}
+
+static sqlite3_stmt *rd_subtree_stmt(sqlite3_stmt *all, sqlite3_stmt *sub,
+                                     const char *subtree)
+{
+    size_t sl = strlen(subtree);
+    sqlite3_stmt *st = sl > 0 && subtree[sl - 1] == '.' ? sub : all;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (st == sub)
+        bind_subtree(st, subtree);
+    return st;
+}
+
+static long rd_scan(rd_t *r, const char *channel, uint64_t from, long limit,
+                    sc_journal_row_fn cb, void *arg)
+{
+    sqlite3_stmt *s = r->scan;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, channel, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(s, 3, limit > 0 ? limit : -1);
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        n++;
+        if (cb(arg, channel, (uint64_t)sqlite3_column_int64(s, 0),
+               sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1)))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        char what[300];
+        snprintf(what, sizeof what, "scan %s from seq %llu", channel,
+                 (unsigned long long)from);
+        n = rd_fail(r, what);
+    }
+    sqlite3_reset(s);
+    return n;
+}
+
+static int rd_channel(rd_t *r, const char *channel, uint64_t *head,
+                      uint64_t *low)
+{
+    sqlite3_stmt *s = r->chan;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, channel, -1, SQLITE_TRANSIENT);
+    *head = 0;
+    *low = 1;
+    int rc = sqlite3_step(s), found = 0;
+    if (rc == SQLITE_ROW) {
+        found = 1;
+        *head = (uint64_t)sqlite3_column_int64(s, 0);
+        *low = (uint64_t)sqlite3_column_int64(s, 1);
+        if (*low == 0)
+            *low = 1;
+    } else if (rc != SQLITE_DONE) {
+        char what[300];
+        snprintf(what, sizeof what, "channel %s", channel);
+        found = rd_fail(r, what);
+    }
+    sqlite3_reset(s);
+    return found;
+}
+
+static long rd_heads(rd_t *r, const char *subtree, sc_journal_head_fn cb,
+                     void *arg)
+{
+    sqlite3_stmt *st = rd_subtree_stmt(r->heads_all, r->heads_sub, subtree);
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *ch = (const char *)sqlite3_column_text(st, 0);
+        if (!ch || !under(ch, subtree))
+            continue;
+        n++;
+        if (cb(arg, ch, (uint64_t)sqlite3_column_int64(st, 1)))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        n = rd_fail(r, "heads");
+    sqlite3_reset(st);
+    return n;
+}
+
+static long rd_snapshot(rd_t *r, const char *subtree, sc_journal_row_fn cb,
+                        void *arg)
+{
+    sqlite3_stmt *st = rd_subtree_stmt(r->snap_all, r->snap_sub, subtree);
+    long n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *ch = (const char *)sqlite3_column_text(st, 0);
+        if (!ch || !under(ch, subtree))
+            continue;
+        n++;
+        if (cb(arg, ch, (uint64_t)sqlite3_column_int64(st, 1),
+               sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2)))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        char what[300];
+        snprintf(what, sizeof what, "snapshot of '%.200s'", subtree);
+        n = rd_fail(r, what);
+    }
+    sqlite3_reset(st);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* checkpointer                                                         */
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db, (void)name;
+    sc_journal_t *j = arg;
+    pthread_mutex_lock(&j->mu);
+    j->wal_pages = pages;
+    if (pages >= CKPT_PAGES)
+        pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg)
+{
+    sc_journal_t *j = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(j->path, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        sc_log(SC_L_ERROR, "journal",
+               "%s: checkpointer cannot open the journal: %s; the WAL is "
+               "checkpointed at close only",
+               j->path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    int last_rc = SQLITE_OK;
+    pthread_mutex_lock(&j->mu);
+    while (!j->ckpt_stop) {
+        if (j->wal_pages < CKPT_PAGES) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += CKPT_EVERY_MS / 1000;
+            pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        }
+        if (j->ckpt_stop)
+            break;
+        if (j->wal_pages == 0)
+            continue;
+        j->wal_pages = 0;
+        pthread_mutex_unlock(&j->mu);
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                           &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_rc) {
+            char err[600];
+            db_error(db, j->path, j->dir, "checkpointing the WAL", err,
+                     sizeof err);
+            sc_log(SC_L_ERROR, "journal", "%s", err);
+        }
+        last_rc = rc;
+        pthread_mutex_lock(&j->mu);
+        /* frames left behind (a reader holds them): try again later */
+        if (rc == SQLITE_OK && log > done && j->wal_pages == 0)
+            j->wal_pages = 1;
+    }
+    pthread_mutex_unlock(&j->mu);
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* open / close                                                         */
 
 sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
                               char *err, size_t errlen)
@@ -149,135 +841,142 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
     size_t n = strlen(dir) + sizeof "/journal.db";
     j->path = malloc(n);
-    if (!j->path) {
-        free(j);
+    j->dir = strdup(dir);
+    if (!j->path || !j->dir) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
+        goto fail;
     }
     snprintf(j->path, n, "%s/journal.db", dir);
+    j->rd.path = j->path;
+    if (prepare_file(j, err, errlen) != 0)
+        goto fail;
 
     int rc = sqlite3_open_v2(j->path, &j->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX, NULL);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "%s: cannot open journal: %s", j->path,
-                 j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+        if (j->db)
+            db_error(j->db, j->path, j->dir, "opening the journal", err,
+                     errlen);
+        else
+            snprintf(err, errlen, "%s: cannot open journal: %s", j->path,
+                     sqlite3_errstr(rc));
         goto fail;
     }
+    j->rd.db = j->db;
+    sqlite3_extended_result_codes(j->db, 1);
     sqlite3_busy_timeout(j->db, 5000);
-    /* A torn or foreign file shows up here or at the integrity check. */
-    if (exec(j, "PRAGMA journal_mode=WAL", err, errlen) != 0)
-        goto fail_corrupt;
-    if (exec(j, durability == SC_DURABILITY_FULL ? "PRAGMA synchronous=FULL"
-                                                 : "PRAGMA synchronous=NORMAL",
-             err, errlen) != 0)
+    /* A foreign file shows up here, a torn one here or at the checks. */
+    if (exec(j, "PRAGMA journal_mode=WAL", "opening the journal", err,
+             errlen) != 0)
         goto fail;
     {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(j->db, "PRAGMA quick_check", -1, &st, NULL) !=
-            SQLITE_OK) {
-            snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
-            goto fail_corrupt;
-        }
-        int ok = sqlite3_step(st) == SQLITE_ROW &&
-                 sqlite3_column_text(st, 0) &&
-                 strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
-        if (!ok)
-            snprintf(err, errlen, "%s: integrity check failed: %s", j->path,
-                     sqlite3_column_text(st, 0)
-                         ? (const char *)sqlite3_column_text(st, 0)
-                         : sqlite3_errmsg(j->db));
-        sqlite3_finalize(st);
-        if (!ok)
-            goto fail_corrupt;
-    }
-    if (exec(j,
-             "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
-             "CREATE TABLE IF NOT EXISTS channels(name TEXT PRIMARY KEY,"
-             " head INTEGER NOT NULL, low INTEGER NOT NULL DEFAULT 1);"
-             "CREATE TABLE IF NOT EXISTS messages(channel TEXT NOT NULL,"
-             " seq INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT,"
-             " ts TEXT NOT NULL, jws BLOB NOT NULL, kid TEXT,"
-             " PRIMARY KEY(channel, seq)) WITHOUT ROWID;"
-             "CREATE INDEX IF NOT EXISTS messages_key ON messages(channel, key,"
-             " seq);"
-             "CREATE TABLE IF NOT EXISTS plugin_state(plugin TEXT NOT NULL,"
-             " key TEXT NOT NULL, value TEXT NOT NULL,"
-             " PRIMARY KEY(plugin, key)) WITHOUT ROWID;",
-             err, errlen) != 0)
-        goto fail_corrupt;
-
-    {
-        /* journals from before the kid column: add it (NULL = unknown) */
-        sqlite3_stmt *st = NULL;
-        bool has_kid = false;
-        if (sqlite3_prepare_v2(j->db, "PRAGMA table_info(messages)", -1, &st,
-                               NULL) == SQLITE_OK)
-            while (sqlite3_step(st) == SQLITE_ROW)
-                if (sqlite3_column_text(st, 1) &&
-                    strcmp((const char *)sqlite3_column_text(st, 1), "kid") ==
-                        0)
-                    has_kid = true;
-        sqlite3_finalize(st);
-        if (!has_kid &&
-            exec(j, "ALTER TABLE messages ADD COLUMN kid TEXT", err, errlen))
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld;",
+                 durability == SC_DURABILITY_FULL ? "FULL" : "NORMAL",
+                 (long long)WAL_SIZE_LIMIT);
+        if (exec(j, sql, "opening the journal", err, errlen) != 0)
             goto fail;
+    }
+    {
+        /* Bounded work whatever the journal's size: a whole-file check
+         * while that is cheap (a few tens of ms); beyond, a check of the
+         * schema and of the small tables read at open and on the core's
+         * paths (heads, key ids, latest keys, plugin state). A page damaged
+         * elsewhere is reported, with SQLite's message, when it is read. */
+        struct stat st;
+        if (stat(j->path, &st) == 0 && st.st_size <= FULL_CHECK_MAX_BYTES &&
+            quick_check(j, NULL, err, errlen) != 0)
+            goto fail;
+        if (exec(j, "SELECT count(*) FROM sqlite_schema", "reading the schema",
+                 err, errlen) != 0)
+            goto fail;
+    }
+    if (schema_setup(j, err, errlen) != 0)
+        goto fail;
+    {
+        struct stat st;
+        static const char *const small[] = {"meta", "channels", "kids",
+                                            "latest", "plugin_state"};
+        if (stat(j->path, &st) != 0 || st.st_size > FULL_CHECK_MAX_BYTES)
+            for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
+                if (quick_check(j, small[i], err, errlen) != 0)
+                    goto fail;
     }
     /* epoch: created once with the journal, never changed */
     {
         sqlite3_stmt *st = NULL;
-        sqlite3_prepare_v2(j->db, "SELECT v FROM meta WHERE k='epoch'", -1,
-                           &st, NULL);
-        if (st && sqlite3_step(st) == SQLITE_ROW &&
-            sqlite3_column_text(st, 0) &&
-            strlen((const char *)sqlite3_column_text(st, 0)) == 32) {
-            memcpy(j->epoch, sqlite3_column_text(st, 0), 33);
+        if (sqlite3_prepare_v2(j->db, "SELECT v FROM meta WHERE k='epoch'",
+                               -1, &st, NULL) != SQLITE_OK) {
+            db_error(j->db, j->path, j->dir, "reading the epoch", err,
+                     errlen);
+            goto fail;
         }
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+            strlen((const char *)sqlite3_column_text(st, 0)) == 32)
+            memcpy(j->epoch, sqlite3_column_text(st, 0), 33);
         sqlite3_finalize(st);
         if (!j->epoch[0]) {
             char sql[160];
             sc_random_hex(j->epoch);
             snprintf(sql, sizeof sql,
-                     "INSERT INTO meta(k,v) VALUES('epoch','%s'),"
-                     "('schema','" SCHEMA_VERSION "')",
+                     "INSERT OR REPLACE INTO meta(k,v) VALUES('epoch','%s')",
                      j->epoch);
-            if (exec(j, sql, err, errlen) != 0)
+            if (exec(j, sql, "writing the epoch", err, errlen) != 0)
                 goto fail;
         }
     }
-    if (sqlite3_prepare_v2(j->db,
-                           "INSERT INTO messages(channel,seq,kind,key,ts,jws,"
-                           "kid) VALUES(?,?,?,?,?,?,?)",
-                           -1, &j->ins_msg, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(j->db,
-                           "INSERT INTO channels(name,head) VALUES(?,?)"
-                           " ON CONFLICT(name) DO UPDATE SET head=excluded.head"
-                           " WHERE excluded.head > head",
-                           -1, &j->upd_head, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(j->db,
-                           "SELECT seq, jws FROM messages WHERE channel=?"
-                           " AND seq>=? ORDER BY seq LIMIT ?",
-                           -1, &j->scan, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+    static const char *const wsql[] = {
+        "INSERT INTO msg(ch,seq,kind,key,ts,kid,jws) VALUES(?,?,?,?,?,?,?)",
+        "INSERT INTO channels(name,head,low) VALUES(?,0,1)",
+        "UPDATE channels SET head=?2 WHERE id=?1 AND head<?2",
+        "INSERT INTO latest(ch,key,seq,msg) VALUES(?1,?2,?3,?4)"
+        " ON CONFLICT(ch,key) DO UPDATE SET seq=excluded.seq,msg=excluded.msg"
+        " WHERE excluded.seq>seq",
+        "INSERT INTO kids(kid,n) VALUES(?,0)",
+        "UPDATE kids SET n=n+?2 WHERE id=?1",
+    };
+    sqlite3_stmt **wout[] = {&j->ins_msg,    &j->ins_chan, &j->upd_head,
+                             &j->ins_latest, &j->ins_kid,  &j->upd_kid};
+    for (size_t i = 0; i < sizeof wsql / sizeof wsql[0]; i++)
+        if (sqlite3_prepare_v3(j->db, wsql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               wout[i], NULL) != SQLITE_OK) {
+            db_error(j->db, j->path, j->dir, "preparing journal writes", err,
+                     errlen);
+            goto fail;
+        }
+    if (rd_prepare(&j->rd, err, errlen) != 0)
         goto fail;
+    if (caches_load(j, err, errlen) != 0)
+        goto fail;
+    {
+        struct stat st;
+        if (stat(j->path, &st) != 0) {
+            snprintf(err, errlen, "%s: %s", j->path, strerror(errno));
+            goto fail;
+        }
+        j->dev = st.st_dev;
+        j->ino = st.st_ino;
     }
-    if (heads_load(j, err, errlen) != 0)
-        goto fail;
+    {
+        int cur, hi;
+        sqlite3_db_status(j->db, SQLITE_DBSTATUS_CACHE_HIT, &cur, &hi, 0);
+        j->pages_at_open = (uint64_t)cur;
+        sqlite3_db_status(j->db, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 0);
+        j->pages_at_open += (uint64_t)cur;
+    }
+    /* the WAL is checkpointed by the checkpointer thread, not in COMMIT */
+    sqlite3_wal_hook(j->db, wal_hook, j);
+    if (pthread_create(&j->ckpt_thread, NULL, checkpointer, j) == 0)
+        j->ckpt_started = true;
+    else
+        sqlite3_wal_autocheckpoint(j->db, 1000);
     return j;
 
-fail_corrupt:
-    {
-        /* prefix a hint: the operator must not just delete the journal */
-        char tmp[512];
-        snprintf(tmp, sizeof tmp, "%s", err);
-        snprintf(err, errlen,
-                 "%s (the journal is damaged or not a sectorcast journal; "
-                 "restore it from backup or move it aside to start a new "
-                 "epoch)",
-                 tmp);
-    }
 fail:
     sc_journal_close(&j);
     return NULL;
@@ -288,19 +987,45 @@ void sc_journal_close(sc_journal_t **j_p)
     if (!j_p || !*j_p)
         return;
     sc_journal_t *j = *j_p;
-    sqlite3_finalize(j->ins_msg);
-    sqlite3_finalize(j->upd_head);
-    sqlite3_finalize(j->scan);
-    if (j->db)
+    if (j->ckpt_started) {
+        pthread_mutex_lock(&j->mu);
+        j->ckpt_stop = true;
+        pthread_cond_signal(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        pthread_join(j->ckpt_thread, NULL);
+    }
+    sqlite3_stmt **all[] = {&j->ins_msg,    &j->ins_chan, &j->upd_head,
+                            &j->ins_latest, &j->ins_kid,  &j->upd_kid};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        sqlite3_finalize(*all[i]);
+    rd_finalize(&j->rd);
+    if (j->db) {
+        if (!j->ghost[0])
+            sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                      NULL, NULL);
         sqlite3_close(j->db);
+    }
     heads_free(j);
+    free(j->heads);
+    free(j->dirty);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
     free(j->path);
+    free(j->dir);
     free(j);
     *j_p = NULL;
 }
 
 const char *sc_journal_epoch(const sc_journal_t *j) { return j->epoch; }
 const char *sc_journal_path(const sc_journal_t *j) { return j->path; }
+
+uint64_t sc_journal_pages_read(const sc_journal_t *j)
+{
+    return j->pages_at_open;
+}
+
+/* ------------------------------------------------------------------ */
+/* writes                                                               */
 
 uint64_t sc_journal_head(sc_journal_t *j, const char *channel)
 {
@@ -312,9 +1037,14 @@ int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen)
 {
     if (j->in_txn)
         return 0;
-    if (exec(j, "BEGIN IMMEDIATE", err, errlen) != 0)
+    if (identity_check(j) != 0) {
+        snprintf(err, errlen, "%s", j->ghost);
+        return -1;
+    }
+    if (exec(j, "BEGIN IMMEDIATE", "starting a write", err, errlen) != 0)
         return -1;
     j->in_txn = 1;
+    j->n_dirty = 0;
     return 0;
 }
 
@@ -335,7 +1065,7 @@ int sc_journal_state_put(sc_journal_t *j, const char *plugin, const char *key,
                             : "DELETE FROM plugin_state WHERE plugin=? AND "
                               "key=?";
     if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+        db_error(j->db, j->path, j->dir, "plugin state", err, errlen);
         return -1;
     }
     sqlite3_bind_text(st, 1, plugin, -1, SQLITE_STATIC);
@@ -345,8 +1075,10 @@ int sc_journal_state_put(sc_journal_t *j, const char *plugin, const char *key,
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "%s: plugin state of '%s': %s", j->path, plugin,
-                 sqlite3_errmsg(j->db));
+        char what[200];
+        snprintf(what, sizeof what, "writing plugin state of '%.100s'",
+                 plugin);
+        db_error(j->db, j->path, j->dir, what, err, errlen);
         return -1;
     }
     return 0;
@@ -360,41 +1092,100 @@ void sc_journal_release_seq(sc_journal_t *j, const char *channel,
         h->head--;
 }
 
+static int step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static kid_t *kid_get(sc_journal_t *j, const char *kid)
+{
+    for (size_t i = 0; i < j->n_kids; i++)
+        if (strcmp(j->kids[i].kid, kid) == 0)
+            return &j->kids[i];
+    kid_t *v = realloc(j->kids, (j->n_kids + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    j->kids = v;
+    kid_t *k = &v[j->n_kids];
+    if (!(k->kid = strdup(kid)))
+        return NULL;
+    sqlite3_bind_text(j->ins_kid, 1, kid, -1, SQLITE_STATIC);
+    if (step_done(j->ins_kid) != 0) {
+        free(k->kid);
+        return NULL;
+    }
+    k->id = sqlite3_last_insert_rowid(j->db);
+    k->delta = 0;
+    j->n_kids++;
+    return k;
+}
+
 int sc_journal_append(sc_journal_t *j, const char *channel, uint64_t seq,
                       const char *kind, const char *key, const char *ts,
                       const char *kid, const char *jws, size_t jws_len,
                       char *err, size_t errlen)
 {
+    head_t *h = head_find(j, channel, 1);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (h->id == 0) {
+        sqlite3_bind_text(j->ins_chan, 1, channel, -1, SQLITE_STATIC);
+        if (step_done(j->ins_chan) != 0)
+            goto fail;
+        h->id = sqlite3_last_insert_rowid(j->db);
+    }
+    kid_t *k = NULL;
+    if (kid && !(k = kid_get(j, kid)))
+        goto fail;
     sqlite3_stmt *s = j->ins_msg;
-    sqlite3_reset(s);
-    sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 1, h->id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
     sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
     if (key)
         sqlite3_bind_text(s, 4, key, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 4);
     sqlite3_bind_text(s, 5, ts, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 6, jws, (int)jws_len, SQLITE_STATIC);
-    sqlite3_bind_text(s, 7, kid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc != SQLITE_DONE)
+    if (k)
+        sqlite3_bind_int64(s, 6, k->id);
+    sqlite3_bind_blob(s, 7, jws, (int)jws_len, SQLITE_STATIC);
+    if (step_done(s) != 0)
         goto fail;
-    s = j->upd_head;
-    sqlite3_reset(s);
-    sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc != SQLITE_DONE)
-        goto fail;
+    if (key) {
+        s = j->ins_latest;
+        sqlite3_bind_int64(s, 1, h->id);
+        sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
+        sqlite3_bind_int64(s, 4, sqlite3_last_insert_rowid(j->db));
+        if (step_done(s) != 0)
+            goto fail;
+    }
+    if (k)
+        k->delta++;
+    if (h->pending == 0) {
+        if (j->n_dirty == j->cap_dirty) {
+            size_t cap = j->cap_dirty ? j->cap_dirty * 2 : 64;
+            head_t **v = realloc(j->dirty, cap * sizeof *v);
+            if (!v) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            j->dirty = v;
+            j->cap_dirty = cap;
+        }
+        j->dirty[j->n_dirty++] = h;
+    }
+    if (seq > h->pending)
+        h->pending = seq;
     return 0;
-fail:
-    snprintf(err, errlen, "%s: append %s seq %llu: %s", j->path, channel,
-             (unsigned long long)seq, sqlite3_errmsg(j->db));
+fail:;
+    char what[300];
+    snprintf(what, sizeof what, "appending %s seq %llu", channel,
+             (unsigned long long)seq);
+    db_error(j->db, j->path, j->dir, what, err, errlen);
     return -1;
 }
 
@@ -402,170 +1193,222 @@ int sc_journal_commit(sc_journal_t *j, char *err, size_t errlen)
 {
     if (!j->in_txn)
         return 0;
-    if (exec(j, "COMMIT", err, errlen) != 0) {
+    /* never commit into a file that is no longer the journal's path */
+    if (identity_check(j) != 0) {
+        snprintf(err, errlen, "%s", j->ghost);
         sc_journal_rollback(j);
         return -1;
     }
+    for (size_t i = 0; i < j->n_dirty; i++) {
+        head_t *h = j->dirty[i];
+        sqlite3_bind_int64(j->upd_head, 1, h->id);
+        sqlite3_bind_int64(j->upd_head, 2, (sqlite3_int64)h->pending);
+        if (step_done(j->upd_head) != 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < j->n_kids; i++) {
+        if (j->kids[i].delta == 0)
+            continue;
+        sqlite3_bind_int64(j->upd_kid, 1, j->kids[i].id);
+        sqlite3_bind_int64(j->upd_kid, 2, j->kids[i].delta);
+        if (step_done(j->upd_kid) != 0)
+            goto fail;
+    }
+    if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
     j->in_txn = 0;
+    for (size_t i = 0; i < j->n_dirty; i++)
+        j->dirty[i]->pending = 0;
+    j->n_dirty = 0;
+    for (size_t i = 0; i < j->n_kids; i++)
+        j->kids[i].delta = 0;
     return 0;
+fail:
+    db_error(j->db, j->path, j->dir, "committing", err, errlen);
+    sc_journal_rollback(j);
+    return -1;
 }
 
 void sc_journal_rollback(sc_journal_t *j)
 {
-    char err[256];
-    if (j->in_txn)
-        exec(j, "ROLLBACK", err, sizeof err);
+    char err[600];
+    if (j->in_txn && !sqlite3_get_autocommit(j->db))
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
     j->in_txn = 0;
-    /* heads advanced by next_seq() in the failed group are given back */
-    heads_load(j, err, sizeof err);
+    /* heads advanced by next_seq() in the failed group are given back,
+     * channel and kid rows created in it forgotten */
+    if (caches_load(j, err, sizeof err) != 0)
+        sc_log(SC_L_ERROR, "journal", "after a rollback: %s", err);
 }
+
+/* ------------------------------------------------------------------ */
+/* reads on the core thread                                             */
 
 long sc_journal_scan(sc_journal_t *j, const char *channel, uint64_t from,
                      long limit, sc_journal_row_fn cb, void *arg)
 {
-    sqlite3_stmt *s = j->scan;
-    sqlite3_reset(s);
-    sqlite3_bind_text(s, 1, channel, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
-    sqlite3_bind_int64(s, 3, limit);
-    long n = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        n++;
-        if (cb(arg, channel, (uint64_t)sqlite3_column_int64(s, 0),
-               sqlite3_column_blob(s, 1),
-               (size_t)sqlite3_column_bytes(s, 1)))
-            break;
-    }
-    int ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
-    sqlite3_reset(s);
-    return ok ? n : -1;
+    return rd_scan(&j->rd, channel, from, limit, cb, arg);
 }
 
 uint64_t sc_journal_low(sc_journal_t *j, const char *channel)
 {
-    sqlite3_stmt *st = NULL;
-    uint64_t low = 1;
-    if (sqlite3_prepare_v2(j->db, "SELECT low FROM channels WHERE name=?", -1,
-                           &st, NULL) != SQLITE_OK)
-        return 1;
-    sqlite3_bind_text(st, 1, channel, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        low = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return low ? low : 1;
-}
-
-/* true if topic "<channel>." lies under subtree ("" = everything) */
-static bool under(const char *channel, const char *subtree)
-{
-    size_t sl = strlen(subtree), cl = strlen(channel);
-    if (sl == 0)
-        return true;
-    if (sl > cl + 1 || memcmp(subtree, channel, sl - 1) != 0)
-        return false;
-    return sl - 1 == cl || channel[sl - 1] == '.';
+    uint64_t head, low;
+    rd_channel(&j->rd, channel, &head, &low);
+    return low;
 }
 
 void sc_journal_heads(sc_journal_t *j, const char *subtree,
                       sc_journal_head_fn cb, void *arg)
 {
-    for (head_t *h = j->heads; h; h = h->next)
+    for (size_t i = 0; i < j->n_heads; i++) {
+        head_t *h = j->heads[i];
         if (h->head > 0 && under(h->channel, subtree))
             if (cb(arg, h->channel, h->head))
                 return;
+    }
 }
 
 long sc_journal_snapshot(sc_journal_t *j, const char *subtree,
                          sc_journal_row_fn cb, void *arg)
 {
-    /* SQLite returns the bare columns of the row holding MAX(seq) */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(j->db,
-                           "SELECT channel, MAX(seq), jws FROM messages"
-                           " WHERE key IS NOT NULL GROUP BY channel, key"
-                           " ORDER BY channel, 2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    long n = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *ch = (const char *)sqlite3_column_text(st, 0);
-        if (!ch || !under(ch, subtree))
-            continue;
-        n++;
-        if (cb(arg, ch, (uint64_t)sqlite3_column_int64(st, 1),
-               sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2)))
-            break;
+    return rd_snapshot(&j->rd, subtree, cb, arg);
+}
+
+/* ts of the first message of channel id `ch` with seq >= from; 0 if none,
+ * -1 on error */
+static int first_ts(sc_journal_t *j, sqlite3_stmt *st, int64_t ch,
+                    uint64_t from, char *ts, size_t n)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, ch);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
+    int rc = sqlite3_step(st), got = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(ts, n, "%s",
+                 sqlite3_column_text(st, 0)
+                     ? (const char *)sqlite3_column_text(st, 0)
+                     : "");
+        got = 1;
+    } else if (rc != SQLITE_DONE) {
+        got = rd_fail(&j->rd, "retention: reading timestamps");
     }
-    int ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
-    sqlite3_finalize(st);
-    return ok ? n : -1;
+    sqlite3_reset(st);
+    return got;
 }
 
 long sc_journal_prune(sc_journal_t *j, const char *channel, int64_t max_age_s,
                       int64_t max_messages, char *err, size_t errlen)
 {
-    uint64_t head = sc_journal_head(j, channel);
-    if (head == 0 || (max_age_s <= 0 && max_messages <= 0))
+    head_t *h = head_find(j, channel, 0);
+    if (!h || h->id == 0 || h->head == 0 || (max_age_s <= 0 && max_messages <= 0))
         return 0;
+    uint64_t head = h->head, low = sc_journal_low(j, channel);
     /* everything below `cut` goes, but the latest of each key stays */
     uint64_t cut = 0;
     if (max_messages > 0 && head > (uint64_t)max_messages)
         cut = head - (uint64_t)max_messages + 1;
     if (max_age_s > 0) {
-        char limit[32];
+        char limit[32], ts[64];
         time_t t = time(NULL) - (time_t)max_age_s;
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(limit, sizeof limit, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(j->db,
-                               "SELECT MIN(seq) FROM messages WHERE channel=?"
-                               " AND ts>=?",
-                               -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_text(st, 1, channel, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_text(st, 2, limit, -1, SQLITE_TRANSIENT);
-            if (sqlite3_step(st) == SQLITE_ROW) {
-                uint64_t first_young =
-                    sqlite3_column_type(st, 0) == SQLITE_NULL
-                        ? head + 1
-                        : (uint64_t)sqlite3_column_int64(st, 0);
-                if (first_young > cut)
-                    cut = first_young;
-            }
-            sqlite3_finalize(st);
+                               "SELECT ts FROM msg WHERE ch=?1 AND seq>=?2"
+                               " ORDER BY seq LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK) {
+            db_error(j->db, j->path, j->dir, "retention", err, errlen);
+            return -1;
         }
+        /* timestamps are assigned in seq order: binary search for the
+         * first young message instead of reading the channel */
+        uint64_t lo = low, hi = head + 1;
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo) / 2;
+            int got = first_ts(j, st, h->id, mid, ts, sizeof ts);
+            if (got < 0) {
+                sqlite3_finalize(st);
+                snprintf(err, errlen, "%s", j->rd.err);
+                return -1;
+            }
+            if (got == 0 || strcmp(ts, limit) >= 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        sqlite3_finalize(st);
+        if (lo > cut)
+            cut = lo;
     }
-    if (cut <= sc_journal_low(j, channel))
+    if (cut <= low)
         return 0;
     if (sc_journal_begin(j, err, errlen) != 0)
         return -1;
-    sqlite3_stmt *del = NULL, *low = NULL;
+    sqlite3_stmt *young = NULL, *del = NULL, *upd = NULL;
     long removed = -1;
+    /* should the clock have stepped back, a young message below the cut
+     * lowers it: retention never removes a message younger than its age */
+    if (max_age_s > 0 &&
+        sqlite3_prepare_v2(j->db,
+                           "SELECT MIN(seq) FROM msg WHERE ch=?1 AND seq>=?2"
+                           " AND seq<?3 AND ts>=?4",
+                           -1, &young, NULL) == SQLITE_OK) {
+        char limit[32];
+        time_t t = time(NULL) - (time_t)max_age_s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(limit, sizeof limit, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        sqlite3_bind_int64(young, 1, h->id);
+        sqlite3_bind_int64(young, 2, (sqlite3_int64)low);
+        sqlite3_bind_int64(young, 3, (sqlite3_int64)cut);
+        sqlite3_bind_text(young, 4, limit, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(young) == SQLITE_ROW &&
+            sqlite3_column_type(young, 0) != SQLITE_NULL &&
+            (max_messages <= 0 ||
+             (uint64_t)sqlite3_column_int64(young, 0) >=
+                 head - (uint64_t)max_messages + 1))
+            cut = (uint64_t)sqlite3_column_int64(young, 0);
+        sqlite3_finalize(young);
+    }
+    if (cut <= low) {
+        sc_journal_commit(j, err, errlen);
+        return 0;
+    }
     if (sqlite3_prepare_v2(
             j->db,
-            "DELETE FROM messages WHERE channel=?1 AND seq<?2 AND NOT"
-            " (key IS NOT NULL AND seq=(SELECT MAX(m2.seq) FROM messages m2"
-            " WHERE m2.channel=?1 AND m2.key=messages.key))",
+            "DELETE FROM msg WHERE ch=?1 AND seq<?2 AND id NOT IN"
+            " (SELECT msg FROM latest WHERE ch=?1) RETURNING kid",
             -1, &del, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(j->db, "UPDATE channels SET low=?2 WHERE name=?1",
-                           -1, &low, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(del, 1, channel, -1, SQLITE_TRANSIENT);
+        sqlite3_prepare_v2(j->db, "UPDATE channels SET low=?2 WHERE id=?1",
+                           -1, &upd, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(del, 1, h->id);
         sqlite3_bind_int64(del, 2, (sqlite3_int64)cut);
-        sqlite3_bind_text(low, 1, channel, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(low, 2, (sqlite3_int64)cut);
-        if (sqlite3_step(del) == SQLITE_DONE &&
-            (removed = sqlite3_changes(j->db), sqlite3_step(low) == SQLITE_DONE))
-            ;
-        else
+        int rc;
+        removed = 0;
+        while ((rc = sqlite3_step(del)) == SQLITE_ROW) {
+            removed++;
+            if (sqlite3_column_type(del, 0) == SQLITE_NULL)
+                continue;
+            int64_t kid = sqlite3_column_int64(del, 0);
+            for (size_t i = 0; i < j->n_kids; i++)
+                if (j->kids[i].id == kid)
+                    j->kids[i].delta--;
+        }
+        if (rc != SQLITE_DONE)
+            removed = -1;
+        sqlite3_bind_int64(upd, 1, h->id);
+        sqlite3_bind_int64(upd, 2, (sqlite3_int64)cut);
+        if (removed >= 0 && sqlite3_step(upd) != SQLITE_DONE)
             removed = -1;
     }
-    if (removed < 0)
-        snprintf(err, errlen, "%s: prune %s: %s", j->path, channel,
-                 sqlite3_errmsg(j->db));
+    if (removed < 0) {
+        char what[300];
+        snprintf(what, sizeof what, "retention of %s", channel);
+        db_error(j->db, j->path, j->dir, what, err, errlen);
+    }
     sqlite3_finalize(del);
-    sqlite3_finalize(low);
+    sqlite3_finalize(upd);
     if (removed < 0) {
         sc_journal_rollback(j);
         return -1;
@@ -578,16 +1421,19 @@ long sc_journal_prune(sc_journal_t *j, const char *channel, int64_t max_age_s,
 void sc_journal_kids(sc_journal_t *j, sc_journal_kid_fn cb, void *arg)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(j->db,
-                           "SELECT kid, count(*) FROM messages WHERE kid IS NOT"
-                           " NULL GROUP BY kid",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(j->db, "SELECT kid, n FROM kids WHERE n>0", -1,
+                           &st, NULL) != SQLITE_OK) {
+        rd_fail(&j->rd, "signing key ids");
         return;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *kid = (const char *)sqlite3_column_text(st, 0);
         if (kid && cb(arg, kid, (uint64_t)sqlite3_column_int64(st, 1)))
             break;
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        rd_fail(&j->rd, "signing key ids");
     sqlite3_finalize(st);
 }
 
@@ -595,23 +1441,11 @@ void sc_journal_kids(sc_journal_t *j, sc_journal_kid_fn cb, void *arg)
 /* readers                                                              */
 
 struct sc_journal_reader {
-    sqlite3 *db;
+    rd_t rd;
     char *path;
     char epoch[33];
-    sqlite3_stmt *scan;
-    sqlite3_stmt *chan;
     int in_txn;
-    char err[512];
 };
-
-/* record and log a read error of reader r (what: which operation) */
-static int reader_fail(sc_journal_reader_t *r, const char *what)
-{
-    snprintf(r->err, sizeof r->err, "%s: %s: %s (sqlite error %d)", r->path,
-             what, sqlite3_errmsg(r->db), sqlite3_extended_errcode(r->db));
-    sc_log(SC_L_ERROR, "journal", "read failed: %s", r->err);
-    return -1;
-}
 
 sc_journal_reader_t *sc_journal_reader_new(const sc_journal_t *j, char *err,
                                            size_t errlen)
@@ -622,25 +1456,19 @@ sc_journal_reader_t *sc_journal_reader_new(const sc_journal_t *j, char *err,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    r->rd.path = r->path;
     memcpy(r->epoch, j->epoch, sizeof r->epoch);
-    int rc = sqlite3_open_v2(r->path, &r->db,
+    int rc = sqlite3_open_v2(r->path, &r->rd.db,
                              SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot open a reader: %s", r->path,
-                 r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+                 r->rd.db ? sqlite3_errmsg(r->rd.db) : sqlite3_errstr(rc));
         sc_journal_reader_destroy(&r);
         return NULL;
     }
-    sqlite3_busy_timeout(r->db, 5000);
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT seq, jws FROM messages WHERE channel=?"
-                           " AND seq>=? ORDER BY seq LIMIT ?",
-                           -1, &r->scan, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(r->db,
-                           "SELECT head, low FROM channels WHERE name=?", -1,
-                           &r->chan, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: cannot prepare a reader: %s", r->path,
-                 sqlite3_errmsg(r->db));
+    sqlite3_extended_result_codes(r->rd.db, 1);
+    sqlite3_busy_timeout(r->rd.db, 5000);
+    if (rd_prepare(&r->rd, err, errlen) != 0) {
         sc_journal_reader_destroy(&r);
         return NULL;
     }
@@ -652,10 +1480,9 @@ void sc_journal_reader_destroy(sc_journal_reader_t **r_p)
     if (!r_p || !*r_p)
         return;
     sc_journal_reader_t *r = *r_p;
-    sqlite3_finalize(r->scan);
-    sqlite3_finalize(r->chan);
-    if (r->db)
-        sqlite3_close(r->db);
+    rd_finalize(&r->rd);
+    if (r->rd.db)
+        sqlite3_close(r->rd.db);
     free(r->path);
     free(r);
     *r_p = NULL;
@@ -668,15 +1495,15 @@ const char *sc_journal_reader_epoch(const sc_journal_reader_t *r)
 
 const char *sc_journal_reader_error(const sc_journal_reader_t *r)
 {
-    return r->err;
+    return r->rd.err;
 }
 
 int sc_journal_reader_begin(sc_journal_reader_t *r)
 {
     if (r->in_txn)
         return 0;
-    if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return reader_fail(r, "begin");
+    if (sqlite3_exec(r->rd.db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return rd_fail(&r->rd, "begin");
     r->in_txn = 1;
     return 0;
 }
@@ -685,7 +1512,7 @@ void sc_journal_reader_end(sc_journal_reader_t *r)
 {
     if (!r->in_txn)
         return;
-    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_exec(r->rd.db, "COMMIT", NULL, NULL, NULL);
     r->in_txn = 0;
 }
 
@@ -693,104 +1520,23 @@ long sc_journal_reader_scan(sc_journal_reader_t *r, const char *channel,
                             uint64_t from, long limit, sc_journal_row_fn cb,
                             void *arg)
 {
-    sqlite3_stmt *s = r->scan;
-    sqlite3_reset(s);
-    sqlite3_bind_text(s, 1, channel, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
-    sqlite3_bind_int64(s, 3, limit > 0 ? limit : -1);
-    long n = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        n++;
-        if (cb(arg, channel, (uint64_t)sqlite3_column_int64(s, 0),
-               sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1)))
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        char what[300];
-        snprintf(what, sizeof what, "scan %s from seq %llu", channel,
-                 (unsigned long long)from);
-        reader_fail(r, what);
-        sqlite3_reset(s);
-        return -1;
-    }
-    sqlite3_reset(s);
-    return n;
+    return rd_scan(&r->rd, channel, from, limit, cb, arg);
 }
 
 int sc_journal_reader_channel(sc_journal_reader_t *r, const char *channel,
                               uint64_t *head, uint64_t *low)
 {
-    sqlite3_stmt *s = r->chan;
-    sqlite3_reset(s);
-    sqlite3_bind_text(s, 1, channel, -1, SQLITE_TRANSIENT);
-    *head = 0;
-    *low = 1;
-    int rc = sqlite3_step(s), found = 0;
-    if (rc == SQLITE_ROW) {
-        found = 1;
-        *head = (uint64_t)sqlite3_column_int64(s, 0);
-        *low = (uint64_t)sqlite3_column_int64(s, 1);
-        if (*low == 0)
-            *low = 1;
-    } else if (rc != SQLITE_DONE) {
-        char what[300];
-        snprintf(what, sizeof what, "channel %s", channel);
-        reader_fail(r, what);
-        found = -1;
-    }
-    sqlite3_reset(s);
-    return found;
+    return rd_channel(&r->rd, channel, head, low);
 }
 
 long sc_journal_reader_heads(sc_journal_reader_t *r, const char *subtree,
                              sc_journal_head_fn cb, void *arg)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT name, head FROM channels WHERE head>0"
-                           " ORDER BY name",
-                           -1, &st, NULL) != SQLITE_OK)
-        return reader_fail(r, "heads");
-    long n = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *ch = (const char *)sqlite3_column_text(st, 0);
-        if (!ch || !under(ch, subtree))
-            continue;
-        n++;
-        if (cb(arg, ch, (uint64_t)sqlite3_column_int64(st, 1)))
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        n = reader_fail(r, "heads");
-    sqlite3_finalize(st);
-    return n;
+    return rd_heads(&r->rd, subtree, cb, arg);
 }
 
 long sc_journal_reader_snapshot(sc_journal_reader_t *r, const char *subtree,
                                 sc_journal_row_fn cb, void *arg)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db,
-                           "SELECT channel, MAX(seq), jws FROM messages"
-                           " WHERE key IS NOT NULL GROUP BY channel, key"
-                           " ORDER BY channel, 2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return reader_fail(r, "snapshot");
-    long n = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *ch = (const char *)sqlite3_column_text(st, 0);
-        if (!ch || !under(ch, subtree))
-            continue;
-        n++;
-        if (cb(arg, ch, (uint64_t)sqlite3_column_int64(st, 1),
-               sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2)))
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        n = reader_fail(r, "snapshot");
-    sqlite3_finalize(st);
-    return n;
+    return rd_snapshot(&r->rd, subtree, cb, arg);
 }

@@ -23,20 +23,29 @@ typedef enum {
     SC_DURABILITY_NORMAL = 1  /* survives a broker crash, not power loss */
 } sc_durability_t;
 
-/* Open or create DIR/journal.db. NULL on failure (err names the file and
- * what is wrong, e.g. a corrupt database). */
+/* Open or create DIR/journal.db (mode 0600, as its -wal and -shm). NULL on
+ * failure; err names the file and what is wrong: no space (with the free
+ * space), a read-only file system, permission, or a damaged database --
+ * only the last is called damage. A layout-1 journal is converted once.
+ * Starts the journal's checkpointer thread. */
 sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
                               char *err, size_t errlen);
 void sc_journal_close(sc_journal_t **j_p);
 
 const char *sc_journal_epoch(const sc_journal_t *j);
 const char *sc_journal_path(const sc_journal_t *j);
+/* Database pages the writer read while opening the journal: bounded by the
+ * number of channels, keys and signing keys, never by the number of
+ * messages once the file is larger than the whole-file check bound. */
+uint64_t sc_journal_pages_read(const sc_journal_t *j);
 
 /* Head (last assigned seq) of a channel; 0 if none. */
 uint64_t sc_journal_head(sc_journal_t *j, const char *channel);
 
 /* Group writes: begin, append any number, commit. On commit failure the
- * whole group is rolled back and heads revert; nothing of it is sent. */
+ * whole group is rolled back and heads revert; nothing of it is sent.
+ * begin and commit fail (for good) once the journal's path no longer names
+ * the file that was opened (deleted or replaced under the broker). */
 int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen);
 /* Assign the next seq of `channel` (cached head + 1) without writing. */
 uint64_t sc_journal_next_seq(sc_journal_t *j, const char *channel);
@@ -76,7 +85,8 @@ void sc_journal_heads(sc_journal_t *j, const char *subtree,
                       sc_journal_head_fn cb, void *arg);
 
 /* The latest message of every key on every channel under `subtree`, in
- * (channel, seq) order. Returns the number visited or -1. */
+ * (channel, seq) order; cost proportional to those keys. Returns the
+ * number visited or -1 (the SQLite error is logged). */
 long sc_journal_snapshot(sc_journal_t *j, const char *subtree,
                          sc_journal_row_fn cb, void *arg);
 

@@ -2,7 +2,10 @@
  * test_journal.c - the journal's reader API (core/broker/journal.h):
  * a read-only connection, as the service thread and the sink feeder use
  * it, sees committed messages only, scans a channel from a seq, gives
- * heads and low-water marks, and snapshots a subtree's latest keys.
+ * heads and low-water marks, and snapshots a subtree's latest keys; the
+ * journal costs about what it stores (bytes on disk per message within
+ * 1.3x of the JWS) and opening a large one reads a bounded number of
+ * pages, not every message.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker/journal.h"
@@ -40,6 +44,14 @@ static int collect(void *arg, const char *channel, uint64_t seq,
 static int collect_head(void *arg, const char *channel, uint64_t head)
 {
     return collect(arg, channel, head, "", 0);
+}
+
+static int count_row(void *arg, const char *channel, uint64_t seq,
+                     const char *jws, size_t jws_len)
+{
+    (void)channel, (void)seq, (void)jws, (void)jws_len;
+    ++*(long *)arg;
+    return 0;
 }
 
 static char dir[64];
@@ -141,10 +153,124 @@ static void test_reader(void **state)
     sc_journal_close(&j);
 }
 
+/* a JWS-like token of exactly n bytes (base64url characters) */
+static void fake_jws(char *buf, size_t n, unsigned seed)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = b64[(x >> 16) & 63];
+    }
+    buf[n] = '\0';
+}
+
+/* append `count` messages of jws_len bytes over 4 channels and 50 keys */
+static void fill(sc_journal_t *j, long count, size_t jws_len)
+{
+    static const char *const chans[] = {"energy.nuclear.tasks",
+                                        "energy.lng.tasks", "semis.fabs",
+                                        "ai.standards"};
+    char err[512], key[16];
+    char *jws = malloc(jws_len + 1);
+    assert_non_null(jws);
+    for (long i = 0; i < count; i += 200) {
+        assert_int_equal(sc_journal_begin(j, err, sizeof err), 0);
+        for (long k = i; k < i + 200 && k < count; k++) {
+            const char *ch = chans[k % 4];
+            fake_jws(jws, jws_len, (unsigned)k);
+            snprintf(key, sizeof key, "K-%ld", k % 50);
+            uint64_t seq = sc_journal_next_seq(j, ch);
+            assert_int_equal(
+                sc_journal_append(j, ch, seq, "task.updated", key,
+                                  "2026-11-29T00:00:00.000Z", "k1", jws,
+                                  jws_len, err, sizeof err),
+                0);
+        }
+        assert_int_equal(sc_journal_commit(j, err, sizeof err), 0);
+    }
+    free(jws);
+}
+
+static long long file_size(const char *suffix)
+{
+    char p[128];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/journal.db%s", dir, suffix);
+    return stat(p, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* bytes on disk per message: within 1.3x of the JWS (a few thousand JWS
+ * of ~1.2 KB, the size of a 512 B data envelope) */
+static void test_bytes_per_message(void **state)
+{
+    (void)state;
+    char err[512];
+    const long n = 4000;
+    const size_t len = 1238;
+    sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err,
+                                      sizeof err);
+    assert_non_null(j);
+    fill(j, n, len);
+    sc_journal_close(&j);
+    long long bytes = file_size("") + file_size("-wal");
+    double ratio = (double)bytes / ((double)n * (double)len);
+    printf("journal: %ld messages of %zu B JWS: %lld bytes on disk, %.0f B "
+           "per message, %.2fx the JWS\n",
+           n, len, bytes, (double)bytes / (double)n, ratio);
+    assert_true(ratio <= 1.3);
+    /* the journal and its WAL are the owner's only */
+    struct stat st;
+    char p[128];
+    snprintf(p, sizeof p, "%s/journal.db", dir);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+/* Opening a journal far above the whole-file check bound reads a bounded
+ * number of pages: no integrity check of every page, no scan of every
+ * message (the assertion is on pages read, not on time). */
+static void test_open_reads_bounded_pages(void **state)
+{
+    (void)state;
+    char err[512];
+    sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err,
+                                      sizeof err);
+    assert_non_null(j);
+    fill(j, 40000, 1000); /* ~45 MB: above the 32 MiB whole-file check */
+    sc_journal_close(&j);
+    long long bytes = file_size("");
+    assert_true(bytes > 40LL * 1024 * 1024);
+    j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err, sizeof err);
+    assert_non_null(j);
+    uint64_t pages = sc_journal_pages_read(j);
+    printf("journal: opening %lld bytes (%lld pages) read %llu pages\n",
+           bytes, bytes / 4096, (unsigned long long)pages);
+    assert_true(pages < 300);
+    assert_int_equal(sc_journal_head(j, "energy.nuclear.tasks"), 10000);
+
+    /* snapshots of a subtree read that subtree's keys only */
+    sc_journal_reader_t *r = sc_journal_reader_new(j, err, sizeof err);
+    assert_non_null(r);
+    long n = sc_journal_reader_snapshot(r, "water.", collect, &(rows_t){0});
+    assert_int_equal(n, 0);
+    long keys = 0;
+    n = sc_journal_reader_snapshot(r, "semis.", count_row, &keys);
+    assert_int_equal(n, 25); /* semis.fabs got every 4th message: 25 keys */
+    assert_int_equal(keys, 25);
+    sc_journal_reader_destroy(&r);
+    sc_journal_close(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_per_message, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_open_reads_bounded_pages, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
