@@ -1,0 +1,227 @@
+"""The journal tells the truth: a full disk is reported as "no space" (with
+the free space), a read-only file system as read-only -- never as damage;
+a journal deleted or replaced under the running broker stops publishing
+with a clear error instead of journaling into a ghost; a read that hits a
+damaged page logs SQLite's message; the journal's files are 0600.
+
+Disk full and read-only use a small tmpfs mounted on the gateway's data
+directory (the tests need root, as CI has; they fail, not skip, without).
+
+Run: SC_BUILD=build /usr/bin/python3 tests/integration/test_journal_truth.py
+"""
+import contextlib
+import errno
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+
+import zmq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Gateway, crash_plugin, journal_head, run_tests,  # noqa: E402
+                     service_request, wait_for, zmq_socket)
+
+CH = "energy.test.t"
+
+
+def journal(gw):
+    return os.path.join(gw.tmp, "data", "journal.db")
+
+
+@contextlib.contextmanager
+def tmpfs_data(gw, size):
+    """Mount a tmpfs of `size` on the gateway's data directory; on exit stop
+    the broker and unmount it."""
+    data = os.path.join(gw.tmp, "data")
+    os.makedirs(data, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0750" % size,
+                        "tmpfs", data], capture_output=True, text=True)
+    assert r.returncode == 0, "cannot mount a tmpfs (these tests need root): " + r.stderr
+    try:
+        yield data
+    finally:
+        try:
+            gw.stop()
+        finally:
+            subprocess.run(["umount", "-l", data], capture_output=True)
+
+
+def fill(path):
+    """Write `path` until the file system is full; return its size."""
+    n = 0
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                n += f.write(b"\0" * 65536)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        try:
+            while True:
+                n += f.write(b"\0" * 512)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+    return n
+
+
+def start_fails(gw):
+    try:
+        gw.start(timeout=20)
+    except AssertionError as e:
+        return str(e)
+    raise AssertionError("broker started")
+
+
+def test_disk_full_reports_no_space_and_recovers():
+    gw = Gateway(plugins=[crash_plugin("t", interval_ms=5, grant="energy.test.")],
+                 start=False)
+    with gw, tmpfs_data(gw, "3m") as data:
+        gw.start()
+        wait_for(lambda: journal_head(gw, CH) >= 20, 20, "journal filled")
+        filler = os.path.join(data, "filler")
+        fill(filler)
+        wait_for(lambda: "no space left on device" in gw.broker.log(), 30, "no-space report")
+        log = gw.broker.log()
+        assert "bytes free on its file system" in log, log[-3000:]
+        assert journal(gw) in log, log[-3000:]
+        assert "damaged" not in log and "integrity" not in log, log[-3000:]
+        assert gw.broker.alive()
+        # space back: publishing resumes, nothing was lost
+        held = journal_head(gw, CH)
+        os.remove(filler)
+        wait_for(lambda: journal_head(gw, CH) > held + 20, 30, "publishing resumed")
+        assert gw.stop() == 0
+
+        # at start, on a full file system, with no journal yet
+        for f in os.listdir(data):
+            f = os.path.join(data, f)
+            shutil.rmtree(f) if os.path.isdir(f) else os.remove(f)
+        fill(filler)
+        msg = start_fails(gw)
+        assert "no space left on device" in msg, msg
+        assert journal(gw) in msg, msg
+        assert "damaged" not in msg, msg
+
+
+def test_read_only_file_system_is_reported_as_such():
+    gw = Gateway(start=False)
+    with gw, tmpfs_data(gw, "4m") as data:
+        gw.start()
+        assert gw.stop() == 0
+        r = subprocess.run(["mount", "-o", "remount,ro", data], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        msg = start_fails(gw)
+        assert "read-only file system" in msg, msg
+        assert journal(gw) in msg, msg
+        assert "damaged" not in msg, msg
+
+
+def published_after(gw, sub, seconds):
+    time.sleep(seconds)
+    return sub.lines()
+
+
+def test_deleted_journal_stops_publishing():
+    gw = Gateway(plugins=[crash_plugin("t", interval_ms=10, grant="energy.test.")])
+    with gw:
+        wait_for(lambda: journal_head(gw, CH) >= 5, 20, "journal filled")
+        os.remove(journal(gw))
+        wait_for(lambda: "journal file was removed while the broker runs" in gw.broker.log(),
+                 10, "ghost detected")
+        assert "publishing stopped" in gw.broker.log()
+        assert gw.broker.alive()
+        sub = gw.subscriber("motie", ["energy.test."])
+        gw.wait_subscribed("motie", "energy.test.")
+        assert published_after(gw, sub, 1.5) == [], "a message was sent after the journal was deleted"
+
+
+def test_replaced_journal_stops_publishing():
+    gw = Gateway(plugins=[crash_plugin("t", interval_ms=10, grant="energy.test.")])
+    with gw:
+        wait_for(lambda: journal_head(gw, CH) >= 5, 20, "journal filled")
+        path = journal(gw)
+        with open(path, "rb") as f:
+            copy = f.read()
+        with open(path + ".new", "wb") as f:
+            f.write(copy)
+        os.rename(path + ".new", path)
+        wait_for(lambda: "journal file was replaced while the broker runs" in gw.broker.log(),
+                 10, "replacement detected")
+        sub = gw.subscriber("motie", ["energy.test."])
+        gw.wait_subscribed("motie", "energy.test.")
+        assert published_after(gw, sub, 1.5) == [], "a message was sent after the journal was replaced"
+
+
+def test_journal_files_are_0600():
+    gw = Gateway(plugins=[crash_plugin("t", interval_ms=10, grant="energy.test.")])
+    with gw:
+        wait_for(lambda: journal_head(gw, CH) >= 5, 20, "journal filled")
+        for suffix in ("", "-wal", "-shm"):
+            mode = os.stat(journal(gw) + suffix).st_mode & 0o777
+            assert mode == 0o600, (suffix, oct(mode))
+
+
+def test_damaged_page_read_logs_sqlite_error():
+    """A journal larger than the whole-file check bound opens without
+    reading every page; a replay that reaches a damaged page answers
+    500 and the log names the journal and SQLite's message."""
+    gw = Gateway(start=False)
+    with gw:
+        gw.start()
+        assert gw.stop() == 0
+        path = journal(gw)
+        # pad the journal past 32 MiB with a channel nobody reads
+        db = sqlite3.connect(path)
+        db.execute("INSERT INTO channels(name, head, low) VALUES('energy.pad', 30000, 1)")
+        pad = db.execute("SELECT id FROM channels WHERE name='energy.pad'").fetchone()[0]
+        rnd = random.Random(7)
+        blob = bytes(rnd.getrandbits(8) for _ in range(4096))
+        db.executemany("INSERT INTO msg(ch, seq, kind, key, ts, kid, jws) VALUES(?,?,?,?,?,?,?)",
+                       ((pad, i, "pad", None, "2026-01-01T00:00:00.000Z", None,
+                         blob[i % 2048:i % 2048 + 1200]) for i in range(1, 30001)))
+        db.commit()
+        db.close()
+        gw.plugins = [crash_plugin("t", interval_ms=5, grant="energy.test.")]
+        gw.write_config()
+        gw.start()
+        wait_for(lambda: journal_head(gw, CH) >= 30, 20, "journal filled")
+        assert gw.stop() == 0
+        assert os.path.getsize(path) > 32 * 1024 * 1024
+        # the last leaf page of `msg` in b-tree order holds the newest rows
+        db = sqlite3.connect(path)
+        page = db.execute("SELECT pageno FROM dbstat WHERE name='msg' AND pagetype='leaf'"
+                          " ORDER BY path DESC LIMIT 1").fetchone()[0]
+        psize = db.execute("PRAGMA page_size").fetchone()[0]
+        db.close()
+        with open(path, "r+b") as f:                 # an invalid b-tree page type
+            f.seek((page - 1) * psize)
+            f.write(b"\x00")
+        gw.plugins = []
+        gw.write_config()
+        gw.start()
+        ctx = zmq.Context()
+        try:
+            s = zmq_socket(ctx, zmq.DEALER, gw, "motie")
+            s.connect(gw.service)
+            items, kind, err = service_request(s, b"1", b"replay", {"channel": CH, "from": 1})
+            assert kind == "error" and err["code"] == 500, (kind, err)
+            wait_for(lambda: "read failed" in gw.broker.log(), 5, "read error logged")
+            log = gw.broker.log()
+            line = [l for l in log.splitlines() if "read failed" in l][0]
+            assert path in line and "malformed" in line, line
+        finally:
+            ctx.destroy(linger=0)
+
+
+if __name__ == "__main__":
+    run_tests([
+        test_disk_full_reports_no_space_and_recovers,
+        test_read_only_file_system_is_reported_as_such,
+        test_deleted_journal_stops_publishing,
+        test_replaced_journal_stops_publishing,
+        test_journal_files_are_0600,
+        test_damaged_page_read_logs_sqlite_error,
+    ])
