@@ -1003,7 +1003,9 @@ void sc_journal_close(sc_journal_t **j_p)
         if (!j->ghost[0])
             sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
                                       NULL, NULL);
-        sqlite3_close(j->db);
+        if (sqlite3_close(j->db) != SQLITE_OK)
+            sc_log(SC_L_ERROR, "journal", "%s: close: %s", j->path,
+                   sqlite3_errmsg(j->db));
     }
     heads_free(j);
     free(j->heads);
