@@ -106,8 +106,13 @@ if [ "$only" != "  " ]; then # TEST... given: only those
     mv "$plan.only" "$plan"
 fi
 total=$(wc -l <"$plan")
-[ -n "$release_only" ] && [ $quick = 0 ] &&
-    echo "release only (tests/release-only, not run under ASan):$release_only"
+ran_release_only="" # those of the plan
+for src in $release_only; do
+    grep -q "^[a-z]*|build|$src|" "$plan" &&
+        ran_release_only="$ran_release_only $src"
+done
+[ -n "$ran_release_only" ] && [ $quick = 0 ] &&
+    echo "release only (tests/release-only, not run under ASan):$ran_release_only"
 
 # Read a test program's output (stdin), print its cases as they pass and a
 # failed case with its lines, and write "passed failed|names" to $1.
@@ -149,6 +154,7 @@ follow() { # result-file kind
         fuzz)
             case $line in
             "PASS  "*) p=$((p + 1)); echo "        $line" ;;
+            "fuzz: "*) echo "        $line" ;; # building, running X
             "FAIL  "*) f=$((f + 1)); name=${line#FAIL  }
                 names="$names ${name%% *}"; echo "        $line"; showing=30 ;;
             esac ;;
@@ -211,8 +217,8 @@ done <"$plan"
 echo
 mins=$(( ($(date +%s) - start) / 60 )); s=$(( ($(date +%s) - start) % 60 ))
 echo "$total test programs in ${mins}m${s}s"
-[ -n "$release_only" ] && [ $quick = 0 ] &&
-    echo "ran against the release build only (tests/release-only):$release_only"
+[ -n "$ran_release_only" ] && [ $quick = 0 ] &&
+    echo "ran against the release build only (tests/release-only):$ran_release_only"
 if [ -n "$failures" ]; then
     echo "failed:$failures"
     echo "logs: $log"

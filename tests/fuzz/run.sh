@@ -20,6 +20,7 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 # only the fuzz targets and what they link: the rest of the tree is built
 # and tested by tools/test.sh
+echo "fuzz: building the targets (scons fuzz=1, clang)"
 if ! scons -Q -j"$(nproc 2>/dev/null || echo 2)" fuzz=1 "$out"; then
     echo "fuzz build failed"; echo "0 passed, 1 failed"; exit 1
 fi
@@ -39,6 +40,7 @@ for t in $targets; do
         failed=$((failed + 1)); failures="$failures $t"; continue
     fi
     mkdir -p "$work/$t/corpus" "$work/$t/artifacts"
+    echo "fuzz: running $t for ${seconds}s"
     dict=""
     [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
     # new inputs go to the work copy; the seeds in the tree stay as they are
