@@ -919,6 +919,19 @@ static const sc_sv_t *get(const sc_settings_t *s, const char *path,
     return walk(s->root, path, rc, NULL);
 }
 
+const sc_sv_t *sc_settings_get(const sc_settings_t *s, const char *path,
+                               int *rc)
+{
+    int dummy;
+    if (rc == NULL)
+        rc = &dummy;
+    if (s == NULL || path == NULL) {
+        *rc = SC_ERR_ARG;
+        return NULL;
+    }
+    return walk(s->root, path, rc, NULL);
+}
+
 int sc_settings_string(const sc_settings_t *s, const char *path,
                        const char **out)
 {

@@ -142,6 +142,11 @@ int sc_settings_string(const sc_settings_t *s, const char *path,
 int sc_settings_int(const sc_settings_t *s, const char *path, int64_t *out);
 int sc_settings_bool(const sc_settings_t *s, const char *path, int *out);
 int sc_settings_float(const sc_settings_t *s, const char *path, double *out);
+/* The node at `path` (any kind), or NULL with *rc SC_ERR_ARG (malformed
+ * path, NULL argument) or SC_ERR_NO_SETTING. For hosts that map values
+ * into their own struct (core/host/host.c's ops->setting). */
+const sc_sv_t *sc_settings_get(const sc_settings_t *s, const char *path,
+                               int *rc);
 /* Number of elements of the list at `path` (SC_ERR_NO_SETTING if it is not
  * a list or not there). */
 int sc_settings_count(const sc_settings_t *s, const char *path, size_t *out);
