@@ -61,6 +61,7 @@ static const sc_plugin_t ds_plugin = {
     .settings = sk_sector_settings,
     .init = ds_init,
     .fini = sk_sector_fini,
+    .check = sk_sector_check,
 };
 
 SC_PLUGIN_EXPORT const sc_plugin_t *

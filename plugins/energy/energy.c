@@ -60,6 +60,7 @@ static const sc_plugin_t energy_plugin = {
     .settings = sk_sector_settings,
     .init = energy_init,
     .fini = sk_sector_fini,
+    .check = sk_sector_check,
 };
 
 SC_PLUGIN_EXPORT const sc_plugin_t *

@@ -62,6 +62,7 @@ static const sc_plugin_t semis_ai_plugin = {
     .settings = sk_sector_settings,
     .init = semis_ai_init,
     .fini = sk_sector_fini,
+    .check = sk_sector_check,
 };
 
 SC_PLUGIN_EXPORT const sc_plugin_t *

@@ -52,17 +52,18 @@
 #define SENT_BUF 32   /* "2026-02-10T09:30:00-00:00" */
 
 /* CAP 1.2 value sets (OASIS CAP-V1.2, 3.2.1 and 3.2.2) */
-static const char *const cap_severity[] = { "Minor", "Moderate", "Severe",
-                                            "Extreme", NULL };
-static const char *const cap_urgency[] = { "Immediate", "Expected", "Future",
-                                           "Past", "Unknown", NULL };
-static const char *const cap_certainty[] = { "Observed", "Likely",
-                                             "Possible", "Unlikely",
-                                             "Unknown", NULL };
-static const char *const cap_category[] = {
+const char *const sk_cap_severity[] = { "Minor", "Moderate", "Severe",
+                                        "Extreme", NULL };
+const char *const sk_cap_urgency[] = { "Immediate", "Expected", "Future",
+                                       "Past", "Unknown", NULL };
+const char *const sk_cap_certainty[] = { "Observed", "Likely", "Possible",
+                                         "Unlikely", "Unknown", NULL };
+const char *const sk_cap_category[] = {
     "Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
     "Transport", "Infra", "CBRNE", "Other", NULL
 };
+const char *const sk_rule_ops[] = { "<", "<=", ">", ">=", NULL };
+#define cap_severity sk_cap_severity
 
 typedef struct level {
     double threshold;
@@ -146,268 +147,14 @@ fmt_num(double v, char *buf, size_t len)
     }
 }
 
-/* Index of `word` in `list`, ignoring case; -1 if absent. */
+/* Index of `word` in `list`; -1 if absent. */
 static int
 lookup(const char *word, const char *const *list)
 {
-    for (int i = 0; list[i]; i++)
-        if (!strcasecmp(word, list[i]))
+    for (int i = 0; word && list[i]; i++)
+        if (!strcmp(word, list[i]))
             return i;
     return -1;
-}
-
-/* The parser of one rule: its tokens and where the error goes. */
-typedef struct parser {
-    char **tok;
-    size_t n, at;
-    char *err;
-    size_t errlen;
-    size_t number;    /* 1-based, among the non-empty rules */
-    const char *text; /* the rule as written, trimmed */
-} parser_t;
-
-static int
-perr(parser_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-perr(parser_t *p, const char *fmt, ...)
-{
-    char why[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    size_t tl = strlen(p->text);
-    snprintf(p->err, p->errlen, "rule %zu \"%.*s%s\": %s", p->number,
-             tl > 72 ? 69 : (int)tl, p->text, tl > 72 ? "..." : "", why);
-    return -1;
-}
-
-/* Split `s` (one rule, no ';') into tokens: "<", "<=", ">", ">=" are
- * tokens of their own, everything else is separated by white space. */
-static int
-tokenize(const char *s, char ***out, size_t *n_out)
-{
-    char **tok = NULL;
-    size_t n = 0, cap = 0;
-    while (*s) {
-        if (isspace((unsigned char)*s)) {
-            s++;
-            continue;
-        }
-        size_t len = 0;
-        if (*s == '<' || *s == '>')
-            len = s[1] == '=' ? 2 : 1;
-        else
-            while (s[len] && !isspace((unsigned char)s[len]) &&
-                   s[len] != '<' && s[len] != '>')
-                len++;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **t = realloc(tok, ncap * sizeof *t);
-            if (!t)
-                goto oom;
-            tok = t;
-            cap = ncap;
-        }
-        if (!(tok[n] = strndup(s, len)))
-            goto oom;
-        n++;
-        s += len;
-    }
-    *out = tok;
-    *n_out = n;
-    return 0;
-oom:
-    for (size_t i = 0; i < n; i++)
-        free(tok[i]);
-    free(tok);
-    return -1;
-}
-
-static int
-is_op(const char *t)
-{
-    return t && (!strcmp(t, "<") || !strcmp(t, "<=") || !strcmp(t, ">") ||
-                 !strcmp(t, ">="));
-}
-
-/* A plain decimal number: digits, one '.', an exponent; finite. */
-static int
-parse_number(const char *t, double *out)
-{
-    if (!t || !*t || strspn(t, "0123456789+-.eE") != strlen(t))
-        return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(t, &end);
-    if (errno || !end || *end || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int
-is_keyword(const char *t)
-{
-    static const char *const kw[] = { "clear", "for", "urgency",
-                                      "certainty", "category", NULL };
-    return t && lookup(t, kw) >= 0;
-}
-
-static const char *
-next(parser_t *p)
-{
-    return p->at < p->n ? p->tok[p->at++] : NULL;
-}
-
-/* Option `name` takes one of `list`. */
-static int
-parse_enum_option(parser_t *p, const char *name, const char *const *list,
-                  const char **out)
-{
-    char buf[160];
-    const char *v = next(p);
-    if (*out)
-        return perr(p, "\"%s\" given twice", name);
-    if (!v)
-        return perr(p, "\"%s\" needs a value (%s)", name,
-                    sk_join(list, buf, sizeof buf));
-    int i = lookup(v, list);
-    if (i < 0)
-        return perr(p, "\"%s\" is not a CAP %s (%s)", v, name,
-                    sk_join(list, buf, sizeof buf));
-    *out = list[i];
-    return 0;
-}
-
-static int
-parse_rule(parser_t *p, rule_t *r)
-{
-    char sev_list[80], num[40];
-    const char *t = next(p);
-    sk_join(cap_severity, sev_list, sizeof sev_list);
-    if (!sk_series_id_valid(t))
-        return perr(p, "\"%s\" is not a series id ([a-z0-9][a-z0-9_-]"
-                    "{0,%d}, as in the register's \"indicators\")", t,
-                    SK_ID_MAX - 1);
-    snprintf(r->series, sizeof r->series, "%s", t);
-
-    /* levels */
-    const char *first_op = NULL;
-    while (p->at < p->n && is_op(p->tok[p->at])) {
-        const char *op = next(p);
-        const char *nt = next(p);
-        const char *st = next(p);
-        double v;
-        if (parse_number(nt, &v) < 0)
-            return perr(p, "expected a number after \"%s\", found %s%s%s",
-                        op, nt ? "\"" : "the end", nt ? nt : "",
-                        nt ? "\"" : "");
-        if (!st || is_op(st) || is_keyword(st))
-            return perr(p, "expected a severity (%s) after \"%s %s\"",
-                        sev_list, op, nt);
-        int sev = lookup(st, cap_severity);
-        if (sev < 0)
-            return perr(p, "\"%s\" is not a CAP severity (%s)", st,
-                        sev_list);
-        if (!first_op) {
-            first_op = op;
-            r->below = op[0] == '<';
-            r->inclusive = op[1] == '=';
-        } else if (strcmp(op, first_op) != 0) {
-            return perr(p, "\"%s %s\": every level of a rule uses the same "
-                        "operator (here \"%s\")", op, nt, first_op);
-        }
-        if (r->n_levels == MAX_LEVELS)
-            return perr(p, "more than %d levels", MAX_LEVELS);
-        if (r->n_levels > 0) {
-            const level_t *prev = &r->levels[r->n_levels - 1];
-            if (r->below ? !(v < prev->threshold) : !(v > prev->threshold))
-                return perr(p, "\"%s %s %s\": each level's threshold must be "
-                            "%s the one before", op, nt, st,
-                            r->below ? "below" : "above");
-            if (sev <= prev->severity)
-                return perr(p, "\"%s %s %s\": each level's severity must be "
-                            "higher than the one before (%s)", op, nt, st,
-                            sev_list);
-        }
-        r->levels[r->n_levels].threshold = v;
-        r->levels[r->n_levels].severity = sev;
-        r->n_levels++;
-    }
-    if (r->n_levels == 0)
-        return perr(p, "expected a level such as \"< 10 Severe\" after the "
-                    "series id%s%s%s", p->at < p->n ? ", found \"" : "",
-                    p->at < p->n ? p->tok[p->at] : "",
-                    p->at < p->n ? "\"" : "");
-
-    /* clear and options */
-    int have_for = 0;
-    while (p->at < p->n) {
-        const char *kw = next(p);
-        if (!strcasecmp(kw, "clear")) {
-            const char *nt = next(p);
-            if (r->has_clear)
-                return perr(p, "\"clear\" given twice");
-            if (parse_number(nt, &r->clear) < 0)
-                return perr(p, "expected a number after \"clear\"");
-            r->has_clear = 1;
-        } else if (!strcasecmp(kw, "for")) {
-            const char *nt = next(p);
-            char *end = NULL;
-            long v = nt ? strtol(nt, &end, 10) : 0;
-            if (have_for)
-                return perr(p, "\"for\" given twice");
-            if (!nt || !end || *end || v < 1 || v > MAX_FOR)
-                return perr(p, "\"for\" needs a whole number of consecutive "
-                            "observations, 1..%d", MAX_FOR);
-            r->for_n = (int)v;
-            have_for = 1;
-        } else if (!strcasecmp(kw, "urgency")) {
-            if (parse_enum_option(p, "urgency", cap_urgency, &r->urgency))
-                return -1;
-        } else if (!strcasecmp(kw, "certainty")) {
-            if (parse_enum_option(p, "certainty", cap_certainty,
-                                  &r->certainty))
-                return -1;
-        } else if (!strcasecmp(kw, "category")) {
-            if (parse_enum_option(p, "category", cap_category,
-                                  &r->category))
-                return -1;
-        } else if (is_op(kw)) {
-            return perr(p, "levels come before \"clear\" and the options");
-        } else {
-            return perr(p, "unknown word \"%s\" (expected a level \"< 10 "
-                        "Severe\", clear, for, urgency, certainty or "
-                        "category)", kw);
-        }
-    }
-    if (!have_for)
-        r->for_n = 1;
-
-    /* no flapping: a band, or more than one observation to move */
-    double t1 = r->levels[0].threshold;
-    fmt_num(t1, num, sizeof num);
-    if (r->has_clear) {
-        if (r->below ? !(r->clear > t1) : !(r->clear < t1))
-            return perr(p, "clear threshold must be %s the first level's "
-                        "threshold %s, so that a value hovering there "
-                        "raises once", r->below ? "above" : "below", num);
-        r->band = fabs(r->clear - t1);
-    } else if (r->for_n < 2) {
-        return perr(p, "needs \"clear X\" (a threshold %s %s) or \"for N\" "
-                    "with N >= 2, so that a value hovering at the "
-                    "threshold raises once", r->below ? "above" : "below",
-                    num);
-    }
-    if (!r->urgency)
-        r->urgency = "Future";
-    if (!r->certainty)
-        r->certainty = "Likely";
-    if (!r->category)
-        r->category = "Other";
-    return 0;
 }
 
 /* The canonical text of a parsed rule. */
@@ -444,78 +191,254 @@ rule_text(const rule_t *r)
     return strdup(buf);
 }
 
-sk_rules_t *
-sk_rules_parse(const char *text, char *err, size_t errlen)
+/* Reading the structured `alert_rules` setting. The host has checked the
+ * table's part (types, required fields, allowed operators and CAP values,
+ * ranges, list lengths); here is what only the plugin knows. */
+typedef struct reader {
+    sc_host_t *host;
+    const sc_host_api_t *api;
+    int problems;
+} reader_t;
+
+static void
+problem(reader_t *rd, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+problem(reader_t *rd, const char *path, const char *fmt, ...)
 {
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    rd->problems++;
+    if (SC_HOST_HAS(rd->api, setting_problem))
+        rd->api->setting_problem(rd->host, path, "%s", text);
+    else
+        rd->api->log(rd->host, SC_LOG_ERROR, "setting '%s': %s", path, text);
+}
+
+/* Length of the list at `path` (0 if not set); on a host without
+ * setting_count, counted by probing "path[n].probe" (up to max + 1). */
+static size_t
+count_list(sc_host_t *host, const sc_host_api_t *api, const char *path,
+           const char *probe, size_t max)
+{
+    size_t n = 0;
+    if (SC_HOST_HAS(api, setting_count))
+        return api->setting_count(host, path, &n) == SC_OK ? n : 0;
+    char p[128];
+    double d;
+    for (; n <= max; n++) {
+        snprintf(p, sizeof p, "%s[%zu].%s", path, n, probe);
+        if (api->setting_float(host, p, &d) == SC_ERR_NO_SETTING &&
+            api->setting_string(host, p, &(const char *){NULL}) ==
+                SC_ERR_NO_SETTING)
+            break;
+    }
+    return n;
+}
+
+/* A field of rule i: SC_OK, SC_ERR_NO_SETTING (not set, no default) or
+ * another code (reported). */
+static int
+field_str(reader_t *rd, size_t i, const char *f, const char **out)
+{
+    char path[96];
+    snprintf(path, sizeof path, "alert_rules[%zu].%s", i, f);
+    int rc = rd->api->setting_string(rd->host, path, out);
+    if (rc != SC_OK && rc != SC_ERR_NO_SETTING)
+        problem(rd, path, "%s", rd->api->strerror(rc));
+    return rc;
+}
+
+static int
+field_num(reader_t *rd, const char *path, double *out)
+{
+    int rc = rd->api->setting_float(rd->host, path, out);
+    if (rc == SC_OK && !isfinite(*out)) {
+        problem(rd, path, "must be a finite number");
+        return SC_ERR_ARG;
+    }
+    if (rc != SC_OK && rc != SC_ERR_NO_SETTING)
+        problem(rd, path, "%s", rd->api->strerror(rc));
+    return rc;
+}
+
+/* Rule i into r; 0, or -1 after reporting. */
+static int
+read_rule(reader_t *rd, size_t i, rule_t *r)
+{
+    char path[96], num[40], prev[40];
+    const char *ind = NULL, *op = NULL, *sev = NULL;
+    int before = rd->problems;
+    if (field_str(rd, i, "indicator", &ind) != SC_OK ||
+        field_str(rd, i, "op", &op) != SC_OK ||
+        field_str(rd, i, "severity", &sev) != SC_OK)
+        return -1;
+    snprintf(path, sizeof path, "alert_rules[%zu].indicator", i);
+    if (!sk_series_id_valid(ind))
+        problem(rd, path, "\"%s\" is not a series id ([a-z0-9][a-z0-9_-]"
+                "{0,%d}, as in the register's \"indicators\")", ind,
+                SK_ID_MAX - 1);
+    else
+        snprintf(r->series, sizeof r->series, "%s", ind);
+    int o = lookup(op, sk_rule_ops);
+    if (o < 0) {
+        snprintf(path, sizeof path, "alert_rules[%zu].op", i);
+        problem(rd, path, "\"%s\" is not one of <, <=, >, >=", op);
+        return -1;
+    }
+    r->below = op[0] == '<';
+    r->inclusive = op[1] == '=';
+
+    /* levels: the first, then escalate[] */
+    snprintf(path, sizeof path, "alert_rules[%zu].threshold", i);
+    if (field_num(rd, path, &r->levels[0].threshold) != SC_OK)
+        return -1;
+    if ((r->levels[0].severity = lookup(sev, cap_severity)) < 0) {
+        snprintf(path, sizeof path, "alert_rules[%zu].severity", i);
+        problem(rd, path, "\"%s\" is not a CAP severity", sev);
+        return -1;
+    }
+    r->n_levels = 1;
+    size_t n_esc = 0;
+    snprintf(path, sizeof path, "alert_rules[%zu].escalate", i);
+    n_esc = count_list(rd->host, rd->api, path, "threshold", MAX_LEVELS);
+    if (n_esc > MAX_LEVELS - 1) {
+        problem(rd, path, "at most %d further levels", MAX_LEVELS - 1);
+        return -1;
+    }
+    for (size_t k = 0; k < n_esc; k++) {
+        level_t *lv = &r->levels[r->n_levels];
+        const level_t *pv = &r->levels[r->n_levels - 1];
+        const char *es = NULL;
+        snprintf(path, sizeof path, "alert_rules[%zu].escalate[%zu].threshold",
+                 i, k);
+        if (field_num(rd, path, &lv->threshold) != SC_OK)
+            return -1;
+        fmt_num(lv->threshold, num, sizeof num);
+        fmt_num(pv->threshold, prev, sizeof prev);
+        if (r->below ? !(lv->threshold < pv->threshold)
+                     : !(lv->threshold > pv->threshold))
+            problem(rd, path, "%s must be %s the threshold before it (%s): "
+                    "each level lies further past the first", num,
+                    r->below ? "below" : "above", prev);
+        snprintf(path, sizeof path, "alert_rules[%zu].escalate[%zu].severity",
+                 i, k);
+        int rc = rd->api->setting_string(rd->host, path, &es);
+        if (rc != SC_OK || (lv->severity = lookup(es, cap_severity)) < 0) {
+            problem(rd, path, "%s", rc != SC_OK ? rd->api->strerror(rc)
+                                                : "not a CAP severity");
+            return -1;
+        }
+        if (lv->severity <= pv->severity)
+            problem(rd, path, "\"%s\" must be more severe than the level "
+                    "before it (\"%s\"; Minor < Moderate < Severe < Extreme)",
+                    es, cap_severity[pv->severity]);
+        r->n_levels++;
+    }
+
+    /* options (defaults from the table) */
+    int64_t n = 1;
+    snprintf(path, sizeof path, "alert_rules[%zu].consecutive", i);
+    int rc = rd->api->setting_int(rd->host, path, &n);
+    if (rc == SC_OK && (n < 1 || n > MAX_FOR))
+        problem(rd, path, "%lld is out of range (1..%d)", (long long)n,
+                MAX_FOR);
+    r->for_n = rc == SC_OK ? (int)n : 1;
+    static const char *const opt_name[] = { "urgency", "certainty",
+                                            "category" };
+    const char *const *opt_set[] = { sk_cap_urgency, sk_cap_certainty,
+                                     sk_cap_category };
+    static const char *const opt_default[] = { "Future", "Likely", "Other" };
+    const char **opt_out[] = { &r->urgency, &r->certainty, &r->category };
+    for (int k = 0; k < 3; k++) {
+        const char *v = NULL;
+        rc = field_str(rd, i, opt_name[k], &v);
+        int at = rc == SC_OK ? lookup(v, opt_set[k])
+                             : lookup(opt_default[k], opt_set[k]);
+        if (rc != SC_OK && rc != SC_ERR_NO_SETTING)
+            return -1;
+        if (at < 0) {
+            snprintf(path, sizeof path, "alert_rules[%zu].%s", i,
+                     opt_name[k]);
+            problem(rd, path, "\"%s\" is not a CAP %s", v, opt_name[k]);
+            return -1;
+        }
+        *opt_out[k] = opt_set[k][at];
+    }
+
+    /* no flapping: a band, or more than one observation to move */
+    double t1 = r->levels[0].threshold;
+    fmt_num(t1, num, sizeof num);
+    snprintf(path, sizeof path, "alert_rules[%zu].clear", i);
+    rc = field_num(rd, path, &r->clear);
+    if (rc == SC_OK) {
+        r->has_clear = 1;
+        if (r->below ? !(r->clear > t1) : !(r->clear < t1))
+            problem(rd, path, "must be %s the first threshold %s, so that a "
+                    "value hovering there raises once",
+                    r->below ? "above" : "below", num);
+        r->band = fabs(r->clear - t1);
+    } else if (rc != SC_ERR_NO_SETTING) {
+        return -1;
+    } else if (r->for_n < 2) {
+        snprintf(path, sizeof path, "alert_rules[%zu]", i);
+        problem(rd, path, "needs clear (a threshold %s %s) or consecutive "
+                ">= 2, so that a value hovering at the threshold raises once",
+                r->below ? "above" : "below", num);
+    }
+    return rd->problems > before ? -1 : 0;
+}
+
+sk_rules_t *
+sk_rules_read(sc_host_t *host, const sc_host_api_t *api, int *problems)
+{
+    reader_t rd = { host, api, 0 };
+    *problems = 0;
     sk_rules_t *rs = calloc(1, sizeof *rs);
-    char *copy = strdup(text ? text : "");
-    if (!rs || !copy) {
-        snprintf(err, errlen, "out of memory");
-        free(rs);
-        free(copy);
+    if (!rs)
+        return NULL;
+    size_t n = count_list(host, api, "alert_rules", "indicator", MAX_RULES);
+    if (n > MAX_RULES) {
+        problem(&rd, "alert_rules", "more than %d rules", MAX_RULES);
+        *problems = rd.problems;
+        sk_rules_destroy(&rs);
         return NULL;
     }
-    size_t cap = 0, number = 0;
-    char *save = NULL;
-    for (char *one = strtok_r(copy, ";", &save); one;
-         one = strtok_r(NULL, ";", &save)) {
-        /* trim */
-        while (isspace((unsigned char)*one))
-            one++;
-        size_t len = strlen(one);
-        while (len && isspace((unsigned char)one[len - 1]))
-            one[--len] = '\0';
-        if (!len)
-            continue;
-        number++;
-        parser_t p = { NULL, 0, 0, err, errlen, number, one };
-        if (number > MAX_RULES) {
-            perr(&p, "more than %d rules", MAX_RULES);
-            goto bad;
-        }
-        if (tokenize(one, &p.tok, &p.n) < 0) {
-            snprintf(err, errlen, "out of memory");
-            goto bad;
-        }
-        if (rs->n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            rule_t *nr = realloc(rs->r, ncap * sizeof *nr);
-            if (!nr) {
-                snprintf(err, errlen, "out of memory");
-                for (size_t i = 0; i < p.n; i++)
-                    free(p.tok[i]);
-                free(p.tok);
-                goto bad;
-            }
-            rs->r = nr;
-            cap = ncap;
-        }
+    if (n > 0 && !(rs->r = calloc(n, sizeof *rs->r))) {
+        sk_rules_destroy(&rs);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
         rule_t *r = &rs->r[rs->n];
         memset(r, 0, sizeof *r);
-        int rc = parse_rule(&p, r);
-        for (size_t i = 0; i < p.n; i++)
-            free(p.tok[i]);
-        free(p.tok);
-        if (rc < 0)
-            goto bad;
-        for (size_t i = 0; i < rs->n; i++)
-            if (!strcmp(rs->r[i].series, r->series)) {
-                perr(&p, "series \"%s\" already has a rule (rule %zu); give "
-                     "one rule several levels instead", r->series, i + 1);
-                goto bad;
-            }
+        if (read_rule(&rd, i, r) < 0)
+            continue;
+        size_t dup = rs->n;
+        for (size_t k = 0; k < rs->n && dup == rs->n; k++)
+            if (!strcmp(rs->r[k].series, r->series))
+                dup = k;
+        if (dup < rs->n) {
+            char path[64];
+            snprintf(path, sizeof path, "alert_rules[%zu].indicator", i);
+            problem(&rd, path, "series \"%s\" already has a rule (%s); give "
+                    "one rule further levels (escalate) instead", r->series,
+                    rs->r[dup].text);
+            continue;
+        }
         if (!(r->text = rule_text(r))) {
-            snprintf(err, errlen, "out of memory");
-            goto bad;
+            sk_rules_destroy(&rs);
+            return NULL;
         }
         rs->n++;
     }
-    free(copy);
+    *problems = rd.problems;
+    if (rd.problems > 0)
+        sk_rules_destroy(&rs);
     return rs;
-bad:
-    free(copy);
-    sk_rules_destroy(&rs);
-    return NULL;
 }
 
 int
@@ -1115,7 +1038,7 @@ cancel_orphans(sk_alerts_t *a, sk_emit_fn emit, sk_granted_fn granted,
             m.urgency = "Past";
             m.certainty = "Unknown";
             m.response = "AllClear";
-            m.category = lookup(s.category, cap_category) >= 0 ? s.category
+            m.category = lookup(s.category, sk_cap_category) >= 0 ? s.category
                                                                : "Other";
             snprintf(m.headline, sizeof m.headline, "Cancelled: %.150s",
                      s.event);

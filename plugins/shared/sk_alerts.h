@@ -2,22 +2,30 @@
  * sk_alerts.h - supply-chain early warnings: alert rules over indicator
  * series, their state, and the CAP 1.2 messages they publish.
  *
- * Owns: the rule syntax of the `alert_rules` setting (parsing and its
- * error messages), the state machine of each rule (levels, hysteresis,
- * consecutive observations), the alert state kept durable in the plugin
- * state ("alert/<series>"), and the CAP 1.2 fields of the alert.raised /
+ * Owns: reading the structured `alert_rules` setting (a list of groups,
+ * whose shape, types, operators and CAP values the host checks against
+ * the table in sk_sector.c) and the checks only the plugin can make
+ * (series ids, levels ever further and more severe, the clear band, one
+ * rule per series), reported with setting_problem() at the field's line;
+ * the state machine of each rule (levels, hysteresis, consecutive
+ * observations), the alert state kept durable in the plugin state
+ * ("alert/<series>"), and the CAP 1.2 fields of the alert.raised /
  * alert.updated / alert.cleared messages. Never reads files, never calls
  * publish(): messages go to an sk_emit_fn, as in sk_known.
  *
- * Rule syntax (docs/sectors.md has the full reference):
+ * A rule (docs/sectors.md has the full reference):
  *
- *   rules  = rule *( ";" rule )
- *   rule   = SERIES level *level [ "clear" NUMBER ] *option
- *   level  = ( "<" | "<=" | ">" | ">=" ) NUMBER SEVERITY
- *   option = "for" N | "urgency" U | "certainty" C | "category" K
+ *   alert_rules = (
+ *     { indicator = "lng_inventory_days"; op = "<"; threshold = 10.0;
+ *       severity = "Severe";
+ *       escalate = ( { threshold = 7.0; severity = "Extreme"; } );
+ *       clear = 12.0; category = "Infra"; },
+ *     { indicator = "chip_lead_time_weeks"; op = ">"; threshold = 20.0;
+ *       severity = "Moderate"; consecutive = 2; }
+ *   );
  *
- *   lng_inventory_days < 10 Severe < 7 Extreme clear 12 category Infra
- *   chip_lead_time_weeks > 20 Moderate > 26 Severe clear 18 for 2
+ * Each rule also has a canonical one-line text used in messages and logs:
+ *   "lng_inventory_days < 10 Severe < 7 Extreme clear 12 category Infra"
  */
 #ifndef SK_ALERTS_H
 #define SK_ALERTS_H
@@ -30,11 +38,19 @@
 
 typedef struct sk_rules sk_rules_t;
 
-/* Parse `text` (NULL or blank: no rules). Returns the rules, or NULL with
- * a one-line reason naming the rule in err[errlen] ("rule 2
- * \"chip_lead_time_weeks > 20 Urgent\": \"Urgent\" is not a CAP
- * severity (Minor, Moderate, Severe, Extreme)"), or "out of memory". */
-sk_rules_t *sk_rules_parse(const char *text, char *err, size_t errlen);
+/* CAP 1.2 value sets, NULL-terminated, and the rule operators. */
+extern const char *const sk_cap_severity[];
+extern const char *const sk_cap_urgency[];
+extern const char *const sk_cap_certainty[];
+extern const char *const sk_cap_category[];
+extern const char *const sk_rule_ops[];
+
+/* Read the `alert_rules` setting through the host's getters (in check()
+ * or init()). Every problem is reported with api->setting_problem (logged
+ * on a host without it) and counted in *problems; then NULL. NULL with
+ * *problems == 0: out of memory. Not set: no rules. */
+sk_rules_t *sk_rules_read(sc_host_t *host, const sc_host_api_t *api,
+                          int *problems);
 void sk_rules_destroy(sk_rules_t **self_p);
 
 /* Number of rules; the series and the canonical text of rule i. */

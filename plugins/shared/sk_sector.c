@@ -8,6 +8,7 @@
 #include "sk_sector.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,18 +32,68 @@
 /* Version of what this kit keeps in the plugin state. */
 #define STATE_FORMAT "1"
 
+/* One further level of an alert rule. */
+static const sc_setting_def_t level_fields[] = {
+    SC_SETTING("threshold", SC_SETTING_FLOAT, NULL, 1,
+      "value past which this level applies; further past than the level "
+      "before"),
+    { SC_SETTING_FIELDS("severity", SC_SETTING_STRING, NULL, 1,
+        "CAP severity of this level; higher than the level before"),
+      .allowed = sk_cap_severity },
+    SC_SETTINGS_END
+};
+
+/* One alert rule: an indicator series, a direction, 1..4 levels. */
+static const sc_setting_def_t rule_fields[] = {
+    SC_SETTING("indicator", SC_SETTING_STRING, NULL, 1,
+      "series id of an indicator in the register, e.g. lng_inventory_days"),
+    { SC_SETTING_FIELDS("op", SC_SETTING_STRING, NULL, 1,
+        "\"<\" or \"<=\": low values are bad; \">\" or \">=\": high values "
+        "are bad"),
+      .allowed = sk_rule_ops },
+    SC_SETTING("threshold", SC_SETTING_FLOAT, NULL, 1,
+      "value past which the alert is raised (first level)"),
+    { SC_SETTING_FIELDS("severity", SC_SETTING_STRING, NULL, 1,
+        "CAP severity of the first level"),
+      .allowed = sk_cap_severity },
+    { SC_SETTING_FIELDS("escalate", SC_SETTING_GROUP, NULL, 0,
+        "further levels ( { threshold; severity; }, ... ), each further "
+        "past and more severe"),
+      .flags = SC_SETTING_F_LIST | SC_SETTING_F_MAX, .max = 3,
+      .fields = level_fields },
+    SC_SETTING("clear", SC_SETTING_FLOAT, NULL, 0,
+      "value back past which the alert clears (a band against flapping); "
+      "needed unless consecutive >= 2"),
+    { SC_SETTING_FIELDS("consecutive", SC_SETTING_INT, "1", 0,
+        "observations in a row needed to move a level"),
+      .flags = SC_SETTING_F_MIN | SC_SETTING_F_MAX, .min = 1, .max = 100 },
+    { SC_SETTING_FIELDS("urgency", SC_SETTING_STRING, "Future", 0,
+        "CAP urgency"),
+      .allowed = sk_cap_urgency },
+    { SC_SETTING_FIELDS("certainty", SC_SETTING_STRING, "Likely", 0,
+        "CAP certainty"),
+      .allowed = sk_cap_certainty },
+    { SC_SETTING_FIELDS("category", SC_SETTING_STRING, "Other", 0,
+        "CAP category"),
+      .allowed = sk_cap_category },
+    SC_SETTINGS_END
+};
+
 const sc_setting_def_t sk_sector_settings[] = {
     SC_SETTING("register_dir", SC_SETTING_PATH, NULL, 1,
       "directory of the register: *.json files of tasks, standards and "
       "indicator series"),
-    SC_SETTING("poll_interval_ms", SC_SETTING_INT, "1000", 0,
-      "how often to look for changed files, in ms (10..3600000)"),
+    { SC_SETTING_FIELDS("poll_interval_ms", SC_SETTING_INT, "1000", 0,
+        "how often to look for changed files, in ms"),
+      .flags = SC_SETTING_F_MIN | SC_SETTING_F_MAX, .min = POLL_MIN_MS,
+      .max = POLL_MAX_MS },
     SC_SETTING("publish_on_start", SC_SETTING_BOOL, "true", 0,
       "publish what changed since the last run at start (false: take the "
       "register as published, only later changes)"),
-    SC_SETTING("alert_rules", SC_SETTING_STRING, NULL, 0,
-      "supply-chain alert rules, ';'-separated, e.g. \"lng_inventory_days "
-      "< 10 Severe < 7 Extreme clear 12\" (docs/sectors.md)"),
+    { SC_SETTING_FIELDS("alert_rules", SC_SETTING_GROUP, NULL, 0,
+        "supply-chain alert rules, a list of groups (docs/sectors.md)"),
+      .flags = SC_SETTING_F_LIST | SC_SETTING_F_MAX, .max = 64,
+      .fields = rule_fields },
     SC_SETTING("alert_sender", SC_SETTING_STRING, NULL, 0,
       "CAP sender of alerts (no spaces or commas); default "
       "sectorcast.<instance>"),
@@ -247,7 +298,7 @@ read_settings(sector_t *s, sk_rules_t **rules, char **sender)
 {
     const sc_host_api_t *api = s->lg.api;
     sc_host_t *host = s->lg.host;
-    const char *dir = NULL, *text = NULL, *snd = NULL;
+    const char *dir = NULL, *snd = NULL;
     int rc;
     if ((rc = api->setting_string(host, "register_dir", &dir)) != SC_OK ||
         !dir || !*dir) {
@@ -271,24 +322,16 @@ read_settings(sector_t *s, sk_rules_t **rules, char **sender)
                api->strerror(rc));
         return SC_ERR_ARG;
     }
-    /* optional, no default: SC_ERR_NO_SETTING when not set */
-    static const char *const optional[] = { "alert_rules", "alert_sender" };
-    const char **out[] = { &text, &snd };
-    for (int i = 0; i < 2; i++) {
-        rc = api->setting_string(host, optional[i], out[i]);
-        if (rc == SC_ERR_NO_SETTING)
-            *out[i] = NULL;
-        else if (rc != SC_OK) {
-            SK_LOG(&s->lg, SC_LOG_ERROR, "%s: %s", optional[i],
-                   api->strerror(rc));
-            return SC_ERR_ARG;
-        }
-    }
-    char err[512];
-    if (!(*rules = sk_rules_parse(text, err, sizeof err))) {
-        SK_LOG(&s->lg, SC_LOG_ERROR, "alert_rules: %s", err);
+    rc = api->setting_string(host, "alert_sender", &snd);
+    if (rc == SC_ERR_NO_SETTING)
+        snd = NULL;
+    else if (rc != SC_OK) {
+        SK_LOG(&s->lg, SC_LOG_ERROR, "alert_sender: %s", api->strerror(rc));
         return SC_ERR_ARG;
     }
+    int problems = 0;
+    if (!(*rules = sk_rules_read(host, api, &problems)))
+        return problems ? SC_ERR_BAD_SETTING : SC_ERR_NO_MEMORY;
     if (snd && *snd) {
         if (!sk_cap_sender_valid(snd)) {
             SK_LOG(&s->lg, SC_LOG_ERROR, "alert_sender: \"%s\" cannot be a "
@@ -390,6 +433,54 @@ open_state(sector_t *s)
                "%ld alert state%s remembered", known, known == 1 ? "y" : "ies",
                alerts, alerts == 1 ? "" : "s");
     return SC_OK;
+}
+
+/* setting_problem(), or a log line on a host without it. */
+static void
+problem(sc_host_t *host, const sc_host_api_t *api, const char *path,
+        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+problem(sc_host_t *host, const sc_host_api_t *api, const char *path,
+        const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (SC_HOST_HAS(api, setting_problem))
+        api->setting_problem(host, path, "%s", text);
+    else
+        api->log(host, SC_LOG_ERROR, "setting '%s': %s", path, text);
+}
+
+int
+sk_sector_check(sc_host_t *host, const sc_host_api_t *api)
+{
+    int bad = 0;
+    const char *dir = NULL, *snd = NULL;
+    struct stat st;
+    if (api->setting_string(host, "register_dir", &dir) == SC_OK && dir) {
+        if (stat(dir, &st) < 0) {
+            problem(host, api, "register_dir", "%s: %s", dir,
+                    strerror(errno));
+            bad++;
+        } else if (!S_ISDIR(st.st_mode)) {
+            problem(host, api, "register_dir", "%s: not a directory", dir);
+            bad++;
+        }
+    }
+    if (api->setting_string(host, "alert_sender", &snd) == SC_OK && snd &&
+        *snd && !sk_cap_sender_valid(snd)) {
+        problem(host, api, "alert_sender", "\"%s\" cannot be a CAP sender "
+                "(1..255 bytes without spaces, commas, '<' or '&')", snd);
+        bad++;
+    }
+    int problems = 0;
+    sk_rules_t *rules = sk_rules_read(host, api, &problems);
+    sk_rules_destroy(&rules);
+    return bad || problems ? SC_ERR_BAD_SETTING : SC_OK;
 }
 
 int

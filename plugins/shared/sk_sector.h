@@ -9,7 +9,7 @@
  *     static const sc_plugin_t my_plugin = {
  *         .abi_version = SC_PLUGIN_ABI_VERSION, .name = "semis_ai", ...,
  *         .settings = sk_sector_settings, .init = my_init,
- *         .fini = sk_sector_fini,
+ *         .fini = sk_sector_fini, .check = sk_sector_check,
  *     };
  *
  * Owns the instance's life: the settings, the grants, the loop (a poll
@@ -29,6 +29,11 @@
  * register_dir, poll_interval_ms, publish_on_start, alert_rules,
  * alert_sender. */
 extern const sc_setting_def_t sk_sector_settings[];
+
+/* check() of a sector plugin: what the table cannot say (register_dir is
+ * a directory, alert_sender can be a CAP sender, the alert rules' levels,
+ * clear band and series ids), each reported with setting_problem(). */
+int sk_sector_check(sc_host_t *host, const sc_host_api_t *api);
 
 /* init() and fini() of a sector plugin. `sector` must be static. */
 int sk_sector_init(const sk_sector_t *sector, sc_host_t *host,

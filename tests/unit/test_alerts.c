@@ -33,8 +33,11 @@ static const char *const all_energy[] = { "energy.", NULL };
 
 /* The LNG rule most tests use: Severe below 10 days of cover, Extreme
  * below 7, cleared at 12 or more. */
-#define LNG_RULE "lng_inventory_days < 10 Severe < 7 Extreme clear 12 " \
-                 "category Infra urgency Expected"
+#define LNG_RULE                                                         \
+    "( { indicator = \"lng_inventory_days\"; op = \"<\"; threshold = 10;" \
+    "    severity = \"Severe\";"                                            \
+    "    escalate = ( { threshold = 7; severity = \"Extreme\"; } );"        \
+    "    clear = 12; category = \"Infra\"; urgency = \"Expected\"; } )"
 
 typedef struct fixture {
     sectortest_t t; /* energy.so unless a test loads another plugin */
@@ -404,7 +407,9 @@ static void
 test_consecutive_observations(void **state)
 {
     fixture_t *f = *state;
-    const char *rule = "lng_inventory_days < 10 Moderate for 3";
+    const char *rule = "( { indicator = \"lng_inventory_days\"; op = \"<\"; "
+                       "threshold = 10; severity = \"Moderate\"; "
+                       "consecutive = 3; } )";
     static const double start[] = { 11 };
     add_values(f, 1, start);
     write_series(f, "lng_inventory_days", "lng");
@@ -518,7 +523,8 @@ test_removed_rule_cancels_its_alert(void **state)
     assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_t *raised = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.raised",
                                "Severe");
-    restart(f, "other_series > 5 Minor clear 3");
+    restart(f, "( { indicator = \"other_series\"; op = \">\"; "
+               "threshold = 5; severity = \"Minor\"; clear = 3; } )");
     assert_int_equal(sc_pt_msg_count(f->t.fh), 1);
     json_t *c = check_cap(f->t.fh, 0, "energy.lng.alerts", "alert.cleared",
                           "Minor");
@@ -544,9 +550,9 @@ test_sender_and_grant(void **state)
     assert_int_equal(sc_pt_set(f->t.fh, "alert_rules", LNG_RULE), SC_OK);
     assert_int_equal(sc_pt_set(f->t.fh, "alert_sender", "kus gateway"),
                      SC_OK);
-    assert_int_equal(sc_pt_start(f->t.fh), SC_ERR_ARG);
-    st_assert_logged(f->t.fh, "alert_sender: \"kus gateway\" cannot be a CAP "
-                     "sender");
+    assert_int_equal(sc_pt_start(f->t.fh), SC_ERR_BAD_SETTING);
+    st_assert_logged(f->t.fh, "setting 'alert_sender': \"kus gateway\" cannot "
+                     "be a CAP sender");
     sc_pt_destroy(&f->t.fh);
 
     st_host(&f->t, all_energy, NULL);
@@ -585,7 +591,10 @@ test_semis_alert_channel(void **state)
     write_series(f, "chip_lead_time_weeks", "semis");
     static const char *const chans[] = { "semis.", "ai.", NULL };
     start_plugin(f, semis_so, "semis_ai", chans,
-                 "chip_lead_time_weeks > 20 Moderate > 26 Severe clear 18");
+                 "( { indicator = \"chip_lead_time_weeks\"; op = \">\"; "
+                 "threshold = 20; severity = \"Moderate\"; escalate = ( "
+                 "{ threshold = 26; severity = \"Severe\"; } ); "
+                 "clear = 18; } )");
     assert_int_equal(sc_pt_msg_count(f->t.fh), 2);
     json_decref(check_cap(f->t.fh, 0, "semis.supply-chain.alerts",
                           "alert.raised", "Moderate"));
@@ -620,7 +629,14 @@ test_older_host_memory_only(void **state)
     assert_int_equal(sc_pt_store_count(f->t.store, "energy", ""), 0);
 }
 
-/* Bad rule strings stop init with a line naming the rule. */
+/* One rule group with the LNG basics and `extra` fields. */
+#define RULE(extra)                                                       \
+    "{ indicator = \"lng_inventory_days\"; op = \"<\"; threshold = 10; "  \
+    "severity = \"Severe\"; " extra " }"
+
+/* Bad rules are refused where they are written: the table's part when the
+ * setting is given (as by the config check), the rest by the plugin's
+ * check() before init; each message names the field. */
 static void
 test_invalid_rules_rejected(void **state)
 {
@@ -628,61 +644,79 @@ test_invalid_rules_rejected(void **state)
     static const struct {
         const char *rules, *message;
     } cases[] = {
-        { "lng_inventory_days < 10 Urgent clear 12",
-          "alert_rules: rule 1 \"lng_inventory_days < 10 Urgent clear 12\": "
-          "\"Urgent\" is not a CAP severity (Minor, Moderate, Severe, "
-          "Extreme)" },
-        { "a > 1 Minor clear 0; lng_inventory_days < 10 Severe",
-          "alert_rules: rule 2 \"lng_inventory_days < 10 Severe\": needs "
-          "\"clear X\" (a threshold above 10) or \"for N\" with N >= 2" },
-        { "lng_inventory_days < 10 Severe clear 9",
-          "clear threshold must be above the first level's threshold 10" },
-        { "lng_inventory_days > 10 Severe clear 12",
-          "clear threshold must be below the first level's threshold 10" },
-        { "lng_inventory_days < 10 Severe clear 10",
-          "clear threshold must be above" },
-        { "lng_inventory_days < 10 Severe > 7 Extreme clear 12",
-          "\"> 7\": every level of a rule uses the same operator" },
-        { "lng_inventory_days < 7 Severe < 10 Extreme clear 12",
-          "\"< 10 Extreme\": each level's threshold must be below the one "
-          "before" },
-        { "lng_inventory_days < 10 Extreme < 7 Severe clear 12",
-          "each level's severity must be higher than the one before" },
-        { "lng_inventory_days < ten Severe clear 12",
-          "expected a number after \"<\", found \"ten\"" },
-        { "lng_inventory_days <",
-          "expected a number after \"<\", found the end" },
-        { "lng_inventory_days < 10 clear 12",
-          "expected a severity (Minor, Moderate, Severe, Extreme) after "
-          "\"< 10\"" },
-        { "lng_inventory_days clear 12",
-          "expected a level such as \"< 10 Severe\" after the series id, "
-          "found \"clear\"" },
-        { "LNG < 10 Severe clear 12", "\"LNG\" is not a series id" },
-        { "lng_inventory_days < 10 Severe clear 12 colour red",
-          "unknown word \"colour\"" },
-        { "lng_inventory_days < 10 Severe clear 12 urgency Soon",
-          "\"Soon\" is not a CAP urgency (Immediate, Expected, Future, "
-          "Past, Unknown)" },
-        { "lng_inventory_days < 10 Severe clear 12 certainty Sure",
-          "\"Sure\" is not a CAP certainty (Observed, Likely, Possible, "
-          "Unlikely, Unknown)" },
-        { "lng_inventory_days < 10 Severe clear 12 category Energy",
-          "\"Energy\" is not a CAP category (Geo, Met, Safety, Security, "
-          "Rescue, Fire, Health, Env, Transport, Infra, CBRNE, Other)" },
-        { "lng_inventory_days < 10 Severe for 0",
-          "\"for\" needs a whole number of consecutive observations, "
-          "1..100" },
-        { "lng_inventory_days < 10 Severe clear 12 clear 13",
-          "\"clear\" given twice" },
-        { "lng_inventory_days < 10 Severe clear 12 < 7 Extreme",
-          "levels come before \"clear\" and the options" },
-        { "lng_inventory_days < 10 Severe clear 12; "
-          "lng_inventory_days < 5 Extreme clear 6",
-          "rule 2 \"lng_inventory_days < 5 Extreme clear 6\": series "
-          "\"lng_inventory_days\" already has a rule (rule 1)" },
-        { "a < 5 Minor < 4 Moderate < 3 Severe < 2 Extreme < 1 Extreme "
-          "clear 6", "more than 4 levels" },
+        /* the table: shape, types, operators, CAP values, ranges */
+        { "\"lng_inventory_days < 10 Severe clear 12\"",
+          "setting 'alert_rules': must be a list of groups { ... }, "
+          "( { ... }, { ... } ), not a string" },
+        { RULE("clear = 12;"),
+          "setting 'alert_rules': must be a list of groups" },
+        { "( { indicator = \"lng_inventory_days\"; op = \"<\"; threshold = "
+          "10; severity = \"Urgent\"; clear = 12; } )",
+          "setting 'alert_rules[0].severity': \"Urgent\" is not one of "
+          "\"Minor\", \"Moderate\", \"Severe\", \"Extreme\"" },
+        { "( { indicator = \"x\"; op = \"=<\"; threshold = 1; "
+          "severity = \"Minor\"; clear = 2; } )",
+          "setting 'alert_rules[0].op': \"=<\" is not one of \"<\", \"<=\", "
+          "\">\", \">=\"" },
+        { "( { indicator = \"x\"; op = \"<\"; threshold = \"ten\"; "
+          "severity = \"Minor\"; clear = 2; } )",
+          "setting 'alert_rules[0].threshold': must be a number, not a "
+          "string" },
+        { "( { indicator = \"x\"; op = \"<\"; clear = 12; } )",
+          "setting 'alert_rules[0].threshold': required but not set" },
+        { "( " RULE("clear = 12; colour = \"red\";") " )",
+          "setting 'alert_rules[0].colour': unknown setting (known: "
+          "indicator, op, threshold, severity, escalate, clear, consecutive, "
+          "urgency, certainty, category)" },
+        { "( " RULE("clear = 12; urgency = \"Soon\";") " )",
+          "setting 'alert_rules[0].urgency': \"Soon\" is not one of "
+          "\"Immediate\", \"Expected\", \"Future\", \"Past\", \"Unknown\"" },
+        { "( " RULE("clear = 12; certainty = \"Sure\";") " )",
+          "setting 'alert_rules[0].certainty': \"Sure\" is not one of" },
+        { "( " RULE("clear = 12; category = \"Energy\";") " )",
+          "setting 'alert_rules[0].category': \"Energy\" is not one of "
+          "\"Geo\"" },
+        { "( " RULE("consecutive = 0;") " )",
+          "setting 'alert_rules[0].consecutive': 0 is out of range "
+          "(1..100)" },
+        { "( " RULE("clear = 12; escalate = ( { threshold = 7; severity = "
+          "\"Extreme\"; }, { threshold = 6; severity = \"Extreme\"; }, "
+          "{ threshold = 5; severity = \"Extreme\"; }, { threshold = 4; "
+          "severity = \"Extreme\"; } );") " )",
+          "setting 'alert_rules[0].escalate': has 4 elements, must have "
+          "<= 3" },
+        { "( " RULE("clear = 12; escalate = { threshold = 7; severity = "
+          "\"Extreme\"; };") " )",
+          "setting 'alert_rules[0].escalate': must be a list of groups" },
+        /* the plugin's check() */
+        { "( { indicator = \"a\"; op = \">\"; threshold = 1; severity = "
+          "\"Minor\"; clear = 0; }, " RULE("") " )",
+          "setting 'alert_rules[1]': needs clear (a threshold above 10) or "
+          "consecutive >= 2" },
+        { "( " RULE("clear = 9;") " )",
+          "setting 'alert_rules[0].clear': must be above the first "
+          "threshold 10, so that a value hovering there raises once" },
+        { "( { indicator = \"lng_inventory_days\"; op = \">\"; "
+          "threshold = 10; severity = \"Severe\"; clear = 12; } )",
+          "setting 'alert_rules[0].clear': must be below the first "
+          "threshold 10" },
+        { "( " RULE("clear = 10;") " )",
+          "setting 'alert_rules[0].clear': must be above" },
+        { "( " RULE("clear = 12; escalate = ( { threshold = 11; severity = "
+          "\"Extreme\"; } );") " )",
+          "setting 'alert_rules[0].escalate[0].threshold': 11 must be below "
+          "the threshold before it (10)" },
+        { "( " RULE("clear = 12; escalate = ( { threshold = 7; severity = "
+          "\"Moderate\"; } );") " )",
+          "setting 'alert_rules[0].escalate[0].severity': \"Moderate\" must "
+          "be more severe than the level before it (\"Severe\"" },
+        { "( { indicator = \"LNG\"; op = \"<\"; threshold = 10; severity = "
+          "\"Severe\"; clear = 12; } )",
+          "setting 'alert_rules[0].indicator': \"LNG\" is not a series id" },
+        { "( " RULE("clear = 12;") ", { indicator = \"lng_inventory_days\"; "
+          "op = \"<\"; threshold = 5; severity = \"Extreme\"; clear = 6; } )",
+          "setting 'alert_rules[1].indicator': series \"lng_inventory_days\" "
+          "already has a rule (lng_inventory_days < 10 Severe clear 12)" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[512];
@@ -690,10 +724,11 @@ test_invalid_rules_rejected(void **state)
                                       sizeof err);
         assert_non_null(fh);
         assert_int_equal(sc_pt_set(fh, "register_dir", f->t.dir), SC_OK);
-        assert_int_equal(sc_pt_set(fh, "alert_rules", cases[i].rules),
-                         SC_OK);
-        if (sc_pt_start(fh) != SC_ERR_ARG)
+        int rc = sc_pt_set(fh, "alert_rules", cases[i].rules);
+        if (rc == SC_OK && sc_pt_start(fh) != SC_ERR_BAD_SETTING)
             fail_msg("rules accepted: %s", cases[i].rules);
+        if (rc != SC_OK)
+            assert_int_equal(rc, SC_ERR_ARG);
         if (sc_pt_log_find(fh, 0, cases[i].message) < 0) {
             for (size_t k = 0; k < sc_pt_log_count(fh); k++)
                 fprintf(stderr, "  log: %s\n", sc_pt_log_at(fh, k)->text);
@@ -705,22 +740,23 @@ test_invalid_rules_rejected(void **state)
     }
 }
 
-/* What is accepted: blanks, empty rules, case, operators without spaces,
- * every option. */
+/* What is accepted: no rules, every option, both directions, floats. */
 static void
 test_valid_rule_forms(void **state)
 {
     fixture_t *f = *state;
     static const char *const ok[] = {
-        "",
-        "  ;  ; ",
-        "lng_inventory_days<10 severe<7 EXTREME clear 12;",
-        "lng_inventory_days <= 10 Minor for 2 urgency immediate certainty "
-        "observed category CBRNE",
-        "lng_inventory_days >= 1e3 Moderate >= 2000 Severe clear 900.5 "
-        "for 1",
-        "lng_inventory_days < 10 Severe\n  < 7 Extreme\tclear 12 ;\n"
-        "other-series > 3 Minor clear 2",
+        "()",
+        "( " RULE("clear = 12; escalate = ( { threshold = 7; severity = "
+        "\"Extreme\"; } );") " )",
+        "( { indicator = \"lng_inventory_days\"; op = \"<=\"; threshold = 10;"
+        " severity = \"Minor\"; consecutive = 2; urgency = \"Immediate\"; "
+        "certainty = \"Observed\"; category = \"CBRNE\"; } )",
+        "( { indicator = \"lng_inventory_days\"; op = \">=\"; threshold = "
+        "1e3; severity = \"Moderate\"; escalate = ( { threshold = 2000.0; "
+        "severity = \"Severe\"; } ); clear = 900.5; consecutive = 1; }, "
+        "{ indicator = \"other-series\"; op = \">\"; threshold = 3; "
+        "severity = \"Minor\"; clear = 2; } )",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         char err[512];
@@ -728,8 +764,8 @@ test_valid_rule_forms(void **state)
                                       sizeof err);
         assert_non_null(fh);
         assert_int_equal(sc_pt_set(fh, "register_dir", f->t.dir), SC_OK);
-        assert_int_equal(sc_pt_set(fh, "alert_rules", ok[i]), SC_OK);
-        if (sc_pt_start(fh) != SC_OK)
+        if (sc_pt_set(fh, "alert_rules", ok[i]) != SC_OK ||
+            sc_pt_start(fh) != SC_OK)
             fail_msg("rules refused: \"%s\": %s", ok[i], sc_pt_error(fh));
         sc_pt_destroy(&fh);
     }

@@ -31,13 +31,10 @@ static const char *const all_chans[] = { "defense.", "shipbuilding.",
                                          NULL };
 
 /* The demo rules of conf/sectorcast.conf for this sector. */
-#define DEMO_RULES                                                          \
-    "shipyard_dock_availability_pct < 20 Moderate < 10 Severe clear 25 "    \
-    "category Infra; "                                                      \
-    "marine_engine_lead_time_months > 18 Moderate > 24 Severe clear 16 "    \
-    "for 2; "                                                               \
-    "defense_parts_backlog_weeks > 12 Moderate > 20 Severe clear 10 "       \
-    "category Security"
+#define DEMO_RULES \
+    "( { indicator = \"shipyard_dock_availability_pct\"; op = \"<\"; threshold = 20; severity = \"Moderate\"; escalate = ( { threshold = 10; severity = \"Severe\"; } ); clear = 25; category = \"Infra\"; }, " \
+    "  { indicator = \"marine_engine_lead_time_months\"; op = \">\"; threshold = 18; severity = \"Moderate\"; escalate = ( { threshold = 24; severity = \"Severe\"; } ); clear = 16; consecutive = 2; }, " \
+    "  { indicator = \"defense_parts_backlog_weeks\"; op = \">\"; threshold = 12; severity = \"Moderate\"; escalate = ( { threshold = 20; severity = \"Severe\"; } ); clear = 10; category = \"Security\"; } ) "
 
 /* the demo register: 11 tasks, 5 standards */
 #define N_TASKS 11

@@ -378,11 +378,10 @@ test_state_store_failure(void **state)
 }
 
 /* The demo indicators with the demo rules of conf/sectorcast.conf. */
-#define ENERGY_DEMO_RULES                                                   \
-    "lng_inventory_days < 10 Severe < 7 Extreme clear 12 category Infra "   \
-    "urgency Expected; "                                                    \
-    "smr_forging_lead_time_months > 18 Moderate > 24 Severe clear 15; "     \
-    "electrolyser_stack_lead_time_weeks > 30 Moderate clear 26 for 2"
+#define ENERGY_DEMO_RULES \
+    "( { indicator = \"lng_inventory_days\"; op = \"<\"; threshold = 10; severity = \"Severe\"; escalate = ( { threshold = 7; severity = \"Extreme\"; } ); clear = 12; urgency = \"Expected\"; category = \"Infra\"; }, " \
+    "  { indicator = \"smr_forging_lead_time_months\"; op = \">\"; threshold = 18; severity = \"Moderate\"; escalate = ( { threshold = 24; severity = \"Severe\"; } ); clear = 15; }, " \
+    "  { indicator = \"electrolyser_stack_lead_time_weeks\"; op = \">\"; threshold = 30; severity = \"Moderate\"; clear = 26; consecutive = 2; } ) "
 
 static void
 test_demo_alerts(void **state)
@@ -641,16 +640,22 @@ test_settings_checked(void **state)
     char p[PATH_MAX];
     st_path(f, "missing", p, sizeof p);
     assert_int_equal(sc_pt_set(f->fh, "register_dir", p), SC_OK);
-    assert_int_equal(sc_pt_start(f->fh), SC_ERR_ARG);
+    /* the plugin's check() refuses it before init */
+    assert_int_equal(sc_pt_start(f->fh), SC_ERR_BAD_SETTING);
+    st_assert_logged(f->fh, "setting 'register_dir': ");
     st_assert_logged(f->fh, "missing: No such file or directory");
     sc_pt_destroy(&f->fh);
 
     f->fh = sc_pt_new(energy_so, "energy", all_energy, err, sizeof err);
     assert_int_equal(sc_pt_set(f->fh, "register_dir", f->dir), SC_OK);
-    assert_int_equal(sc_pt_set(f->fh, "poll_interval_ms", "0"), SC_OK);
-    assert_int_equal(sc_pt_start(f->fh), SC_ERR_ARG);
-    st_assert_logged(f->fh, "poll_interval_ms: must be 10..3600000");
-    assert_int_equal(sc_pt_timer_count(f->fh), 0);
+    /* the declared range refuses it where it is given */
+    assert_int_equal(sc_pt_set(f->fh, "poll_interval_ms", "0"), SC_ERR_ARG);
+    assert_non_null(strstr(sc_pt_error(f->fh), "setting 'poll_interval_ms': "
+                           "0 is out of range (10..3600000)"));
+    assert_int_equal(sc_pt_set(f->fh, "poll_interval_ms", "3600001"),
+                     SC_ERR_ARG);
+    assert_int_equal(sc_pt_set(f->fh, "poll_interval_ms", "010"), SC_OK);
+    assert_int_equal(sc_pt_start(f->fh), SC_OK);
 }
 
 /* --------------------------------------- energy: the loop, real time -- */
@@ -772,8 +777,13 @@ test_descriptor_of_energy(void **state)
     assert_true(p->settings[0].required);
     assert_string_equal(p->settings[1].default_value, "1000");
     assert_string_equal(p->settings[2].default_value, "true");
+    assert_int_equal(p->settings[1].flags,
+                     SC_SETTING_F_MIN | SC_SETTING_F_MAX);
+    assert_true(p->settings[1].min == 10 && p->settings[1].max == 3600000);
     assert_string_equal(p->settings[3].name, "alert_rules");
-    assert_int_equal(p->settings[3].type, SC_SETTING_STRING);
+    assert_int_equal(p->settings[3].type, SC_SETTING_GROUP);
+    assert_true(p->settings[3].flags & SC_SETTING_F_LIST);
+    assert_non_null(p->check);
     assert_string_equal(p->settings[4].name, "alert_sender");
     assert_null(p->settings[5].name);
     sc_pt_destroy(&fh);

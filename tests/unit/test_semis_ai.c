@@ -30,12 +30,10 @@ static char demo_register[PATH_MAX];
 static const char *const all_chans[] = { "semis.", "ai.", NULL };
 
 /* The demo rules of conf/sectorcast.conf for this sector. */
-#define DEMO_RULES                                                       \
-    "chip_lead_time_weeks > 20 Moderate > 26 Severe clear 18; "          \
-    "neon_inventory_weeks < 8 Moderate < 5 Severe clear 10 "             \
-    "urgency Expected; "                                                 \
-    "ai_accelerator_fill_rate_pct < 70 Moderate < 50 Severe clear 80 "   \
-    "for 2"
+#define DEMO_RULES \
+    "( { indicator = \"chip_lead_time_weeks\"; op = \">\"; threshold = 20; severity = \"Moderate\"; escalate = ( { threshold = 26; severity = \"Severe\"; } ); clear = 18; }, " \
+    "  { indicator = \"neon_inventory_weeks\"; op = \"<\"; threshold = 8; severity = \"Moderate\"; escalate = ( { threshold = 5; severity = \"Severe\"; } ); clear = 10; urgency = \"Expected\"; }, " \
+    "  { indicator = \"ai_accelerator_fill_rate_pct\"; op = \"<\"; threshold = 70; severity = \"Moderate\"; escalate = ( { threshold = 50; severity = \"Severe\"; } ); clear = 80; consecutive = 2; } ) "
 
 /* the demo register: 13 tasks, 6 standards */
 #define N_TASKS 13
