@@ -21,9 +21,16 @@ bin=build/bin
 keys=conf/keys
 mkdir -p "$keys" var
 chmod 700 "$keys"
-[ -f "$keys/kus-2026a.jwk" ] || $bin/sectorcast-keygen sign "$keys/kus-2026a.jwk"
+keygen() { # args: one key (or pair), its lines kept in var/keygen.log
+    $bin/sectorcast-keygen "$@" >>var/keygen.log 2>&1 ||
+        { cat var/keygen.log >&2; exit 1; }
+}
+if [ ! -f "$keys/kus-2026a.jwk" ] || [ ! -f "$keys/doe.secret" ]; then
+    echo "demo: creating the demo keys in $keys/ (first start; var/keygen.log)"
+fi
+[ -f "$keys/kus-2026a.jwk" ] || keygen sign "$keys/kus-2026a.jwk"
 for who in broker motie doe; do
-    [ -f "$keys/$who.secret" ] || $bin/sectorcast-keygen curve "$keys/$who"
+    [ -f "$keys/$who.secret" ] || keygen curve "$keys/$who"
 done
 
 $bin/sectorcastd --check -c conf/sectorcast.conf
@@ -49,6 +56,14 @@ until grep -q "publishing on" var/sectorcastd.log 2>/dev/null; do
     fi
     sleep 0.1
 done
+# let the three plugins read their registers first (bounded: 10 s), so
+# that the snapshot holds the demo's state and "live" means changes
+i=0
+while [ "$(grep -c 'entries loaded' var/sectorcastd.log 2>/dev/null)" -lt 3 ] &&
+      [ $i -lt 100 ]; do
+    i=$((i + 1)); sleep 0.1
+done
+
 sub="$bin/sectorcast-sub -e tcp://127.0.0.1:7601 -s tcp://127.0.0.1:7602 -j $keys/jwks.json -k $keys/broker.public -c $keys/motie --snapshot"
 subtrees="energy. semis. ai. defense. shipbuilding."
 cat >&2 <<EOF

@@ -61,6 +61,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHON=/usr/bin/python3
 export PYTHONUNBUFFERED=1
+export CMOCKA_MESSAGE_OUTPUT=STDOUT # the format follow() reads
 
 # --- tests/release-only ---------------------------------------------------
 release_only=""
