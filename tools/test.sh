@@ -122,7 +122,9 @@ done
 # "PASS  target (...)", "FAIL  target (...)").
 follow() { # result-file kind
     res=$1; kind=$2
-    p=0; f=0; names=""; case_lines=""; showing=0; listed=0
+    p=0; f=0; names=""; showing=0; listed=0
+    case_log="$res.case" # the current cmocka case's lines
+    : >"$case_log"
     while IFS= read -r line; do
         if [ $showing -gt 0 ]; then # a failed case's lines that follow it
             case $line in
@@ -133,7 +135,7 @@ follow() { # result-file kind
         case $kind in
         cmocka)
             case $line in
-            "[ RUN      ] "*) case_lines="" ;;
+            "[ RUN      ] "*) : >"$case_log" ;;
             "[       OK ] "*) p=$((p + 1)) ;;
             *"test(s), listed below:"*) listed=1 ;;
             "[  FAILED  ] "*|"[  SKIPPED ] "*)
@@ -142,9 +144,8 @@ follow() { # result-file kind
                 case $name in *"test(s)"*) continue ;; esac
                 f=$((f + 1)); names="$names $name"
                 echo "        FAIL $name"
-                printf '%s' "$case_lines" | tail -n 40 | sed 's/^/          /' ;;
-            *) case_lines="$case_lines$line
-" ;;
+                tail -n 40 "$case_log" | sed 's/^/          /' ;;
+            *) printf '%s\n' "$line" >>"$case_log" ;;
             esac ;;
         python)
             case $line in
