@@ -105,6 +105,9 @@ if [ "$only" != "  " ]; then # TEST... given: only those
             echo "$kind|$b|$src|$label" >>"$plan.only" ;; esac
     done <"$plan"
     mv "$plan.only" "$plan"
+    for t in $only; do # a test named but not found must not pass silently
+        grep -q "|${t#./}|" "$plan" || fail_line "no such test: $t"
+    done
 fi
 total=$(wc -l <"$plan")
 ran_release_only="" # those of the plan
