@@ -65,6 +65,11 @@
 #define CKPT_PAGES 1000
 /* and runs at least this often while the WAL is not empty */
 #define CKPT_EVERY_MS 1000
+/* beyond this many pages the checkpointer makes the WAL restart */
+#define WAL_RESTART_PAGES 8192
+#define WAL_FORCE_PAGES (4 * WAL_RESTART_PAGES)
+#define CKPT_BUSY_MS 200
+#define CKPT_GAP_MS 20
 /* after a checkpoint resets it, the WAL file is truncated to this size */
 #define WAL_SIZE_LIMIT (64LL * 1024 * 1024)
 
@@ -769,8 +774,17 @@ static long rd_snapshot(rd_t *r, const char *subtree, sc_journal_row_fn cb,
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-    (void)db, (void)name;
     sc_journal_t *j = arg;
+    /* the checkpointer could not make the WAL restart (the writer never
+     * left it a gap): copy the tail here, between two groups, so that the
+     * next group restarts the WAL. Bounds the WAL at WAL_FORCE_PAGES. */
+    if (pages >= WAL_FORCE_PAGES) {
+        int log = 0, done = 0;
+        if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
+                                      &log, &done) == SQLITE_OK &&
+            log == done)
+            pages = 0;
+    }
     pthread_mutex_lock(&j->mu);
     j->wal_pages = pages;
     if (pages >= CKPT_PAGES)
@@ -793,6 +807,15 @@ static void *checkpointer(void *arg)
         sqlite3_close(db);
         return NULL;
     }
+    sqlite3_busy_timeout(db, CKPT_BUSY_MS);
+    /* a connection knows the file is in WAL mode once it has read it */
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) !=
+        SQLITE_OK) {
+        char err[600];
+        db_error(db, j->path, j->dir, "starting the checkpointer", err,
+                 sizeof err);
+        sc_log(SC_L_ERROR, "journal", "%s", err);
+    }
     int last_rc = SQLITE_OK;
     pthread_mutex_lock(&j->mu);
     while (!j->ckpt_stop) {
@@ -811,6 +834,14 @@ static void *checkpointer(void *arg)
         int log = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                            &log, &done);
+        /* Under continuous writes a PASSIVE checkpoint never catches up
+         * with the end of the WAL, and the WAL restarts only once all of
+         * it is copied: past WAL_RESTART_PAGES, copy the few frames
+         * written meanwhile with RESTART (it holds the writer off for that
+         * tail only, waiting at most CKPT_BUSY_MS for a group to commit). */
+        if (rc == SQLITE_OK && log >= WAL_RESTART_PAGES)
+            rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART,
+                                           &log, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_rc) {
             char err[600];
             db_error(db, j->path, j->dir, "checkpointing the WAL", err,
@@ -822,6 +853,18 @@ static void *checkpointer(void *arg)
         /* frames left behind (a reader holds them): try again later */
         if (rc == SQLITE_OK && log > done && j->wal_pages == 0)
             j->wal_pages = 1;
+        /* at most one checkpoint per CKPT_GAP_MS (a reader holding the
+         * WAL must not make this thread spin) */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += CKPT_GAP_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!j->ckpt_stop &&
+               pthread_cond_timedwait(&j->cv, &j->mu, &until) == 0)
+            ;
     }
     pthread_mutex_unlock(&j->mu);
     sqlite3_close(db);
@@ -1470,6 +1513,8 @@ sc_journal_reader_t *sc_journal_reader_new(const sc_journal_t *j, char *err,
     }
     sqlite3_extended_result_codes(r->rd.db, 1);
     sqlite3_busy_timeout(r->rd.db, 5000);
+    /* a reader's page cache: 16 MiB (SQLite's default is 2 MiB) */
+    sqlite3_exec(r->rd.db, "PRAGMA cache_size=-16384", NULL, NULL, NULL);
     if (rd_prepare(&r->rd, err, errlen) != 0) {
         sc_journal_reader_destroy(&r);
         return NULL;

@@ -228,6 +228,23 @@ static void test_bytes_per_message(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
 }
 
+/* The WAL is checkpointed by the journal's own thread, not in COMMIT: with
+ * the journal still open and idle, its pages reach journal.db. */
+static void test_checkpointer_copies_the_wal(void **state)
+{
+    (void)state;
+    char err[512];
+    sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err,
+                                      sizeof err);
+    assert_non_null(j);
+    fill(j, 6000, 1238); /* ~8 MB of WAL, over the 1000-page mark */
+    long long db = 0;
+    for (int i = 0; i < 200 && (db = file_size("")) < 6 * 1024 * 1024; i++)
+        usleep(50 * 1000); /* up to 10 s on a loaded machine */
+    assert_true(db >= 6 * 1024 * 1024);
+    sc_journal_close(&j);
+}
+
 /* Opening a journal far above the whole-file check bound reads a bounded
  * number of pages: no integrity check of every page, no scan of every
  * message (the assertion is on pages read, not on time). */
@@ -271,6 +288,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_open_reads_bounded_pages, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_checkpointer_copies_the_wal,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
