@@ -27,8 +27,14 @@ import zmq  # noqa: E402
 from harness import (BIN, Gateway, copy_register, energy_plugin, journal_rows,  # noqa: E402
                      wait_for, zmq_socket)
 
-RULES = ("lng_inventory_days < 10 Severe < 7 Extreme clear 12 category Infra urgency Expected; "
-         "smr_forging_lead_time_months > 18 Moderate > 24 Severe clear 15")
+# the demo's LNG and SMR rules (conf/sectorcast.conf), as libconfig text
+RULES = """(
+  { indicator = "lng_inventory_days"; op = "<"; threshold = 10; severity = "Severe";
+    escalate = ( { threshold = 7; severity = "Extreme"; } );
+    clear = 12; urgency = "Expected"; category = "Infra"; },
+  { indicator = "smr_forging_lead_time_months"; op = ">"; threshold = 18; severity = "Moderate";
+    escalate = ( { threshold = 24; severity = "Severe"; } );
+    clear = 15; } )"""
 
 
 def payload(jws):
@@ -52,10 +58,14 @@ def record():
     with Gateway(start=False) as gw:
         reg = copy_register("energy", os.path.join(gw.tmp, "register"))
         p = energy_plugin(reg)
-        p["settings"].update(alert_rules=RULES,
+        p["settings"].update(alert_rules="@RULES@",
                              alert_sender="energy.alerts@kus-gateway-seoul")
         gw.plugins = [p]
         gw.write_config()
+        with open(gw.config) as f:
+            conf = f.read().replace('"@RULES@"', RULES)
+        with open(gw.config, "w") as f:
+            f.write(conf)
         gw.start()
         wait_for(lambda: len(journal_rows(gw, "energy.lng.alerts")) >= 4, 30, "LNG alerts")
 
