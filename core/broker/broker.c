@@ -36,6 +36,7 @@
 #include "ratelimit.h"
 #include "reload.h"
 #include "service.h"
+#include "sink.h"
 #include "subs.h"
 #include "supervisor.h"
 
@@ -64,6 +65,7 @@ struct sc_broker {
     int64_t next_heartbeat_ms;
     int64_t next_prune_ms;
     sc_supervisor_t *sv;
+    sc_sink_feeder_t *sinks; /* own thread: journal -> sink plugins */
     void *pull_ipc;          /* publishes from plugin child processes */
     char ipc_path[256];
 };
@@ -100,6 +102,17 @@ static void drain(void *arg)
 {
     sc_broker_t *b = arg;
     sc_pipeline_drain(b->pipe);
+}
+
+/* After each commit: wake the sink feeder (it reads the journal). */
+static void sink_commit(void *arg, const char *channel, uint64_t seq,
+                        const char *jws, size_t jws_len)
+{
+    (void)channel;
+    (void)seq;
+    (void)jws;
+    (void)jws_len;
+    sc_sink_notify(arg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -280,6 +293,13 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     };
     if (!(b->pipe = sc_pipeline_new(&pe, err, errlen)))
         goto fail;
+    if (!(b->sinks = sc_sink_feeder_new(sc_journal_path(b->journal),
+                                        cfg->data_dir, e, sizeof e))) {
+        snprintf(err, errlen, "sinks: %s", e);
+        goto fail;
+    }
+    sc_sink_set_global(b->sinks);
+    sc_pipeline_on_commit(b->pipe, sink_commit, b->sinks);
     sc_log(SC_L_INFO, "core",
            "gateway '%s' publishing on %s, service on %s; journal %s (epoch "
            "%s, durability %s); JWKS %s",
@@ -574,6 +594,7 @@ void sc_broker_destroy(sc_broker_t **b_p)
     if (b->sv)
         stop_plugins(b);
     sc_pipeline_destroy(&b->pipe);
+    sc_sink_feeder_destroy(&b->sinks);
     sc_service_destroy(&b->service);
     if (b->xpub_mon)
         zmq_close(b->xpub_mon);

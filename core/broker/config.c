@@ -1083,6 +1083,7 @@ static void free_plugin(sc_cfg_plugin_t *p)
     free_strings(p->channels, p->n_channels);
     sc_sv_destroy(&p->settings_written);
     sc_settings_destroy(&p->settings);
+    free_strings(p->receives, p->n_receives);
     memset(p, 0, sizeof *p);
 }
 
@@ -1100,7 +1101,7 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
 {
     static const char *const known[] = {"name",     "path",     "sector",
                                         "channels", "settings", "enabled",
-                                        "isolation", NULL};
+                                        "isolation", "receives", NULL};
     sc_config_t *cfg = L->cfg;
     scope_t top = {root, "", "", NULL};
     config_setting_t *list = get_list(L, &top, "plugins", false);
@@ -1159,9 +1160,43 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
             }
         }
 
+        /* receives: the subtrees a sink plugin reads (any sector's); a
+         * pure sink needs no sector and no channels */
+        config_setting_t *rcv = member(&ps, "receives");
+        if (rcv != NULL && string_array(L, rcv, pfx, "receives")) {
+            if (config_setting_length(rcv) == 0)
+                err(L, rcv, "%s'receives' must name at least one subtree",
+                    pfx);
+            p.receives = get_subtrees(L, rcv, pfx, "receives", &p.n_receives);
+            p.receives_line = line_of(rcv);
+            for (size_t c = 0; c < p.n_receives; c++) {
+                const char *ch = p.receives[c];
+                size_t len = strlen(ch);
+                if (!sc_subtree_valid(ch, len))
+                    continue;
+                bool inside = false;
+                for (size_t j = 0; j < cfg->n_sectors && !inside; j++)
+                    for (size_t k = 0; k < cfg->sectors[j].n_subtrees &&
+                                       !inside; k++)
+                        inside = sc_subtree_covers(cfg->sectors[j].subtrees[k],
+                                                   ch, len);
+                if (inside)
+                    continue;
+                const config_setting_t *e =
+                    config_setting_get_elem(rcv, (unsigned)c);
+                err(L, line_of(e) ? e : rcv,
+                    "plugin '%s' receives '%s', which is outside every "
+                    "sector of this gateway",
+                    p.name ? p.name : "?", ch);
+            }
+        }
+        bool sink = p.n_receives > 0;
+
         const sc_cfg_sector_t *sec = NULL;
         config_setting_t *secs = NULL;
-        const char *sector = get_string(L, &ps, "sector", true, &secs);
+        const char *sector = get_string(L, &ps, "sector", !sink, &secs);
+        if (sector == NULL && sink)
+            p.sector = xdup(L, "");
         if (sector != NULL) {
             for (size_t j = 0; j < cfg->n_sectors && sec == NULL; j++)
                 if (cfg->sectors[j].name != NULL &&
@@ -1174,7 +1209,8 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
 
         config_setting_t *chs = member(&ps, "channels");
         if (chs == NULL) {
-            missing(L, &ps, "channels");
+            if (!sink)
+                missing(L, &ps, "channels");
         } else if (string_array(L, chs, pfx, "channels")) {
             if (config_setting_length(chs) == 0)
                 err(L, chs, "%s'channels' must grant at least one channel",

@@ -32,6 +32,11 @@ typedef struct sc_cfg_plugin {
     int line;            /* line of the plugin's group */
     int settings_line;   /* line of its settings group (or `line`) */
     bool isolate_process;/* isolation = "process": run in a child process */
+    char **receives;     /* sink: subtrees it reads, each ending in '.'
+                            (inside the gateway's sectors); none = not a
+                            sink. A sink needs no sector nor channels. */
+    size_t n_receives;
+    int receives_line;
 } sc_cfg_plugin_t;
 
 typedef struct sc_cfg_sector {

@@ -721,7 +721,7 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
         .channels = (const char *const *)cfg->channels,
         .n_channels = cfg->n_channels,
         .max_data_bytes = max_data_bytes,
-        .sink_capable = true,
+        .sink_capable = cfg->n_receives > 0, /* config `receives` */
     };
     p->h = sc_host_new(lib, &conf, &broker_ops, p, err, errlen);
     if (!p->h) {
