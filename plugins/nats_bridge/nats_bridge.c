@@ -309,7 +309,7 @@ static int ensure_stream(nb_t *b)
                   natsStatus_GetText(s));
         return -1;
     }
-    char diff[512];
+    char diff[256];
     stream_diff(b, si->Config, diff, sizeof diff);
     jsStreamInfo_Destroy(si);
     if (diff[0]) {
