@@ -165,9 +165,16 @@ int main(int argc, char **argv)
     jsCtx *js = NULL;
     natsSubscription *sub = NULL;
     int rc = 1;
-    natsStatus s = natsOptions_Create(&opts);
+    /* -s a,b,c: every URL is tried (and reconnected to) */
+    char *list = strdup(servers), *save = NULL;
+    const char *urls[16];
+    int n_urls = 0;
+    for (char *t = list ? strtok_r(list, ",", &save) : NULL; t && n_urls < 16;
+         t = strtok_r(NULL, ",", &save))
+        urls[n_urls++] = t;
+    natsStatus s = n_urls ? natsOptions_Create(&opts) : NATS_INVALID_ARG;
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, servers);
+        s = natsOptions_SetServers(opts, urls, n_urls);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(opts, -1);
     if (s == NATS_OK && creds)
@@ -331,6 +338,7 @@ out:
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     natsOptions_Destroy(opts);
+    free(list);
     nats_Close();
     sc_jwks_destroy(&jwks);
     return rc;

@@ -245,7 +245,7 @@ static void stream_diff(nb_t *b, const jsStreamConfig *c, char *out,
         strcmp(b->storage, "memory") == 0 ? js_MemoryStorage : js_FileStorage;
     out[0] = '\0';
     if (!subj)
-        snprintf(out, outlen, "its subjects do not include '%s'", want);
+        snprintf(out, outlen, "its subjects do not include '%.150s'", want);
     else if (c->Replicas != b->replicas &&
              !(c->Replicas == 0 && b->replicas == 1))
         snprintf(out, outlen, "it has %" PRId64 " replica(s), settings say "

@@ -214,9 +214,11 @@ class Gateway:
         ]
         pl = []
         for p in self.plugins:
-            s = "  { name = %s; path = %s; sector = %s; channels = %s;\n    settings: { %s };%s }" % (
-                json.dumps(p["name"]), json.dumps(p["path"]), json.dumps(p["sector"]),
-                _cfg_value(p["channels"]),
+            # a pure sink (receives = [...]) may have no sector nor channels
+            s = "  { name = %s; path = %s;%s%s\n    settings: { %s };%s }" % (
+                json.dumps(p["name"]), json.dumps(p["path"]),
+                " sector = %s;" % json.dumps(p["sector"]) if "sector" in p else "",
+                " channels = %s;" % _cfg_value(p["channels"]) if "channels" in p else "",
                 " ".join("%s = %s;" % (k, _cfg_value(v)) for k, v in p.get("settings", {}).items()),
                 "".join(" %s = %s;" % (k, _cfg_value(v)) for k, v in p.items()
                         if k not in ("name", "path", "sector", "channels", "settings")))

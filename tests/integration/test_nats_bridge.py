@@ -1,0 +1,275 @@
+"""Sink plugins and the NATS JetStream bridge, against real servers.
+
+A 3-node nats-server cluster with JetStream runs on loopback (free ports,
+its own temp dirs; only our own processes are ever signalled). The bridge
+(plugins/nats_bridge) creates an R3 stream; sectorcast-jetstream reads it
+back and verifies every message with the gateway's JWKS.
+"""
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import harness
+from harness import Gateway, Process, burst_plugin, free_port, wait_for
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+PREFIX = "sc"
+
+
+class NatsCluster:
+    """Three nats-server processes with JetStream, clustered on loopback."""
+
+    def __init__(self, tmp, n=3):
+        self.tmp = tmp
+        self.n = n
+        self.ports = [free_port() for _ in range(n)]
+        self.cports = [free_port() for _ in range(n)]
+        self.hports = [free_port() for _ in range(n)]
+        self.procs = [None] * n
+        for i in range(n):
+            self.start(i)
+        self.wait_healthy()
+
+    def conf(self, i):
+        routes = ", ".join("nats-route://127.0.0.1:%d" % self.cports[k]
+                           for k in range(self.n) if k != i)
+        path = os.path.join(self.tmp, "n%d.conf" % i)
+        with open(path, "w") as f:
+            f.write('server_name: n%d\nlisten: "127.0.0.1:%d"\nhttp: "127.0.0.1:%d"\n'
+                    'jetstream { store_dir: "%s"; max_memory_store: 64MB; '
+                    'max_file_store: 1GB }\n'
+                    'cluster { name: sctest; listen: "127.0.0.1:%d"; routes: [ %s ] }\n'
+                    % (i, self.ports[i], self.hports[i],
+                       os.path.join(self.tmp, "js%d" % i), self.cports[i], routes))
+        return path
+
+    def start(self, i):
+        self.procs[i] = Process([NATS_SERVER, "-c", self.conf(i)],
+                                os.path.join(self.tmp, "nats%d-%d.log" % (i, time.monotonic_ns())))
+
+    def urls(self):
+        return ["nats://127.0.0.1:%d" % p for p in self.ports]
+
+    def http(self, i, path):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.hports[i], path),
+                                        timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except Exception as e:  # not up (yet)
+            return 0, str(e)
+
+    def wait_healthy(self, timeout=60):
+        for i in range(self.n):
+            if self.procs[i] and self.procs[i].alive():
+                wait_for(lambda: self.http(i, "/healthz")[0] == 200, timeout,
+                         "nats node %d healthy" % i, interval=0.2)
+
+    def stream_msgs(self, stream):
+        """Messages in `stream` as one live node reports it (-1: none answers)."""
+        for i in range(self.n):
+            if not (self.procs[i] and self.procs[i].alive()):
+                continue
+            code, body = self.http(i, "/jsz?streams=true")
+            if code != 200:
+                continue
+            for acc in json.loads(body).get("account_details") or []:
+                for st in acc.get("stream_detail") or []:
+                    if st.get("name") == stream:
+                        return st["state"]["messages"]
+        return -1
+
+    def kill(self, i, sig=signal.SIGKILL):
+        p = self.procs[i]
+        if p and p.alive():
+            p.proc.send_signal(sig)
+            p.proc.wait(timeout=20)
+
+    def close(self):
+        for p in self.procs:
+            if p:
+                p.kill()
+
+
+def bridge_plugin(cluster, stream, receives=("energy.",), name="bridge", **settings):
+    s = {"servers": cluster.urls(), "subject_prefix": PREFIX, "stream": stream,
+         "replicas": 3, "publish_timeout_ms": 2000}
+    s.update(settings)
+    return {"name": name,
+            "path": os.path.join(harness.PLUGINS, "nats_bridge.so"),
+            "receives": list(receives),
+            "settings": s}
+
+
+def read_stream(gw, cluster, stream, timeout=60):
+    """sectorcast-jetstream over the whole stream: (envelopes, summary line)."""
+    argv = [os.path.join(harness.BIN, "sectorcast-jetstream"), "-s", ",".join(cluster.urls()),
+            "-j", gw.jwks, "--stream", stream, "--prefix", PREFIX, "--meta", "-t", "10000"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, "reader exit %d: %s" % (r.returncode, r.stderr[-3000:])
+    lines = [json.loads(l) for l in r.stdout.split("\n") if l.strip()]
+    return lines, r.stderr.strip().split("\n")[-1]
+
+
+def journal_rows(gw):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(gw.tmp, "data", "journal.db"), uri=True)
+    try:
+        return db.execute("SELECT channel, seq FROM messages ORDER BY channel, seq").fetchall()
+    finally:
+        db.close()
+
+
+def acked(gw, instance="bridge"):
+    path = os.path.join(gw.tmp, "data", "sinks.db")
+    if not os.path.exists(path):
+        return {}
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
+    try:
+        return dict(db.execute("SELECT channel, acked FROM cursors WHERE instance=?",
+                               (instance,)).fetchall())
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+
+
+def check_exactly_once(lines, summary, rows, subtree="energy."):
+    """Every journal message under subtree is in the stream exactly once, in
+    seq order per channel, verified (the reader refuses what does not
+    verify, and reports duplicates and gaps)."""
+    assert " 0 refused, 0 duplicate, 0 gap" in summary, summary
+    want = [(c, s) for c, s in rows if c.startswith(subtree)]
+    got = [(l["envelope"]["channel"], l["envelope"]["seq"]) for l in lines]
+    assert len(got) == len(set(got)), "duplicates in the stream"
+    assert sorted(got) == want, "stream != journal: %d vs %d messages, missing %s" % (
+        len(got), len(want), sorted(set(want) - set(got))[:10])
+    per = {}
+    for c, s in got:
+        assert s == per.get(c, 0) + 1, "%s: seq %d after %d" % (c, s, per.get(c, 0))
+        per[c] = s
+    for l in lines:
+        assert l["subject"] == "%s.%s" % (PREFIX, l["envelope"]["channel"])
+    return per
+
+
+def test_burst_with_node_and_broker_kill():
+    """10,000 messages; one NATS node kill -9 midway, the broker kill -9 and
+    restarted on its journal; the stream then holds every journal message
+    exactly once, in order, verified; nothing of semis. (not received)."""
+    tmp = tempfile.mkdtemp(prefix="sc-nats-")
+    cluster = NatsCluster(tmp)
+    try:
+        plugins = [burst_plugin("energy.test.a", count=6000, interval_ms=0, name="burst_a"),
+                   burst_plugin("energy.test.b", count=4000, interval_ms=0, name="burst_b"),
+                   burst_plugin("semis.test", count=300, interval_ms=0, name="burst_s",
+                                sector="semis_ai"),
+                   bridge_plugin(cluster, "SCBURST")]
+        with Gateway(plugins=plugins, extra={"log_level": "info"}) as gw:
+            wait_for(lambda: sum(acked(gw).values()) >= 2500, 60, "2500 bridged", 0.1)
+            cluster.kill(1)  # kill -9 one node midway
+            wait_for(lambda: sum(acked(gw).values()) >= 5000, 60, "5000 bridged", 0.1)
+            gw.broker.proc.send_signal(signal.SIGKILL)
+            gw.broker.proc.wait(timeout=10)
+            gw.start()
+            # the bursts complete (the plugin's durable count) and all is bridged
+            def done():
+                rows = journal_rows(gw)
+                heads = {}
+                for c, s in rows:
+                    heads[c] = max(heads.get(c, 0), s)
+                a = acked(gw)
+                n = sum(1 for c, _ in rows if c.startswith("energy."))
+                return n >= 10000 and all(a.get(c, 0) >= h for c, h in heads.items()
+                                          if c.startswith("energy.")) and heads
+            wait_for(done, 90, "all 10,000 bridged", 0.2)
+            rows = journal_rows(gw)
+            assert "semis.test" not in acked(gw), "a sink granted energy. got a semis. cursor"
+            lines, summary = read_stream(gw, cluster, "SCBURST")
+            per = check_exactly_once(lines, summary, rows)
+            ns = set()
+            for l in lines:
+                ns.add((l["envelope"]["channel"], l["envelope"]["data"]["n"]))
+            assert all(("energy.test.a", n) in ns for n in range(1, 6001))
+            assert all(("energy.test.b", n) in ns for n in range(1, 4001))
+            assert not [l for l in lines if l["envelope"]["channel"].startswith("semis.")]
+            assert set(per) == {"energy.test.a", "energy.test.b"}
+            log = gw.broker.log()
+            assert "lost" not in log, log[-2000:]
+    finally:
+        cluster.close()
+
+
+def test_downstream_down_then_back():
+    """All NATS nodes stopped while messages are published: subscribers on
+    the XPUB socket get them without delay; once NATS is back, everything
+    published meanwhile arrives in the stream, once, in order."""
+    tmp = tempfile.mkdtemp(prefix="sc-nats-")
+    cluster = NatsCluster(tmp)
+    try:
+        plugins = [burst_plugin("energy.test.d", count=400, interval_ms=5, name="burst_d",
+                                start_delay_ms=4000),
+                   bridge_plugin(cluster, "SCDOWN")]
+        with Gateway(plugins=plugins, extra={"log_level": "info"}) as gw:
+            wait_for(lambda: "connected to NATS" in gw.broker.log(), 30, "bridge connected")
+            sub = gw.subscriber("motie", ["energy.test."], extra_args=["-n", "400"])
+            gw.wait_subscribed("motie", "energy.test.")
+            for i in range(3):
+                cluster.kill(i, signal.SIGTERM)
+            t0 = time.monotonic()
+            # the burst runs for ~2 s once it starts: the subscriber has it all
+            # long before NATS is back, while the bridge is stuck
+            wait_for(lambda: len(sub.lines()) >= 400, 30, "subscriber got 400", 0.1)
+            elapsed = time.monotonic() - t0
+            assert elapsed < 20, "subscriber took %.1fs with NATS down" % elapsed
+            assert acked(gw).get("energy.test.d", 0) < 400
+            time.sleep(2)
+            for i in range(3):
+                cluster.start(i)
+            cluster.wait_healthy()
+            wait_for(lambda: acked(gw).get("energy.test.d", 0) >= 400, 60,
+                     "all 400 bridged after NATS is back", 0.2)
+            lines, summary = read_stream(gw, cluster, "SCDOWN")
+            per = check_exactly_once(lines, summary, journal_rows(gw))
+            assert per == {"energy.test.d": 400}
+            assert "disconnected from NATS" in gw.broker.log()
+    finally:
+        cluster.close()
+
+
+def test_receives_outside_sectors_fails_check():
+    """`receives` naming a subtree outside every sector fails --check with
+    FILE:LINE; inside the sectors it passes."""
+    bad = {"name": "bridge", "path": os.path.join(harness.PLUGINS, "nats_bridge.so"),
+           "receives": ["energy.", "finance."],
+           "settings": {"servers": ["nats://127.0.0.1:1"]}}
+    gw = Gateway(plugins=[bad], start=False)
+    try:
+        r = gw.check()
+        assert r.returncode != 0, r.stdout + r.stderr
+        out = r.stdout + r.stderr
+        with open(gw.config) as f:
+            line = [i + 1 for i, l in enumerate(f.read().split("\n")) if "finance." in l][0]
+        assert "%s:%d:" % (gw.config, line) in out, out
+        assert "receives 'finance.'" in out and "outside every sector" in out, out
+        good = dict(bad, receives=["energy.", "semis."])
+        gw.plugins = [good]
+        gw.write_config()
+        r = gw.check()
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        gw.close()
+
+
+if __name__ == "__main__":
+    harness.run_tests([
+        test_receives_outside_sectors_fails_check,
+        test_burst_with_node_and_broker_kill,
+        test_downstream_down_then_back,
+    ])
