@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <nats/nats.h>
@@ -181,8 +182,11 @@ int main(int argc, char **argv)
         s = natsOptions_SetUserCredentialsFromFiles(opts, creds, NULL);
     if (s == NATS_OK)
         s = natsConnection_Connect(&nc, opts);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 10000; /* a cluster electing a leader answers late */
     if (s == NATS_OK)
-        s = natsConnection_JetStream(&js, nc, NULL);
+        s = natsConnection_JetStream(&js, nc, &jo);
     if (s != NATS_OK) {
         fprintf(stderr, PROG ": cannot connect to %s: %s\n", servers,
                 natsStatus_GetText(s));
@@ -193,7 +197,14 @@ int main(int argc, char **argv)
     {
         jsStreamInfo *si = NULL;
         jsErrCode je = 0;
-        s = js_GetStreamInfo(&si, js, stream, NULL, &je);
+        /* a cluster that lost a node answers after its elections:
+         * timeouts and "no responders" are retried for up to 60 s */
+        for (int i = 0; i < 6; i++) {
+            s = js_GetStreamInfo(&si, js, stream, NULL, &je);
+            if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS)
+                break;
+            sleep(2);
+        }
         if (s != NATS_OK) {
             fprintf(stderr, PROG ": stream '%s': %s\n", stream,
                     s == NATS_NOT_FOUND ? "not found" : natsStatus_GetText(s));
@@ -213,7 +224,13 @@ int main(int argc, char **argv)
         so.Config.OptStartSeq = start_seq;
     }
     jsErrCode je = 0;
-    s = js_SubscribeSync(&sub, js, subject, NULL, &so, &je);
+    for (int i = 0; i < 6; i++) {
+        s = js_SubscribeSync(&sub, js, subject, NULL, &so, &je);
+        if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS)
+            break;
+        sub = NULL;
+        sleep(2);
+    }
     if (s != NATS_OK) {
         fprintf(stderr, PROG ": cannot consume %s from stream '%s': %s\n",
                 subject, stream, natsStatus_GetText(s));

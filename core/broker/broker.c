@@ -293,7 +293,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     };
     if (!(b->pipe = sc_pipeline_new(&pe, err, errlen)))
         goto fail;
-    if (!(b->sinks = sc_sink_feeder_new(sc_journal_path(b->journal),
+    if (!(b->sinks = sc_sink_feeder_new(b->journal,
                                         cfg->data_dir, e, sizeof e))) {
         snprintf(err, errlen, "sinks: %s", e);
         goto fail;

@@ -7,10 +7,10 @@
  * briefly. The cursor database is touched by the feeder thread only: dirty
  * cursors are copied under the mutex and written after it is released.
  *
- * Until the journal offers a reader API of its own, the feeder opens the
- * journal file read-only itself (WAL: readers never block the writer) and
- * reads the three things it needs: the epoch, the channels with their
- * head and low-water mark, and messages of a channel after a seq.
+ * The journal is read through a sc_journal_reader_t of the feeder thread
+ * (a read-only connection: it sees committed messages only and never
+ * blocks the core's writer): the epoch, the channels with their head and
+ * low-water mark, and messages of a channel after a seq.
  */
 #include "sink.h"
 
@@ -29,6 +29,7 @@
 
 #include "common/channel.h"
 #include "common/clock.h"
+#include "journal.h"
 #include "log.h"
 
 #define ROUND_ROWS 256     /* rows read per channel per round */
@@ -66,9 +67,8 @@ typedef struct cursor_row {
 } cursor_row_t;
 
 struct sc_sink_feeder {
-    char *journal_path;
     char *cursor_path;
-    sqlite3 *jdb;   /* journal, read only; feeder thread only */
+    sc_journal_reader_t *jr; /* feeder thread only */
     sqlite3 *cdb;   /* sinks.db; feeder thread only */
     char epoch[64];
     int efd;
@@ -91,13 +91,8 @@ sc_sink_feeder_t *sc_sink_global(void) { return global_feeder; }
 
 static void read_epoch(sc_sink_feeder_t *f)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(f->jdb, "SELECT v FROM meta WHERE k='epoch'", -1,
-                           &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(f->epoch, sizeof f->epoch, "%s",
-                 (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    const char *e = sc_journal_reader_epoch(f->jr);
+    snprintf(f->epoch, sizeof f->epoch, "%s", e ? e : "");
 }
 
 static bool receives(const sc_sink_port_t *p, const char *channel)
@@ -223,6 +218,39 @@ static uint64_t inflight(const sc_sink_port_t *p)
     return n;
 }
 
+typedef struct scan_ctx {
+    sc_sink_feeder_t *f;
+    sc_sink_port_t *p;
+    chan_t *c;
+    int64_t now;
+    long n;
+} scan_ctx_t;
+
+static int scan_row(void *arg, const char *channel, uint64_t seq,
+                    const char *jws, size_t jws_len)
+{
+    scan_ctx_t *x = arg;
+    chan_t *c = x->c;
+    if (seq > c->sent + 1)
+        /* pruned between the low-water read and this scan */
+        report_lost(x->p, c, c->sent + 1, seq - 1, x->f->epoch);
+    sc_sink_msg_t m = {
+        .size = sizeof m,
+        .channel = channel,
+        .epoch = x->f->epoch,
+        .seq = seq,
+        .jws = jws,
+        .jws_len = jws_len,
+    };
+    if (x->p->t.offer(x->p->t.arg, &m) != 0) {
+        c->pause_until = x->now + PAUSE_MS;
+        return 1;
+    }
+    c->sent = seq;
+    x->n++;
+    return 0;
+}
+
 /* Offer what is due of one channel. Returns the number offered. */
 static long feed_channel(sc_sink_feeder_t *f, sc_sink_port_t *p, chan_t *c,
                          uint64_t low, uint64_t budget, int64_t now)
@@ -231,43 +259,13 @@ static long feed_channel(sc_sink_feeder_t *f, sc_sink_port_t *p, chan_t *c,
         return 0;
     if (c->sent + 1 < low)
         report_lost(p, c, c->sent + 1, low - 1, f->epoch);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(f->jdb,
-                           "SELECT seq, jws FROM messages WHERE channel=? AND"
-                           " seq>? ORDER BY seq LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK) {
+    scan_ctx_t sc = {.f = f, .p = p, .c = c, .now = now};
+    long limit = (long)(budget < ROUND_ROWS ? budget : ROUND_ROWS);
+    if (sc_journal_reader_scan(f->jr, c->name, c->sent + 1, limit, scan_row,
+                               &sc) < 0)
         snprintf(p->last_error, sizeof p->last_error, "journal read: %s",
-                 sqlite3_errmsg(f->jdb));
-        return 0;
-    }
-    sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)c->sent);
-    sqlite3_bind_int64(st, 3,
-                       (sqlite3_int64)(budget < ROUND_ROWS ? budget
-                                                           : ROUND_ROWS));
-    long n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-        if (seq > c->sent + 1)
-            /* pruned between the low-water read and this scan */
-            report_lost(p, c, c->sent + 1, seq - 1, f->epoch);
-        sc_sink_msg_t m = {
-            .size = sizeof m,
-            .channel = c->name,
-            .epoch = f->epoch,
-            .seq = seq,
-            .jws = sqlite3_column_blob(st, 1),
-            .jws_len = (size_t)sqlite3_column_bytes(st, 1),
-        };
-        if (p->t.offer(p->t.arg, &m) != 0) {
-            c->pause_until = now + PAUSE_MS;
-            break;
-        }
-        c->sent = seq;
-        n++;
-    }
-    sqlite3_finalize(st);
-    return n;
+                 sc_journal_reader_error(f->jr));
+    return sc.n;
 }
 
 typedef struct head_row {
@@ -275,42 +273,55 @@ typedef struct head_row {
     uint64_t head, low;
 } head_row_t;
 
+typedef struct heads_ctx {
+    head_row_t *v;
+    size_t n, cap;
+} heads_ctx_t;
+
+static int head_row(void *arg, const char *channel, uint64_t head)
+{
+    heads_ctx_t *h = arg;
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 32;
+        head_row_t *w = realloc(h->v, nc * sizeof *w);
+        if (!w)
+            return 1;
+        h->v = w;
+        h->cap = nc;
+    }
+    if (!(h->v[h->n].name = strdup(channel)))
+        return 1;
+    h->v[h->n].head = head;
+    h->v[h->n].low = 0; /* read only for channels a sink receives */
+    h->n++;
+    return 0;
+}
+
 static size_t read_heads(sc_sink_feeder_t *f, head_row_t **out)
 {
-    *out = NULL;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(f->jdb, "SELECT name, head, low FROM channels", -1,
-                           &st, NULL) != SQLITE_OK)
-        return 0;
-    size_t n = 0, cap = 0;
-    head_row_t *v = NULL;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 32;
-            head_row_t *w = realloc(v, nc * sizeof *w);
-            if (!w)
-                break;
-            v = w;
-            cap = nc;
-        }
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        if (!name || !(v[n].name = strdup(name)))
-            continue;
-        v[n].head = (uint64_t)sqlite3_column_int64(st, 1);
-        v[n].low = (uint64_t)sqlite3_column_int64(st, 2);
-        if (v[n].low == 0)
-            v[n].low = 1;
-        n++;
+    heads_ctx_t h = {0};
+    sc_journal_reader_heads(f->jr, "", head_row, &h);
+    *out = h.v;
+    return h.n;
+}
+
+static uint64_t low_of(sc_sink_feeder_t *f, head_row_t *h)
+{
+    if (h->low == 0) {
+        uint64_t head = 0, low = 1;
+        if (sc_journal_reader_channel(f->jr, h->name, &head, &low) < 0)
+            low = 1;
+        h->low = low ? low : 1;
     }
-    sqlite3_finalize(st);
-    *out = v;
-    return n;
+    return h->low;
 }
 
 /* One delivery round over every port. Returns true if more is due now. */
 static bool feed_round(sc_sink_feeder_t *f)
 {
     head_row_t *h = NULL;
+    /* one read transaction per round: a consistent view, kept short */
+    sc_journal_reader_begin(f->jr);
     size_t nh = read_heads(f, &h);
     int64_t now = sc_mono_ms();
     bool more = false;
@@ -320,17 +331,21 @@ static bool feed_round(sc_sink_feeder_t *f)
             if (!receives(p, h[i].name))
                 continue;
             chan_t *c = chan_find(p, h[i].name);
-            if (!c && !(c = chan_add(f, p, h[i].name, h[i].low)))
+            if (!c && !(c = chan_add(f, p, h[i].name, low_of(f, &h[i]))))
                 continue;
             c->head = h[i].head;
             uint64_t fl = inflight(p);
             uint64_t budget = fl < p->max_inflight ? p->max_inflight - fl : 0;
-            long n = feed_channel(f, p, c, h[i].low, budget, now);
+            long n = c->sent < c->head && c->pause_until <= now
+                         ? feed_channel(f, p, c, low_of(f, &h[i]), budget,
+                                        now)
+                         : 0;
             if (n == ROUND_ROWS && c->sent < c->head)
                 more = true;
         }
     }
     pthread_mutex_unlock(&f->mu);
+    sc_journal_reader_end(f->jr);
     for (size_t i = 0; i < nh; i++)
         free(h[i].name);
     free(h);
@@ -458,7 +473,7 @@ static int open_db(sqlite3 **db, const char *path, int flags, char *err,
     return 0;
 }
 
-sc_sink_feeder_t *sc_sink_feeder_new(const char *journal_path,
+sc_sink_feeder_t *sc_sink_feeder_new(const sc_journal_t *journal,
                                      const char *data_dir, char *err,
                                      size_t errlen)
 {
@@ -470,9 +485,8 @@ sc_sink_feeder_t *sc_sink_feeder_new(const char *journal_path,
     f->efd = -1;
     pthread_mutex_init(&f->mu, NULL);
     size_t n = strlen(data_dir) + sizeof "/sinks.db";
-    f->journal_path = strdup(journal_path);
     f->cursor_path = malloc(n);
-    if (!f->journal_path || !f->cursor_path) {
+    if (!f->cursor_path) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -500,9 +514,11 @@ sc_sink_feeder_t *sc_sink_feeder_new(const char *journal_path,
         sqlite3_free(e);
         goto fail;
     }
-    if (open_db(&f->jdb, journal_path, SQLITE_OPEN_READONLY, err, errlen) !=
-        0)
+    char e2[512];
+    if (!(f->jr = sc_journal_reader_new(journal, e2, sizeof e2))) {
+        snprintf(err, errlen, "journal reader: %s", e2);
         goto fail;
+    }
     read_epoch(f);
     f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (f->efd < 0) {
@@ -544,14 +560,12 @@ void sc_sink_feeder_destroy(sc_sink_feeder_t **f_p)
         free(f->orphans[i].channel);
     }
     free(f->orphans);
-    if (f->jdb)
-        sqlite3_close(f->jdb);
+    sc_journal_reader_destroy(&f->jr);
     if (f->cdb)
         sqlite3_close(f->cdb);
     if (f->efd >= 0)
         close(f->efd);
     pthread_mutex_destroy(&f->mu);
-    free(f->journal_path);
     free(f->cursor_path);
     if (global_feeder == f)
         global_feeder = NULL;

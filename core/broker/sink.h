@@ -3,8 +3,8 @@
  * sink plugins, with a durable cursor per sink.
  *
  * Owns: one thread of its own that reads committed messages from the
- * journal over its own read-only SQLite connection (never from the live
- * publish path), offers them to each attached sink instance in seq order
+ * journal through its own journal reader (never from the live publish
+ * path), offers them to each attached sink instance in seq order
  * per channel for the subtrees its config's `receives` grants, keeps a
  * bounded in-flight window per instance, and keeps the durable cursors
  * (last acknowledged seq per (instance, channel, epoch)) in
@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <sectorcast/plugin.h>
 
+#include "journal.h"
+
 typedef struct sc_sink_feeder sc_sink_feeder_t;
 typedef struct sc_sink_port sc_sink_port_t; /* one attached sink instance */
 
@@ -49,9 +51,10 @@ typedef struct sc_sink_target {
     void *arg;
 } sc_sink_target_t;
 
-/* Start the feeder on `journal_path` (read only), keeping cursors in
- * DATA_DIR/sinks.db. NULL with err filled on failure. */
-sc_sink_feeder_t *sc_sink_feeder_new(const char *journal_path,
+/* Start the feeder reading `journal` through a reader of its own (see
+ * journal.h; destroy the feeder before closing the journal), keeping
+ * cursors in DATA_DIR/sinks.db. NULL with err filled on failure. */
+sc_sink_feeder_t *sc_sink_feeder_new(const sc_journal_t *journal,
                                      const char *data_dir, char *err,
                                      size_t errlen);
 /* Stop the thread (in-flight messages are offered again next time) and

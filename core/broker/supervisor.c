@@ -422,6 +422,11 @@ static const char *what_changed(const slot_t *s, const sc_cfg_plugin_t *n)
     for (size_t i = 0; i < o->n_channels; i++)
         if (strcmp(o->channels[i], n->channels[i]) != 0)
             return "channels changed";
+    if (o->n_receives != n->n_receives)
+        return "receives changed";
+    for (size_t i = 0; i < o->n_receives; i++)
+        if (strcmp(o->receives[i], n->receives[i]) != 0)
+            return "receives changed";
     if (!settings_equal(o, n))
         return "settings changed";
     struct stat st;

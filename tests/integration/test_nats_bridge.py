@@ -108,7 +108,7 @@ def bridge_plugin(cluster, stream, receives=("energy.",), name="bridge", **setti
             "settings": s}
 
 
-def read_stream(gw, cluster, stream, timeout=60):
+def read_stream(gw, cluster, stream, timeout=150):
     """sectorcast-jetstream over the whole stream: (envelopes, summary line)."""
     argv = [os.path.join(harness.BIN, "sectorcast-jetstream"), "-s", ",".join(cluster.urls()),
             "-j", gw.jwks, "--stream", stream, "--prefix", PREFIX, "--meta", "-t", "10000"]

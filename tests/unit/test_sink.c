@@ -106,7 +106,7 @@ static void test_cursor_ack_resume_gap(void **state)
     sc_sink_target_t t = {.offer = offer, .lost = lost, .arg = &r};
     char *recv[] = {"energy."};
 
-    sc_sink_feeder_t *f = sc_sink_feeder_new(sc_journal_path(j), dir, err,
+    sc_sink_feeder_t *f = sc_sink_feeder_new(j, dir, err,
                                              sizeof err);
     assert_non_null(f);
     sc_sink_port_t *p = sc_sink_attach(f, "bridge", recv, 1, 4, &t, err,
@@ -147,7 +147,7 @@ static void test_cursor_ack_resume_gap(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
 
     r.n = 0;
-    f = sc_sink_feeder_new(sc_journal_path(j), dir, err, sizeof err);
+    f = sc_sink_feeder_new(j, dir, err, sizeof err);
     assert_non_null(f);
     p = sc_sink_attach(f, "bridge", recv, 1, 4, &t, err, sizeof err);
     assert_non_null(p);
@@ -166,7 +166,7 @@ static void test_cursor_ack_resume_gap(void **state)
                      17);
     assert_int_equal(sc_journal_low(j, "energy.lng.tasks"), 18);
     r.n = 0;
-    f = sc_sink_feeder_new(sc_journal_path(j), dir, err, sizeof err);
+    f = sc_sink_feeder_new(j, dir, err, sizeof err);
     assert_non_null(f);
     p = sc_sink_attach(f, "bridge", recv, 1, 4, &t, err, sizeof err);
     assert_non_null(p);
@@ -214,7 +214,7 @@ static void test_status_lag(void **state)
     pthread_mutex_init(&r.mu, NULL);
     sc_sink_target_t t = {.offer = offer, .lost = lost, .arg = &r};
     char *recv[] = {"energy.lng."};
-    sc_sink_feeder_t *f = sc_sink_feeder_new(sc_journal_path(j), dir, err,
+    sc_sink_feeder_t *f = sc_sink_feeder_new(j, dir, err,
                                              sizeof err);
     assert_non_null(f);
     sc_sink_port_t *p = sc_sink_attach(f, "s", recv, 1, 0, &t, err,
