@@ -115,6 +115,13 @@ static void sink_commit(void *arg, const char *channel, uint64_t seq,
     sc_sink_notify(arg);
 }
 
+/* A sink's SINK_ACK / SINK_NACK frame, read by the pipeline. */
+static void sink_acked(void *arg, const char *instance, const char *channel,
+                       uint64_t acked_seq, uint64_t refused_seq)
+{
+    sc_sink_acked(arg, instance, channel, acked_seq, refused_seq);
+}
+
 /* ------------------------------------------------------------------ */
 /* setup                                                               */
 
@@ -299,6 +306,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
         goto fail;
     }
     sc_sink_set_global(b->sinks);
+    sc_plugin_set_sink_ack_cb(sink_acked, b->sinks);
     sc_pipeline_on_commit(b->pipe, sink_commit, b->sinks);
     sc_log(SC_L_INFO, "core",
            "gateway '%s' publishing on %s, service on %s; journal %s (epoch "
@@ -594,6 +602,7 @@ void sc_broker_destroy(sc_broker_t **b_p)
     if (b->sv)
         stop_plugins(b);
     sc_pipeline_destroy(&b->pipe);
+    sc_plugin_set_sink_ack_cb(NULL, NULL);
     sc_sink_feeder_destroy(&b->sinks);
     sc_service_destroy(&b->service);
     if (b->xpub_mon)

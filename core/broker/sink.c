@@ -34,6 +34,7 @@
 
 #define ROUND_ROWS 256     /* rows read per channel per round */
 #define PAUSE_MS 100       /* after an instance refused a message */
+#define OFFER_PAUSE_MS 20  /* after the host's queue was full */
 #define IDLE_WAKE_MS 1000  /* retention checks, paused channels */
 #define MAX_CHANNELS 65536 /* per port: bound of the cursor table */
 
@@ -243,7 +244,7 @@ static int scan_row(void *arg, const char *channel, uint64_t seq,
         .jws_len = jws_len,
     };
     if (x->p->t.offer(x->p->t.arg, &m) != 0) {
-        c->pause_until = x->now + PAUSE_MS;
+        c->pause_until = x->now + OFFER_PAUSE_MS;
         return 1;
     }
     c->sent = seq;
@@ -316,8 +317,9 @@ static uint64_t low_of(sc_sink_feeder_t *f, head_row_t *h)
     return h->low;
 }
 
-/* One delivery round over every port. Returns true if more is due now. */
-static bool feed_round(sc_sink_feeder_t *f)
+/* One delivery round over every port. Returns true if more is due now;
+ * *paused: a channel with messages waits out a short pause. */
+static bool feed_round(sc_sink_feeder_t *f, bool *paused)
 {
     head_row_t *h = NULL;
     /* one read transaction per round: a consistent view, kept short */
@@ -342,6 +344,8 @@ static bool feed_round(sc_sink_feeder_t *f)
                          : 0;
             if (n == ROUND_ROWS && c->sent < c->head)
                 more = true;
+            if (c->sent < c->head && c->pause_until > now)
+                *paused = true;
         }
     }
     pthread_mutex_unlock(&f->mu);
@@ -441,10 +445,11 @@ static void persist(sc_sink_feeder_t *f)
 static void *feeder_thread(void *arg)
 {
     sc_sink_feeder_t *f = arg;
-    bool more = false;
+    bool more = false, paused = false;
     while (!atomic_load(&f->stop)) {
         struct pollfd pfd = {.fd = f->efd, .events = POLLIN};
-        int rc = poll(&pfd, 1, more ? 0 : IDLE_WAKE_MS);
+        int rc = poll(&pfd, 1,
+                      more ? 0 : paused ? OFFER_PAUSE_MS : IDLE_WAKE_MS);
         if (rc > 0) {
             uint64_t v;
             ssize_t r = read(f->efd, &v, sizeof v);
@@ -453,7 +458,8 @@ static void *feeder_thread(void *arg)
         if (atomic_load(&f->stop))
             break;
         read_epoch(f);
-        more = feed_round(f);
+        paused = false;
+        more = feed_round(f, &paused);
         persist(f);
     }
     persist(f);
@@ -712,6 +718,38 @@ void sc_sink_retry(sc_sink_port_t *p, const char *channel, uint64_t seq)
         c->pause_until = sc_mono_ms() + PAUSE_MS;
     }
     pthread_mutex_unlock(&p->f->mu);
+}
+
+void sc_sink_acked(sc_sink_feeder_t *f, const char *name, const char *channel,
+                   uint64_t acked_seq, uint64_t refused_seq)
+{
+    if (!f || !name || !channel)
+        return;
+    bool notify = false;
+    pthread_mutex_lock(&f->mu);
+    sc_sink_port_t *p = f->ports;
+    while (p && strcmp(p->name, name) != 0)
+        p = p->next;
+    chan_t *c = p && receives(p, channel) ? chan_find(p, channel) : NULL;
+    if (c && acked_seq && acked_seq <= c->sent && acked_seq > c->acked) {
+        c->acked = acked_seq;
+        c->dirty = true;
+        notify = true;
+    } else if (c && acked_seq > c->sent) {
+        sc_log(SC_L_WARN, name,
+               "sink: ignored ack of %s seq %llu, never delivered (last "
+               "delivered %llu)",
+               channel, (unsigned long long)acked_seq,
+               (unsigned long long)c->sent);
+    }
+    if (c && refused_seq && refused_seq > c->acked &&
+        refused_seq <= c->sent + 1) {
+        c->sent = refused_seq - 1;
+        c->pause_until = sc_mono_ms() + PAUSE_MS;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (notify)
+        sc_sink_notify(f);
 }
 
 void sc_sink_set_state(sc_sink_port_t *p, bool connected, const char *error)

@@ -84,6 +84,12 @@ int sc_sink_ack(sc_sink_port_t *p, const char *channel, uint64_t seq);
  * what follows again after a short pause. Any thread. */
 void sc_sink_retry(sc_sink_port_t *p, const char *channel, uint64_t seq);
 
+/* The core read a SINK_ACK (acked_seq > 0) or SINK_NACK (refused_seq > 0)
+ * frame of instance `name`: sc_sink_ack / sc_sink_retry on its port, if
+ * attached. Any thread. */
+void sc_sink_acked(sc_sink_feeder_t *f, const char *name, const char *channel,
+                   uint64_t acked_seq, uint64_t refused_seq);
+
 /* After this returns, the target is never called again; unacknowledged
  * messages will be offered again on the next attach. */
 void sc_sink_detach(sc_sink_port_t **p_p);

@@ -39,6 +39,7 @@
 #include "host/settings.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "sink.h"
 
 extern char **environ;
 
@@ -53,6 +54,7 @@ extern char **environ;
 typedef struct slot {
     sc_cfg_plugin_t *cfg;   /* entry in the current config */
     sc_plugin_inst_t *inst; /* thread isolation */
+    sc_sink_port_t *sink;   /* inst attached to the sink feeder */
     pid_t pid;              /* process isolation; 0 = not running */
     int backoff_ms;
     int64_t restart_at_ms;  /* 0 = no restart pending */
@@ -286,6 +288,30 @@ static int spawn_child(sc_supervisor_t *sv, slot_t *s)
     return 0;
 }
 
+/* Sinks: the feeder (its own thread) offers messages to a thread
+ * instance through the host's bounded queue; the port is attached after
+ * the instance started and detached before it is destroyed, so the feeder
+ * never sees a freed instance. Until the plugin registered SC_CAP_SINK the
+ * offers are refused and made again shortly. */
+static int sink_offer(void *arg, const sc_sink_msg_t *m)
+{
+    return sc_plugin_sink_deliver(arg, m) == SC_OK ? 0 : -1;
+}
+
+static void sink_attach(slot_t *s)
+{
+    sc_cfg_plugin_t *p = s->cfg;
+    sc_sink_feeder_t *f = sc_sink_global();
+    if (p->n_receives == 0 || !f || !s->inst)
+        return;
+    sc_sink_target_t t = {.offer = sink_offer, .lost = NULL, .arg = s->inst};
+    char err[256];
+    s->sink = sc_sink_attach(f, p->name, p->receives, p->n_receives, 0, &t,
+                             err, sizeof err);
+    if (!s->sink)
+        sc_log(SC_L_ERROR, p->name, "sink not fed: %s", err);
+}
+
 static int start_slot(sc_supervisor_t *sv, slot_t *s)
 {
     sc_cfg_plugin_t *p = s->cfg;
@@ -295,8 +321,13 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
     s->so_known = stat(p->path, &s->so) == 0;
     /* an isolated plugin is never loaded into this process: the child
      * performs the handshake and the settings check, and reports */
-    if (p->isolate_process)
+    if (p->isolate_process) {
+        if (p->n_receives)
+            sc_log(SC_L_WARN, p->name,
+                   "'receives' is ignored with isolation = \"process\": "
+                   "sinks run as threads for now");
         return spawn_child(sv, s);
+    }
     /* a plugin that cannot load is refused by name here, and the others
      * start regardless */
     sc_plugin_lib_t lib;
@@ -329,6 +360,7 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         sc_log(SC_L_ERROR, p->name, "%s; plugin not started", err);
         return -1;
     }
+    sink_attach(s);
     return 0;
 }
 
@@ -391,6 +423,7 @@ static void stop_flagged(sc_supervisor_t *sv)
             waitpid(s->pid, NULL, 0);
             s->pid = 0;
         }
+        sc_sink_detach(&s->sink);
         if (s->inst && !sc_plugin_destroy(&s->inst, 1000))
             sv->abandoned = true;
         s->inst = NULL;
