@@ -57,6 +57,7 @@ struct sc_sink_port {
     chan_t *ch;
     size_t n_ch, cap_ch;
     bool connected;
+    int64_t last_ack_ms; /* monotonic; attach time until the first ack */
     char last_error[256];
     sc_sink_port_t *next;
 };
@@ -632,6 +633,7 @@ sc_sink_port_t *sc_sink_attach(sc_sink_feeder_t *f, const char *name,
     }
     p->f = f;
     p->t = *target;
+    p->last_ack_ms = sc_mono_ms();
     p->max_inflight = max_inflight == 0 ? SC_SINK_INFLIGHT_DEFAULT
                       : max_inflight > SC_SINK_INFLIGHT_MAX
                           ? SC_SINK_INFLIGHT_MAX
@@ -700,6 +702,7 @@ int sc_sink_ack(sc_sink_port_t *p, const char *channel, uint64_t seq)
     else if (seq > c->acked) {
         c->acked = seq;
         c->dirty = true;
+        p->last_ack_ms = sc_mono_ms();
     }
     pthread_mutex_unlock(&p->f->mu);
     if (rc == SC_OK)
@@ -734,6 +737,7 @@ void sc_sink_acked(sc_sink_feeder_t *f, const char *name, const char *channel,
     if (c && acked_seq && acked_seq <= c->sent && acked_seq > c->acked) {
         c->acked = acked_seq;
         c->dirty = true;
+        p->last_ack_ms = sc_mono_ms();
         notify = true;
     } else if (c && acked_seq > c->sent) {
         sc_log(SC_L_WARN, name,
@@ -768,11 +772,11 @@ void sc_sink_status(sc_sink_feeder_t *f, sc_sink_status_fn fn, void *arg)
     if (!f || !fn)
         return;
     pthread_mutex_lock(&f->mu);
+    int64_t now = sc_mono_ms();
     for (sc_sink_port_t *p = f->ports; p; p = p->next) {
         sc_sink_status_t s = {
             .instance = p->name,
             .attached = true,
-            .connected = p->connected,
             .last_error = p->last_error,
         };
         for (size_t i = 0; i < p->n_ch; i++) {
@@ -780,6 +784,8 @@ void sc_sink_status(sc_sink_feeder_t *f, sc_sink_status_fn fn, void *arg)
             s.lag += c->head > c->acked ? c->head - c->acked : 0;
             s.inflight += c->sent - c->acked;
         }
+        s.connected = p->connected || s.lag == 0 ||
+                      now - p->last_ack_ms < SC_SINK_STALLED_MS;
         fn(arg, &s);
         for (size_t i = 0; i < p->n_ch; i++) {
             const chan_t *c = &p->ch[i];

@@ -37,6 +37,8 @@ typedef struct sc_sink_port sc_sink_port_t; /* one attached sink instance */
  * offered but not yet acknowledged). */
 #define SC_SINK_INFLIGHT_DEFAULT 1024u
 #define SC_SINK_INFLIGHT_MAX 65536u
+/* A sink with lag and no ack for this long shows as not connected. */
+#define SC_SINK_STALLED_MS 10000
 
 /* How the feeder hands messages to one instance (the plugin host side).
  * Both functions run on the feeder thread and must not block. */
@@ -104,12 +106,14 @@ void sc_sink_set_state(sc_sink_port_t *p, bool connected, const char *error);
 typedef struct sc_sink_status {
     const char *instance;
     bool attached;
-    bool connected;        /* as last reported by the instance */
+    bool connected;        /* delivering: no lag, or an ack within the
+                              last SC_SINK_STALLED_MS (or the instance
+                              said so with sc_sink_set_state) */
     const char *last_error;/* "" if none */
     const char *channel;   /* NULL for the per-instance line */
     uint64_t head;         /* channel head in the journal */
     uint64_t acked;        /* durable cursor */
-    uint64_t lag;          /* head - acked (0 for the instance line: sum) */
+    uint64_t lag;          /* head - acked (instance line: the sum) */
     uint64_t inflight;
 } sc_sink_status_t;
 typedef void (*sc_sink_status_fn)(void *arg, const sc_sink_status_t *st);

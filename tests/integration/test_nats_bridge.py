@@ -204,6 +204,8 @@ def test_burst_with_node_and_broker_kill():
             assert "lost" not in log, log[-2000:]
     finally:
         cluster.close()
+        if not os.environ.get("SC_KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_downstream_down_then_back():
@@ -241,6 +243,8 @@ def test_downstream_down_then_back():
             assert "disconnected from NATS" in gw.broker.log()
     finally:
         cluster.close()
+        if not os.environ.get("SC_KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_receives_outside_sectors_fails_check():
