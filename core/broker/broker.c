@@ -101,7 +101,8 @@ int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag)
 static void drain(void *arg)
 {
     sc_broker_t *b = arg;
-    sc_pipeline_drain(b->pipe);
+    for (int round = 0; round < 64 && sc_pipeline_drain(b->pipe); round++)
+        ;
 }
 
 /* After each commit: wake the sink feeder (it reads the journal). */
@@ -297,6 +298,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
         .journal = b->journal,
         .keyring = b->keyring,
         .gateway_id = cfg->gateway_id,
+        .sign_threads = cfg->sign_threads,
     };
     if (!(b->pipe = sc_pipeline_new(&pe, err, errlen)))
         goto fail;
@@ -468,7 +470,7 @@ static void reload(sc_broker_t *b)
     sc_access_take_over(r->access, oa);
     b->access = r->access;
     b->keyring = r->keyring;
-    sc_pipeline_set_keyring(b->pipe, r->keyring);
+    sc_pipeline_set_keyring(b->pipe, r->keyring, n->gateway_id);
     if (b->service)
         sc_service_set_access(b->service, r->access, n,
                               sc_keyring_jwks(r->keyring));
@@ -490,6 +492,7 @@ static void reload(sc_broker_t *b)
 int sc_broker_run(sc_broker_t *b)
 {
     int status = 0;
+    bool more = false; /* the plugins had more than one group ready */
     for (;;) {
         int64_t retry_at = sc_pipeline_retry_at(b->pipe);
         bool paused = retry_at != 0;
@@ -520,7 +523,7 @@ int sc_broker_run(sc_broker_t *b)
             wake = now + svw;
         if (b->next_log_flush_ms < wake)
             wake = b->next_log_flush_ms;
-        long timeout = wake <= now ? 0 : (long)(wake - now);
+        long timeout = wake <= now || more ? 0 : (long)(wake - now);
         if (zmq_poll(items, n_items, timeout) < 0) {
             if (errno == EINTR)
                 continue;
@@ -583,9 +586,13 @@ int sc_broker_run(sc_broker_t *b)
             sc_supervisor_tick(b->sv);
         if (paused) {
             sc_pipeline_retry(b->pipe);
+            more = false;
             continue;
         }
-        sc_pipeline_drain(b->pipe);
+        /* one bounded slice of publishing, then everything above is
+         * served again before the next (fairness: ZAP, subscriptions,
+         * service requests and signals wait at most one group) */
+        more = sc_pipeline_drain(b->pipe);
     }
     stop_plugins(b);
     sc_log(SC_L_INFO, "core", "stopped; %llu message(s) sent this run",

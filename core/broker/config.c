@@ -618,7 +618,8 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
 {
     static const char *const known[] = {"id", "data_dir", "max_data_bytes",
                                         "log_level", "durability",
-                                        "heartbeat_ms", NULL};
+                                        "heartbeat_ms", "sign_threads",
+                                        NULL};
     sc_config_t *cfg = L->cfg;
     scope_t top = {root, "", "", NULL};
     scope_t sc = {get_group(L, &top, "gateway", true), "", "gateway.",
@@ -677,6 +678,15 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
                       "(got %lld)", (long long)n);
         else
             cfg->heartbeat_ms = n;
+    }
+
+    cfg->sign_threads = 0; /* 0 = one per online core */
+    if (get_int(L, &sc, "sign_threads", &n, &s) > 0) {
+        if (n < 0 || n > 64)
+            err(L, s, "'sign_threads' must be 0 (one per core) or in 1..64 "
+                      "(got %lld)", (long long)n);
+        else
+            cfg->sign_threads = (int)n;
     }
 }
 

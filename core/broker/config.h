@@ -86,6 +86,7 @@ typedef struct sc_config {
     char *log_level;       /* debug|info|warn|error */
     bool durability_full;  /* gateway.durability: "full" (default) or "normal" */
     int64_t heartbeat_ms;  /* gateway.heartbeat_ms, 0 = off (default 1000) */
+    int sign_threads;      /* gateway.sign_threads, 0 = one per core */
 
     /* limits */
     int64_t max_subscriptions;   /* per agency connection (default 256) */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/jwks.h"
+#include "common/jws.h"
 
 typedef struct rule {
     char *subtree;
@@ -15,6 +16,7 @@ typedef struct rule {
 
 struct sc_keyring {
     sc_sigkey_t **keys;
+    sc_jws_signer_t **signers; /* one per key: header computed once */
     char **ids;
     size_t n_keys;
     const sc_sigkey_t *active;
@@ -38,8 +40,9 @@ sc_keyring_t *sc_keyring_load(const sc_config_t *cfg, char *err, size_t errlen)
         goto oom;
     kr->keys = calloc(cfg->n_keys + 1, sizeof *kr->keys);
     kr->ids = calloc(cfg->n_keys + 1, sizeof *kr->ids);
+    kr->signers = calloc(cfg->n_keys + 1, sizeof *kr->signers);
     kr->rules = calloc(cfg->n_sign_rules + 1, sizeof *kr->rules);
-    if (!kr->keys || !kr->ids || !kr->rules)
+    if (!kr->keys || !kr->ids || !kr->rules || !kr->signers)
         goto oom;
     for (size_t i = 0; i < cfg->n_keys; i++) {
         char e[512];
@@ -50,8 +53,9 @@ sc_keyring_t *sc_keyring_load(const sc_config_t *cfg, char *err, size_t errlen)
         }
         kr->keys[kr->n_keys] = k;
         kr->ids[kr->n_keys] = strdup(cfg->keys[i].id);
+        kr->signers[kr->n_keys] = sc_jws_signer_new(k, SC_JWS_TYP);
         kr->n_keys++;
-        if (!kr->ids[kr->n_keys - 1])
+        if (!kr->ids[kr->n_keys - 1] || !kr->signers[kr->n_keys - 1])
             goto oom;
     }
     kr->active = by_id(kr, cfg->active_key);
@@ -93,8 +97,11 @@ void sc_keyring_destroy(sc_keyring_t **kr_p)
     sc_keyring_t *kr = *kr_p;
     for (size_t i = 0; i < kr->n_keys; i++) {
         sc_sigkey_destroy(&kr->keys[i]);
+        if (kr->signers)
+            sc_jws_signer_destroy(&kr->signers[i]);
         free(kr->ids[i]);
     }
+    free(kr->signers);
     for (size_t i = 0; i < kr->n_rules; i++)
         free(kr->rules[i].subtree);
     free(kr->keys);
@@ -121,6 +128,16 @@ const sc_sigkey_t *sc_keyring_for(const sc_keyring_t *kr, const char *channel)
         }
     }
     return key;
+}
+
+const sc_jws_signer_t *sc_keyring_signer_for(const sc_keyring_t *kr,
+                                             const char *channel)
+{
+    const sc_sigkey_t *k = sc_keyring_for(kr, channel);
+    for (size_t i = 0; i < kr->n_keys; i++)
+        if (kr->keys[i] == k)
+            return kr->signers[i];
+    return NULL;
 }
 
 const sc_jwks_t *sc_keyring_jwks(const sc_keyring_t *kr) { return kr->jwks; }

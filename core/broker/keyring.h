@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "common/jwks.h"
+#include "common/jws.h"
 #include "common/keys.h"
 #include "config.h"
 
@@ -23,6 +24,11 @@ void sc_keyring_destroy(sc_keyring_t **kr_p);
 
 /* The key that signs `channel` (never NULL for a loaded keyring). */
 const sc_sigkey_t *sc_keyring_for(const sc_keyring_t *kr, const char *channel);
+
+/* The signer of that key (protected header computed once at load). Safe
+ * to use from several threads while the keyring lives. */
+const sc_jws_signer_t *sc_keyring_signer_for(const sc_keyring_t *kr,
+                                             const char *channel);
 
 /* The public keys as a JWKS (owned by the keyring), for re-verifying
  * journaled messages before they are served. */

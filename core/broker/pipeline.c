@@ -11,43 +11,72 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "common/channel.h"
 #include "common/clock.h"
 #include "common/envelope.h"
-#include "log.h"
 #include "host/frame.h"
 #include "host/host.h"
+#include "log.h"
 #include "plugin_host.h"
+#include "signpool.h"
 
 #define GROUP_MAX 1024
 
-/* A pending message's fields (NUL-terminated copies). A state write uses
- * parts 0 (instance), 2 (key) and 3 ('v' + value, or "d"). */
+/* A pending message's fields in its slot buffer (NUL-terminated). A state
+ * write uses parts 0 (instance), 2 (key) and 3 ('v' + value, or "d"). */
 enum {
     SC_PUB_F_PLUGIN = 0, /* instance name, from the core's config */
     SC_PUB_F_SECTOR,     /* sector name, from the core's config */
     SC_PUB_F_CHANNEL,
     SC_PUB_F_KIND,
     SC_PUB_F_KEY,        /* 'k' + key, or "n" for no key */
-    SC_PUB_F_DATA,       /* unused: the data is parsed once, into `data` */
+    SC_PUB_F_DATA,       /* the data's JSON text */
     SC_PUB_FRAMES
 };
+#define GROUP_US 1000        /* a group stops filling after ~1 ms */
 #define RETRY_MS 1000
+#define KEEP_BUF 65536       /* slot buffers above this are freed after use */
+#define SOURCE_CACHE 16      /* source objects kept per worker */
 
+/* One message (or plugin state write) of the group. The slot's buffers
+ * are kept from group to group (up to KEEP_BUF each), so a steady stream
+ * allocates nothing here. */
 typedef struct pending {
-    char *parts[SC_PUB_FRAMES]; /* NUL-terminated copies of the frames */
+    char *buf;                  /* the frames, each NUL-terminated */
+    size_t cap;
+    size_t off[SC_PUB_FRAMES];
+    size_t len[SC_PUB_FRAMES];
     bool is_state;              /* a plugin state write, not a message */
-    void *rid;                  /* routing id of an acked (child) publish */
+    bool untrusted;             /* from a child process: check again */
+    bool failed;                /* could not be signed: err says why */
+    unsigned char rid[256];     /* routing id of an acked (child) publish */
     size_t rid_len;
-    json_t *data;
-    char *jws;
-    size_t jws_len;
+    bool has_rid;
     uint64_t seq;
-    char ts[32];
+    char *env;                  /* envelope text (signing worker) */
+    size_t env_cap;
+    char *jws;                  /* signed bytes (signing worker) */
+    size_t jws_cap, jws_len;
+    const char *kid;
+    char err[200];
 } pending_t;
+
+#define PART(m, i) ((m)->buf + (m)->off[i])
+
+typedef struct source_entry {
+    char *plugin, *sector, *json;
+    size_t len;
+} source_entry_t;
+
+/* What one signing thread keeps between messages (no sharing). */
+typedef struct scratch {
+    source_entry_t src[SOURCE_CACHE];
+    size_t next;
+} scratch_t;
 
 struct sc_pipeline {
     void *xpub;
@@ -59,12 +88,28 @@ struct sc_pipeline {
     char *gateway_id;
     sc_pipeline_commit_fn on_commit;
     void *on_commit_arg;
+    sc_signpool_t *pool;
+    scratch_t *scratch;          /* one per pool thread + the core */
+    int n_scratch;
 
+    /* the group being built; ts and epoch shared by it */
     pending_t group[GROUP_MAX];
     size_t n_group;
+    char ts[32];
+    const char *epoch;
     int64_t retry_at_ms; /* journal failure: pause until then */
     uint64_t n_sent;
 };
+
+static void scratch_clear(scratch_t *sc)
+{
+    for (size_t i = 0; i < SOURCE_CACHE; i++) {
+        free(sc->src[i].plugin);
+        free(sc->src[i].sector);
+        free(sc->src[i].json);
+        memset(&sc->src[i], 0, sizeof sc->src[i]);
+    }
+}
 
 sc_pipeline_t *sc_pipeline_new(const sc_pipeline_env_t *env, char *err,
                                size_t errlen)
@@ -80,17 +125,50 @@ sc_pipeline_t *sc_pipeline_new(const sc_pipeline_env_t *env, char *err,
     p->pull_ipc = env->pull_ipc;
     p->journal = env->journal;
     p->keyring = env->keyring;
+    int threads = env->sign_threads;
+    if (threads <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = c > 0 ? (int)(c > 64 ? 64 : c) : 1;
+    }
+    /* the core thread takes jobs too while it waits: with one signing
+     * thread configured it signs alone and no worker is started */
+    p->pool = sc_signpool_new(threads - 1);
+    p->n_scratch = threads;
+    p->scratch = calloc((size_t)threads, sizeof *p->scratch);
+    if (!p->pool || !p->scratch) {
+        snprintf(err, errlen, "cannot start %d signing thread(s)", threads);
+        sc_pipeline_destroy(&p);
+        return NULL;
+    }
     return p;
 }
 
+int sc_pipeline_sign_threads(const sc_pipeline_t *p) { return p->n_scratch; }
+
+/* Forget a slot's message; keep its buffers unless they grew large. */
 static void pending_clear(pending_t *m)
 {
-    for (int i = 0; i < SC_PUB_FRAMES; i++)
-        free(m->parts[i]);
-    free(m->rid);
-    json_decref(m->data);
-    free(m->jws);
-    memset(m, 0, sizeof *m);
+    if (m->cap > KEEP_BUF) {
+        free(m->buf);
+        m->buf = NULL;
+        m->cap = 0;
+    }
+    if (m->env_cap > KEEP_BUF) {
+        free(m->env);
+        m->env = NULL;
+        m->env_cap = 0;
+    }
+    if (m->jws_cap > KEEP_BUF) {
+        free(m->jws);
+        m->jws = NULL;
+        m->jws_cap = 0;
+    }
+    m->is_state = m->untrusted = m->failed = m->has_rid = false;
+    m->rid_len = 0;
+    m->seq = 0;
+    m->jws_len = 0;
+    m->kid = NULL;
+    m->err[0] = '\0';
 }
 
 void sc_pipeline_destroy(sc_pipeline_t **p_p)
@@ -98,8 +176,15 @@ void sc_pipeline_destroy(sc_pipeline_t **p_p)
     if (!p_p || !*p_p)
         return;
     sc_pipeline_t *p = *p_p;
-    for (size_t i = 0; i < p->n_group; i++)
-        pending_clear(&p->group[i]);
+    sc_signpool_destroy(&p->pool);
+    for (size_t i = 0; i < GROUP_MAX; i++) {
+        free(p->group[i].buf);
+        free(p->group[i].env);
+        free(p->group[i].jws);
+    }
+    for (int i = 0; p->scratch && i < p->n_scratch; i++)
+        scratch_clear(&p->scratch[i]);
+    free(p->scratch);
     free(p->gateway_id);
     free(p);
     *p_p = NULL;
@@ -110,9 +195,19 @@ void sc_pipeline_set_supervisor(sc_pipeline_t *p, const sc_supervisor_t *sv)
     p->sv = sv;
 }
 
-void sc_pipeline_set_keyring(sc_pipeline_t *p, const sc_keyring_t *kr)
+void sc_pipeline_set_keyring(sc_pipeline_t *p, const sc_keyring_t *kr,
+                             const char *gateway_id)
 {
     p->keyring = kr;
+    if (gateway_id && strcmp(gateway_id, p->gateway_id) != 0) {
+        char *g = strdup(gateway_id);
+        if (g) {
+            free(p->gateway_id);
+            p->gateway_id = g;
+            for (int i = 0; i < p->n_scratch; i++)
+                scratch_clear(&p->scratch[i]);
+        }
+    }
 }
 
 void sc_pipeline_on_commit(sc_pipeline_t *p, sc_pipeline_commit_fn fn,
@@ -129,10 +224,9 @@ int64_t sc_pipeline_retry_at(const sc_pipeline_t *p) { return p->retry_at_ms; }
 /* Tell a plugin child process what became of its frame. */
 static void ack(sc_pipeline_t *p, pending_t *m, const char *what)
 {
-    if (!m->rid || !p->pull_ipc)
+    if (!m->has_rid || !p->pull_ipc)
         return;
-    sc_frame_t f = {.type = SC_FRAME_ACK,
-                    .data = {what, strlen(what)}};
+    sc_frame_t f = {.type = SC_FRAME_ACK, .data = {what, strlen(what)}};
     unsigned char *buf;
     size_t len;
     if (sc_frame_encode(&f, &buf, &len) != 0)
@@ -143,14 +237,33 @@ static void ack(sc_pipeline_t *p, pending_t *m, const char *what)
     free(buf);
 }
 
-static char *dup_str(sc_frame_str_t s)
+/* Append one frame to the slot's buffer (NUL-terminated). */
+static int slot_add(pending_t *m, int idx, const void *d, size_t n,
+                    size_t *used)
 {
-    char *c = malloc(s.len + 1);
-    if (c) {
-        memcpy(c, s.ptr, s.len);
-        c[s.len] = '\0';
+    if (*used + n + 1 > m->cap) {
+        size_t cap = (*used + n + 1) * 2;
+        if (cap < 512)
+            cap = 512;
+        char *nb = realloc(m->buf, cap);
+        if (!nb)
+            return -1;
+        m->buf = nb;
+        m->cap = cap;
     }
-    return c;
+    memcpy(m->buf + *used, d, n);
+    m->buf[*used + n] = '\0';
+    if (idx < SC_PUB_FRAMES) {
+        m->off[idx] = *used;
+        m->len[idx] = n;
+    }
+    *used += n + 1;
+    return 0;
+}
+
+static int slot_str(pending_t *m, int idx, sc_frame_str_t v, size_t *used)
+{
+    return slot_add(m, idx, v.ptr ? v.ptr : "", v.ptr ? v.len : 0, used);
 }
 
 /* Read one frame from a plugin socket; a publish or state write goes into
@@ -158,14 +271,18 @@ static char *dup_str(sc_frame_str_t s)
  * one discarded). Who sent it is known from the socket, never from the
  * frame: a plugin thread's instance name (inproc, the broker's own code),
  * or a child's credential (its routing id, checked by the supervisor).
- * source.plugin and source.sector come from the running configuration. */
+ * source.plugin and source.sector come from the running configuration.
+ * The data of a plugin thread was parsed by its host (the broker's own
+ * code) and is not parsed again; a child's is parsed once, by a signing
+ * thread (untrusted). */
 static int read_publish(sc_pipeline_t *p, void *sock)
 {
     pending_t *m = &p->group[p->n_group];
-    memset(m, 0, sizeof *m);
+    pending_clear(m);
     zmq_msg_t part[2];
     int n = 0, more = 1;
     bool bad = false;
+    size_t used = 0;
     while (more) {
         zmq_msg_t f;
         zmq_msg_init(&f);
@@ -189,10 +306,12 @@ static int read_publish(sc_pipeline_t *p, void *sock)
     if (n >= 1) {
         size_t l = zmq_msg_size(&part[0]);
         if (sock == p->pull_ipc) {
-            m->rid_len = l;
-            m->rid = malloc(l ? l : 1);
-            if (m->rid)
+            m->untrusted = true;
+            if (l <= sizeof m->rid) {
+                m->rid_len = l;
                 memcpy(m->rid, zmq_msg_data(&part[0]), l);
+                m->has_rid = true;
+            }
             who = p->sv ? sc_supervisor_child(p->sv, zmq_msg_data(&part[0]),
                                               l)
                         : NULL;
@@ -232,49 +351,46 @@ static int read_publish(sc_pipeline_t *p, void *sock)
                    who->name, ch);
             goto refuse;
         }
-        json_error_t je;
-        m->data = json_loadb(f.data.ptr, f.data.len, JSON_REJECT_DUPLICATES,
-                             &je);
-        if (!m->data || !json_is_object(m->data)) {
-            sc_log(SC_L_ERROR, who->name,
-                   "discarded publish to %s: data not a JSON object", ch);
+        const char *sector = who->sector ? who->sector : "";
+        char kf = f.key.ptr ? 'k' : 'n';
+        bool oom =
+            slot_add(m, SC_PUB_F_PLUGIN, who->name, strlen(who->name),
+                     &used) ||
+            slot_add(m, SC_PUB_F_SECTOR, sector, strlen(sector), &used) ||
+            slot_add(m, SC_PUB_F_CHANNEL, ch, strlen(ch), &used) ||
+            slot_str(m, SC_PUB_F_KIND, f.kind, &used) ||
+            slot_add(m, SC_PUB_F_KEY, &kf, 1, &used);
+        if (!oom && f.key.ptr) {
+            /* 'k' + key: extend the one-byte part in place */
+            used--;
+            oom = slot_add(m, SC_PUB_FRAMES, f.key.ptr, f.key.len, &used);
+            m->len[SC_PUB_F_KEY] = 1 + f.key.len;
+        }
+        if (oom || slot_str(m, SC_PUB_F_DATA, f.data, &used)) {
+            sc_log(SC_L_ERROR, who->name, "out of memory");
             goto refuse;
         }
-        m->parts[SC_PUB_F_PLUGIN] = strdup(who->name);
-        m->parts[SC_PUB_F_SECTOR] = strdup(who->sector ? who->sector : "");
-        m->parts[SC_PUB_F_CHANNEL] = strdup(ch);
-        m->parts[SC_PUB_F_KIND] = dup_str(f.kind);
-        char *k = f.key.ptr ? malloc(f.key.len + 2) : strdup("n");
-        if (k && f.key.ptr) {
-            k[0] = 'k';
-            memcpy(k + 1, f.key.ptr, f.key.len);
-            k[f.key.len + 1] = '\0';
-        }
-        m->parts[SC_PUB_F_KEY] = k;
-        m->parts[SC_PUB_F_DATA] = strdup("");
-        for (int i = 0; i < SC_PUB_FRAMES; i++)
-            if (!m->parts[i]) {
-                sc_log(SC_L_ERROR, who->name, "out of memory");
-                goto refuse;
-            }
         break;
     }
     case SC_FRAME_STATE_PUT:
     case SC_FRAME_STATE_DEL: {
         /* [name][-][key]['v' value | "d"]: a plugin writes only its own
          * state, under the name the core knows it by */
-        m->parts[0] = strdup(who->name);
-        m->parts[2] = dup_str(f.key);
-        char *v = malloc(f.data.len + 2);
-        if (v) {
-            v[0] = f.type == SC_FRAME_STATE_PUT ? 'v' : 'd';
-            if (f.data.len)
-                memcpy(v + 1, f.data.ptr, f.data.len);
-            v[f.data.len + 1] = '\0';
-        }
-        m->parts[3] = v;
-        if (!m->parts[0] || !m->parts[2] || !m->parts[3])
+        char vf = f.type == SC_FRAME_STATE_PUT ? 'v' : 'd';
+        if (slot_add(m, 0, who->name, strlen(who->name), &used) ||
+            slot_add(m, 1, "-", 1, &used) || slot_str(m, 2, f.key, &used) ||
+            slot_add(m, 3, &vf, 1, &used)) {
+            sc_log(SC_L_ERROR, who->name, "out of memory");
             goto refuse;
+        }
+        if (f.data.len) {
+            used--;
+            if (slot_add(m, SC_PUB_FRAMES, f.data.ptr, f.data.len, &used)) {
+                sc_log(SC_L_ERROR, who->name, "out of memory");
+                goto refuse;
+            }
+            m->len[3] = 1 + f.data.len;
+        }
         m->is_state = true;
         break;
     }
@@ -290,7 +406,7 @@ static int read_publish(sc_pipeline_t *p, void *sock)
         goto done;
     }
     case SC_FRAME_PONG:
-        if (m->rid)
+        if (m->has_rid)
             sc_supervisor_pong((sc_supervisor_t *)p->sv, m->rid, m->rid_len,
                                f.seq);
         goto done;
@@ -314,72 +430,174 @@ done:
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* signing workers: one message each, its own slot only                */
+
+/* A child's data, parsed once (the child is not trusted; its channel,
+ * kind and key syntax were checked by the frame decoder). */
+static const char *untrusted_problem(pending_t *m)
+{
+    json_error_t je;
+    json_t *d = json_loadb(PART(m, SC_PUB_F_DATA), m->len[SC_PUB_F_DATA],
+                           JSON_REJECT_DUPLICATES, &je);
+    bool obj = d && json_is_object(d);
+    json_decref(d);
+    return obj ? NULL : "data not a JSON object";
+}
+
+/* The source object's text for (plugin, sector), cached per thread. */
+static const source_entry_t *source_for(sc_pipeline_t *p, scratch_t *sc,
+                                        const char *plugin,
+                                        const char *sector)
+{
+    for (size_t i = 0; i < SOURCE_CACHE; i++)
+        if (sc->src[i].json && strcmp(sc->src[i].plugin, plugin) == 0 &&
+            strcmp(sc->src[i].sector, sector) == 0)
+            return &sc->src[i];
+    source_entry_t *e = &sc->src[sc->next];
+    sc->next = (sc->next + 1) % SOURCE_CACHE;
+    free(e->plugin);
+    free(e->sector);
+    free(e->json);
+    memset(e, 0, sizeof *e);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "gateway", p->gateway_id,
+                          "plugin", plugin, "sector", sector);
+    e->json = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    e->plugin = strdup(plugin);
+    e->sector = strdup(sector);
+    if (!e->json || !e->plugin || !e->sector) {
+        free(e->plugin);
+        free(e->sector);
+        free(e->json);
+        memset(e, 0, sizeof *e);
+        return NULL;
+    }
+    e->len = strlen(e->json);
+    return e;
+}
+
+static void sign_job(void *arg, size_t i, int worker)
+{
+    sc_pipeline_t *p = arg;
+    pending_t *m = &p->group[i];
+    if (m->is_state)
+        return;
+    const char *problem = m->untrusted ? untrusted_problem(m) : NULL;
+    if (problem) {
+        snprintf(m->err, sizeof m->err, "%s", problem);
+        m->failed = true;
+        return;
+    }
+    scratch_t *sc = &p->scratch[worker < p->n_scratch ? worker : 0];
+    const source_entry_t *src = source_for(p, sc, PART(m, SC_PUB_F_PLUGIN),
+                                           PART(m, SC_PUB_F_SECTOR));
+    const char *channel = PART(m, SC_PUB_F_CHANNEL);
+    const sc_jws_signer_t *signer = sc_keyring_signer_for(p->keyring,
+                                                          channel);
+    const char *keyf = PART(m, SC_PUB_F_KEY);
+    char id[33];
+    sc_random_hex(id);
+    sc_envelope_text_in_t in = {
+        .id = id,
+        .channel = channel,
+        .epoch = p->epoch,
+        .seq = m->seq,
+        .ts = p->ts,
+        .kind = PART(m, SC_PUB_F_KIND),
+        .key = keyf[0] == 'k' ? keyf + 1 : NULL,
+        .source_json = src ? src->json : NULL,
+        .source_len = src ? src->len : 0,
+        .data_json = PART(m, SC_PUB_F_DATA),
+        .data_len = m->len[SC_PUB_F_DATA],
+    };
+    size_t env_len = 0;
+    if (!src || !signer ||
+        sc_envelope_text(&in, &m->env, &m->env_cap, &env_len) != 0 ||
+        sc_jws_signer_sign(signer, m->env, env_len, &m->jws, &m->jws_cap,
+                           &m->jws_len) != 0) {
+        snprintf(m->err, sizeof m->err, "out of memory");
+        m->failed = true;
+        return;
+    }
+    m->kid = sc_jws_signer_kid(signer);
+}
+
+/* Drop the messages that could not be signed (rare: the plugin host
+ * checks what it can), acking their senders. */
+static void drop_failed(sc_pipeline_t *p)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < p->n_group; i++) {
+        pending_t *m = &p->group[i];
+        if (!m->failed) {
+            if (k != i) {
+                pending_t t = p->group[k];
+                p->group[k] = *m;
+                *m = t;
+            }
+            k++;
+            continue;
+        }
+        sc_log(SC_L_ERROR, PART(m, SC_PUB_F_PLUGIN),
+               "cannot sign message for %s: %s; dropped",
+               PART(m, SC_PUB_F_CHANNEL), m->err);
+        ack(p, m, SC_PUB_ACK_REFUSED);
+        pending_clear(m);
+    }
+    p->n_group = k;
+}
+
 /* Sequence, sign and journal the whole group; on success send it. */
 static int flush_group(sc_pipeline_t *p)
 {
+    char err[512];
+again:
     if (p->n_group == 0)
         return 0;
-    char err[512];
     if (sc_journal_begin(p->journal, err, sizeof err) != 0)
         goto fail;
+    /* sequencing is the core's: seqs in read order per channel */
+    for (size_t i = 0; i < p->n_group; i++) {
+        pending_t *m = &p->group[i];
+        m->failed = false;
+        if (m->is_state)
+            continue;
+        m->seq = sc_journal_next_seq(p->journal, PART(m, SC_PUB_F_CHANNEL));
+        if (m->seq == 0) {
+            snprintf(err, sizeof err, "out of memory");
+            goto fail;
+        }
+    }
+    sc_now_rfc3339(p->ts);
+    p->epoch = sc_journal_epoch(p->journal);
+    /* building and signing: on the signing threads, each message its own
+     * slot; results land in the slots, so order is untouched */
+    sc_signpool_run(p->pool, sign_job, p, p->n_group);
+    bool failed = false;
+    for (size_t i = 0; i < p->n_group && !failed; i++)
+        failed = p->group[i].failed;
+    if (failed) {
+        /* give every seq of this group back and number it again */
+        sc_journal_rollback(p->journal);
+        drop_failed(p);
+        goto again;
+    }
     for (size_t i = 0; i < p->n_group; i++) {
         pending_t *m = &p->group[i];
         if (m->is_state) {
-            const char *v = m->parts[3];
-            if (sc_journal_state_put(p->journal, m->parts[0], m->parts[2],
+            const char *v = PART(m, 3);
+            if (sc_journal_state_put(p->journal, PART(m, 0), PART(m, 2),
                                      v[0] == 'v' ? v + 1 : NULL, err,
                                      sizeof err) != 0)
                 goto fail;
             continue;
         }
-        const char *channel = m->parts[SC_PUB_F_CHANNEL];
-        const char *keyf = m->parts[SC_PUB_F_KEY];
-        const char *key = keyf[0] == 'k' ? keyf + 1 : NULL;
-        free(m->jws);
-        m->jws = NULL;
-        m->seq = sc_journal_next_seq(p->journal, channel);
-        if (m->seq == 0) {
-            snprintf(err, sizeof err, "out of memory");
-            goto fail;
-        }
-        sc_now_rfc3339(m->ts);
-        json_t *source = json_pack("{s:s, s:s, s:s}", "gateway",
-                                   p->gateway_id, "plugin",
-                                   m->parts[SC_PUB_F_PLUGIN], "sector",
-                                   m->parts[SC_PUB_F_SECTOR]);
-        sc_envelope_in_t in = {
-            .channel = channel,
-            .epoch = sc_journal_epoch(p->journal),
-            .seq = m->seq,
-            .id = NULL,
-            .ts = m->ts,
-            .kind = m->parts[SC_PUB_F_KIND],
-            .key = key,
-            .source = source,
-            .data = m->data,
-        };
-        const sc_sigkey_t *k = sc_keyring_for(p->keyring, channel);
-        int rc = source ? sc_envelope_sign(&in, k, &m->jws, &m->jws_len, err,
-                                           sizeof err)
-                        : -1;
-        json_decref(source);
-        if (rc != 0) {
-            /* this message can never be signed (the plugin host checked
-             * what it could): drop it alone, give its seq back, and keep
-             * the rest of the group */
-            sc_log(SC_L_ERROR, m->parts[SC_PUB_F_PLUGIN],
-                   "cannot sign message for %s: %s; dropped", channel,
-                   source ? err : "out of memory");
-            sc_journal_release_seq(p->journal, channel, m->seq);
-            ack(p, m, SC_PUB_ACK_REFUSED);
-            pending_clear(m);
-            memmove(m, m + 1, (p->n_group - i - 1) * sizeof *m);
-            p->n_group--;
-            i--;
-            continue;
-        }
-        if (sc_journal_append(p->journal, channel, m->seq, in.kind, key,
-                              m->ts, sc_sigkey_kid(k), m->jws, m->jws_len, err,
+        const char *keyf = PART(m, SC_PUB_F_KEY);
+        if (sc_journal_append(p->journal, PART(m, SC_PUB_F_CHANNEL), m->seq,
+                              PART(m, SC_PUB_F_KIND),
+                              keyf[0] == 'k' ? keyf + 1 : NULL, p->ts,
+                              m->kid, m->jws, m->jws_len, err,
                               sizeof err) != 0)
             goto fail;
     }
@@ -395,24 +613,24 @@ static int flush_group(sc_pipeline_t *p)
             pending_clear(m);
             continue;
         }
+        const char *channel = PART(m, SC_PUB_F_CHANNEL);
         char topic[SC_CHANNEL_MAX + 2];
-        int tl = sc_channel_topic(m->parts[SC_PUB_F_CHANNEL], topic,
-                                  sizeof topic);
+        int tl = sc_channel_topic(channel, topic, sizeof topic);
         if (tl > 0 &&
             zmq_send(p->xpub, topic, (size_t)tl, ZMQ_SNDMORE | ZMQ_DONTWAIT) ==
                 tl)
             zmq_send(p->xpub, m->jws, m->jws_len, ZMQ_DONTWAIT);
         p->n_sent++;
-        if (sc_log_enabled(SC_L_DEBUG))
-            sc_log(SC_L_DEBUG, m->parts[SC_PUB_F_PLUGIN],
-                   "%s seq %llu %s key %s", m->parts[SC_PUB_F_CHANNEL],
-                   (unsigned long long)m->seq, m->parts[SC_PUB_F_KIND],
-                   m->parts[SC_PUB_F_KEY][0] == 'k'
-                       ? m->parts[SC_PUB_F_KEY] + 1
-                       : "-");
+        if (sc_log_enabled(SC_L_DEBUG)) {
+            const char *keyf = PART(m, SC_PUB_F_KEY);
+            sc_log(SC_L_DEBUG, PART(m, SC_PUB_F_PLUGIN),
+                   "%s seq %llu %s key %s", channel,
+                   (unsigned long long)m->seq, PART(m, SC_PUB_F_KIND),
+                   keyf[0] == 'k' ? keyf + 1 : "-");
+        }
         if (p->on_commit)
-            p->on_commit(p->on_commit_arg, m->parts[SC_PUB_F_CHANNEL],
-                         m->seq, m->jws, m->jws_len);
+            p->on_commit(p->on_commit_arg, channel, m->seq, m->jws,
+                         m->jws_len);
         ack(p, m, SC_PUB_ACK_OK);
         pending_clear(m);
     }
@@ -429,20 +647,41 @@ fail:
     return -1;
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 bool sc_pipeline_drain(sc_pipeline_t *p)
 {
-    if (p->retry_at_ms != 0 && sc_mono_ms() < p->retry_at_ms)
+    if (p->retry_at_ms != 0)
         return false;
-    for (int round = 0; round < 64; round++) {
-        while (p->n_group < GROUP_MAX && read_publish(p, p->pull) == 0)
-            ;
-        while (p->pull_ipc && p->n_group < GROUP_MAX &&
-               read_publish(p, p->pull_ipc) == 0)
-            ;
-        if (p->n_group == 0 || flush_group(p) != 0)
+    /* fill one group: one message from each source in turn (the plugin
+     * threads' PULL fair-queues between the plugin threads, the children's
+     * ROUTER between the children), until both are empty, the group is
+     * full or about a millisecond has passed */
+    int64_t t0 = mono_us();
+    bool more = false;
+    for (unsigned it = 1; p->n_group < GROUP_MAX; it++) {
+        int got = 0;
+        if (read_publish(p, p->pull) == 0)
+            got++;
+        if (p->pull_ipc && p->n_group < GROUP_MAX &&
+            read_publish(p, p->pull_ipc) == 0)
+            got++;
+        if (!got)
             break;
+        if (p->n_group >= GROUP_MAX ||
+            ((it & 7) == 0 && mono_us() - t0 >= GROUP_US)) {
+            more = true;
+            break;
+        }
     }
-    return false;
+    if (p->n_group == 0)
+        return false;
+    return flush_group(p) == 0 && more;
 }
 
 void sc_pipeline_retry(sc_pipeline_t *p)

@@ -12,8 +12,10 @@
  * retried: a message a plugin was told was accepted is never dropped.
  *
  * Never touches subscriptions, the service socket, config files or
- * signals; used from the core thread only (the signing workers it may
- * use internally never see the sockets or the journal).
+ * signals; used from the core thread only. The signing threads
+ * (signpool.h, gateway.sign_threads) build and sign envelopes, each in its
+ * own message slot; they never see the sockets or the journal, and the
+ * core thread alone assigns seqs, commits and sends, in read order.
  */
 #ifndef SC_PIPELINE_H
 #define SC_PIPELINE_H
@@ -41,6 +43,7 @@ typedef struct sc_pipeline_env {
     sc_journal_t *journal;   /* borrowed; the core's write connection */
     const sc_keyring_t *keyring; /* borrowed; swapped by set_keyring */
     const char *gateway_id;  /* copied */
+    int sign_threads;        /* gateway.sign_threads; 0 = one per core */
 } sc_pipeline_env_t;
 
 /* NULL on failure with err filled. */
@@ -52,12 +55,19 @@ void sc_pipeline_destroy(sc_pipeline_t **p_p);
 /* The supervisor re-checks what child processes may publish (NULL: all
  * child publishes are refused). Borrowed. */
 void sc_pipeline_set_supervisor(sc_pipeline_t *p, const sc_supervisor_t *sv);
-/* Swap the signing keys (reload); the old keyring may be freed after. */
-void sc_pipeline_set_keyring(sc_pipeline_t *p, const sc_keyring_t *kr);
+/* Swap the signing keys and gateway id (reload); the old keyring may be
+ * freed after (no signing runs between two calls of the core thread). */
+void sc_pipeline_set_keyring(sc_pipeline_t *p, const sc_keyring_t *kr,
+                             const char *gateway_id);
 
-/* Take what the plugins have ready, journal and send it, for at most a
- * bounded slice of work; returns true if more is ready (call again after
- * serving the rest of the loop). Does nothing while paused. */
+/* Threads that build and sign (the core thread counts as one). */
+int sc_pipeline_sign_threads(const sc_pipeline_t *p);
+
+/* Take one group of what the plugins have ready (at most GROUP_MAX
+ * messages or about 1 ms of reading, one message from each source in
+ * turn), sequence it, sign it on the signing threads, journal it and send
+ * it: a bounded slice of work. Returns true if more was ready (call again
+ * after serving the rest of the loop). Does nothing while paused. */
 bool sc_pipeline_drain(sc_pipeline_t *p);
 
 /* Journal failure: the monotonic ms at which the kept group is retried,

@@ -117,6 +117,67 @@ int sc_envelope_sign(const sc_envelope_in_t *in, const sc_sigkey_t *key,
     return rc;
 }
 
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (*buf && *cap >= need)
+        return 0;
+    size_t n = need < 1024 ? 1024 : need + need / 4;
+    char *nb = realloc(*buf, n);
+    if (!nb)
+        return -1;
+    *buf = nb;
+    *cap = n;
+    return 0;
+}
+
+int sc_envelope_text(const sc_envelope_text_in_t *in, char **buf,
+                     size_t *cap, size_t *len)
+{
+    /* the key as JSON: text without '"' or '\\' (and, by contract, no
+     * control characters) is its own JSON string body; anything else is
+     * escaped by jansson */
+    char *key_esc = NULL;
+    size_t klen = in->key ? strlen(in->key) : 0;
+    if (in->key && (memchr(in->key, '"', klen) || memchr(in->key, '\\', klen))) {
+        json_t *k = json_string(in->key);
+        key_esc = k ? json_dumps(k, JSON_ENCODE_ANY) : NULL;
+        json_decref(k);
+        if (!key_esc)
+            return -1;
+    }
+    size_t need = 160 + strlen(in->id) + strlen(in->channel) +
+                  strlen(in->epoch) + strlen(in->ts) + strlen(in->kind) +
+                  (key_esc ? strlen(key_esc) : klen + 2) + in->source_len +
+                  in->data_len;
+    if (grow(buf, cap, need) != 0) {
+        free(key_esc);
+        return -1;
+    }
+    int n = snprintf(*buf, *cap,
+                     "{\"v\":%d,\"id\":\"%s\",\"channel\":\"%s\",\"epoch\":"
+                     "\"%s\",\"seq\":%llu,\"ts\":\"%s\",\"kind\":\"%s\","
+                     "\"key\":%s%s%s,\"source\":",
+                     SC_ENVELOPE_VERSION, in->id, in->channel, in->epoch,
+                     (unsigned long long)in->seq, in->ts, in->kind,
+                     key_esc ? "" : in->key ? "\"" : "",
+                     key_esc ? key_esc : in->key ? in->key : "null",
+                     key_esc ? "" : in->key ? "\"" : "");
+    free(key_esc);
+    if (n < 0 || (size_t)n + in->source_len + in->data_len + 10 > *cap)
+        return -1;
+    char *p = *buf + n;
+    memcpy(p, in->source_json, in->source_len);
+    p += in->source_len;
+    memcpy(p, ",\"data\":", 8);
+    p += 8;
+    memcpy(p, in->data_json, in->data_len);
+    p += in->data_len;
+    *p++ = '}';
+    *p = '\0';
+    *len = (size_t)(p - *buf);
+    return 0;
+}
+
 /* Field type checks, in wire order. NULL if fine, else the field name. */
 static const char *shape_error(json_t *env, const char **what)
 {

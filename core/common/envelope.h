@@ -35,6 +35,33 @@ int sc_envelope_sign(const sc_envelope_in_t *in, const sc_sigkey_t *key,
                      char **jws_out, size_t *jws_len, char *err,
                      size_t errlen);
 
+/* The fast path (broker): the envelope built as text around the data's
+ * already validated JSON text, no parse and no tree. Every field must be
+ * valid already: channel a valid channel name, epoch and id hex, ts
+ * RFC 3339, kind [a-z0-9._-], key (NULL -> null) valid UTF-8 without
+ * control characters, source_json a JSON object's text, data_json a JSON
+ * object's text (validated once, by the plugin host or the caller).
+ * Same field order as sc_envelope_sign. */
+typedef struct sc_envelope_text_in {
+    const char *id;
+    const char *channel;
+    const char *epoch;
+    uint64_t seq;
+    const char *ts;
+    const char *kind;
+    const char *key;
+    const char *source_json;
+    size_t source_len;
+    const char *data_json;
+    size_t data_len;
+} sc_envelope_text_in_t;
+
+/* Write the envelope text into *buf (grown with realloc when *cap is too
+ * small; a reused buffer makes this allocation-free unless the key needs
+ * escaping). *len receives its length. 0 or -1. */
+int sc_envelope_text(const sc_envelope_text_in_t *in, char **buf,
+                     size_t *cap, size_t *len);
+
 /* Check result codes (negative), beyond SC_JWS_E*: */
 enum {
     SC_ENV_ETOPIC = -20,    /* topic is not a valid "<channel>." */

@@ -22,6 +22,85 @@
 /* A protected header is a few dozen bytes; cap what we hand to jansson. */
 #define HEADER_B64_MAX 4096
 
+struct sc_jws_signer {
+    const sc_sigkey_t *key;
+    char *hdr_b64; /* base64url of the protected header */
+    size_t hdr_len;
+};
+
+sc_jws_signer_t *sc_jws_signer_new(const sc_sigkey_t *key, const char *typ)
+{
+    if (key == NULL || sc_sodium_init() != 0)
+        return NULL;
+    json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "EdDSA", "kid",
+                            sc_sigkey_kid(key), "typ",
+                            typ ? typ : SC_JWS_TYP);
+    char *hjson = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                      : NULL;
+    json_decref(hdr);
+    sc_jws_signer_t *s = hjson ? calloc(1, sizeof *s) : NULL;
+    if (s) {
+        s->key = key;
+        s->hdr_b64 = sc_b64url_encode_alloc((const unsigned char *)hjson,
+                                            strlen(hjson), &s->hdr_len);
+        if (!s->hdr_b64) {
+            free(s);
+            s = NULL;
+        }
+    }
+    free(hjson);
+    return s;
+}
+
+void sc_jws_signer_destroy(sc_jws_signer_t **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    free((*s_p)->hdr_b64);
+    free(*s_p);
+    *s_p = NULL;
+}
+
+const char *sc_jws_signer_kid(const sc_jws_signer_t *s)
+{
+    return sc_sigkey_kid(s->key);
+}
+
+int sc_jws_signer_sign(const sc_jws_signer_t *s, const char *payload,
+                       size_t payload_len, char **buf, size_t *cap,
+                       size_t *out_len)
+{
+    if (s == NULL || buf == NULL || cap == NULL ||
+        (payload == NULL && payload_len > 0))
+        return -1;
+    size_t hlen = s->hdr_len;
+    size_t plen = sc_b64url_len(payload_len);
+    size_t slen = sc_b64url_len(SIG_LEN);
+    size_t total = hlen + 1 + plen + 1 + slen;
+    if (*buf == NULL || *cap < total + 1) {
+        char *nb = realloc(*buf, total + 1);
+        if (nb == NULL)
+            return -1;
+        *buf = nb;
+        *cap = total + 1;
+    }
+    char *jws = *buf;
+    unsigned char sig[SIG_LEN];
+    memcpy(jws, s->hdr_b64, hlen);
+    jws[hlen] = '.';
+    sc_b64url_encode(jws + hlen + 1, plen + 1,
+                     (const unsigned char *)payload, payload_len);
+    /* Signing input: ASCII(b64(header) || '.' || b64(payload)). */
+    if (sc_sigkey_sign(s->key, (const unsigned char *)jws, hlen + 1 + plen,
+                       sig) != 0)
+        return -1;
+    jws[hlen + 1 + plen] = '.';
+    sc_b64url_encode(jws + hlen + 1 + plen + 1, slen + 1, sig, SIG_LEN);
+    if (out_len)
+        *out_len = total;
+    return 0;
+}
+
 int sc_jws_sign(const sc_sigkey_t *key, const char *typ, const char *payload,
                 size_t payload_len, char **out, size_t *out_len)
 {
@@ -30,46 +109,16 @@ int sc_jws_sign(const sc_sigkey_t *key, const char *typ, const char *payload,
     *out = NULL;
     if (out_len)
         *out_len = 0;
-    if (sc_sodium_init() != 0)
-        return -1;
-    json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "EdDSA", "kid",
-                            sc_sigkey_kid(key), "typ",
-                            typ ? typ : SC_JWS_TYP);
-    if (hdr == NULL)
-        return -1;
-    char *hjson = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(hdr);
-    if (hjson == NULL)
-        return -1;
-
-    size_t hlen = sc_b64url_len(strlen(hjson));
-    size_t plen = sc_b64url_len(payload_len);
-    size_t slen = sc_b64url_len(SIG_LEN);
-    size_t total = hlen + 1 + plen + 1 + slen;
-    char *jws = malloc(total + 1);
-    int rc = -1;
-    if (jws != NULL) {
-        unsigned char sig[SIG_LEN];
-        sc_b64url_encode(jws, hlen + 1, (const unsigned char *)hjson,
-                         strlen(hjson));
-        jws[hlen] = '.';
-        sc_b64url_encode(jws + hlen + 1, plen + 1,
-                         (const unsigned char *)payload, payload_len);
-        /* Signing input: ASCII(b64(header) || '.' || b64(payload)). */
-        if (sc_sigkey_sign(key, (const unsigned char *)jws, hlen + 1 + plen,
-                           sig) == 0) {
-            jws[hlen + 1 + plen] = '.';
-            sc_b64url_encode(jws + hlen + 1 + plen + 1, slen + 1, sig,
-                             SIG_LEN);
-            *out = jws;
-            if (out_len)
-                *out_len = total;
-            rc = 0;
-        } else {
-            free(jws);
-        }
+    sc_jws_signer_t *s = sc_jws_signer_new(key, typ);
+    size_t cap = 0;
+    int rc = s ? sc_jws_signer_sign(s, payload, payload_len, out, &cap,
+                                    out_len)
+               : -1;
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
     }
-    free(hjson);
+    sc_jws_signer_destroy(&s);
     return rc;
 }
 

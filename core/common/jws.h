@@ -22,6 +22,22 @@
 int sc_jws_sign(const sc_sigkey_t *key, const char *typ, const char *payload,
                 size_t payload_len, char **out, size_t *out_len);
 
+/* A signer for one key: the protected header and its base64url are
+ * computed once (sc_jws_signer_new), so signing costs the payload's
+ * base64url, the signature and nothing else. Immutable once built: one
+ * signer may sign from any number of threads at once. */
+typedef struct sc_jws_signer sc_jws_signer_t;
+sc_jws_signer_t *sc_jws_signer_new(const sc_sigkey_t *key, const char *typ);
+void sc_jws_signer_destroy(sc_jws_signer_t **s_p);
+const char *sc_jws_signer_kid(const sc_jws_signer_t *s);
+
+/* Sign payload into *buf (NUL-terminated compact JWS, *out_len bytes),
+ * growing it with realloc when *cap is too small: a reused buffer makes
+ * this allocation-free. 0 or -1. */
+int sc_jws_signer_sign(const sc_jws_signer_t *s, const char *payload,
+                       size_t payload_len, char **buf, size_t *cap,
+                       size_t *out_len);
+
 /* Verification result codes (negative). */
 enum {
     SC_JWS_OK = 0,

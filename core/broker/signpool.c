@@ -1,0 +1,168 @@
+/*
+ * signpool.c - see signpool.h.
+ *
+ * One run at a time: the caller publishes (fn, arg, n) under the mutex
+ * and bumps the generation; each worker and the caller take indices from
+ * an atomic counter until it passes n; the last one to finish an item
+ * wakes the caller.
+ */
+#include "signpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+struct sc_signpool {
+    pthread_mutex_t mu;
+    pthread_cond_t work;  /* a new generation or stop */
+    pthread_cond_t done;  /* the run's last item finished */
+    pthread_t *threads;
+    int n_threads;
+    int started;
+    bool stop;
+    unsigned long gen;
+    sc_signpool_fn fn;
+    void *arg;
+    size_t n;
+    /* (generation << 32) | next index: a worker late for one run can
+     * never take an item of the next */
+    _Atomic unsigned long long next;
+    atomic_size_t finished;
+};
+
+typedef struct worker_arg {
+    sc_signpool_t *p;
+    int id;
+} worker_arg_t;
+
+/* Take and run items of the current run; true if this thread finished
+ * the last one. */
+static bool take(sc_signpool_t *p, unsigned long gen, sc_signpool_fn fn,
+                 void *arg, size_t n, int id)
+{
+    bool last = false;
+    unsigned long long g = (unsigned long long)(gen & 0xffffffffUL) << 32;
+    for (;;) {
+        unsigned long long v = atomic_load(&p->next);
+        if ((v & ~0xffffffffULL) != g || (v & 0xffffffffULL) >= n)
+            break;
+        if (!atomic_compare_exchange_weak(&p->next, &v, v + 1))
+            continue;
+        size_t i = (size_t)(v & 0xffffffffULL);
+        fn(arg, i, id);
+        if (atomic_fetch_add(&p->finished, 1) + 1 == n)
+            last = true;
+    }
+    return last;
+}
+
+static void *worker(void *a)
+{
+    worker_arg_t *wa = a;
+    sc_signpool_t *p = wa->p;
+    int id = wa->id;
+    free(wa);
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->gen == seen)
+            pthread_cond_wait(&p->work, &p->mu);
+        if (p->stop)
+            break;
+        seen = p->gen;
+        sc_signpool_fn fn = p->fn;
+        void *arg = p->arg;
+        size_t n = p->n;
+        pthread_mutex_unlock(&p->mu);
+        bool last = take(p, seen, fn, arg, n, id);
+        pthread_mutex_lock(&p->mu);
+        if (last)
+            pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+sc_signpool_t *sc_signpool_new(int threads)
+{
+    sc_signpool_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->next, 0);
+    atomic_init(&p->finished, 0);
+    p->n_threads = threads > 0 ? threads : 0;
+    if (p->n_threads &&
+        !(p->threads = calloc((size_t)p->n_threads, sizeof *p->threads))) {
+        sc_signpool_destroy(&p);
+        return NULL;
+    }
+    for (int i = 0; i < p->n_threads; i++) {
+        worker_arg_t *wa = malloc(sizeof *wa);
+        if (!wa)
+            break;
+        wa->p = p;
+        wa->id = i;
+        if (pthread_create(&p->threads[i], NULL, worker, wa) != 0) {
+            free(wa);
+            break;
+        }
+        p->started++;
+    }
+    if (p->started != p->n_threads) {
+        sc_signpool_destroy(&p);
+        return NULL;
+    }
+    return p;
+}
+
+void sc_signpool_destroy(sc_signpool_t **p_p)
+{
+    if (!p_p || !*p_p)
+        return;
+    sc_signpool_t *p = *p_p;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->started; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    *p_p = NULL;
+}
+
+int sc_signpool_threads(const sc_signpool_t *p) { return p->n_threads; }
+
+void sc_signpool_run(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
+                     size_t n)
+{
+    if (n == 0)
+        return;
+    /* one item, or no workers: no hand-off is cheaper than any */
+    if (n == 1 || p->n_threads == 0) {
+        for (size_t i = 0; i < n; i++)
+            fn(arg, i, p->n_threads);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->n = n;
+    atomic_store(&p->finished, 0);
+    p->gen++;
+    atomic_store(&p->next, (unsigned long long)(p->gen & 0xffffffffUL) << 32);
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    take(p, p->gen, fn, arg, n, p->n_threads);
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->finished) < n)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
