@@ -21,17 +21,19 @@ bin=build/bin
 keys=conf/keys
 mkdir -p "$keys" var
 chmod 700 "$keys"
-keygen() { # args: one key (or pair), its lines kept in var/keygen.log
+keygen() { # args: one command, its lines kept in var/keygen.log
     $bin/sectorcast-keygen "$@" >>var/keygen.log 2>&1 ||
         { cat var/keygen.log >&2; exit 1; }
 }
-if [ ! -f "$keys/kus-2026a.jwk" ] || [ ! -f "$keys/doe.secret" ]; then
+if [ ! -f "$keys/signing.jwk" ] || [ ! -f "$keys/doe.secret" ]; then
     echo "demo: creating the demo keys in $keys/ (first start; var/keygen.log)"
 fi
-[ -f "$keys/kus-2026a.jwk" ] || keygen sign "$keys/kus-2026a.jwk"
-for who in broker motie doe; do
-    [ -f "$keys/$who.secret" ] || keygen curve "$keys/$who"
-done
+if [ ! -f "$keys/broker.secret" ]; then
+    keygen init "$keys"                  # the names of docs/keys.md
+elif [ ! -f "$keys/signing.jwk" ]; then  # keys of an older demo
+    keygen sign "$keys/signing.jwk"
+fi
+[ -f "$keys/doe.secret" ] || keygen curve "$keys/doe"
 
 $bin/sectorcastd --check -c conf/sectorcast.conf
 $bin/sectorcastd -c conf/sectorcast.conf 2>var/sectorcastd.log &

@@ -29,12 +29,21 @@ static const char usage_text[] =
 "      Export the public halves of the given private JWKs as a JWKS\n"
 "      (RFC 7517) in OUT.json, mode 0644, for agencies to verify with.\n"
 "      List every key that may still sign live messages (rotation).\n"
-"  kid FILE.jwk|FILE.json\n"
+"  init DIR [--agency NAME] [--force]\n"
+"      Create every key a new gateway needs, with the file names the\n"
+"      docs and the example configs use: DIR/signing.jwk (signing key,\n"
+"      0600), DIR/jwks.json (its public half), DIR/broker.secret and\n"
+"      DIR/broker.public (the broker's CURVE pair) and DIR/NAME.secret\n"
+"      and DIR/NAME.public (one agency's CURVE pair; NAME defaults to\n"
+"      motie). DIR is created (0700) if missing. Refuses to overwrite\n"
+"      any of them without --force.\n"
+"  kid FILE.jwk|FILE.json"
 "      Print the kid (RFC 7638 thumbprint) of a private JWK, or one kid\n"
 "      per line for each key of a JWKS.\n"
 "\n"
 "Options:\n"
 "  --force       replace existing output files (default: refuse)\n"
+"  --agency NAME init: name of the agency key pair (default motie)\n"
 "  -h, --help    show this help\n"
 "\n"
 "Exit status: 0 success, 1 error (message on stderr names the file),\n"
@@ -120,6 +129,66 @@ static int cmd_jwks(const char *out, char **keys, int nkeys, bool force)
     return rc == 0 ? 0 : fail(err);
 }
 
+/* init: the key files of a new gateway, named as in docs/keys.md. */
+static int cmd_init(const char *dir, const char *agency, bool force)
+{
+    char err[512];
+    if (agency == NULL || !*agency || strlen(agency) > 64 ||
+        strspn(agency, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+            strlen(agency) ||
+        strcmp(agency, "broker") == 0)
+        return usage_error("agency name '%s' must be [a-z0-9_-]{1,64} and "
+                           "not 'broker'", agency ? agency : "");
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (mkdir(dir, 0700) != 0) {
+            snprintf(err, sizeof err, "%s: cannot create directory", dir);
+            return fail(err);
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, sizeof err, "%s: not a directory", dir);
+        return fail(err);
+    }
+    char sign[4096], jwks[4096], broker[4096], ag[4096];
+    if ((size_t)snprintf(sign, sizeof sign, "%s/signing.jwk", dir) >=
+            sizeof sign ||
+        (size_t)snprintf(jwks, sizeof jwks, "%s/jwks.json", dir) >=
+            sizeof jwks ||
+        (size_t)snprintf(broker, sizeof broker, "%s/broker", dir) >=
+            sizeof broker ||
+        (size_t)snprintf(ag, sizeof ag, "%s/%s", dir, agency) >= sizeof ag)
+        return fail("directory name too long");
+    /* all or nothing: refuse before writing anything */
+    if (!force) {
+        const char *suffix[] = { "", "", ".secret", ".public", ".secret",
+                                 ".public" };
+        const char *base[] = { sign, jwks, broker, broker, ag, ag };
+        for (int i = 0; i < 6; i++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s%s", base[i], suffix[i]);
+            if (stat(path, &st) == 0) {
+                fprintf(stderr, "sectorcast-keygen: %s: refusing to "
+                        "overwrite an existing key file; use --force to "
+                        "replace it\n", path);
+                return 1;
+            }
+        }
+    }
+    int rc = cmd_sign(sign, force);
+    char *keys[] = { sign };
+    if (rc == 0)
+        rc = cmd_jwks(jwks, keys, 1, true);
+    if (rc == 0)
+        rc = cmd_curve(broker, force);
+    if (rc == 0)
+        rc = cmd_curve(ag, force);
+    if (rc == 0)
+        printf("keys for a new gateway in %s: give agencies jwks.json and "
+               "broker.public; %s.secret belongs to agency '%s' "
+               "(docs/keys.md)\n", dir, agency, agency);
+    return rc;
+}
+
 static int cmd_kid(const char *path)
 {
     char err[512];
@@ -149,6 +218,7 @@ static int cmd_kid(const char *path)
 int main(int argc, char **argv)
 {
     bool force = false;
+    const char *agency = "motie";
     char **args = calloc((size_t)argc + 1, sizeof *args);
     int n = 0;
     if (args == NULL)
@@ -160,6 +230,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "--force") == 0) {
             force = true;
+        } else if (strcmp(argv[i], "--agency") == 0 && i + 1 < argc) {
+            agency = argv[++i];
         } else if (strcmp(argv[i], "--") == 0) {
             while (++i < argc)
                 args[n++] = argv[i];
@@ -174,16 +246,20 @@ int main(int argc, char **argv)
     int rc;
     const char *cmd = n > 0 ? args[0] : NULL;
     if (cmd == NULL)
-        rc = usage_error("%s", "missing command (sign, curve, jwks, kid)");
+        rc = usage_error("%s", "missing command (init, sign, curve, jwks, "
+                         "kid)");
     else if (strcmp(cmd, "sign") == 0 && n == 2)
         rc = cmd_sign(args[1], force);
     else if (strcmp(cmd, "curve") == 0 && n == 2)
         rc = cmd_curve(args[1], force);
     else if (strcmp(cmd, "jwks") == 0 && n >= 3)
         rc = cmd_jwks(args[1], args + 2, n - 2, force);
+    else if (strcmp(cmd, "init") == 0 && n == 2)
+        rc = cmd_init(args[1], agency, force);
     else if (strcmp(cmd, "kid") == 0 && n == 2 && !force)
         rc = cmd_kid(args[1]);
     else if (strcmp(cmd, "sign") == 0 || strcmp(cmd, "curve") == 0 ||
+             strcmp(cmd, "init") == 0 ||
              strcmp(cmd, "jwks") == 0 || strcmp(cmd, "kid") == 0)
         rc = usage_error("wrong arguments for '%s'", cmd);
     else

@@ -1,6 +1,10 @@
 """The SDK: `scons install` gives header, library and pkg-config file under
 a prefix; the template plugin builds out of tree against it and runs under
 sectorcastd; a subscriber program links against the installed library.
+The installed example plugin project builds with `make` against the
+installed prefix, its unit test (the installed plugin test kit) passes, and
+it publishes through the installed sectorcastd started on its installed
+minimal config with keys from `sectorcast-keygen init`.
 
 Run: SC_BUILD=build /usr/bin/python3 tests/integration/test_sdk.py
 (the install step always installs the release build; the plugin then runs
@@ -13,7 +17,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, ROOT, Gateway, run_tests  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+from harness import BIN, ROOT, Gateway, free_port, run_tests  # noqa: E402
 
 CLIENT_PROGRAM = r"""
 #include <stdio.h>
@@ -69,7 +77,7 @@ def test_template_builds_out_of_tree_and_runs():
         run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared",
              "-fvisibility=hidden"] + cflags + ["-o", so, os.path.join(work, "template.c")])
         out = run([os.path.join(BIN, "sectorcastd"), "--describe", so])
-        assert "template" in out and "(ABI 1)" in out and "interval_ms" in out, out
+        assert "template" in out and "(ABI 2)" in out and "interval_ms" in out, out
 
         # a subscriber program against the installed library
         src = os.path.join(work, "sub.c")
@@ -106,5 +114,80 @@ def test_template_builds_out_of_tree_and_runs():
         shutil.rmtree(prefix, ignore_errors=True)
 
 
+def test_example_project_builds_tests_and_publishes():
+    prefix = tempfile.mkdtemp(prefix="sc-sdk-")
+    broker = log = None
+    try:
+        run(["scons", "-Q", "install", "prefix=" + prefix], cwd=ROOT)
+        bindir = os.path.join(prefix, "bin")
+        shipped = os.path.join(prefix, "share", "sectorcast", "example-plugin")
+        for f in ("example.c", "test_example.c", "Makefile", "sectorcast.conf"):
+            assert os.path.exists(os.path.join(shipped, f)), f
+        # a newcomer copies the project out of the prefix and builds it
+        work = os.path.join(prefix, "my-plugin")
+        shutil.copytree(shipped, work)
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"),
+                   PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+        out = run(["make", "test"], env=env, cwd=work)
+        assert "test_example: all checks passed" in out, out
+        assert os.path.exists(os.path.join(work, "example.so"))
+
+        # every key the minimal config names, from one command
+        out = run([os.path.join(bindir, "sectorcast-keygen"), "init", "keys"], cwd=work)
+        keys = os.path.join(work, "keys")
+        for f in ("signing.jwk", "jwks.json", "broker.secret", "broker.public",
+                  "motie.secret", "motie.public"):
+            assert os.path.exists(os.path.join(keys, f)), (f, out)
+        for f in ("signing.jwk", "broker.secret", "motie.secret"):
+            assert os.stat(os.path.join(keys, f)).st_mode & 0o777 == 0o600, f
+        r = subprocess.run([os.path.join(bindir, "sectorcast-keygen"), "init", "keys"],
+                           cwd=work, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "refusing to overwrite" in r.stderr, r.stderr
+
+        # the shipped config as is, but on free ports (tests run in parallel)
+        conf = os.path.join(work, "sectorcast.conf")
+        with open(conf) as f:
+            text = f.read()
+        assert "7601" in text and "7602" in text, text
+        pub, svc = free_port(), free_port()
+        with open(conf, "w") as f:
+            f.write(text.replace("7601", str(pub)).replace("7602", str(svc))
+                    .replace("interval_ms = 1000", "interval_ms = 100"))
+        run([os.path.join(bindir, "sectorcastd"), "--check", "-c", conf], cwd=work)
+        log = open(os.path.join(work, "broker.log"), "w")
+        broker = subprocess.Popen([os.path.join(bindir, "sectorcastd"), "-c", conf],
+                                  cwd=work, stdout=log, stderr=log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with open(os.path.join(work, "broker.log")) as f:
+                if "publishing on" in f.read():
+                    break
+            assert broker.poll() is None, open(os.path.join(work, "broker.log")).read()
+            time.sleep(0.05)
+        r = subprocess.run([os.path.join(bindir, "sectorcast-sub"),
+                            "-e", "tcp://127.0.0.1:%d" % pub, "-j", "keys/jwks.json",
+                            "-k", "keys/broker.public", "-c", "keys/motie",
+                            "-n", "2", "-t", "20000", "example."],
+                           cwd=work, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (r.stderr, open(os.path.join(work, "broker.log")).read())
+        msgs = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        assert len(msgs) == 2, r.stdout
+        for m in msgs:
+            assert m["channel"] == "example.ticks" and m["kind"] == "example.tick", m
+            assert m["data"]["instance"] == "example", m
+    finally:
+        if broker is not None and broker.poll() is None:
+            broker.send_signal(signal.SIGTERM)
+            try:
+                broker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                broker.kill()
+                broker.wait(timeout=5)
+        if log is not None:
+            log.close()
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    run_tests([test_template_builds_out_of_tree_and_runs])
+    run_tests([test_template_builds_out_of_tree_and_runs,
+               test_example_project_builds_tests_and_publishes])

@@ -241,10 +241,10 @@ static void test_default_conf_loads(void **state)
     assert_string_equal(cfg->curve_public_file, want);
 
     assert_int_equal(cfg->n_keys, 1);
-    assert_string_equal(cfg->keys[0].id, "kus-2026a");
-    snprintf(want, sizeof want, "%s/keys/kus-2026a.jwk", confdir);
+    assert_string_equal(cfg->keys[0].id, "signing");
+    snprintf(want, sizeof want, "%s/keys/signing.jwk", confdir);
     assert_string_equal(cfg->keys[0].file, want);
-    assert_string_equal(cfg->active_key, "kus-2026a");
+    assert_string_equal(cfg->active_key, "signing");
     assert_int_equal(cfg->n_sign_rules, 0);
     snprintf(want, sizeof want, "%s/keys/jwks.json", confdir);
     assert_string_equal(cfg->jwks_file, want);
