@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,57 @@ static void test_status_lag(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static int refuse(void *arg, const sc_sink_msg_t *m)
+{
+    (void)m;
+    atomic_int *n = arg;
+    atomic_fetch_add(n, 1);
+    return -1;
+}
+
+/* A stuck sink (refuses everything) delays no other sink. */
+static void test_stuck_sink_delays_no_other(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sc-test-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[512];
+    sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err,
+                                      sizeof err);
+    assert_non_null(j);
+    append(j, "energy.lng.tasks", 50);
+    rec_t r = {.n = 0};
+    pthread_mutex_init(&r.mu, NULL);
+    atomic_int refused = 0;
+    sc_sink_target_t good = {.offer = offer, .lost = lost, .arg = &r};
+    sc_sink_target_t stuck = {.offer = refuse, .lost = NULL, .arg = &refused};
+    char *recv[] = {"energy."};
+    sc_sink_feeder_t *f = sc_sink_feeder_new(j, dir, err, sizeof err);
+    assert_non_null(f);
+    sc_sink_port_t *ps = sc_sink_attach(f, "stuck", recv, 1, 0, &stuck, err,
+                                        sizeof err);
+    sc_sink_port_t *pg = sc_sink_attach(f, "good", recv, 1, 0, &good, err,
+                                        sizeof err);
+    assert_non_null(ps);
+    assert_non_null(pg);
+    assert_int_equal(wait_n(&r, 50), 50);
+    for (size_t i = 0; i < 50; i++)
+        assert_int_equal(r.seq[i], i + 1);
+    assert_true(atomic_load(&refused) >= 1);
+    /* more published later reaches the good one as well */
+    append(j, "energy.lng.tasks", 10);
+    sc_sink_notify(f);
+    assert_int_equal(wait_n(&r, 60), 60);
+    sc_sink_detach(&ps);
+    sc_sink_detach(&pg);
+    sc_sink_feeder_destroy(&f);
+    sc_journal_close(&j);
+    pthread_mutex_destroy(&r.mu);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_msg_id(void **state)
 {
     (void)state;
@@ -264,6 +316,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cursor_ack_resume_gap),
         cmocka_unit_test(test_status_lag),
+        cmocka_unit_test(test_stuck_sink_delays_no_other),
         cmocka_unit_test(test_msg_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
