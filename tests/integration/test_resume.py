@@ -39,9 +39,14 @@ def burst_done(gw):
     return gw.broker and gw.broker.log().count("burst done")
 
 
-def settled_head(gw, channel=CH, quiet=1.0, timeout=60):
+def settled_head(gw, channel=CH, quiet=1.0, timeout=60, expect=0):
     """The channel's head once it stopped moving for `quiet` seconds (the
-    plugin says "done" when its last publish is queued, not journaled)."""
+    plugin says "done" when its last publish is queued, not journaled).
+    With `expect`, first wait (bounded) for the head to reach it: on a
+    loaded machine the core may pause longer than `quiet`."""
+    if expect:
+        wait_for(lambda: journal_head(gw, channel) >= expect, timeout * SLOW,
+                 "head of %s at %d" % (channel, expect), interval=0.1)
     deadline = time.monotonic() + timeout * SLOW
     head, since = journal_head(gw, channel), time.monotonic()
     while time.monotonic() < deadline:
@@ -110,7 +115,7 @@ def test_subscriber_kill9_and_resume():
         assert len(printed1) < count, "stream finished before the kill"
         sub2 = gw.subscriber("motie", [CH + "."], ["--state", state], name="sub2", service=True)
         wait_for(lambda: burst_done(gw), 120 * SLOW, "burst finished")
-        n = settled_head(gw)
+        n = settled_head(gw, expect=count)
         wait_for(lambda: len(printed1) + len(sub2.lines()) >= n, 120 * SLOW,
                  "%d printed in all" % n)
         time.sleep(1.5)
@@ -143,7 +148,7 @@ def test_slow_subscriber_catches_up_by_replay():
             time.sleep(2)
         finally:
             slow.proc.send_signal(signal.SIGCONT)
-        n = settled_head(gw)
+        n = settled_head(gw, expect=count)
         assert n == count, n
         wait_for(lambda: len(fast.lines()) >= n, 300 * SLOW, "fast got all", interval=0.5)
         wait_for(lambda: len(slow.lines()) >= n, 300 * SLOW, "slow caught up", interval=0.5)
