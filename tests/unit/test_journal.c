@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker/journal.h"
@@ -228,6 +229,66 @@ static void test_bytes_per_message(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
 }
 
+static int kid_count(void *arg, const char *kid, uint64_t count)
+{
+    if (strcmp(kid, "k1") == 0)
+        *(uint64_t *)arg = count;
+    return 0;
+}
+
+/* Retention by age and by count: everything below the cut goes except the
+ * latest message of each key; the low-water mark rises; per-kid counts
+ * follow; snapshots stay complete. */
+static void test_retention(void **state)
+{
+    (void)state;
+    char err[512], now[32], key[16];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err,
+                                      sizeof err);
+    assert_non_null(j);
+    const char *ch = "energy.nuclear.tasks";
+    assert_int_equal(sc_journal_begin(j, err, sizeof err), 0);
+    for (int i = 1; i <= 100; i++) {
+        /* 1..60 two years old, 61..100 now; seq 5 is the only "solo" */
+        snprintf(key, sizeof key, i == 5 ? "solo" : "k%d", i % 5);
+        uint64_t seq = sc_journal_next_seq(j, ch);
+        assert_int_equal(seq, (uint64_t)i);
+        assert_int_equal(
+            sc_journal_append(j, ch, seq, "task.updated", key,
+                              i <= 60 ? "2024-01-01T00:00:00.000Z" : now,
+                              "k1", "x", 1, err, sizeof err),
+            0);
+    }
+    assert_int_equal(sc_journal_commit(j, err, sizeof err), 0);
+    uint64_t n = 0;
+    sc_journal_kids(j, kid_count, &n);
+    assert_int_equal(n, 100);
+
+    /* by age (one day): 1..60 go, but seq 5 is the latest of "solo" */
+    assert_int_equal(sc_journal_prune(j, ch, 86400, 0, err, sizeof err), 59);
+    assert_int_equal(sc_journal_low(j, ch), 61);
+    sc_journal_kids(j, kid_count, &n);
+    assert_int_equal(n, 41);
+    /* by count: the newest 10 stay (91..100), and "solo" */
+    assert_int_equal(sc_journal_prune(j, ch, 0, 10, err, sizeof err), 30);
+    assert_int_equal(sc_journal_low(j, ch), 91);
+    assert_int_equal(sc_journal_prune(j, ch, 0, 10, err, sizeof err), 0);
+    sc_journal_kids(j, kid_count, &n);
+    assert_int_equal(n, 11);
+    rows_t got = {0};
+    assert_int_equal(sc_journal_snapshot(j, "energy.", collect, &got), 6);
+    assert_int_equal(got.seq[0], 5);
+    assert_int_equal(got.seq[1], 96);
+    assert_int_equal(got.seq[5], 100);
+    /* the head never goes back */
+    assert_int_equal(sc_journal_head(j, ch), 100);
+    sc_journal_close(&j);
+}
+
 /* The WAL is checkpointed by the journal's own thread, not in COMMIT: with
  * the journal still open and idle, its pages reach journal.db. */
 static void test_checkpointer_copies_the_wal(void **state)
@@ -290,6 +351,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_checkpointer_copies_the_wal,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
