@@ -25,6 +25,9 @@
 
 struct sc_agency {
     char *id;
+    char user[160];      /* the ZAP user-id: "ID#" + the key's first 4 bytes
+                            in hex, so that a connection authenticated with
+                            a key the config no longer lists is unknown */
     unsigned char pk[32];
     char **grants;
     size_t n_grants;
@@ -55,6 +58,8 @@ sc_access_t *sc_access_new(const sc_config_t *cfg, char *err, size_t errlen)
                      c->id);
             goto fail;
         }
+        snprintf(g->user, sizeof g->user, "%s#%02x%02x%02x%02x", c->id,
+                 g->pk[0], g->pk[1], g->pk[2], g->pk[3]);
         if (!(g->id = strdup(c->id)) ||
             !(g->grants = calloc(c->n_grants + 1, sizeof *g->grants)))
             goto oom;
@@ -188,7 +193,7 @@ int sc_access_zap_handle(sc_access_t *a, void *zap)
             a->stats.admitted++;
             sc_ratelimit_log(a->log_admitted, g->id, SC_L_INFO,
                              "agency '%s' connected from %s", g->id, addr);
-            send_reply(zap, &f[1], "200", "OK", g->id);
+            send_reply(zap, &f[1], "200", "OK", g->user);
         } else {
             a->stats.refused++;
             char z85[41];
@@ -231,7 +236,16 @@ sc_access_stats_t sc_access_stats(const sc_access_t *a)
     return a->stats;
 }
 
-const sc_agency_t *sc_access_agency(const sc_access_t *a, const char *id)
+const sc_agency_t *sc_access_agency(const sc_access_t *a, const char *user)
+{
+    for (size_t i = 0; user && i < a->n; i++)
+        if (strcmp(a->ag[i].user, user) == 0)
+            return &a->ag[i];
+    return NULL;
+}
+
+const sc_agency_t *sc_access_agency_by_id(const sc_access_t *a,
+                                          const char *id)
 {
     for (size_t i = 0; id && i < a->n; i++)
         if (strcmp(a->ag[i].id, id) == 0)

@@ -51,9 +51,16 @@ void sc_access_take_over(sc_access_t *to, sc_access_t *from);
  * second). */
 void sc_access_flush_log(sc_access_t *a);
 
-/* Agency by id (the ZAP user-id); NULL if unknown. */
+/* Agency by the "User-Id" ZeroMQ reports for a peer. The ZAP handler
+ * answers "ID#KEYTAG" (KEYTAG: the first 4 bytes of the agency's CURVE
+ * public key in hex), so after a reload that removes an agency or changes
+ * its key, connections authenticated before are unknown here: every
+ * later subscription and request of theirs is refused. NULL if unknown. */
 typedef struct sc_agency sc_agency_t;
-const sc_agency_t *sc_access_agency(const sc_access_t *a, const char *id);
+const sc_agency_t *sc_access_agency(const sc_access_t *a, const char *user);
+/* Agency by its configured id; NULL if unknown. */
+const sc_agency_t *sc_access_agency_by_id(const sc_access_t *a,
+                                          const char *id);
 const char *sc_agency_id(const sc_agency_t *ag);
 size_t sc_agency_grant_count(const sc_agency_t *ag);
 const char *sc_agency_grant(const sc_agency_t *ag, size_t i);

@@ -28,6 +28,7 @@
 #include "common/channel.h"
 #include "common/clock.h"
 #include "common/envelope.h"
+#include "conns.h"
 #include "journal.h"
 #include "keyring.h"
 #include "log.h"
@@ -157,7 +158,15 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
         return -1;
     }
     b->xpub = zmq_socket(b->zctx, ZMQ_XPUB);
-    int one = 1, hwm = 100000;
+    /* each connection's queue is bounded in bytes: limits.send_queue_bytes
+     * worth of the largest messages (conns.h) */
+    int one = 1, hwm = sc_conns_sndhwm(cfg);
+    int hs_ms = (int)cfg->handshake_timeout_ms;
+    /* a burst of (re)connections waits in the kernel, not in SYN retries:
+     * the listen backlog matches the handshakes we let run at once */
+    int backlog = cfg->max_unauthenticated < 100     ? 100
+                  : cfg->max_unauthenticated > 4096 ? 4096
+                                                    : (int)cfg->max_unauthenticated;
     /* subscriptions are short: 4096 bytes, plus the 33 bytes a CURVE
      * MESSAGE command adds to each frame */
     int64_t maxmsg = 4096 + 33;
@@ -168,6 +177,10 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
         rc = zmq_setsockopt(b->xpub, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (rc == 0)
         rc = zmq_setsockopt(b->xpub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_HANDSHAKE_IVL, &hs_ms, sizeof hs_ms);
+    if (rc == 0)
+        rc = zmq_setsockopt(b->xpub, ZMQ_BACKLOG, &backlog, sizeof backlog);
     if (rc == 0)
         rc = zmq_setsockopt(b->xpub, ZMQ_LINGER, &linger, sizeof linger);
     if (rc != 0) {
@@ -181,10 +194,16 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
                  cfg->path, cfg->publish_endpoint, zmq_strerror(errno));
         return -1;
     }
-    /* disconnects reset the per-connection subscription count */
+    /* connections come and go (conns.h); the monitor's queue is
+     * unbounded on our side (RCVHWM 0) so that no event is dropped: the
+     * core reads it before every subscription */
+    int unbounded = 0;
     if (zmq_socket_monitor(b->xpub, "inproc://sectorcast-xpub-mon",
-                           ZMQ_EVENT_DISCONNECTED) != 0 ||
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_ACCEPT_FAILED) != 0 ||
         !(b->xpub_mon = zmq_socket(b->zctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(b->xpub_mon, ZMQ_RCVHWM, &unbounded,
+                       sizeof unbounded) != 0 ||
         zmq_connect(b->xpub_mon, "inproc://sectorcast-xpub-mon") != 0) {
         sodium_memzero(secret, sizeof secret);
         snprintf(err, errlen, "publish socket monitor: %s",
@@ -269,6 +288,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     }
     if (!(b->access = sc_access_new(cfg, err, errlen)))
         goto fail;
+    sc_conns_fd_limit(cfg);
     if (!(b->keyring = sc_keyring_load(cfg, err, errlen)))
         goto fail;
     char e[1024];
@@ -287,7 +307,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     }
     if (setup_sockets(b, err, errlen) != 0)
         goto fail;
-    if (!(b->subs = sc_subs_new(b->xpub, b->xpub_mon))) {
+    if (!(b->subs = sc_subs_new(b->xpub, b->xpub_mon, cfg))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -476,6 +496,8 @@ static void reload(sc_broker_t *b)
                               sc_keyring_jwks(r->keyring));
     sc_config_t *old = b->cfg;
     b->cfg = n;
+    sc_subs_revoke(b->subs, old, n, b->access); /* revocation at once */
+    sc_subs_set_limits(b->subs, n);
     r->cfg = NULL;
     r->access = NULL;
     r->keyring = NULL;
@@ -563,10 +585,12 @@ int sc_broker_run(sc_broker_t *b)
             if (zmq_getsockopt(b->xpub, ZMQ_EVENTS, &ev, &sz) != 0 ||
                 !(ev & ZMQ_POLLIN))
                 break;
+            sc_subs_handle_monitor(b->subs); /* fresh records first */
             sc_subs_handle(b->subs, b->access, b->cfg);
         }
         if (items[3].revents & ZMQ_POLLIN)
             sc_subs_handle_monitor(b->subs);
+        sc_subs_enforce(b->subs, sc_mono_ms());
         for (int k = 0; b->service && k < 64; k++)
             if (sc_service_handle(b->service) != 0)
                 break;

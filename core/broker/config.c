@@ -692,13 +692,22 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
 
 static void load_limits(loader_t *L, const config_setting_t *root)
 {
-    static const char *const known[] = {"max_subscriptions", "service_rate",
-                                        "service_burst", "replay_batch", NULL};
+    static const char *const known[] = {
+        "max_subscriptions", "service_rate", "service_burst", "replay_batch",
+        "handshake_timeout_ms", "max_unauthenticated",
+        "max_connections_per_address", "max_connections_per_agency",
+        "send_queue_bytes", "slow_subscriber_ms", NULL};
     sc_config_t *cfg = L->cfg;
     cfg->max_subscriptions = 256;
     cfg->service_rate = 50;
     cfg->service_burst = 100;
     cfg->replay_batch = 1000;
+    cfg->handshake_timeout_ms = 5000;
+    cfg->max_unauthenticated = 256;
+    cfg->max_connections_per_address = 64;
+    cfg->max_connections_per_agency = 16;
+    cfg->send_queue_bytes = 64LL * 1024 * 1024;
+    cfg->slow_subscriber_ms = 10000;
     scope_t top = {root, "", "", NULL};
     scope_t sc = {get_group(L, &top, "limits", false), "", "limits.",
                   "group 'limits'"};
@@ -710,6 +719,18 @@ static void load_limits(loader_t *L, const config_setting_t *root)
         {"service_rate", 1, 1000000, offsetof(sc_config_t, service_rate)},
         {"service_burst", 1, 1000000, offsetof(sc_config_t, service_burst)},
         {"replay_batch", 1, 100000, offsetof(sc_config_t, replay_batch)},
+        {"handshake_timeout_ms", 100, 120000,
+         offsetof(sc_config_t, handshake_timeout_ms)},
+        {"max_unauthenticated", 1, 1000000,
+         offsetof(sc_config_t, max_unauthenticated)},
+        {"max_connections_per_address", 1, 1000000,
+         offsetof(sc_config_t, max_connections_per_address)},
+        {"max_connections_per_agency", 1, 1000000,
+         offsetof(sc_config_t, max_connections_per_agency)},
+        {"send_queue_bytes", 1048576, 17179869184LL,
+         offsetof(sc_config_t, send_queue_bytes)},
+        {"slow_subscriber_ms", 0, 3600000,
+         offsetof(sc_config_t, slow_subscriber_ms)},
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
         int64_t n;
@@ -722,6 +743,18 @@ static void load_limits(loader_t *L, const config_setting_t *root)
                 *(int64_t *)((char *)cfg + lim[i].off) = n;
         }
     }
+    config_setting_t *s = member(&sc, "slow_subscriber_ms");
+    if (s && cfg->slow_subscriber_ms != 0 && cfg->slow_subscriber_ms < 1000)
+        err(L, s, "'slow_subscriber_ms' must be 0 (never cut) or at least "
+                  "1000 (got %lld)", (long long)cfg->slow_subscriber_ms);
+    /* the queue must hold at least 16 messages of the largest size */
+    int64_t largest = (cfg->max_data_bytes + 2048) / 3 * 4 + 772;
+    s = member(&sc, "send_queue_bytes");
+    if (s && cfg->send_queue_bytes < 16 * largest)
+        err(L, s, "'send_queue_bytes' (%lld) must hold at least 16 messages "
+                  "of the largest size gateway.max_data_bytes allows: at "
+                  "least %lld",
+            (long long)cfg->send_queue_bytes, (long long)(16 * largest));
 }
 
 static void load_retention(loader_t *L, const config_setting_t *root)

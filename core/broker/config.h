@@ -93,6 +93,12 @@ typedef struct sc_config {
     int64_t service_rate;        /* requests/s per agency (default 50) */
     int64_t service_burst;       /* bucket size (default 100) */
     int64_t replay_batch;        /* messages per replay reply (default 1000) */
+    int64_t handshake_timeout_ms;        /* ZMQ_HANDSHAKE_IVL (default 5000) */
+    int64_t max_unauthenticated;         /* connections in handshake (256) */
+    int64_t max_connections_per_address; /* open, per peer IP (64) */
+    int64_t max_connections_per_agency;  /* subscribed, per agency (16) */
+    int64_t send_queue_bytes;            /* per connection (64 MiB) */
+    int64_t slow_subscriber_ms;          /* cut after (10000; 0 = never) */
 
     /* retention rules, longest subtree wins; none = keep everything */
     sc_cfg_retention_t *retention;

@@ -94,32 +94,8 @@ sc_reload_t *sc_reload_prepare(const char *path, const sc_config_t *running)
 
 void sc_reload_report(const sc_config_t *old, const sc_config_t *n)
 {
-    for (size_t i = 0; i < old->n_agencies; i++) {
-        const sc_cfg_agency_t *o = &old->agencies[i];
-        const sc_cfg_agency_t *m = NULL;
-        for (size_t k = 0; k < n->n_agencies && !m; k++)
-            if (strcmp(n->agencies[k].id, o->id) == 0)
-                m = &n->agencies[k];
-        bool narrowed = !m || strcmp(m->public_key, o->public_key) != 0;
-        for (size_t g = 0; m && !narrowed && g < o->n_grants; g++) {
-            bool kept = false;
-            for (size_t h = 0; h < m->n_grants && !kept; h++)
-                kept = strcmp(m->grants[h], o->grants[g]) == 0;
-            narrowed = !kept;
-        }
-        if (!m)
-            sc_log(SC_L_WARN, "core",
-                   "reload: agency '%s' removed: new connections are refused; "
-                   "its open connections keep their subscriptions until they "
-                   "disconnect (restart to cut them off now)",
-                   o->id);
-        else if (narrowed)
-            sc_log(SC_L_WARN, "core",
-                   "reload: agency '%s' key or grants narrowed: applies to new "
-                   "subscriptions and requests; restart to cut existing "
-                   "subscriptions",
-                   o->id);
-    }
+    /* agencies removed, re-keyed or narrowed: the core's revocation
+     * (sc_subs_revoke) says what it cut */
     for (size_t k = 0; k < n->n_agencies; k++) {
         bool was = false;
         for (size_t i = 0; i < old->n_agencies && !was; i++)

@@ -492,6 +492,8 @@ int sc_service_handle(sc_service_t *s)
     }
     const char *user = n > 0 ? zmq_msg_gets(&f[0], "User-Id") : NULL;
     r.agency = user ? sc_access_agency(s->access, user) : NULL;
+    if (r.agency) /* the User-Id carries a key tag: show the plain id */
+        user = sc_agency_id(r.agency);
 
     if (n >= 1) {
         size_t l = zmq_msg_size(&f[0]);

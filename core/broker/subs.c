@@ -10,6 +10,8 @@
 #include <zmq.h>
 
 #include "common/channel.h"
+#include "common/clock.h"
+#include "conns.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -21,61 +23,25 @@
 #define SUB_OK_LOG_BURST 100
 #define SUB_LOG_SOURCES 256
 
-/* The subtrees granted on one connection (by its fd): libzmq keeps a
- * connection's subscriptions as a set, and so do we, to bound them. */
-typedef struct conn_subs {
-    char **subs;
-    size_t n;
-} conn_subs_t;
-
-static void conn_clear(conn_subs_t *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        free(c->subs[i]);
-    free(c->subs);
-    c->subs = NULL;
-    c->n = 0;
-}
-
-static long conn_find(const conn_subs_t *c, const char *t, size_t tl)
-{
-    for (size_t i = 0; i < c->n; i++)
-        if (strlen(c->subs[i]) == tl && memcmp(c->subs[i], t, tl) == 0)
-            return (long)i;
-    return -1;
-}
-
-static bool conn_add(conn_subs_t *c, const char *t, size_t tl)
-{
-    char **v = realloc(c->subs, (c->n + 1) * sizeof *v);
-    if (!v)
-        return false;
-    c->subs = v;
-    if (!(v[c->n] = strndup(t, tl)))
-        return false;
-    c->n++;
-    return true;
-}
-
 struct sc_subs {
     void *xpub;
     void *mon;
-    conn_subs_t *subs_per_fd; /* granted subscriptions per connection */
-    size_t subs_cap;
+    sc_conns_t *conns;        /* connections and their granted sets */
     uint64_t n_subs_granted;
     uint64_t n_subs_refused;
     sc_ratelimit_t *log_subs;     /* refused subscriptions, per agency */
     sc_ratelimit_t *log_subs_ok;  /* granted/withdrawn, per agency */
 };
 
-sc_subs_t *sc_subs_new(void *xpub, void *mon)
+sc_subs_t *sc_subs_new(void *xpub, void *mon, const sc_config_t *cfg)
 {
     sc_subs_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->xpub = xpub;
     s->mon = mon;
-    if (!(s->log_subs = sc_ratelimit_new("access", SUB_LOG_PER_SEC,
+    if (!(s->conns = sc_conns_new(cfg)) ||
+        !(s->log_subs = sc_ratelimit_new("access", SUB_LOG_PER_SEC,
                                          SUB_LOG_BURST, SUB_LOG_SOURCES)) ||
         !(s->log_subs_ok = sc_ratelimit_new("access", SUB_OK_LOG_PER_SEC,
                                             SUB_OK_LOG_BURST,
@@ -89,9 +55,7 @@ void sc_subs_destroy(sc_subs_t **s_p)
     if (!s_p || !*s_p)
         return;
     sc_subs_t *s = *s_p;
-    for (size_t i = 0; i < s->subs_cap; i++)
-        conn_clear(&s->subs_per_fd[i]);
-    free(s->subs_per_fd);
+    sc_conns_destroy(&s->conns);
     sc_ratelimit_destroy(&s->log_subs);
     sc_ratelimit_destroy(&s->log_subs_ok);
     free(s);
@@ -138,9 +102,10 @@ void sc_subs_handle(sc_subs_t *b, const sc_access_t *access,
     const char *user = zmq_msg_gets(&m, "User-Id");
     if (n == 0 || extra || (d[0] != 0 && d[0] != 1)) {
         b->n_subs_refused++;
+        const sc_agency_t *mag = user ? sc_access_agency(access, user) : NULL;
         sc_ratelimit_log(b->log_subs, user, SC_L_WARN,
                          "ignored malformed subscription message from '%s'",
-                         user ? user : "?");
+                         mag ? sc_agency_id(mag) : user ? user : "?");
         zmq_msg_close(&m);
         return;
     }
@@ -148,53 +113,42 @@ void sc_subs_handle(sc_subs_t *b, const sc_access_t *access,
     size_t tl = n - 1;
     int tshow = tl > 120 ? 120 : (int)tl;
     /* the connection it came from: subscriptions are bounded per
-     * connection (libzmq keeps them as a set per pipe) */
+     * connection (libzmq keeps them as a set per pipe); its record is
+     * fresh because the monitor events were taken first (conns.h) */
     int fd = zmq_msg_get(&m, ZMQ_SRCFD);
-    conn_subs_t *conn = NULL;
-    if (fd >= 0 && (size_t)fd < 1u << 20) {
-        if ((size_t)fd >= b->subs_cap) {
-            size_t cap = (size_t)fd + 64;
-            conn_subs_t *v = realloc(b->subs_per_fd, cap * sizeof *v);
-            if (v) {
-                memset(v + b->subs_cap, 0, (cap - b->subs_cap) * sizeof *v);
-                b->subs_per_fd = v;
-                b->subs_cap = cap;
-            }
-        }
-        if ((size_t)fd < b->subs_cap)
-            conn = &b->subs_per_fd[fd];
-    }
-    long known = conn ? conn_find(conn, topic, tl) : -1;
+    const sc_agency_t *ag = user ? sc_access_agency(access, user) : NULL;
+    const char *who = ag ? sc_agency_id(ag) : user ? user : "?";
     if (d[0] == 0) {
         /* only what was granted on this connection can be withdrawn */
-        if (user && known >= 0) {
-            free(conn->subs[known]);
-            conn->subs[known] = conn->subs[--conn->n];
+        if (user && sc_conns_sub_remove(b->conns, fd, topic, tl)) {
             zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
             sc_ratelimit_log(b->log_subs_ok, user, SC_L_INFO,
-                             "agency '%s' unsubscribed %.*s", user, tshow,
+                             "agency '%s' unsubscribed %.*s", who, tshow,
                              topic);
-        } else if (user && !conn && sc_subtree_valid(topic, tl)) {
+        } else if (user && !sc_conns_tracked(b->conns, fd) &&
+                   sc_subtree_valid(topic, tl)) {
             zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
         }
         zmq_msg_close(&m);
         return;
     }
-    if (known >= 0) {
+    if (ag && sc_conns_sub_has(b->conns, fd, topic, tl)) {
         /* a repeat: libzmq's set already has it; nothing to count */
         zmq_setsockopt(b->xpub, ZMQ_SUBSCRIBE, topic, tl);
         zmq_msg_close(&m);
         return;
     }
-    const sc_agency_t *ag = user ? sc_access_agency(access, user) : NULL;
+    (void)cfg; /* limits live in conns (sc_subs_set_limits) */
     bool valid = sc_subtree_valid(topic, tl);
-    bool over = conn && conn->n >= (size_t)cfg->max_subscriptions;
-    if (ag && valid && !over && sc_agency_may_read(ag, topic, tl) &&
-        (!conn || conn_add(conn, topic, tl))) {
+    bool may = ag && valid && sc_agency_may_read(ag, topic, tl);
+    sc_sub_verdict_t v = SC_SUB_NO_MEMORY;
+    if (may)
+        v = sc_conns_sub_add(b->conns, fd, sc_agency_id(ag), topic, tl);
+    if (may && (v == SC_SUB_ADDED || v == SC_SUB_REPEAT)) {
         zmq_setsockopt(b->xpub, ZMQ_SUBSCRIBE, topic, tl);
         b->n_subs_granted++;
         sc_ratelimit_log(b->log_subs_ok, user, SC_L_INFO,
-                         "agency '%s' subscribed %.*s", user, tshow, topic);
+                         "agency '%s' subscribed %.*s", who, tshow, topic);
     } else {
         b->n_subs_refused++;
         /* print only safe characters of a hostile topic */
@@ -204,15 +158,20 @@ void sc_subs_handle(sc_subs_t *b, const sc_access_t *access,
             shown[k++] = (topic[i] >= 0x20 && topic[i] < 0x7f) ? topic[i]
                                                                : '?';
         shown[k] = '\0';
-        sc_ratelimit_log(b->log_subs, user, SC_L_WARN,
-               "refused subscription '%s' of agency '%s': %s", shown,
-               user ? user : "?",
-               !ag     ? "unknown agency"
-               : !valid ? "not a subtree (must be channel segments each "
-                          "ending in '.')"
-               : over   ? "too many subscriptions on one connection "
-                          "(limits.max_subscriptions)"
-                        : "not granted");
+        sc_ratelimit_log(
+            b->log_subs, user, SC_L_WARN,
+            "refused subscription '%s' of agency '%s': %s", shown, who,
+            !ag      ? "unknown agency (or a key no longer configured)"
+            : !valid ? "not a subtree (must be channel segments each "
+                       "ending in '.')"
+            : !may   ? "not granted"
+            : v == SC_SUB_TOO_MANY
+                ? "too many subscriptions on one connection "
+                  "(limits.max_subscriptions)"
+            : v == SC_SUB_AGENCY_FULL
+                ? "too many connections of this agency "
+                  "(limits.max_connections_per_agency); connection cut"
+                : "out of memory");
     }
     zmq_msg_close(&m);
 }
@@ -234,10 +193,70 @@ void sc_subs_handle_monitor(sc_subs_t *b)
             uint32_t value;
             memcpy(&event, zmq_msg_data(&ev), 2);
             memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
-            if (event == ZMQ_EVENT_DISCONNECTED && value < b->subs_cap)
-                conn_clear(&b->subs_per_fd[value]);
+            sc_conns_event(b->conns, event, value, sc_mono_ms());
         }
         zmq_msg_close(&ev);
         zmq_msg_close(&addr);
+    }
+}
+
+void sc_subs_enforce(sc_subs_t *s, int64_t now_ms)
+{
+    sc_conns_enforce(s->conns, now_ms);
+}
+
+void sc_subs_set_limits(sc_subs_t *s, const sc_config_t *cfg)
+{
+    int hwm = sc_conns_sndhwm(cfg);
+    int hs_ms = (int)cfg->handshake_timeout_ms;
+    zmq_setsockopt(s->xpub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->xpub, ZMQ_HANDSHAKE_IVL, &hs_ms, sizeof hs_ms);
+    sc_conns_set_limits(s->conns, cfg);
+}
+
+/* A subscription an agency may still hold after a reload. */
+static bool still_granted(void *arg, const char *topic, size_t len)
+{
+    return sc_agency_may_read(arg, topic, len);
+}
+
+void sc_subs_revoke(sc_subs_t *s, const sc_config_t *oc,
+                    const sc_config_t *nc, const sc_access_t *access)
+{
+    sc_subs_handle_monitor(s); /* records up to date before cutting */
+    for (size_t i = 0; i < oc->n_agencies; i++) {
+        const sc_cfg_agency_t *o = &oc->agencies[i];
+        const sc_cfg_agency_t *m = NULL;
+        for (size_t k = 0; k < nc->n_agencies && !m; k++)
+            if (strcmp(nc->agencies[k].id, o->id) == 0)
+                m = &nc->agencies[k];
+        bool rekeyed = m && strcmp(m->public_key, o->public_key) != 0;
+        bool narrowed = false;
+        for (size_t g = 0; m && !rekeyed && !narrowed && g < o->n_grants;
+             g++) {
+            bool kept = false;
+            for (size_t h = 0; h < m->n_grants && !kept; h++)
+                kept = strcmp(m->grants[h], o->grants[g]) == 0;
+            narrowed = !kept;
+        }
+        if (m && !rekeyed && !narrowed)
+            continue;
+        const sc_agency_t *ag = sc_access_agency_by_id(access, o->id);
+        size_t cut = !m || rekeyed
+                         ? sc_conns_cut_agency(s->conns, o->id, NULL, NULL)
+                         : sc_conns_cut_agency(s->conns, o->id,
+                                               still_granted, (void *)ag);
+        sc_log(SC_L_WARN, "access",
+               "reload: agency '%s' %s: %zu open connection(s) holding what "
+               "it may no longer read cut now; %s",
+               o->id,
+               !m        ? "removed"
+               : rekeyed ? "given a new key"
+                         : "grants narrowed",
+               cut,
+               !m || rekeyed ? "connections made with its old key are "
+                               "refused every subscription and request"
+                             : "its new subscriptions and requests are "
+                               "checked against the new grants");
     }
 }
