@@ -359,7 +359,8 @@ def crash_plugin(name, interval_ms=20, crash_after=0, grant=None, **extra):
 
 
 def burst_plugin(channel="energy.test", count=10000, interval_ms=0, key_count=10,
-                 start_delay_ms=0, name="burst", sector="energy", channels=None):
+                 start_delay_ms=0, name="burst", sector="energy", channels=None,
+                 pad_bytes=0):
     """The test plugin tests/plugins/burst.c: `count` messages {"n": N} of
     kind test.burst on `channel`, keys k0..k<key_count-1> cycling."""
     return {
@@ -368,7 +369,8 @@ def burst_plugin(channel="energy.test", count=10000, interval_ms=0, key_count=10
         "sector": sector,
         "channels": channels or [channel + "."],
         "settings": {"channel": channel, "count": count, "interval_ms": interval_ms,
-                     "key_count": key_count, "start_delay_ms": start_delay_ms},
+                     "key_count": key_count, "start_delay_ms": start_delay_ms,
+                     "pad_bytes": pad_bytes},
     }
 
 

@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sectorcast/plugin.h>
 
 #define PER_TICK 100
@@ -17,7 +18,8 @@ typedef struct burst {
     sc_host_t *host;
     const sc_host_api_t *api;
     const char *channel;
-    int64_t count, interval_ms, key_count;
+    int64_t count, interval_ms, key_count, pad_bytes;
+    char *pad;      /* pad_bytes of 'x' (NULL if none) */
     int64_t done;   /* published so far (durable) */
     int timer;
     int durable;    /* the host offers state_get/state_put */
@@ -30,6 +32,8 @@ static const sc_setting_def_t burst_settings[] = {
       "ms between messages; 0 = as fast as the host accepts"),
     SC_SETTING("key_count", SC_SETTING_INT, "10", 0, "distinct keys k0..k(N-1)"),
     SC_SETTING("start_delay_ms", SC_SETTING_INT, "0", 0, "wait before the first"),
+    SC_SETTING("pad_bytes", SC_SETTING_INT, "0", 0,
+      "add a member \"pad\" of this many bytes to each message"),
     SC_SETTINGS_END
 };
 
@@ -51,11 +55,21 @@ static void burst_tick(sc_host_t *host, int timer_id, void *arg)
     burst_t *b = arg;
     int n = b->interval_ms > 0 ? 1 : PER_TICK;
     for (int i = 0; i < n && b->done < b->count; i++) {
-        char key[32], data[64];
+        char key[32], small[64];
         long long next = (long long)b->done + 1;
         snprintf(key, sizeof key, "k%lld", (next - 1) % b->key_count);
-        snprintf(data, sizeof data, "{\"n\":%lld}", next);
+        char *data = small;
+        if (b->pad) {
+            size_t n = (size_t)b->pad_bytes + 64;
+            if (!(data = malloc(n)))
+                break;
+            snprintf(data, n, "{\"n\":%lld,\"pad\":\"%s\"}", next, b->pad);
+        } else {
+            snprintf(data, sizeof small, "{\"n\":%lld}", next);
+        }
         int rc = b->api->publish(host, b->channel, "test.burst", key, data);
+        if (data != small)
+            free(data);
         if (rc == SC_ERR_STOPPING)
             break;
         if (rc != SC_OK) {
@@ -108,12 +122,21 @@ static int burst_init(sc_host_t *host, const sc_host_api_t *api,
         api->setting_int(host, "interval_ms", &b->interval_ms) != SC_OK ||
         api->setting_int(host, "key_count", &b->key_count) != SC_OK ||
         api->setting_int(host, "start_delay_ms", &delay) != SC_OK ||
-        b->count < 0 || b->interval_ms < 0 || b->interval_ms > 86400000 ||
+        api->setting_int(host, "pad_bytes", &b->pad_bytes) != SC_OK ||
+        b->pad_bytes < 0 || b->pad_bytes > 16777216 || b->count < 0 || b->interval_ms < 0 || b->interval_ms > 86400000 ||
         b->key_count < 1 || delay < 0 || delay > 86400000) {
         api->log(host, SC_LOG_ERROR, "bad settings (count >= 0, key_count "
                  ">= 1, interval_ms and start_delay_ms 0..86400000)");
         free(b);
         return SC_ERR_ARG;
+    }
+    if (b->pad_bytes > 0) {
+        if (!(b->pad = malloc((size_t)b->pad_bytes + 1))) {
+            free(b);
+            return SC_ERR_NO_MEMORY;
+        }
+        memset(b->pad, 'x', (size_t)b->pad_bytes);
+        b->pad[b->pad_bytes] = '\0';
     }
     b->durable = SC_HOST_HAS(api, state_get) && SC_HOST_HAS(api, state_put) &&
                  SC_HOST_HAS(api, state_free);
@@ -141,7 +164,10 @@ static int burst_init(sc_host_t *host, const sc_host_api_t *api,
 static void burst_fini(sc_host_t *host, void *state)
 {
     (void)host;
-    free(state);
+    burst_t *b = state;
+    if (b)
+        free(b->pad);
+    free(b);
 }
 
 static const sc_plugin_t burst_plugin = {
