@@ -1324,6 +1324,60 @@ sc_config_t *sc_config_load_to_run(const char *path, sc_diag_t *diag)
     return load(path, true, false, diag);
 }
 
+/* libconfig (1.5) opens every @include'd file itself and blocks forever
+ * on a FIFO or a device: check each one is a regular file first, as
+ * FILE:LINE errors, following nested includes (relative names resolve
+ * against the main config's directory, as libconfig does). */
+static int check_includes(const char *file, const char *dir, int depth,
+                          sc_diag_t *diag)
+{
+    if (depth > 10) {
+        sc_diag_add(diag, file, 0, "@include nested more than 10 deep");
+        return -1;
+    }
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return 0; /* libconfig reports it */
+    char line[4096];
+    int n = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        n++;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "@include", 8) != 0)
+            continue;
+        p += 8;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *e = *p == '"' ? strchr(p + 1, '"') : NULL;
+        if (!e)
+            continue; /* libconfig reports the syntax */
+        char name[4096], full[8192];
+        snprintf(name, sizeof name, "%.*s", (int)(e - p - 1), p + 1);
+        if (name[0] == '/')
+            snprintf(full, sizeof full, "%s", name);
+        else
+            snprintf(full, sizeof full, "%s/%s", dir, name);
+        struct stat st;
+        if (stat(full, &st) != 0) {
+            sc_diag_add(diag, file, n, "@include \"%s\": %s", name,
+                        strerror(errno));
+            bad++;
+        } else if (!S_ISREG(st.st_mode)) {
+            sc_diag_add(diag, file, n,
+                        "@include \"%s\": not a regular file (a FIFO, "
+                        "device or directory cannot be included)",
+                        name);
+            bad++;
+        } else if (check_includes(full, dir, depth + 1, diag) != 0) {
+            bad++;
+        }
+    }
+    fclose(f);
+    return bad ? -1 : 0;
+}
+
 static sc_config_t *load(const char *path, bool check_files,
                          bool check_plugin_files, sc_diag_t *diag)
 {
@@ -1358,6 +1412,10 @@ static sc_config_t *load(const char *path, bool check_files,
         return NULL;
     }
 
+    if (check_includes(path, cfg->dir, 0, diag) != 0) {
+        sc_config_destroy(&cfg);
+        return NULL;
+    }
     config_t lc;
     config_init(&lc);
     config_set_include_dir(&lc, cfg->dir);
