@@ -179,13 +179,6 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
         rc = zmq_setsockopt(b->xpub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (rc == 0)
         rc = zmq_setsockopt(b->xpub, ZMQ_HANDSHAKE_IVL, &hs_ms, sizeof hs_ms);
-    /* a burst of (re)connections waits in the kernel, not in SYN retries:
-     * the listen backlog matches the handshakes we let run at once */
-    int backlog = cfg->max_unauthenticated < 100     ? 100
-                  : cfg->max_unauthenticated > 4096 ? 4096
-                                                    : (int)cfg->max_unauthenticated;
-    if (rc == 0)
-        rc = zmq_setsockopt(b->xpub, ZMQ_BACKLOG, &backlog, sizeof backlog);
     if (rc == 0)
         rc = zmq_setsockopt(b->xpub, ZMQ_BACKLOG, &backlog, sizeof backlog);
     if (rc == 0)
