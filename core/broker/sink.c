@@ -31,12 +31,14 @@
 #include "common/clock.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 
 #define ROUND_ROWS 256     /* rows read per channel per round */
 #define PAUSE_MS 100       /* after an instance refused a message */
 #define OFFER_PAUSE_MS 20  /* after the host's queue was full */
 #define IDLE_WAKE_MS 1000  /* retention checks, paused channels */
 #define MAX_CHANNELS 65536 /* per port: bound of the cursor table */
+#define METRICS_MS 1000    /* sink gauges refreshed at most this often */
 
 typedef struct chan {
     char *name;
@@ -441,12 +443,53 @@ static void persist(sc_sink_feeder_t *f)
 }
 
 /* ------------------------------------------------------------------ */
+/* metrics (feeder thread): gauges rebuilt from the status              */
+
+typedef struct gauges {
+    sc_metric_t *lag, *inflight, *connected;
+} gauges_t;
+
+static void gauge_row(void *arg, const sc_sink_status_t *st)
+{
+    gauges_t *g = arg;
+    if (st->channel) {
+        sc_metric_set(g->lag, (double)st->lag, st->instance, st->channel);
+        return;
+    }
+    sc_metric_set(g->inflight, (double)st->inflight, st->instance);
+    sc_metric_set(g->connected, st->connected ? 1.0 : 0.0, st->instance);
+}
+
+static void metrics_update(sc_sink_feeder_t *f)
+{
+    gauges_t g = {
+        .lag = sc_metric_gauge("sectorcast_sink_lag_messages",
+                               "Committed messages a sink has not "
+                               "acknowledged yet, per channel.",
+                               "sink,channel"),
+        .inflight = sc_metric_gauge("sectorcast_sink_inflight_messages",
+                                    "Messages offered to a sink and not "
+                                    "acknowledged yet.",
+                                    "sink"),
+        .connected = sc_metric_gauge("sectorcast_sink_delivering",
+                                     "1 if the sink has no lag or "
+                                     "acknowledged within the last 10 s.",
+                                     "sink"),
+    };
+    sc_metric_clear(g.lag);
+    sc_metric_clear(g.inflight);
+    sc_metric_clear(g.connected);
+    sc_sink_status(f, gauge_row, &g);
+}
+
+/* ------------------------------------------------------------------ */
 /* thread                                                              */
 
 static void *feeder_thread(void *arg)
 {
     sc_sink_feeder_t *f = arg;
     bool more = false, paused = false;
+    int64_t next_metrics = 0;
     while (!atomic_load(&f->stop)) {
         struct pollfd pfd = {.fd = f->efd, .events = POLLIN};
         int rc = poll(&pfd, 1,
@@ -462,6 +505,11 @@ static void *feeder_thread(void *arg)
         paused = false;
         more = feed_round(f, &paused);
         persist(f);
+        int64_t now = sc_mono_ms();
+        if (now >= next_metrics) {
+            metrics_update(f);
+            next_metrics = now + METRICS_MS;
+        }
     }
     persist(f);
     return NULL;

@@ -241,6 +241,15 @@ def test_downstream_down_then_back():
             per = check_exactly_once(lines, summary, journal_rows(gw))
             assert per == {"energy.test.d": 400}
             assert "disconnected from NATS" in gw.broker.log()
+        # an existing stream that differs from the settings is a clear
+        # error, and nothing is published into it
+        with Gateway(plugins=[bridge_plugin(cluster, "SCDOWN", replicas=1),
+                              burst_plugin("energy.test.m", count=5, name="burst_m")],
+                     extra={"log_level": "info"}) as gw2:
+            needle = ("existing stream 'SCDOWN' does not match the settings: "
+                      "it has 3 replica(s), settings say 1")
+            wait_for(lambda: needle in gw2.broker.log(), 30, "stream mismatch error")
+            assert cluster.stream_msgs("SCDOWN") == 400
     finally:
         cluster.close()
         if not os.environ.get("SC_KEEP_TMP"):

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "broker/journal.h"
+#include "broker/metrics.h"
 #include "broker/sink.h"
 #include "common/clock.h"
 #include "../plugins/nats_bridge/msgid.h"
@@ -227,6 +228,15 @@ static void test_status_lag(void **state)
     sc_sink_status(f, status_cb, &a);
     assert_int_equal(a.lines, 2);
     assert_int_equal(a.lag, 2);
+    /* the same numbers as metrics, refreshed by the feeder every second */
+    sc_metric_t *lag = sc_metric_gauge("sectorcast_sink_lag_messages", "x",
+                                       "sink,channel");
+    assert_non_null(lag);
+    int64_t until = sc_mono_ms() + 5000;
+    while (sc_metric_value(lag, "s", "energy.lng.tasks") != 2.0 &&
+           sc_mono_ms() < until)
+        usleep(20000);
+    assert_true(sc_metric_value(lag, "s", "energy.lng.tasks") == 2.0);
     sc_sink_detach(&p);
     sc_sink_feeder_destroy(&f);
     sc_journal_close(&j);
