@@ -1298,8 +1298,8 @@ static void describe_table(FILE *out, const sc_setting_def_t *defs,
         bool list = (d.flags & SC_SETTING_F_LIST) != 0;
         snprintf(shape, sizeof shape, "%s%s%s", list ? "list of " : "",
                  type_word(d.type),
-                 list ? (d.type == SC_SETTING_GROUP ? "s ( {..} )" : "s [..]")
-                      : (d.type == SC_SETTING_GROUP ? " {..}" : ""));
+                 list ? (d.type == SC_SETTING_GROUP ? "s ( { ... } )" : "s [ ... ]")
+                      : (d.type == SC_SETTING_GROUP ? " { ... }" : ""));
 #define ADD(...)                                                          \
     do {                                                                  \
         if (used < sizeof extra) {                                        \
@@ -1313,9 +1313,19 @@ static void describe_table(FILE *out, const sc_setting_def_t *defs,
         if (d.default_value != NULL && !list && d.type != SC_SETTING_GROUP)
             ADD(" default %s;", d.default_value);
         if (d.flags & (SC_SETTING_F_MIN | SC_SETTING_F_MAX)) {
-            char range[96];
+            char range[96], a[40], b[40];
             range_text(&d, range, sizeof range);
-            ADD(" %s %s;", list ? "elements" : "range", range);
+            fmt_num(d.min, a, sizeof a);
+            fmt_num(d.max, b, sizeof b);
+            if (!list)
+                ADD(" range %s;", range);
+            else if ((d.flags & SC_SETTING_F_MIN) &&
+                     (d.flags & SC_SETTING_F_MAX))
+                ADD(" %s..%s elements;", a, b);
+            else if (d.flags & SC_SETTING_F_MIN)
+                ADD(" at least %s elements;", a);
+            else
+                ADD(" at most %s elements;", b);
         }
         if ((d.type == SC_SETTING_STRING || d.type == SC_SETTING_PATH) &&
             d.allowed != NULL) {
@@ -1326,7 +1336,8 @@ static void describe_table(FILE *out, const sc_setting_def_t *defs,
 #undef ADD
         if (used > 0 && used < sizeof extra && extra[used - 1] == ';')
             extra[used - 1] = '\0';
-        fprintf(out, "%*s%-20s %-22s%s\n", indent, "", d.name, shape, extra);
+        fprintf(out, "%*s%-20s %s%s%s\n", indent, "", d.name, shape,
+                extra[0] ? "," : "", extra);
         if (d.description != NULL)
             fprintf(out, "%*s    %s\n", indent, "", d.description);
         if (d.type == SC_SETTING_GROUP && d.fields != NULL)

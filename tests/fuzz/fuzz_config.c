@@ -19,9 +19,29 @@
 
 static char path[256];
 
+static const char *const ops[] = { "<", ">", NULL };
+static const sc_setting_def_t level_fields[] = {
+    SC_SETTING("threshold", SC_SETTING_FLOAT, NULL, 1, "a number"),
+    SC_SETTINGS_END};
+static const sc_setting_def_t rule_fields[] = {
+    SC_SETTING("indicator", SC_SETTING_STRING, NULL, 1, "a string"),
+    { SC_SETTING_FIELDS("op", SC_SETTING_STRING, NULL, 1, "allowed"),
+      .allowed = ops },
+    { SC_SETTING_FIELDS("escalate", SC_SETTING_GROUP, NULL, 0, "nested"),
+      .flags = SC_SETTING_F_LIST | SC_SETTING_F_MAX, .max = 3,
+      .fields = level_fields },
+    SC_SETTINGS_END};
+
 static const sc_setting_def_t table[] = {
     SC_SETTING("register_dir", SC_SETTING_PATH, NULL, 1, "a required path"),
-    SC_SETTING("poll_interval_ms", SC_SETTING_INT, "1000", 0, "an integer"),
+    { SC_SETTING_FIELDS("poll_interval_ms", SC_SETTING_INT, "1000", 0,
+                        "an integer in a range"),
+      .flags = SC_SETTING_F_MIN | SC_SETTING_F_MAX, .min = 10, .max = 3600000 },
+    { SC_SETTING_FIELDS("hosts", SC_SETTING_STRING, NULL, 0, "a list"),
+      .flags = SC_SETTING_F_LIST | SC_SETTING_F_MIN, .min = 1 },
+    { SC_SETTING_FIELDS("alert_rules", SC_SETTING_GROUP, NULL, 0,
+                        "a list of groups"),
+      .flags = SC_SETTING_F_LIST, .fields = rule_fields },
     SC_SETTING("name", SC_SETTING_STRING, "x", 0, "a string"),
     SC_SETTING("ratio", SC_SETTING_FLOAT, "0.5", 0, "a float"),
     SC_SETTING("on", SC_SETTING_BOOL, "true", 0, "a bool"),
