@@ -83,8 +83,10 @@ void sc_pt_destroy(sc_pt_t **pt_p);
 const sc_plugin_t *sc_pt_plugin(sc_pt_t *pt);
 
 /* Give setting `path` the value `value_text` as an operator writes it in
- * the config: "42", "true"/"false", "2.5", any text for STRING/PATH.
- * Integers are decimal ("010" is 10). SC_ERR_NO_SETTING for an undeclared
+ * the config: "42", "true"/"false", "2.5", any text for STRING/PATH; a
+ * list or group as its config text: "[ \"a\", \"b\" ]",
+ * "( { indicator = \"x\"; op = \"<\"; } )". Integers are decimal ("010"
+ * is 10). SC_ERR_NO_SETTING for an undeclared
  * name, SC_ERR_ARG for a value that is not of the declared type or not
  * valid (range, allowed values); the reason is in sc_pt_error(). Before
  * sc_pt_start only. A relative PATH is resolved against the base dir
