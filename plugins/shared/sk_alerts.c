@@ -15,7 +15,7 @@
  *
  * So a level is entered at its threshold and left only once the value is
  * back past threshold + band: a value hovering at a threshold moves the
- * level once. With "for N" the level moves only when N consecutive
+ * level once. With consecutive = N the level moves only when N consecutive
  * observations call for a move in the same direction, and only as far as
  * all N agree. A move from 0 is alert.raised (CAP msgType Alert), between
  * levels alert.updated (Update, new severity), to 0 alert.cleared

@@ -8,7 +8,7 @@
  * which alert.raised / alert.updated / alert.cleared messages it
  * published, that every CAP 1.2 field holds a value of its enumeration,
  * that the alert state survives a restart (same state store), and that
- * bad rule strings stop init with a message naming the rule.
+ * a bad rule is refused before init with a message naming its field.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -402,7 +402,7 @@ test_de_escalation_has_hysteresis(void **state)
                           "Severe"));
 }
 
-/* "for N" without a clear threshold: N consecutive observations move. */
+/* consecutive = N without a clear threshold: N observations in a row move. */
 static void
 test_consecutive_observations(void **state)
 {
