@@ -817,6 +817,7 @@ static void *checkpointer(void *arg)
         sc_log(SC_L_ERROR, "journal", "%s", err);
     }
     int last_rc = SQLITE_OK;
+    bool ghost_seen = false;
     pthread_mutex_lock(&j->mu);
     while (!j->ckpt_stop) {
         if (j->wal_pages < CKPT_PAGES) {
@@ -827,7 +828,22 @@ static void *checkpointer(void *arg)
         }
         if (j->ckpt_stop)
             break;
-        if (j->wal_pages == 0)
+        /* an idle broker also learns at once that its file is gone (the
+         * core refuses the next group itself: identity_check) */
+        if (!ghost_seen) {
+            struct stat st;
+            if (stat(j->path, &st) != 0 || st.st_dev != j->dev ||
+                st.st_ino != j->ino) {
+                ghost_seen = true;
+                sc_log(SC_L_ERROR, "journal",
+                       "%s: the journal file was removed or replaced while "
+                       "the broker runs; publishing stops at the next "
+                       "message (nothing is written into the old file): put "
+                       "the right file back and restart the broker",
+                       j->path);
+            }
+        }
+        if (j->wal_pages == 0 || ghost_seen)
             continue;
         j->wal_pages = 0;
         pthread_mutex_unlock(&j->mu);

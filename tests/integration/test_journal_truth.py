@@ -138,6 +138,14 @@ def test_deleted_journal_stops_publishing():
         assert published_after(gw, sub, 1.5) == [], "a message was sent after the journal was deleted"
 
 
+def test_deleted_journal_noticed_while_idle():
+    gw = Gateway()
+    with gw:
+        os.remove(journal(gw))
+        wait_for(lambda: "journal file was removed or replaced while the broker runs"
+                 in gw.broker.log(), 10, "ghost noticed without traffic")
+
+
 def test_replaced_journal_stops_publishing():
     gw = Gateway(plugins=[crash_plugin("t", interval_ms=10, grant="energy.test.")])
     with gw:
@@ -221,6 +229,7 @@ if __name__ == "__main__":
         test_disk_full_reports_no_space_and_recovers,
         test_read_only_file_system_is_reported_as_such,
         test_deleted_journal_stops_publishing,
+        test_deleted_journal_noticed_while_idle,
         test_replaced_journal_stops_publishing,
         test_journal_files_are_0600,
         test_damaged_page_read_logs_sqlite_error,
