@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/envelope.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "request.h"
 
 #define MAX_REQ_ID 64
@@ -47,6 +48,7 @@ struct sc_service {
     const sc_jwks_t *jwks;
     int64_t rate, burst, batch;
     bucket_t *buckets;
+    sc_ratelimit_t *log_refused; /* refused requests, per agency */
 };
 
 sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
@@ -60,6 +62,11 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
         return NULL;
     }
     s->journal = journal;
+    if (!(s->log_refused = sc_ratelimit_new("service", 2.0, 20, 256))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     sc_service_set_access(s, access, cfg, jwks);
     s->sock = zmq_socket(zctx, ZMQ_ROUTER);
     int one = 1, linger = 0, hwm = 100000;
@@ -104,6 +111,7 @@ void sc_service_destroy(sc_service_t **s_p)
     sc_service_t *s = *s_p;
     if (s->sock)
         zmq_close(s->sock);
+    sc_ratelimit_destroy(&s->log_refused);
     while (s->buckets) {
         bucket_t *n = s->buckets->next;
         free(s->buckets->agency);
@@ -115,6 +123,12 @@ void sc_service_destroy(sc_service_t **s_p)
 }
 
 void *sc_service_socket(sc_service_t *s) { return s->sock; }
+
+void sc_service_flush_log(sc_service_t *s)
+{
+    if (s)
+        sc_ratelimit_flush(s->log_refused);
+}
 
 /* ------------------------------------------------------------------ */
 
@@ -502,8 +516,10 @@ int sc_service_handle(sc_service_t *s)
     }
     if (!r.agency) {
         /* cannot happen through ZAP; an agency removed by a reload */
-        sc_log(SC_L_WARN, "service", "request from unknown agency '%s' refused",
-               user ? user : "?");
+        sc_ratelimit_log(s->log_refused, user, SC_L_WARN,
+                         "request from unknown agency '%s' refused (or a key "
+                         "no longer configured)",
+                         user ? user : "?");
         send_error(&r, 403, "forbidden", "unknown agency");
     } else if (!rate_ok(s, user)) {
         /* dropped: no reply, so a flood costs us as little as possible */
@@ -516,13 +532,14 @@ int sc_service_handle(sc_service_t *s)
         if (sc_request_parse(fr, (size_t)total, &req, text, sizeof text) !=
             0) {
             if (strcmp(req.error, "unknown-command") == 0)
-                sc_log(SC_L_WARN, "service",
-                       "unknown command '%s' from agency '%s'", req.shown_cmd,
-                       user);
+                sc_ratelimit_log(s->log_refused, user, SC_L_WARN,
+                                 "unknown command '%s' from agency '%s'",
+                                 req.shown_cmd, user);
             else
-                sc_log(SC_L_WARN, "service",
-                       "malformed request from agency '%s' (%d frames): %s",
-                       user, total, text);
+                sc_ratelimit_log(s->log_refused, user, SC_L_WARN,
+                                 "malformed request from agency '%s' (%d "
+                                 "frames): %s",
+                                 user, total, text);
             send_error(&r, req.code, req.error, "%s", text);
         } else if (req.cmd == SC_REQ_WHOAMI) {
             cmd_whoami(&r);

@@ -34,6 +34,10 @@ void *sc_service_socket(sc_service_t *s);
 /* Handle one request if one is waiting. 0 if handled, -1 if none. */
 int sc_service_handle(sc_service_t *s);
 
+/* Write the due "N similar line(s) suppressed" summaries of the refused
+ * requests' log (ratelimit.h); call about once a second. */
+void sc_service_flush_log(sc_service_t *s);
+
 /* Swap in a new config's limits/access (used on reload). */
 void sc_service_set_access(sc_service_t *s, const sc_access_t *access,
                            const sc_config_t *cfg, const sc_jwks_t *jwks);
