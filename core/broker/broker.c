@@ -260,6 +260,50 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
     return 0;
 }
 
+/* mkdir -p `path` with `mode` for its last component (0755 above it). */
+static int mkdir_p(const char *path, mode_t mode, char *err, size_t errlen)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(err, errlen, "path too long: %.200s", path);
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create %.900s: %s", buf,
+                     strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %.900s: %s", buf, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* gateway.data_dir (0700 when we create it: journal, runtime sockets)
+ * and the directory of signing.jwks_file exist before anything is
+ * written, as docs/configuration.md promises. */
+static int make_dirs(const sc_config_t *cfg, char *err, size_t errlen)
+{
+    if (mkdir_p(cfg->data_dir, 0700, err, errlen) != 0)
+        return -1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", cfg->jwks_file);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir_p(dir, 0755, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
 {
     sc_broker_t *b = calloc(1, sizeof *b);
@@ -292,6 +336,10 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     if (!(b->keyring = sc_keyring_load(cfg, err, errlen)))
         goto fail;
     char e[1024];
+    if (make_dirs(cfg, e, sizeof e) != 0) {
+        snprintf(err, errlen, "%s", e);
+        goto fail;
+    }
     if (sc_keyring_write_jwks(b->keyring, cfg->jwks_file, e, sizeof e) != 0) {
         snprintf(err, errlen, "cannot write JWKS: %s", e);
         goto fail;

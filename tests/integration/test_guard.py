@@ -302,6 +302,25 @@ def test_include_of_a_fifo_is_refused():
         assert gw.stop() == 0
 
 
+def test_missing_data_dir_and_jwks_dir_created():
+    """A data_dir and a JWKS directory that do not exist are created at
+    start (data_dir 0700), as docs/configuration.md says."""
+    gw = Gateway(extra=NO_HB, start=False)
+    with gw:
+        with open(gw.config) as f:
+            text = f.read()
+        text = text.replace('data_dir = "data"', 'data_dir = "new/a/data"')
+        text = text.replace('jwks_file = "keys/jwks.json"', 'jwks_file = "pub/x/jwks.json"')
+        with open(gw.config, "w") as f:
+            f.write(text)
+        gw.start()
+        data = os.path.join(gw.tmp, "new", "a", "data")
+        assert os.path.isfile(os.path.join(data, "journal.db"))
+        assert os.stat(data).st_mode & 0o777 == 0o700, oct(os.stat(data).st_mode)
+        assert os.path.isfile(os.path.join(gw.tmp, "pub", "x", "jwks.json"))
+        assert gw.stop() == 0
+
+
 if __name__ == "__main__":
     run_tests([
         test_revoked_agency_stops_receiving_within_1s,
@@ -310,4 +329,5 @@ if __name__ == "__main__":
         test_fd_limit_raised_at_start,
         test_subscription_limit_holds_with_reused_fds,
         test_include_of_a_fifo_is_refused,
+        test_missing_data_dir_and_jwks_dir_created,
     ])
