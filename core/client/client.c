@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -184,12 +185,23 @@ static int read_curve(const sc_client_options_t *o, curve_keys_t *k,
     char sub_err[512];
     int rc = -1;
 
-    if (is_z85_key(o->server_public_key)) {
+    /* a file that exists wins: a path may well be 40 Z85 characters */
+    struct stat kst;
+    if (stat(o->server_public_key, &kst) == 0) {
+        if (sc_curve_read(o->server_public_key, false, k->server, sub_err,
+                          sizeof sub_err) != 0) {
+            seterr(err, errlen,
+                   "cannot read the gateway public key from the file %s: %s",
+                   o->server_public_key, sub_err);
+            return -1;
+        }
+    } else if (is_z85_key(o->server_public_key)) {
         memcpy(k->server, o->server_public_key, sizeof k->server);
-    } else if (sc_curve_read(o->server_public_key, false, k->server, sub_err,
-                             sizeof sub_err) != 0) {
-        seterr(err, errlen, "cannot read the gateway public key: %s",
-               sub_err);
+    } else {
+        seterr(err, errlen,
+               "the gateway public key '%.200s' is neither an existing file "
+               "(%s) nor 40 Z85 characters",
+               o->server_public_key, strerror(errno));
         return -1;
     }
 

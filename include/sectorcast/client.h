@@ -33,7 +33,8 @@ typedef struct sc_client_options {
     /* CURVE: the gateway's public key (Z85 text or a file holding it) and
      * our own key pair (base path: BASE.secret / BASE.public). All three
      * NULL = plaintext (only for a gateway configured without CURVE). */
-    const char *server_public_key; /* Z85 text, or path to a .public file */
+    const char *server_public_key; /* path to a .public file (if it exists)
+                                      or Z85 text */
     const char *client_key_base;   /* path without .secret/.public */
     int connect_timeout_ms;        /* 0 = default (5000) */
 

@@ -321,6 +321,31 @@ def test_missing_data_dir_and_jwks_dir_created():
         assert gw.stop() == 0
 
 
+def test_sub_k_prefers_an_existing_file():
+    """sectorcast-sub -k NAME reads the file NAME when it exists, even if
+    NAME is 40 Z85 characters; an error says which it tried."""
+    gw = Gateway(extra=NO_HB, plugins=[rogue_plugin(publish=(CH_NUC,), interval_ms=30)])
+    with gw:
+        # a file name that is itself a valid Z85 key (of another key)
+        name = "/"
+        while "/" in name:
+            name = zmq.curve_keypair()[0].decode()
+        assert len(name) == 40
+        with open(os.path.join(gw.keys, "broker.public")) as f:
+            broker_pub = f.read()
+        with open(os.path.join(gw.tmp, name), "w") as f:
+            f.write(broker_pub)
+        sub = [os.path.join(BIN, "sectorcast-sub"), "-e", gw.endpoint, "-j", gw.jwks,
+               "-c", os.path.join(gw.keys, "motie"), "-n", "3", "-t", "15000"]
+        r = subprocess.run(sub + ["-k", name, "energy.nuclear."], cwd=gw.tmp,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, r
+        r = subprocess.run(sub + ["-k", "no-such-file", "energy.nuclear."], cwd=gw.tmp,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "no-such-file" in r.stderr and \
+            "neither an existing file" in r.stderr, r
+
+
 if __name__ == "__main__":
     run_tests([
         test_revoked_agency_stops_receiving_within_1s,
@@ -330,4 +355,5 @@ if __name__ == "__main__":
         test_subscription_limit_holds_with_reused_fds,
         test_include_of_a_fifo_is_refused,
         test_missing_data_dir_and_jwks_dir_created,
+        test_sub_k_prefers_an_existing_file,
     ])
