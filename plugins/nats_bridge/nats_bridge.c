@@ -70,9 +70,9 @@ static const sc_setting_def_t nb_settings[] = {
     {SC_SETTING_FIELDS("duplicate_window_s", SC_SETTING_INT, "120", 0,
                        "stream duplicate window in seconds (Nats-Msg-Id)"),
      .flags = SC_SETTING_F_MIN | SC_SETTING_F_MAX, .min = 1, .max = 86400},
-    {SC_SETTING_FIELDS("publish_timeout_ms", SC_SETTING_INT, "5000", 0,
+    {SC_SETTING_FIELDS("publish_timeout_ms", SC_SETTING_INT, "2000", 0,
                        "wait for one PubAck before publishing it again"),
-     .flags = SC_SETTING_F_MIN | SC_SETTING_F_MAX, .min = 100, .max = 60000},
+     .flags = SC_SETTING_F_MIN | SC_SETTING_F_MAX, .min = 100, .max = 30000},
     {SC_SETTING_FIELDS("max_inflight", SC_SETTING_INT, "1024", 0,
                        "messages queued in the bridge, not yet acknowledged"),
      .flags = SC_SETTING_F_MIN | SC_SETTING_F_MAX, .min = 1, .max = 65536},
@@ -205,22 +205,32 @@ static void nap(nb_t *b, int64_t ms)
     pthread_mutex_unlock(&b->mu);
 }
 
+/* Worker thread (and once from init, before the worker exists). */
 static int connect_nats(nb_t *b)
 {
-    if (b->nc)
+    if (b->js)
         return 0;
-    natsStatus s = natsConnection_Connect(&b->nc, b->opts);
-    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
-        set_error(b, "cannot connect to NATS: %s", natsStatus_GetText(s));
-        b->nc = NULL;
-        return -1;
+    natsStatus s;
+    if (!b->nc) {
+        natsConnection *nc = NULL;
+        /* with retry-on-failed-connect this returns at once while no
+         * server answers, and goes on connecting in the background */
+        s = natsConnection_Connect(&nc, b->opts);
+        if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+            set_error(b, "cannot connect to NATS: %s", natsStatus_GetText(s));
+            return -1;
+        }
+        atomic_store(&b->connected, s == NATS_OK);
+        pthread_mutex_lock(&b->mu);
+        b->nc = nc;
+        pthread_mutex_unlock(&b->mu);
     }
-    atomic_store(&b->connected, s == NATS_OK);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = b->timeout_ms;
     s = natsConnection_JetStream(&b->js, b->nc, &jo);
     if (s != NATS_OK) {
+        b->js = NULL;
         set_error(b, "JetStream context: %s", natsStatus_GetText(s));
         return -1;
     }
@@ -416,8 +426,10 @@ static void report_state(nb_t *b)
     int c = atomic_load(&b->connected);
     if (c != b->logged_connected) {
         char url[256] = "";
+        pthread_mutex_lock(&b->mu);
         if (c && b->nc)
             natsConnection_GetConnectedUrl(b->nc, url, sizeof url);
+        pthread_mutex_unlock(&b->mu);
         b->api->log(b->host, c ? SC_LOG_INFO : SC_LOG_WARN,
                     c ? "connected to NATS %s" : "disconnected from NATS%s",
                     url);
@@ -600,8 +612,12 @@ static int build_options(nb_t *b, char *err, size_t errlen)
         (what = "reconnect") &&
         (s = natsOptions_SetMaxReconnect(b->opts, -1)) == NATS_OK &&
         (s = natsOptions_SetReconnectWait(b->opts, 250)) == NATS_OK &&
-        (s = natsOptions_SetRetryOnFailedConnect(b->opts, true, NULL,
-                                                 NULL)) == NATS_OK &&
+        /* with a connected callback the first connect never blocks: no
+         * server up yet returns NATS_NOT_YET_CONNECTED and goes on in the
+         * background (without one it would block until a server answers) */
+        (s = natsOptions_SetRetryOnFailedConnect(b->opts, true,
+                                                 on_reconnected, b)) ==
+            NATS_OK &&
         (s = natsOptions_SetTimeout(b->opts, 2000)) == NATS_OK &&
         (s = natsOptions_SetPingInterval(b->opts, 2000)) == NATS_OK &&
         (s = natsOptions_SetMaxPingsOut(b->opts, 2)) == NATS_OK &&
@@ -684,7 +700,13 @@ static void nb_free(nb_t *b)
         atomic_store(&b->stop, 1);
         pthread_mutex_lock(&b->mu);
         pthread_cond_broadcast(&b->cv);
+        natsConnection *nc = b->nc;
         pthread_mutex_unlock(&b->mu);
+        /* closing ends a publish waiting for its PubAck at once: the
+         * worker never holds up a stop (the message is offered again
+         * after the restart, its Msg-Id makes a repeat harmless) */
+        if (nc)
+            natsConnection_Close(nc);
         pthread_join(b->worker, NULL);
     }
     if (b->efd >= 0) {
@@ -758,7 +780,7 @@ static int nb_init(sc_host_t *h, const sc_host_api_t *api, void **state)
     b->max_age_s = opt_int(b, "max_age_s", 0);
     b->max_per_subject = opt_int(b, "max_msgs_per_subject", 0);
     b->dup_window_s = opt_int(b, "duplicate_window_s", 120);
-    b->timeout_ms = opt_int(b, "publish_timeout_ms", 5000);
+    b->timeout_ms = opt_int(b, "publish_timeout_ms", 2000);
     b->max_inflight = opt_int(b, "max_inflight", 1024);
     char err[512];
     if (read_servers(b) != 0) {
@@ -789,6 +811,7 @@ static int nb_init(sc_host_t *h, const sc_host_api_t *api, void **state)
         .arg = b,
         .max_inflight = (uint32_t)b->max_inflight,
     };
+    connect_nats(b); /* the worker retries if this failed */
     if (pthread_create(&b->worker, NULL, worker_main, b) != 0) {
         api->log(h, SC_LOG_ERROR, "cannot start the publishing thread");
         nb_free(b);
