@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -305,12 +306,35 @@ bad:
 
 /* Read `f` again if it may have changed. Returns 1 if its entries were
  * replaced, 0 if not. */
+/* true if `path` resolves to a file inside the directory `dir` (after
+ * symlinks): a symlink to another file is never read, so no error can
+ * quote content from outside the register directory */
 static int
-refresh_file(const sk_sector_t *sector, file_rec_t *f, const sk_log_t *lg)
+inside_dir(const char *dir, const char *path)
+{
+    char rd[PATH_MAX], rp[PATH_MAX];
+    if (!realpath(dir, rd) || !realpath(path, rp))
+        return 0;
+    size_t n = strlen(rd);
+    return strncmp(rp, rd, n) == 0 && rp[n] == '/';
+}
+
+static int
+refresh_file(const sk_sector_t *sector, const char *dir, file_rec_t *f,
+             const sk_log_t *lg)
 {
     struct stat st;
     if (stat(f->path, &st) < 0)
         return 0; /* vanished since readdir: next scan drops it */
+    if (!inside_dir(dir, f->path)) {
+        if (!f->not_regular)
+            SK_LOG(lg, SC_LOG_WARN,
+                   "%s: a symlink to a file outside the register directory; "
+                   "ignored (not read)",
+                   f->path);
+        f->not_regular = 1;
+        return 0;
+    }
     if (!S_ISREG(st.st_mode)) {
         if (!f->not_regular)
             SK_LOG(lg, SC_LOG_WARN, "%s: not a regular file; ignored",
@@ -516,7 +540,7 @@ sk_register_scan(sk_register_t *reg, const sk_log_t *lg)
     reg->n_files = m;
 
     for (size_t i = 0; i < reg->n_files; i++)
-        changed |= refresh_file(reg->sector, reg->files[i], lg);
+        changed |= refresh_file(reg->sector, reg->dir, reg->files[i], lg);
     return changed;
 }
 

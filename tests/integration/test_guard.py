@@ -18,7 +18,7 @@ import time
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, Gateway, data_messages,  # noqa: E402
+from harness import (BIN, Gateway, data_messages, energy_plugin,  # noqa: E402
                      recv_frames, rogue_plugin, run_tests, wait_for, zmq_socket)
 
 NO_HB = {"gateway": {"heartbeat_ms": 0}}
@@ -346,6 +346,26 @@ def test_sub_k_prefers_an_existing_file():
             "neither an existing file" in r.stderr, r
 
 
+def test_register_symlink_outside_not_quoted():
+    """A register file that is a symlink to a file outside the register
+    directory is not read: nothing of that file reaches the log."""
+    gw = Gateway(extra=NO_HB, start=False)
+    with gw:
+        reg = os.path.join(gw.tmp, "register")
+        os.makedirs(reg)
+        secret = os.path.join(gw.tmp, "outside.txt")
+        with open(secret, "w") as f:
+            f.write("TOPSECRET-4f1c not json\n")
+        os.symlink(secret, os.path.join(reg, "zz-link.json"))
+        gw.plugins = [energy_plugin(reg)]
+        gw.write_config()
+        gw.start()
+        wait_log(gw, "zz-link.json: a symlink to a file outside the register directory")
+        time.sleep(0.5)
+        assert "TOPSECRET" not in gw.broker.log(), gw.broker.log()[-2000:]
+        assert gw.stop() == 0
+
+
 if __name__ == "__main__":
     run_tests([
         test_revoked_agency_stops_receiving_within_1s,
@@ -356,4 +376,5 @@ if __name__ == "__main__":
         test_include_of_a_fifo_is_refused,
         test_missing_data_dir_and_jwks_dir_created,
         test_sub_k_prefers_an_existing_file,
+        test_register_symlink_outside_not_quoted,
     ])
