@@ -50,6 +50,7 @@
 
 struct sc_broker {
     sc_config_t *cfg;
+    unsigned char curve_fp[32]; /* hash of the CURVE key pair in use */
     void *zctx;
     void *zap;
     void *xpub;
@@ -70,6 +71,8 @@ struct sc_broker {
     void *pull_ipc;          /* publishes from plugin child processes */
     char ipc_path[256];
 };
+
+static void curve_fingerprint(const sc_config_t *cfg, unsigned char fp[32]);
 
 static void prune(sc_broker_t *b);
 static int check_kid(void *arg, const char *kid, uint64_t count);
@@ -157,6 +160,7 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
         snprintf(err, errlen, "curve.secret_key: %s", e);
         return -1;
     }
+    curve_fingerprint(cfg, b->curve_fp);
     b->xpub = zmq_socket(b->zctx, ZMQ_XPUB);
     /* each connection's queue is bounded in bytes: limits.send_queue_bytes
      * worth of the largest messages (conns.h) */
@@ -258,6 +262,45 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
                "\"process\" is unavailable");
     }
     return 0;
+}
+
+/* A hash of the broker's CURVE key pair as its files hold it now (all
+ * zero if they cannot be read). */
+static void curve_fingerprint(const sc_config_t *cfg, unsigned char fp[32])
+{
+    char sec[41] = "", pub[41] = "", e[512];
+    memset(fp, 0, 32);
+    if (!cfg->curve_secret_file ||
+        sc_curve_read(cfg->curve_secret_file, true, sec, e, sizeof e) != 0)
+        return;
+    if (cfg->curve_public_file)
+        sc_curve_read(cfg->curve_public_file, false, pub, e, sizeof e);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const unsigned char *)sec, 40);
+    crypto_generichash_update(&st, (const unsigned char *)pub, strlen(pub));
+    crypto_generichash_final(&st, fp, 32);
+    sodium_memzero(sec, sizeof sec);
+    sodium_memzero(&st, sizeof st);
+}
+
+/* The broker's own key pair is set on its sockets at start and cannot be
+ * swapped under live connections: a reload that finds the key files
+ * changed on disk is refused, clearly, instead of silently keeping the
+ * old key. true if refused (logged). */
+static bool curve_changed(sc_broker_t *b, const sc_config_t *n)
+{
+    unsigned char fp[32];
+    curve_fingerprint(n, fp);
+    if (sodium_memcmp(fp, b->curve_fp, sizeof fp) == 0)
+        return false;
+    sc_log(SC_L_ERROR, "core",
+           "reload refused: the broker's CURVE key pair (curve.secret_key "
+           "%s / curve.public_key) changed on disk or cannot be read; it "
+           "takes effect only at a restart (then hand agencies the new "
+           "public key); the running configuration and key stay",
+           n->curve_secret_file ? n->curve_secret_file : "-");
+    return true;
 }
 
 /* mkdir -p `path` with `mode` for its last component (0755 above it). */
@@ -529,6 +572,10 @@ static void reload(sc_broker_t *b)
     sc_reload_t *r = sc_reload_prepare(b->cfg->path, b->cfg);
     if (!r)
         return;
+    if (curve_changed(b, r->cfg)) {
+        sc_reload_free(&r);
+        return;
+    }
     sc_config_t *n = r->cfg;
     sc_reload_report(b->cfg, n);
     sc_log_set_level((sc_level_t)sc_log_parse_level(n->log_level));

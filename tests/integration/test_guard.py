@@ -366,6 +366,50 @@ def test_register_symlink_outside_not_quoted():
         assert gw.stop() == 0
 
 
+def test_reload_with_changed_curve_key_files():
+    """A broker key pair overwritten in place + SIGHUP is refused with a
+    clear message (the old key stays in use); an agency key file changed in
+    place is applied by the reload: that agency's open connections are cut
+    and its old key is refused."""
+    gw = Gateway(extra=NO_HB, plugins=[rogue_plugin(publish=(CH_NUC,), interval_ms=30)])
+    ctx = zmq.Context()
+    try:
+        with gw:
+            old = {}
+            for f in ("broker.secret", "broker.public"):
+                with open(os.path.join(gw.keys, f)) as fh:
+                    old[f] = fh.read()
+            pub, sec = zmq.curve_keypair()
+            for f, v in (("broker.secret", sec), ("broker.public", pub)):
+                with open(os.path.join(gw.keys, f), "w") as fh:
+                    fh.write(v.decode() + "\n")
+            gw.broker.proc.send_signal(signal.SIGHUP)
+            wait_log(gw, "reload refused: the broker's CURVE key pair")
+            # the running key still serves a client that pins the old one
+            s = zmq_socket(ctx, zmq.SUB, gw, "motie",
+                           server_key=old["broker.public"].strip().encode())
+            s.setsockopt(zmq.SUBSCRIBE, b"energy.nuclear.")
+            s.connect(gw.endpoint)
+            assert data_messages(recv_frames(s, 3.0)), "old broker key no longer served"
+            for f, v in old.items():
+                with open(os.path.join(gw.keys, f), "w") as fh:
+                    fh.write(v)
+            # doe's key replaced in place: applied, its connection cut
+            d = sub_socket(ctx, gw, "doe", ["energy.nuclear."])
+            assert data_messages(recv_frames(d, 3.0))
+            npub, _ = zmq.curve_keypair()
+            with open(os.path.join(gw.keys, "doe.public"), "w") as fh:
+                fh.write(npub.decode() + "\n")
+            gw.broker.proc.send_signal(signal.SIGHUP)
+            wait_log(gw, "reload: agency 'doe' given a new key: 1 open connection(s)")
+            recv_frames(d, 1.0)
+            assert not data_messages(recv_frames(d, 1.5)), "old doe key still receives"
+            s.close(0)
+            d.close(0)
+    finally:
+        ctx.destroy(linger=0)
+
+
 if __name__ == "__main__":
     run_tests([
         test_revoked_agency_stops_receiving_within_1s,
@@ -377,4 +421,5 @@ if __name__ == "__main__":
         test_missing_data_dir_and_jwks_dir_created,
         test_sub_k_prefers_an_existing_file,
         test_register_symlink_outside_not_quoted,
+        test_reload_with_changed_curve_key_files,
     ])
