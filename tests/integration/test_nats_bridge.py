@@ -32,9 +32,13 @@ class NatsCluster:
         self.cports = [free_port() for _ in range(n)]
         self.hports = [free_port() for _ in range(n)]
         self.procs = [None] * n
-        for i in range(n):
-            self.start(i)
-        self.wait_healthy()
+        try:
+            for i in range(n):
+                self.start(i)
+            self.wait_healthy()
+        except BaseException:
+            self.close()  # never leave a server running
+            raise
 
     def conf(self, i):
         routes = ", ".join("nats-route://127.0.0.1:%d" % self.cports[k]
@@ -95,7 +99,10 @@ class NatsCluster:
     def close(self):
         for p in self.procs:
             if p:
-                p.kill()
+                try:
+                    p.kill()
+                except Exception:
+                    pass
 
 
 def bridge_plugin(cluster, stream, receives=("energy.",), name="bridge", **settings):
