@@ -65,6 +65,7 @@ struct sc_broker {
     sc_pipeline_t *pipe;
     int64_t next_log_flush_ms;
     int64_t next_heartbeat_ms;
+    uint64_t hb_index, hb_offset; /* heartbeat window (send_heartbeat) */
     int64_t next_prune_ms;
     sc_supervisor_t *sv;
     sc_sink_feeder_t *sinks; /* own thread: journal -> sink plugins */
@@ -472,6 +473,12 @@ static int check_kid(void *arg, const char *kid, uint64_t count)
 static int send_heartbeat(void *arg, const char *channel, uint64_t head)
 {
     sc_broker_t *b = arg;
+    /* bounded in total: at most limits.max_heartbeats per interval, the
+     * window moving on each interval so every channel gets its turn */
+    uint64_t i = b->hb_index++;
+    if (i < b->hb_offset ||
+        i >= b->hb_offset + (uint64_t)b->cfg->max_heartbeats)
+        return 0;
     char topic[SC_CHANNEL_MAX + 2], ts[32];
     int tl = sc_channel_topic(channel, topic, sizeof topic);
     if (tl <= 0)
@@ -691,7 +698,11 @@ int sc_broker_run(sc_broker_t *b)
                 break;
         now = sc_mono_ms();
         if (b->cfg->heartbeat_ms > 0 && now >= b->next_heartbeat_ms) {
+            b->hb_index = 0;
             sc_journal_heads(b->journal, "", send_heartbeat, b);
+            b->hb_offset += (uint64_t)b->cfg->max_heartbeats;
+            if (b->hb_offset >= b->hb_index)
+                b->hb_offset = 0;
             b->next_heartbeat_ms = now + b->cfg->heartbeat_ms;
         }
         if (now >= b->next_prune_ms)

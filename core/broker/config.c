@@ -696,7 +696,7 @@ static void load_limits(loader_t *L, const config_setting_t *root)
         "max_subscriptions", "service_rate", "service_burst", "replay_batch",
         "handshake_timeout_ms", "max_unauthenticated",
         "max_connections_per_address", "max_connections_per_agency",
-        "send_queue_bytes", "slow_subscriber_ms", NULL};
+        "send_queue_bytes", "slow_subscriber_ms", "max_heartbeats", NULL};
     sc_config_t *cfg = L->cfg;
     cfg->max_subscriptions = 256;
     cfg->service_rate = 50;
@@ -708,6 +708,7 @@ static void load_limits(loader_t *L, const config_setting_t *root)
     cfg->max_connections_per_agency = 16;
     cfg->send_queue_bytes = 64LL * 1024 * 1024;
     cfg->slow_subscriber_ms = 10000;
+    cfg->max_heartbeats = 1000;
     scope_t top = {root, "", "", NULL};
     scope_t sc = {get_group(L, &top, "limits", false), "", "limits.",
                   "group 'limits'"};
@@ -731,6 +732,7 @@ static void load_limits(loader_t *L, const config_setting_t *root)
          offsetof(sc_config_t, send_queue_bytes)},
         {"slow_subscriber_ms", 0, 3600000,
          offsetof(sc_config_t, slow_subscriber_ms)},
+        {"max_heartbeats", 1, 1000000, offsetof(sc_config_t, max_heartbeats)},
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
         int64_t n;

@@ -99,6 +99,7 @@ typedef struct sc_config {
     int64_t max_connections_per_agency;  /* subscribed, per agency (16) */
     int64_t send_queue_bytes;            /* per connection (64 MiB) */
     int64_t slow_subscriber_ms;          /* cut after (10000; 0 = never) */
+    int64_t max_heartbeats;              /* channels per heartbeat (1000) */
 
     /* retention rules, longest subtree wins; none = keep everything */
     sc_cfg_retention_t *retention;

@@ -410,6 +410,33 @@ def test_reload_with_changed_curve_key_files():
         ctx.destroy(linger=0)
 
 
+def test_heartbeats_bounded_in_total():
+    """With more channels than limits.max_heartbeats, an idle subscriber
+    gets at most that many heartbeats per interval, and every channel
+    still gets its turn."""
+    chans = tuple("energy.h%d.tasks" % i for i in range(8))
+    gw = Gateway(extra={"gateway": {"heartbeat_ms": 200}},
+                 groups={"limits": {"max_heartbeats": 3}},
+                 plugins=[rogue_plugin(publish=chans, count=1, interval_ms=20)])
+    ctx = zmq.Context()
+    try:
+        with gw:
+            wait_log(gw, "published 8 valid message(s); done")
+            s = sub_socket(ctx, gw, "motie", ["energy."])
+            recv_frames(s, 0.5)
+            t0 = time.monotonic()
+            frames = recv_frames(s, 3.0)
+            dt = time.monotonic() - t0
+            hb = [f for f in frames if len(f) == 3]
+            intervals = dt / 0.2 + 1
+            assert len(hb) <= 3 * intervals, "%d heartbeats in %.1f s" % (len(hb), dt)
+            assert {f[0].decode() for f in hb} == {c + "." for c in chans}, \
+                sorted({f[0] for f in hb})
+            s.close(0)
+    finally:
+        ctx.destroy(linger=0)
+
+
 if __name__ == "__main__":
     run_tests([
         test_revoked_agency_stops_receiving_within_1s,
@@ -422,4 +449,5 @@ if __name__ == "__main__":
         test_sub_k_prefers_an_existing_file,
         test_register_symlink_outside_not_quoted,
         test_reload_with_changed_curve_key_files,
+        test_heartbeats_bounded_in_total,
     ])
