@@ -15,6 +15,7 @@
 
 #include "common/channel.h"
 #include "log.h"
+#include "ops.h"
 #include "ratelimit.h"
 
 /* ZAP lines per peer address / per agency (see ratelimit.h): a stranger
@@ -193,6 +194,7 @@ int sc_access_zap_handle(sc_access_t *a, void *zap)
             a->stats.admitted++;
             sc_ratelimit_log(a->log_admitted, g->id, SC_L_INFO,
                              "agency '%s' connected from %s", g->id, addr);
+            sc_ops_connected(g->id, addr);
             send_reply(zap, &f[1], "200", "OK", g->user);
         } else {
             a->stats.refused++;
@@ -202,6 +204,7 @@ int sc_access_zap_handle(sc_access_t *a, void *zap)
                              "refused connection from %s: CURVE key %s is "
                              "not listed in agencies",
                              addr, z85);
+            sc_ops_key_rejected(z85, addr);
             send_reply(zap, &f[1], "400", "unknown key", "");
         }
     }

@@ -11,6 +11,9 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <signal.h>
 #include <sodium.h>
@@ -25,6 +28,7 @@
 #include <zmq.h>
 
 #include "access.h"
+#include "audit.h"
 #include "common/channel.h"
 #include "common/clock.h"
 #include "common/envelope.h"
@@ -32,6 +36,7 @@
 #include "journal.h"
 #include "keyring.h"
 #include "log.h"
+#include "ops.h"
 #include "pipeline.h"
 #include "plugin_host.h"
 #include "ratelimit.h"
@@ -71,11 +76,14 @@ struct sc_broker {
     sc_sink_feeder_t *sinks; /* own thread: journal -> sink plugins */
     void *pull_ipc;          /* publishes from plugin child processes */
     char ipc_path[256];
+    sc_ops_t *ops;           /* status, audit, control, HTTP (ops.h) */
+    bool stop_requested;     /* by sectorcast-ctl stop */
 };
 
 static void curve_fingerprint(const sc_config_t *cfg, unsigned char fp[32]);
 
 static void prune(sc_broker_t *b);
+static int status_head(void *arg, const char *channel, uint64_t head);
 static int check_kid(void *arg, const char *kid, uint64_t count);
 
 /* ------------------------------------------------------------------ */
@@ -368,6 +376,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     b->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (b->sigfd < 0) {
@@ -422,6 +431,10 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     sc_sink_set_global(b->sinks);
     sc_plugin_set_sink_ack_cb(sink_acked, b->sinks);
     sc_pipeline_on_commit(b->pipe, sink_commit, b->sinks);
+    if (!(b->ops = sc_ops_new(b->zctx, cfg, sc_journal_epoch(b->journal), err,
+                              errlen)))
+        goto fail;
+    sc_journal_heads(b->journal, "", status_head, b);
     sc_log(SC_L_INFO, "core",
            "gateway '%s' publishing on %s, service on %s; journal %s (epoch "
            "%s, durability %s); JWKS %s",
@@ -469,6 +482,13 @@ static int check_kid(void *arg, const char *kid, uint64_t count)
 
 /* ------------------------------------------------------------------ */
 /* heartbeats, retention, connection events                            */
+
+static int status_head(void *arg, const char *channel, uint64_t head)
+{
+    (void)arg;
+    sc_ops_channel_head(channel, head);
+    return 0;
+}
 
 static int send_heartbeat(void *arg, const char *channel, uint64_t head)
 {
@@ -574,7 +594,100 @@ static void stop_plugins(sc_broker_t *b)
 /* ------------------------------------------------------------------ */
 /* reload                                                              */
 
-static void reload(sc_broker_t *b)
+/* What a reload did, for sectorcast-ctl: every line the reload logs is
+ * also sorted into "failed" (errors), "changed" (everything else that
+ * says what it did) and, at the end, "kept" (plugins and agencies it did
+ * not mention). */
+static void reload_capture(void *ud, sc_level_t level, const char *who,
+                           const char *msg)
+{
+    json_t *rep = ud;
+    char line[1200];
+    if (level == SC_L_DEBUG)
+        return; /* messages published while plugins stop, not changes */
+    if (strcmp(who, "core") == 0)
+        snprintf(line, sizeof line, "%s", msg);
+    else
+        snprintf(line, sizeof line, "%s: %s", who, msg);
+    if (level >= SC_L_ERROR)
+        json_array_append_new(json_object_get(rep, "failed"),
+                              json_string(line));
+    else if (strncmp(msg, "reload done", 11) == 0)
+        return;
+    else if (strncmp(msg, "reload", 6) == 0 || strcmp(who, "core") != 0)
+        json_array_append_new(json_object_get(rep, "changed"),
+                              json_string(line));
+}
+
+static bool mentioned(json_t *lines, const char *what, const char *name)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l) {
+        const char *t = json_string_value(l);
+        char a[160], q[160];
+        snprintf(a, sizeof a, "%s:", name);
+        snprintf(q, sizeof q, "%s '%s'", what, name);
+        if (t && (strncmp(t, a, strlen(a)) == 0 || strstr(t, q)))
+            return true;
+    }
+    return false;
+}
+
+static void reload_apply(sc_broker_t *b);
+
+static json_t *reload(sc_broker_t *b, const char *by)
+{
+    json_t *rep = json_pack("{s:s, s:[], s:[], s:[]}", "config", b->cfg->path,
+                            "changed", "kept", "failed");
+    if (!rep)
+        return NULL;
+    sc_log(SC_L_INFO, "core", "%s: reloading %s", by, b->cfg->path);
+    sc_log_capture(reload_capture, rep);
+    reload_apply(b);
+    sc_log_capture(NULL, NULL);
+    json_t *failed = json_object_get(rep, "failed");
+    json_t *changed = json_object_get(rep, "changed");
+    bool applied = true;
+    size_t fi;
+    json_t *fl;
+    json_array_foreach(failed, fi, fl)
+        if (strstr(json_string_value(fl), "reload refused"))
+            applied = false;
+    json_t *kept = json_object_get(rep, "kept");
+    if (applied) {
+        for (size_t i = 0; i < b->cfg->n_plugins; i++)
+            if (!mentioned(changed, "plugin", b->cfg->plugins[i].name) &&
+                !mentioned(failed, "plugin", b->cfg->plugins[i].name)) {
+                char l[160];
+                snprintf(l, sizeof l, "plugin %s unchanged",
+                         b->cfg->plugins[i].name);
+                json_array_append_new(kept, json_string(l));
+            }
+        for (size_t i = 0; i < b->cfg->n_agencies; i++)
+            if (!mentioned(changed, "agency", b->cfg->agencies[i].id)) {
+                char l[160];
+                snprintf(l, sizeof l, "agency %s unchanged",
+                         b->cfg->agencies[i].id);
+                json_array_append_new(kept, json_string(l));
+            }
+    } else {
+        json_array_append_new(kept,
+                              json_string("the running configuration "
+                                          "(nothing was changed)"));
+    }
+    json_object_set_new(rep, "result",
+                        json_string(applied ? "applied" : "refused"));
+    json_object_set_new(rep, "ok", json_boolean(applied));
+    sc_audit("reload", json_pack("{s:s, s:s, s:s, s:O, s:O}", "by", by,
+                                 "config", b->cfg->path, "result",
+                                 applied ? "applied" : "refused", "changed",
+                                 changed, "failed", failed));
+    sc_ops_reconfigure(b->ops, b->cfg);
+    return rep;
+}
+
+static void reload_apply(sc_broker_t *b)
 {
     sc_reload_t *r = sc_reload_prepare(b->cfg->path, b->cfg);
     if (!r)
@@ -613,6 +726,83 @@ static void reload(sc_broker_t *b)
            started);
 }
 
+/* ------------------------------------------------------------------ */
+/* control commands and the stop watchdog                              */
+
+static json_t *control_cmd(void *arg, const char *cmd, json_t *req)
+{
+    sc_broker_t *b = arg;
+    if (strcmp(cmd, "reload") == 0)
+        return reload(b, "sectorcast-ctl");
+    if (strcmp(cmd, "stop") == 0) {
+        sc_log(SC_L_INFO, "core", "stop requested by sectorcast-ctl");
+        b->stop_requested = true;
+        return json_pack("{s:b, s:b}", "ok", 1, "stopping", 1);
+    }
+    if (strcmp(cmd, "log-reopen") == 0) {
+        char e[512];
+        if (sc_ops_reopen_logs(b->ops, e, sizeof e) != 0)
+            return json_pack("{s:b, s:s}", "ok", 0, "error", e);
+        return json_pack("{s:b}", "ok", 1);
+    }
+    if (strcmp(cmd, "plugin-restart") == 0) {
+        const char *name = json_string_value(json_object_get(req, "name"));
+        char e[512];
+        if (!name)
+            return json_pack("{s:b, s:s}", "ok", 0, "error",
+                             "plugin-restart needs a plugin name");
+        if (sc_supervisor_restart(b->sv, name, e, sizeof e) != 0) {
+            sc_audit("plugin_restart",
+                     json_pack("{s:s, s:s, s:s}", "plugin", name, "result",
+                               "failed", "error", e));
+            return json_pack("{s:b, s:s}", "ok", 0, "error", e);
+        }
+        sc_audit("plugin_restart", json_pack("{s:s, s:s, s:s}", "plugin", name,
+                                             "result", "restarted", "by",
+                                             "sectorcast-ctl"));
+        return json_pack("{s:b, s:s}", "ok", 1, "plugin", name);
+    }
+    return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown command");
+}
+
+typedef struct stopwatch {
+    int sigfd;
+    int64_t deadline_ms, timeout_ms;
+    atomic_bool done;
+    pthread_t th;
+} stopwatch_t;
+
+/* While the core stops (plugins stop, everything handed over is signed,
+ * journaled and sent): a second SIGTERM/SIGINT, or the stop timeout, ends
+ * the process at once. Only what is committed to the journal is kept
+ * then, which is everything a plugin process was told was accepted. */
+static void *stop_watchdog(void *arg)
+{
+    stopwatch_t *sw = arg;
+    while (!atomic_load(&sw->done)) {
+        struct pollfd pfd = {sw->sigfd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) > 0) {
+            struct signalfd_siginfo si;
+            while (read(sw->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                    sc_log(SC_L_WARN, "core",
+                           "second %s while stopping: exiting now (what is "
+                           "journaled is kept)",
+                           si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                    _exit(1);
+                }
+        }
+        if (!atomic_load(&sw->done) && sc_mono_ms() > sw->deadline_ms) {
+            sc_log(SC_L_ERROR, "core",
+                   "stop took longer than gateway.stop_timeout_ms (%lld ms): "
+                   "exiting now (what is journaled is kept)",
+                   (long long)sw->timeout_ms);
+            _exit(1);
+        }
+    }
+    return NULL;
+}
+
 int sc_broker_run(sc_broker_t *b)
 {
     int status = 0;
@@ -622,7 +812,7 @@ int sc_broker_run(sc_broker_t *b)
         bool paused = retry_at != 0;
         /* the optional sockets go last; the pull sockets are not read
          * while the journal is failing (the plugins then wait) */
-        zmq_pollitem_t items[7] = {
+        zmq_pollitem_t items[8] = {
             {NULL, b->sigfd, ZMQ_POLLIN, 0},
             {b->zap, 0, ZMQ_POLLIN, 0},
             {b->xpub, 0, ZMQ_POLLIN, 0},
@@ -636,6 +826,9 @@ int sc_broker_run(sc_broker_t *b)
         if (b->service)
             items[n_items++] = (zmq_pollitem_t){sc_service_socket(b->service),
                                                 0, ZMQ_POLLIN, 0};
+        void *ctl = sc_control_core_socket(sc_ops_control(b->ops));
+        if (ctl)
+            items[n_items++] = (zmq_pollitem_t){ctl, 0, ZMQ_POLLIN, 0};
         long svw = sc_supervisor_next_wake_ms(b->sv);
         int64_t now = sc_mono_ms();
         int64_t wake = b->next_prune_ms;
@@ -660,7 +853,14 @@ int sc_broker_run(sc_broker_t *b)
             bool stop = false;
             while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo == SIGHUP) {
-                    reload(b);
+                    json_decref(reload(b, "SIGHUP"));
+                } else if (si.ssi_signo == SIGUSR1) {
+                    char e[512];
+                    if (sc_ops_reopen_logs(b->ops, e, sizeof e) != 0)
+                        sc_log(SC_L_ERROR, "core", "SIGUSR1: %s", e);
+                    else
+                        sc_log(SC_L_INFO, "core", "SIGUSR1: log files "
+                                                  "reopened");
                 } else if (si.ssi_signo == SIGCHLD) {
                     sc_supervisor_tick(b->sv);
                 } else {
@@ -693,6 +893,11 @@ int sc_broker_run(sc_broker_t *b)
         if (items[3].revents & ZMQ_POLLIN)
             sc_subs_handle_monitor(b->subs);
         sc_subs_enforce(b->subs, sc_mono_ms());
+        if (ctl) {
+            sc_control_core_handle(sc_ops_control(b->ops), control_cmd, b);
+            if (b->stop_requested)
+                break;
+        }
         for (int k = 0; b->service && k < 64; k++)
             if (sc_service_handle(b->service) != 0)
                 break;
@@ -725,7 +930,17 @@ int sc_broker_run(sc_broker_t *b)
          * service requests and signals wait at most one group) */
         more = sc_pipeline_drain(b->pipe);
     }
+    /* bounded: a watchdog exits at stop_timeout_ms or a second signal */
+    stopwatch_t sw = {.sigfd = b->sigfd,
+                      .deadline_ms = sc_mono_ms() + b->cfg->stop_timeout_ms,
+                      .timeout_ms = b->cfg->stop_timeout_ms};
+    bool watching = pthread_create(&sw.th, NULL, stop_watchdog, &sw) == 0;
     stop_plugins(b);
+    if (watching) {
+        atomic_store(&sw.done, true);
+        pthread_join(sw.th, NULL);
+    }
+    sc_audit("stop", json_pack("{s:I}", "sent", (json_int_t)sc_pipeline_sent(b->pipe)));
     sc_log(SC_L_INFO, "core", "stopped; %llu message(s) sent this run",
            (unsigned long long)sc_pipeline_sent(b->pipe));
     return status;
@@ -743,11 +958,17 @@ void sc_broker_destroy(sc_broker_t **b_p)
     sc_plugin_set_sink_ack_cb(NULL, NULL);
     sc_sink_feeder_destroy(&b->sinks);
     sc_service_destroy(&b->service);
+    sc_ops_destroy(&b->ops);
     if (b->xpub_mon)
         zmq_close(b->xpub_mon);
     sc_subs_destroy(&b->subs);
-    if (b->xpub)
+    if (b->xpub) {
+        /* what was journaled and sent last still reaches the subscribers:
+         * zmq_ctx_term waits for it, at most this long */
+        int linger = 2000;
+        zmq_setsockopt(b->xpub, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(b->xpub);
+    }
     if (b->pull)
         zmq_close(b->pull);
     if (b->pull_ipc)

@@ -28,6 +28,7 @@
 #include "common/channel.h"
 #include "common/keys.h"
 #include "host/settings_lc.h"
+#include "http.h"
 
 #define MAX_DATA_MIN 64
 #define MAX_DATA_MAX 16777216
@@ -619,6 +620,7 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
     static const char *const known[] = {"id", "data_dir", "max_data_bytes",
                                         "log_level", "durability",
                                         "heartbeat_ms", "sign_threads",
+                                        "stop_timeout_ms",
                                         NULL};
     sc_config_t *cfg = L->cfg;
     scope_t top = {root, "", "", NULL};
@@ -1380,6 +1382,126 @@ static int check_includes(const char *file, const char *dir, int depth,
     return bad ? -1 : 0;
 }
 
+/* control, monitoring, audit, logging and gateway.stop_timeout_ms
+ * (docs/configuration.md, docs/operations.md) */
+static void load_ops(loader_t *L, const config_setting_t *root)
+{
+    sc_config_t *cfg = L->cfg;
+    scope_t top = {root, "", "", NULL};
+    config_setting_t *s = NULL;
+    int64_t n;
+
+    cfg->stop_timeout_ms = 5000;
+    scope_t gw = {config_setting_get_member(root, "gateway"), "", "gateway.",
+                  "group 'gateway'"};
+    if (gw.g != NULL && config_setting_type(gw.g) == CONFIG_TYPE_GROUP &&
+        get_int(L, &gw, "stop_timeout_ms", &n, &s) > 0) {
+        if (n < 100 || n > 600000)
+            err(L, s, "'stop_timeout_ms' must be in 100..600000 (got %lld)",
+                (long long)n);
+        else
+            cfg->stop_timeout_ms = n;
+    }
+
+    cfg->control_enabled = true;
+    scope_t cs = {get_group(L, &top, "control", false), "", "control.",
+                  "group 'control'"};
+    if (cs.g != NULL) {
+        static const char *const known[] = {"enabled", "admin_keys", NULL};
+        check_unknown(L, &cs, known);
+        get_bool(L, &cs, "enabled", &cfg->control_enabled);
+        config_setting_t *ks = member(&cs, "admin_keys");
+        if (ks != NULL && string_array(L, ks, "control: ", "admin_keys")) {
+            int k = config_setting_length(ks);
+            cfg->control_admin_keys = calloc((size_t)k + 1, 41);
+            for (int i = 0; cfg->control_admin_keys && i < k; i++) {
+                config_setting_t *e = config_setting_get_elem(ks, (unsigned)i);
+                const char *v = config_setting_get_string(e);
+                char *key = cfg->control_admin_keys[cfg->n_control_admin_keys];
+                uint8_t raw[32];
+                if (v && strlen(v) == SC_Z85_KEY_LEN && !strchr(v, '/') &&
+                    zmq_z85_decode(raw, v) != NULL) {
+                    memcpy(key, v, SC_Z85_KEY_LEN + 1);
+                    cfg->n_control_admin_keys++;
+                    continue;
+                }
+                char *f = resolve(L, v ? v : "");
+                char e2[512] = "";
+                if (f == NULL)
+                    continue;
+                if (L->check_files &&
+                    !check_readable(L, e, "control: ", "admin key file", f)) {
+                    free(f);
+                    continue;
+                }
+                if (access(f, R_OK) == 0 &&
+                    sc_curve_read(f, false, key, e2, sizeof e2) == 0)
+                    cfg->n_control_admin_keys++;
+                else if (L->check_files)
+                    err(L, e, "control: %s", e2[0] ? e2 : "bad public key file");
+                free(f);
+            }
+            if (cfg->n_control_admin_keys > 0 && cfg->curve_secret_file == NULL)
+                err(L, ks, "control: 'admin_keys' needs the 'curve' group "
+                           "(the control socket uses the broker's key)");
+        }
+    }
+
+    scope_t ms = {get_group(L, &top, "monitoring", false), "",
+                  "monitoring.", "group 'monitoring'"};
+    if (ms.g != NULL) {
+        static const char *const known[] = {"listen", NULL};
+        check_unknown(L, &ms, known);
+        const char *v = get_string(L, &ms, "listen", true, &s);
+        char host[64];
+        int port;
+        const char *why = NULL;
+        if (v != NULL && sc_http_parse_listen(v, host, sizeof host, &port,
+                                              &why) != 0)
+            err(L, s, "monitoring: bad 'listen' '%s': %s", v, why);
+        else if (v != NULL)
+            cfg->http_listen = xdup(L, v);
+    }
+
+    cfg->audit_max_bytes = 10 * 1024 * 1024;
+    cfg->audit_keep = 5;
+    scope_t as = {get_group(L, &top, "audit", false), "", "audit.",
+                  "group 'audit'"};
+    if (as.g != NULL) {
+        static const char *const known[] = {"path", "max_bytes", "keep", NULL};
+        check_unknown(L, &as, known);
+        const char *v = get_string(L, &as, "path", true, &s);
+        if (v != NULL)
+            cfg->audit_path = resolve(L, v);
+        if (get_int(L, &as, "max_bytes", &n, &s) > 0) {
+            if (n != 0 && (n < 4096 || n > ((int64_t)1 << 40)))
+                err(L, s, "audit: 'max_bytes' must be 0 (never rotate) or "
+                          "at least 4096 (got %lld)", (long long)n);
+            else
+                cfg->audit_max_bytes = n;
+        }
+        if (get_int(L, &as, "keep", &n, &s) > 0) {
+            if (n < 1 || n > 100)
+                err(L, s, "audit: 'keep' must be in 1..100 (got %lld)",
+                    (long long)n);
+            else
+                cfg->audit_keep = n;
+        }
+    }
+
+    scope_t ls = {get_group(L, &top, "logging", false), "", "logging.",
+                  "group 'logging'"};
+    if (ls.g != NULL) {
+        static const char *const known[] = {"target", NULL};
+        check_unknown(L, &ls, known);
+        const char *v = get_string(L, &ls, "target", false, &s);
+        if (v != NULL && (strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0))
+            cfg->log_target = xdup(L, v);
+        else if (v != NULL)
+            cfg->log_target = resolve(L, v);
+    }
+}
+
 static sc_config_t *load(const char *path, bool check_files,
                          bool check_plugin_files, sc_diag_t *diag)
 {
@@ -1437,7 +1559,8 @@ static sc_config_t *load(const char *path, bool check_files,
     static const char *const known[] = {"gateway", "listen",   "curve",
                                         "signing", "sectors",  "agencies",
                                         "plugins", "limits",   "retention",
-                                        NULL};
+                                        "control", "monitoring", "audit",
+                                        "logging", NULL};
     const config_setting_t *root = config_root_setting(&lc);
     int n = config_setting_length(root);
     for (int i = 0; i < n; i++) {
@@ -1459,6 +1582,7 @@ static sc_config_t *load(const char *path, bool check_files,
     load_plugins(&L, root);
     load_limits(&L, root);
     load_retention(&L, root);
+    load_ops(&L, root);
 
     flush_problems(&L);    /* file names may belong to lc: before destroy */
     config_destroy(&lc);
@@ -1510,6 +1634,10 @@ void sc_config_destroy(sc_config_t **cfg_p)
     for (size_t i = 0; i < c->n_retention; i++)
         free(c->retention[i].subtree);
     free(c->retention);
+    free(c->control_admin_keys);
+    free(c->http_listen);
+    free(c->audit_path);
+    free(c->log_target);
     free(c);
     *cfg_p = NULL;
 }

@@ -127,6 +127,18 @@ typedef struct sc_config {
     size_t n_agencies;
     sc_cfg_plugin_t *plugins;
     size_t n_plugins;
+
+    /* operations (docs/operations.md): control socket, monitoring HTTP,
+     * audit log, log target, graceful stop */
+    bool control_enabled;          /* control.enabled (default true) */
+    char (*control_admin_keys)[41];/* control.admin_keys (Z85): CURVE on */
+    size_t n_control_admin_keys;
+    char *http_listen;             /* monitoring.listen, NULL = off */
+    char *audit_path;              /* audit.path (absolute), NULL = off */
+    int64_t audit_max_bytes;       /* audit.max_bytes (default 10 MiB) */
+    int64_t audit_keep;            /* audit.keep (default 5) */
+    char *log_target;              /* logging.target: stderr|syslog|path */
+    int64_t stop_timeout_ms;       /* gateway.stop_timeout_ms (default 5000) */
 } sc_config_t;
 
 /* Load and validate `path`. Returns the config, or NULL if there was any

@@ -42,7 +42,9 @@ static void usage(FILE *out)
 "  -V, --version       print the version and the plugin ABI version\n"
 "\n"
 "signals: SIGTERM, SIGINT stop cleanly (plugins are stopped and every\n"
-"accepted message is journaled and sent first). SIGHUP re-reads the\n"
+"accepted message is journaled and sent first), within\n"
+"gateway.stop_timeout_ms; a second one exits at once (status 1; what is\n"
+"journaled is kept). SIGUSR1 reopens the log and audit files. SIGHUP re-reads the\n"
 "configuration: an invalid one is refused as a whole and the running one\n"
 "stays; otherwise only plugins whose entry or .so changed are restarted.\n"
 "exit status: 0 clean stop / valid config, 1 invalid config or fatal error,\n"
@@ -160,6 +162,13 @@ int main(int argc, char **argv)
         return 0;
     }
     sc_log_set_level((sc_level_t)sc_log_parse_level(cfg->log_level));
+    char lerr[512];
+    if (cfg->log_target &&
+        sc_log_set_target(cfg->log_target, lerr, sizeof lerr) != 0) {
+        sc_log(SC_L_ERROR, "core", "cannot start: logging.target: %s", lerr);
+        sc_config_destroy(&cfg);
+        return 1;
+    }
 
     signal(SIGPIPE, SIG_IGN);
 

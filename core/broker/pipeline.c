@@ -21,6 +21,7 @@
 #include "host/frame.h"
 #include "host/host.h"
 #include "log.h"
+#include "ops.h"
 #include "plugin_host.h"
 #include "signpool.h"
 
@@ -349,6 +350,7 @@ static int read_publish(sc_pipeline_t *p, void *sock)
                    "discarded publish from plugin '%s' to '%.200s': not "
                    "granted",
                    who->name, ch);
+            sc_ops_refused(who->name, "not-granted");
             goto refuse;
         }
         const char *sector = who->sector ? who->sector : "";
@@ -512,6 +514,7 @@ static void sign_job(void *arg, size_t i, int worker)
         .data_len = m->len[SC_PUB_F_DATA],
     };
     size_t env_len = 0;
+    double t0 = sc_ops_now();
     if (!src || !signer ||
         sc_envelope_text(&in, &m->env, &m->env_cap, &env_len) != 0 ||
         sc_jws_signer_sign(signer, m->env, env_len, &m->jws, &m->jws_cap,
@@ -521,6 +524,7 @@ static void sign_job(void *arg, size_t i, int worker)
         return;
     }
     m->kid = sc_jws_signer_kid(signer);
+    sc_ops_signed(sc_ops_now() - t0);
 }
 
 /* Drop the messages that could not be signed (rare: the plugin host
@@ -542,6 +546,7 @@ static void drop_failed(sc_pipeline_t *p)
         sc_log(SC_L_ERROR, PART(m, SC_PUB_F_PLUGIN),
                "cannot sign message for %s: %s; dropped",
                PART(m, SC_PUB_F_CHANNEL), m->err);
+        sc_ops_refused(PART(m, SC_PUB_F_PLUGIN), "cannot-sign");
         ack(p, m, SC_PUB_ACK_REFUSED);
         pending_clear(m);
     }
@@ -552,6 +557,7 @@ static void drop_failed(sc_pipeline_t *p)
 static int flush_group(sc_pipeline_t *p)
 {
     char err[512];
+    double t0 = sc_ops_now();
 again:
     if (p->n_group == 0)
         return 0;
@@ -603,6 +609,8 @@ again:
     }
     if (sc_journal_commit(p->journal, err, sizeof err) != 0)
         goto fail;
+    sc_ops_journal(NULL);
+    sc_ops_group(p->n_group, sc_ops_now() - t0);
 
     /* durable: now send. XPUB never blocks; a subscriber over its HWM
      * loses the message and repairs the gap by replay. */
@@ -621,6 +629,8 @@ again:
                 tl)
             zmq_send(p->xpub, m->jws, m->jws_len, ZMQ_DONTWAIT);
         p->n_sent++;
+        sc_ops_published(channel, PART(m, SC_PUB_F_PLUGIN), m->seq,
+                         m->jws_len);
         if (sc_log_enabled(SC_L_DEBUG)) {
             const char *keyf = PART(m, SC_PUB_F_KEY);
             sc_log(SC_L_DEBUG, PART(m, SC_PUB_F_PLUGIN),
@@ -639,6 +649,7 @@ again:
     return 0;
 fail:
     sc_journal_rollback(p->journal);
+    sc_ops_journal(err);
     sc_log(SC_L_ERROR, "journal",
            "cannot journal %zu message(s): %s; publishing paused, retrying "
            "in %d ms (nothing is sent before it is journaled)",

@@ -30,6 +30,7 @@
 
 #include "host/frame.h"
 #include "log.h"
+#include "ops.h"
 
 typedef struct overlay {
     char *key;
@@ -61,6 +62,7 @@ struct sc_plugin_inst {
     atomic_int exited;
     atomic_int started; /* 0 starting, 1 running, -1 failed */
     atomic_uint_fast64_t published;
+    uint64_t refused_seen; /* host refusals already counted (o_log) */
 
     char *state_db_path;
     sqlite3 *state_db;
@@ -191,7 +193,15 @@ static void o_log(void *ctx, sc_log_level_t level, bool from_host,
                   const char *text)
 {
     sc_plugin_inst_t *p = ctx;
-    (void)from_host;
+    if (from_host && p->h && sc_host_refused(p->h) != p->refused_seen) {
+        /* the host refused a publish (it logs each refusal): count it */
+        p->refused_seen = sc_host_refused(p->h);
+        int code = sc_host_last_refusal(p->h);
+        sc_ops_refused(p->name, code == SC_ERR_NOT_GRANTED ? "not-granted"
+                                : code == SC_ERR_BAD_JSON  ? "bad-json"
+                                : code == SC_ERR_TOO_BIG   ? "too-big"
+                                                           : "invalid");
+    }
     sc_level_t l = level <= SC_LOG_DEBUG  ? SC_L_DEBUG
                    : level == SC_LOG_INFO ? SC_L_INFO
                    : level == SC_LOG_WARN ? SC_L_WARN

@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/envelope.h"
 #include "log.h"
+#include "ops.h"
 #include "ratelimit.h"
 #include "request.h"
 
@@ -365,6 +366,8 @@ static void cmd_replay(req_t *r, json_t *args)
     char topic[SC_CHANNEL_MAX + 2];
     int tl = sc_channel_topic(channel, topic, sizeof topic);
     if (tl <= 0 || !sc_agency_may_read(r->agency, topic, (size_t)tl)) {
+        sc_ops_request(sc_agency_id(r->agency), "replay", channel,
+                       (uint64_t)json_integer_value(jf), 0, "not granted");
         send_error(r, 403, "forbidden",
                    "channel '%s' is not granted to agency '%s'", channel,
                    sc_agency_id(r->agency));
@@ -400,6 +403,8 @@ static void cmd_replay(req_t *r, json_t *args)
     if (stream_ended(r, &st, n, "replay"))
         return;
     uint64_t next = st.last_seq + 1;
+    sc_ops_request(sc_agency_id(r->agency), "replay", channel, from, r->sent,
+                   NULL);
     send_json(r, "end",
               json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "channel", channel,
                         "epoch", epoch, "head", (json_int_t)head, "next",
@@ -417,8 +422,13 @@ static int count_row(void *arg, const char *channel, uint64_t seq,
 static void cmd_snapshot(req_t *r, json_t *args)
 {
     const char *sub = arg_subtree(r, args, "subtree");
-    if (!sub)
+    if (!sub) {
+        json_t *v = json_object_get(args, "subtree");
+        sc_ops_request(sc_agency_id(r->agency), "snapshot",
+                       json_is_string(v) ? json_string_value(v) : "", 0, 0,
+                       "refused (bad or not granted subtree)");
         return;
+    }
     /* a reply larger than the send queue could never arrive whole */
     long total = 0;
     sc_journal_snapshot(r->s->journal, sub, count_row, &total);
@@ -435,6 +445,8 @@ static void cmd_snapshot(req_t *r, json_t *args)
         return;
     json_t *heads = json_object();
     sc_journal_heads(r->s->journal, sub, add_head, heads);
+    sc_ops_request(sc_agency_id(r->agency), "snapshot", sub, 0, r->sent,
+                   NULL);
     send_json(r, "end",
               json_pack("{s:s, s:s, s:o, s:I}", "subtree", sub, "epoch",
                         sc_journal_epoch(r->s->journal), "heads", heads,

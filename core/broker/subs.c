@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "conns.h"
 #include "log.h"
+#include "ops.h"
 #include "ratelimit.h"
 
 /* subscription log lines per agency (ratelimit.h): refusals, and, more
@@ -125,6 +126,9 @@ void sc_subs_handle(sc_subs_t *b, const sc_access_t *access,
             sc_ratelimit_log(b->log_subs_ok, user, SC_L_INFO,
                              "agency '%s' unsubscribed %.*s", who, tshow,
                              topic);
+            char *t = strndup(topic, tl);
+            sc_ops_unsubscribed(fd, who, t);
+            free(t);
         } else if (user && !sc_conns_tracked(b->conns, fd) &&
                    sc_subtree_valid(topic, tl)) {
             zmq_setsockopt(b->xpub, ZMQ_UNSUBSCRIBE, topic, tl);
@@ -149,6 +153,9 @@ void sc_subs_handle(sc_subs_t *b, const sc_access_t *access,
         b->n_subs_granted++;
         sc_ratelimit_log(b->log_subs_ok, user, SC_L_INFO,
                          "agency '%s' subscribed %.*s", who, tshow, topic);
+        char *t = strndup(topic, tl);
+        sc_ops_subscription(fd, who, t, NULL);
+        free(t);
     } else {
         b->n_subs_refused++;
         /* print only safe characters of a hostile topic */
@@ -158,9 +165,7 @@ void sc_subs_handle(sc_subs_t *b, const sc_access_t *access,
             shown[k++] = (topic[i] >= 0x20 && topic[i] < 0x7f) ? topic[i]
                                                                : '?';
         shown[k] = '\0';
-        sc_ratelimit_log(
-            b->log_subs, user, SC_L_WARN,
-            "refused subscription '%s' of agency '%s': %s", shown, who,
+        const char *why =
             !ag      ? "unknown agency (or a key no longer configured)"
             : !valid ? "not a subtree (must be channel segments each "
                        "ending in '.')"
@@ -171,7 +176,11 @@ void sc_subs_handle(sc_subs_t *b, const sc_access_t *access,
             : v == SC_SUB_AGENCY_FULL
                 ? "too many connections of this agency "
                   "(limits.max_connections_per_agency); connection cut"
-                : "out of memory");
+                : "out of memory";
+        sc_ratelimit_log(b->log_subs, user, SC_L_WARN,
+                         "refused subscription '%s' of agency '%s': %s",
+                         shown, who, why);
+        sc_ops_subscription(fd, who, shown, why);
     }
     zmq_msg_close(&m);
 }
@@ -194,6 +203,9 @@ void sc_subs_handle_monitor(sc_subs_t *b)
             memcpy(&event, zmq_msg_data(&ev), 2);
             memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
             sc_conns_event(b->conns, event, value, sc_mono_ms());
+            if (event == ZMQ_EVENT_DISCONNECTED ||
+                event == ZMQ_EVENT_ACCEPTED)
+                sc_ops_disconnected((int)value); /* a reused fd starts empty */
         }
         zmq_msg_close(&ev);
         zmq_msg_close(&addr);

@@ -38,6 +38,7 @@
 #include "host/frame.h"
 #include "host/settings.h"
 #include "log.h"
+#include "ops.h"
 #include "plugin_host.h"
 #include "sink.h"
 
@@ -326,7 +327,11 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
             sc_log(SC_L_WARN, p->name,
                    "'receives' is ignored with isolation = \"process\": "
                    "sinks run as threads for now");
-        return spawn_child(sv, s);
+        int rc = spawn_child(sv, s);
+        sc_ops_plugin(p->name, rc == 0 ? "running" : "failed",
+                      rc == 0 ? (int)s->pid : 0,
+                      rc == 0 ? NULL : "cannot spawn the plugin process");
+        return rc;
     }
     /* a plugin that cannot load is refused by name here, and the others
      * start regardless */
@@ -335,6 +340,7 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
     if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
         sc_log(SC_L_ERROR, p->name, "%s:%d: %s; plugin not started",
                sv->cfg->path, p->line, err);
+        sc_ops_plugin(p->name, "failed", 0, err);
         return -1;
     }
     sc_diag_t d = {0};
@@ -342,6 +348,8 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         for (size_t k = 0; k < d.count; k++)
             sc_log(SC_L_ERROR, p->name, "%s", d.lines[k]);
         sc_log(SC_L_ERROR, p->name, "plugin not started");
+        sc_ops_plugin(p->name, "failed", 0,
+                      d.count ? d.lines[0] : "invalid settings");
         sc_diag_clear(&d);
         sc_plugin_lib_close(&lib);
         return -1;
@@ -358,9 +366,11 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
     free(db);
     if (!s->inst) {
         sc_log(SC_L_ERROR, p->name, "%s; plugin not started", err);
+        sc_ops_plugin(p->name, "failed", 0, err);
         return -1;
     }
     sink_attach(s);
+    sc_ops_plugin(p->name, "running", 0, NULL);
     return 0;
 }
 
@@ -589,6 +599,8 @@ void sc_supervisor_tick(sc_supervisor_t *sv)
                    "plugin process %d %s after %lld ms; restarting in %d ms",
                    (int)pid, describe_status(st, why, sizeof why),
                    (long long)ran, s->backoff_ms);
+            if (!s->stopping)
+                sc_ops_plugin_crashed(s->cfg->name, why);
             s->restart_at_ms = sc_mono_ms() + s->backoff_ms;
             s->backoff_ms *= 2;
             if (s->backoff_ms > BACKOFF_MAX_MS)
@@ -672,6 +684,32 @@ const sc_cfg_plugin_t *sc_supervisor_child(const sc_supervisor_t *sv,
             return s->cfg;
     }
     return NULL;
+}
+
+int sc_supervisor_restart(sc_supervisor_t *sv, const char *name, char *err,
+                          size_t errlen)
+{
+    slot_t *s = NULL;
+    for (size_t i = 0; sv && i < sv->n && !s; i++)
+        if (strcmp(sv->slots[i].cfg->name, name) == 0)
+            s = &sv->slots[i];
+    if (!s) {
+        snprintf(err, errlen, "no plugin named '%.64s' in the running "
+                              "configuration", name);
+        return -1;
+    }
+    sc_log(SC_L_INFO, name, "restart requested; stopping plugin");
+    for (size_t i = 0; i < sv->n; i++)
+        sv->slots[i].stopping = &sv->slots[i] == s;
+    stop_flagged(sv);
+    sc_ops_plugin(name, "stopped", 0, NULL);
+    s->backoff_ms = BACKOFF_MIN_MS;
+    if (start_slot(sv, s) != 0) {
+        snprintf(err, errlen, "plugin '%.64s' stopped but could not start "
+                              "again (see the broker log)", name);
+        return -1;
+    }
+    return 0;
 }
 
 long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv)

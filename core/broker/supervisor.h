@@ -64,6 +64,11 @@ void sc_supervisor_pong(sc_supervisor_t *sv, const void *rid, size_t len,
 bool sc_supervisor_may_publish(const sc_supervisor_t *sv, const char *name,
                                const char *channel);
 
+/* Stop plugin `name` (draining meanwhile) and start it again with its
+ * current entry (sectorcast-ctl plugin restart). 0, or -1 with err. */
+int sc_supervisor_restart(sc_supervisor_t *sv, const char *name, char *err,
+                          size_t errlen);
+
 /* Stop everything (draining meanwhile) and free. */
 void sc_supervisor_destroy(sc_supervisor_t **sv_p);
 

@@ -543,3 +543,30 @@ def jws_header(jws):
 def jws_envelope(jws):
     """The envelope (JSON) inside a compact JWS, unverified."""
     return _jws_part(jws, 1)
+
+
+# ---------------------------------------------------------------------------
+# Operations: sectorcast-ctl and the monitoring HTTP server.
+
+def ctl(gw, *args, as_user=None, timeout=60):
+    """sectorcast-ctl -c <gw config> ARGS (CompletedProcess). With as_user
+    ("nobody"), run it as that user (setpriv) against the socket path
+    directly, since that user cannot read the config."""
+    argv = [os.path.join(BIN, "sectorcast-ctl")]
+    if as_user:
+        argv = ["setpriv", "--reuid=" + as_user, "--regid=nogroup", "--clear-groups"] + argv
+        argv += ["-s", os.path.join(gw.tmp, "data", "control", "sectorcastd.sock")]
+    else:
+        argv += ["-c", gw.config]
+    return subprocess.run(argv + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def http_get(port, path, timeout=10):
+    """(status, body text) of GET http://127.0.0.1:PORT/PATH."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()

@@ -163,10 +163,13 @@ static int burst_init(sc_host_t *host, const sc_host_api_t *api,
 
 static void burst_fini(sc_host_t *host, void *state)
 {
-    (void)host;
     burst_t *b = state;
-    if (b)
+    /* what the host accepted, for tests of a stop during the burst */
+    if (b) {
+        b->api->log(host, SC_LOG_INFO, "burst stopped: %lld message(s) "
+                    "accepted", (long long)b->done);
         free(b->pad);
+    }
     free(b);
 }
 

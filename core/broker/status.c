@@ -1,0 +1,646 @@
+/*
+ * status.c - see status.h. Owns the snapshot tables and their JSON; never
+ * does I/O except stat(2) of the journal files when asked for the status.
+ */
+#include "status.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "log.h"
+
+typedef struct {
+    char *name;
+    uint64_t head;
+    uint64_t msgs, bytes;      /* this run */
+    time_t last_ts;            /* wall time of the last publish, 0 = none */
+    int64_t rate_t0_ms;        /* rate window start (monotonic) */
+    uint64_t rate_m0;          /* msgs at the window start */
+    double rate;               /* msgs/s over the last full window */
+} chan_t;
+
+typedef struct {
+    char *name;
+    char state[16];
+    int pid;
+    unsigned restarts;
+    char *last_error;
+    uint64_t published, refused;
+    int64_t crashes[SC_STATUS_CRASHES]; /* monotonic ms of recent crashes */
+    bool configured;
+    bool ran; /* has been running once: the next start is a restart */
+} plug_t;
+
+typedef struct {
+    int fd;
+    char agency[64];
+    char **subs;
+    size_t n_subs;
+} conn_t;
+
+typedef struct {
+    char *id;
+    char **grants;
+    size_t n_grants;
+    uint64_t refused;
+} agency_t;
+
+struct sc_status {
+    pthread_mutex_t mu;
+    time_t started;
+    char *config_path, *gateway_id, *data_dir, *epoch;
+    char **kids;
+    size_t n_kids;
+    char *active_kid;
+    char *journal_error; /* last write failure, NULL when writes succeed */
+    time_t journal_error_since;
+    chan_t *chans;
+    size_t n_chans;
+    plug_t *plugs;
+    size_t n_plugs;
+    conn_t *conns;
+    size_t n_conns;
+    agency_t *agencies;
+    size_t n_agencies;
+    uint64_t untracked;
+};
+
+static sc_status_t *g_status;
+
+sc_status_t *sc_status_get(void) { return g_status; }
+
+sc_status_t *sc_status_new(void)
+{
+    sc_status_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    s->started = time(NULL);
+    g_status = s;
+    return s;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void clear_agencies(sc_status_t *s)
+{
+    for (size_t i = 0; i < s->n_agencies; i++) {
+        free(s->agencies[i].id);
+        free_strv(s->agencies[i].grants, s->agencies[i].n_grants);
+    }
+    free(s->agencies);
+    s->agencies = NULL;
+    s->n_agencies = 0;
+}
+
+void sc_status_destroy(sc_status_t **s_p)
+{
+    if (!s_p || !*s_p)
+        return;
+    sc_status_t *s = *s_p;
+    if (g_status == s)
+        g_status = NULL;
+    free(s->config_path);
+    free(s->gateway_id);
+    free(s->data_dir);
+    free(s->epoch);
+    free_strv(s->kids, s->n_kids);
+    free(s->active_kid);
+    free(s->journal_error);
+    for (size_t i = 0; i < s->n_chans; i++)
+        free(s->chans[i].name);
+    free(s->chans);
+    for (size_t i = 0; i < s->n_plugs; i++) {
+        free(s->plugs[i].name);
+        free(s->plugs[i].last_error);
+    }
+    free(s->plugs);
+    for (size_t i = 0; i < s->n_conns; i++)
+        free_strv(s->conns[i].subs, s->conns[i].n_subs);
+    free(s->conns);
+    clear_agencies(s);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    *s_p = NULL;
+}
+
+static char *dup_or_null(const char *v) { return v ? strdup(v) : NULL; }
+
+static char **dup_strv(char *const *v, size_t n)
+{
+    char **o = calloc(n + 1, sizeof *o);
+    for (size_t i = 0; o && i < n; i++)
+        o[i] = strdup(v[i]);
+    return o;
+}
+
+void sc_status_set_config(sc_status_t *s, const sc_config_t *cfg,
+                          const char *epoch)
+{
+    if (!s || !cfg)
+        return;
+    pthread_mutex_lock(&s->mu);
+    free(s->config_path);
+    s->config_path = dup_or_null(cfg->path);
+    free(s->gateway_id);
+    s->gateway_id = dup_or_null(cfg->gateway_id);
+    free(s->data_dir);
+    s->data_dir = dup_or_null(cfg->data_dir);
+    if (epoch) {
+        free(s->epoch);
+        s->epoch = strdup(epoch);
+    }
+    free_strv(s->kids, s->n_kids);
+    s->kids = calloc(cfg->n_keys + 1, sizeof *s->kids);
+    s->n_kids = 0;
+    for (size_t i = 0; s->kids && i < cfg->n_keys; i++)
+        if ((s->kids[s->n_kids] = strdup(cfg->keys[i].id)))
+            s->n_kids++;
+    free(s->active_kid);
+    s->active_kid = dup_or_null(cfg->active_key);
+    clear_agencies(s);
+    s->agencies = calloc(cfg->n_agencies + 1, sizeof *s->agencies);
+    for (size_t i = 0; s->agencies && i < cfg->n_agencies; i++) {
+        agency_t *a = &s->agencies[s->n_agencies];
+        a->id = strdup(cfg->agencies[i].id);
+        a->grants = dup_strv(cfg->agencies[i].grants,
+                             cfg->agencies[i].n_grants);
+        a->n_grants = a->grants ? cfg->agencies[i].n_grants : 0;
+        if (a->id)
+            s->n_agencies++;
+    }
+    for (size_t i = 0; i < s->n_plugs; i++) {
+        bool found = false;
+        for (size_t k = 0; k < cfg->n_plugins && !found; k++)
+            found = strcmp(cfg->plugins[k].name, s->plugs[i].name) == 0;
+        s->plugs[i].configured = found;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_set_journal(sc_status_t *s, int64_t bytes)
+{
+    (void)s;
+    (void)bytes; /* the size is read from the files when asked */
+}
+
+void sc_status_journal_result(sc_status_t *s, const char *error)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (!error) {
+        free(s->journal_error);
+        s->journal_error = NULL;
+    } else {
+        if (!s->journal_error)
+            s->journal_error_since = time(NULL);
+        free(s->journal_error);
+        s->journal_error = strdup(error);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* mu held */
+static chan_t *chan_locked(sc_status_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_chans; i++)
+        if (strcmp(s->chans[i].name, name) == 0)
+            return &s->chans[i];
+    if (s->n_chans >= SC_STATUS_MAX_CHANNELS) {
+        s->untracked++;
+        return NULL;
+    }
+    chan_t *v = realloc(s->chans, (s->n_chans + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    s->chans = v;
+    chan_t *c = &v[s->n_chans];
+    memset(c, 0, sizeof *c);
+    if (!(c->name = strdup(name)))
+        return NULL;
+    c->rate_t0_ms = sc_mono_ms();
+    s->n_chans++;
+    return c;
+}
+
+/* mu held */
+static plug_t *plug_locked(sc_status_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_plugs; i++)
+        if (strcmp(s->plugs[i].name, name) == 0)
+            return &s->plugs[i];
+    if (s->n_plugs >= SC_STATUS_MAX_PLUGINS) {
+        s->untracked++;
+        return NULL;
+    }
+    plug_t *v = realloc(s->plugs, (s->n_plugs + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    s->plugs = v;
+    plug_t *p = &v[s->n_plugs];
+    memset(p, 0, sizeof *p);
+    if (!(p->name = strdup(name)))
+        return NULL;
+    snprintf(p->state, sizeof p->state, "starting");
+    p->configured = true;
+    s->n_plugs++;
+    return p;
+}
+
+void sc_status_channel_head(sc_status_t *s, const char *channel,
+                            uint64_t head)
+{
+    if (!s || !channel)
+        return;
+    pthread_mutex_lock(&s->mu);
+    chan_t *c = chan_locked(s, channel);
+    if (c && head > c->head)
+        c->head = head;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_published(sc_status_t *s, const char *channel,
+                         const char *plugin, uint64_t seq, size_t bytes)
+{
+    if (!s || !channel)
+        return;
+    pthread_mutex_lock(&s->mu);
+    chan_t *c = chan_locked(s, channel);
+    if (c) {
+        if (seq > c->head)
+            c->head = seq;
+        c->msgs++;
+        c->bytes += bytes;
+        c->last_ts = time(NULL);
+    }
+    plug_t *p = plugin ? plug_locked(s, plugin) : NULL;
+    if (p)
+        p->published++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_refused(sc_status_t *s, const char *plugin)
+{
+    if (!s || !plugin)
+        return;
+    pthread_mutex_lock(&s->mu);
+    plug_t *p = plug_locked(s, plugin);
+    if (p)
+        p->refused++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* mu held */
+static conn_t *conn_locked(sc_status_t *s, int fd, bool create)
+{
+    for (size_t i = 0; i < s->n_conns; i++)
+        if (s->conns[i].fd == fd)
+            return &s->conns[i];
+    if (!create)
+        return NULL;
+    if (s->n_conns >= SC_STATUS_MAX_CONNS) {
+        s->untracked++;
+        return NULL;
+    }
+    conn_t *v = realloc(s->conns, (s->n_conns + 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    s->conns = v;
+    conn_t *c = &v[s->n_conns++];
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    return c;
+}
+
+void sc_status_subscribed(sc_status_t *s, int fd, const char *agency,
+                          const char *subtree)
+{
+    if (!s || !agency || !subtree)
+        return;
+    pthread_mutex_lock(&s->mu);
+    conn_t *c = conn_locked(s, fd, true);
+    if (c) {
+        snprintf(c->agency, sizeof c->agency, "%s", agency);
+        char **v = realloc(c->subs, (c->n_subs + 1) * sizeof *v);
+        if (v) {
+            c->subs = v;
+            if ((v[c->n_subs] = strdup(subtree)))
+                c->n_subs++;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_unsubscribed(sc_status_t *s, int fd, const char *subtree)
+{
+    if (!s || !subtree)
+        return;
+    pthread_mutex_lock(&s->mu);
+    conn_t *c = conn_locked(s, fd, false);
+    for (size_t i = 0; c && i < c->n_subs; i++)
+        if (strcmp(c->subs[i], subtree) == 0) {
+            free(c->subs[i]);
+            c->subs[i] = c->subs[--c->n_subs];
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_sub_refused(sc_status_t *s, const char *agency)
+{
+    if (!s || !agency)
+        return;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_agencies; i++)
+        if (strcmp(s->agencies[i].id, agency) == 0)
+            s->agencies[i].refused++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_conn_closed(sc_status_t *s, int fd)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    conn_t *c = conn_locked(s, fd, false);
+    if (c) {
+        free_strv(c->subs, c->n_subs);
+        *c = s->conns[--s->n_conns];
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_plugin(sc_status_t *s, const char *name, const char *state,
+                      int pid, const char *error)
+{
+    if (!s || !name || !state)
+        return;
+    pthread_mutex_lock(&s->mu);
+    plug_t *p = plug_locked(s, name);
+    if (p) {
+        if (strcmp(state, "running") == 0) {
+            if (p->ran)
+                p->restarts++;
+            p->ran = true;
+        }
+        snprintf(p->state, sizeof p->state, "%s", state);
+        p->pid = pid;
+        p->configured = true;
+        if (error) {
+            free(p->last_error);
+            p->last_error = strdup(error);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_plugin_crashed(sc_status_t *s, const char *name,
+                              const char *error)
+{
+    if (!s || !name)
+        return;
+    pthread_mutex_lock(&s->mu);
+    plug_t *p = plug_locked(s, name);
+    if (p) {
+        snprintf(p->state, sizeof p->state, "crashed");
+        p->pid = 0;
+        free(p->last_error);
+        p->last_error = error ? strdup(error) : NULL;
+        memmove(p->crashes + 1, p->crashes,
+                (SC_STATUS_CRASHES - 1) * sizeof p->crashes[0]);
+        p->crashes[0] = sc_mono_ms();
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sc_status_plugins_prune(sc_status_t *s, const sc_config_t *cfg)
+{
+    if (!s || !cfg)
+        return;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_plugs;) {
+        bool found = false;
+        for (size_t k = 0; k < cfg->n_plugins && !found; k++)
+            found = strcmp(cfg->plugins[k].name, s->plugs[i].name) == 0;
+        if (found) {
+            i++;
+            continue;
+        }
+        free(s->plugs[i].name);
+        free(s->plugs[i].last_error);
+        s->plugs[i] = s->plugs[--s->n_plugs];
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                                */
+
+static void iso_time(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int64_t file_size(const char *dir, const char *name)
+{
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+/* mu held */
+static json_t *status_locked(sc_status_t *s)
+{
+    char ts[32];
+    iso_time(s->started, ts);
+    json_t *kids = json_array();
+    for (size_t i = 0; i < s->n_kids; i++)
+        json_array_append_new(kids, json_string(s->kids[i]));
+    int64_t jbytes = 0;
+    if (s->data_dir)
+        jbytes = file_size(s->data_dir, "journal.db") +
+                 file_size(s->data_dir, "journal.db-wal");
+    return json_pack("{s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I, s:o, s:s?, "
+                     "s:b, s:I}",
+                     "version", SC_BROKER_VERSION, "gateway", s->gateway_id,
+                     "config", s->config_path, "uptime_s",
+                     (json_int_t)(time(NULL) - s->started), "started", ts,
+                     "epoch", s->epoch, "journal_bytes", (json_int_t)jbytes,
+                     "signing_kids", kids, "active_kid", s->active_kid,
+                     "journal_writable", s->journal_error == NULL,
+                     "untracked", (json_int_t)s->untracked);
+}
+
+/* mu held */
+static json_t *channels_locked(sc_status_t *s)
+{
+    json_t *a = json_array();
+    int64_t now = sc_mono_ms();
+    for (size_t i = 0; i < s->n_chans; i++) {
+        chan_t *c = &s->chans[i];
+        /* rate over windows of at least 5 s */
+        int64_t dt = now - c->rate_t0_ms;
+        if (dt >= 5000) {
+            c->rate = (double)(c->msgs - c->rate_m0) * 1000.0 / (double)dt;
+            c->rate_t0_ms = now;
+            c->rate_m0 = c->msgs;
+        }
+        char ts[32] = "";
+        if (c->last_ts)
+            iso_time(c->last_ts, ts);
+        json_array_append_new(
+            a, json_pack("{s:s, s:I, s:I, s:I, s:s?, s:f}", "channel",
+                         c->name, "head", (json_int_t)c->head, "messages",
+                         (json_int_t)c->msgs, "bytes", (json_int_t)c->bytes,
+                         "last_publish", c->last_ts ? ts : NULL, "rate",
+                         c->rate));
+    }
+    return a;
+}
+
+/* mu held */
+static json_t *agencies_locked(sc_status_t *s)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < s->n_agencies; i++) {
+        agency_t *ag = &s->agencies[i];
+        json_t *grants = json_array(), *subs = json_array();
+        for (size_t g = 0; g < ag->n_grants; g++)
+            json_array_append_new(grants, json_string(ag->grants[g]));
+        size_t conns = 0;
+        for (size_t c = 0; c < s->n_conns; c++) {
+            if (strcmp(s->conns[c].agency, ag->id) != 0)
+                continue;
+            conns++;
+            for (size_t k = 0; k < s->conns[c].n_subs; k++)
+                json_array_append_new(subs,
+                                      json_string(s->conns[c].subs[k]));
+        }
+        json_array_append_new(
+            a, json_pack("{s:s, s:I, s:o, s:o, s:I}", "agency", ag->id,
+                         "connections", (json_int_t)conns, "grants", grants,
+                         "subscriptions", subs, "refused",
+                         (json_int_t)ag->refused));
+    }
+    return a;
+}
+
+/* mu held */
+static json_t *plugins_locked(sc_status_t *s)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < s->n_plugs; i++) {
+        plug_t *p = &s->plugs[i];
+        if (!p->configured)
+            continue;
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:i, s:I, s:s?, s:I, s:I}", "plugin",
+                         p->name, "state", p->state, "pid", p->pid,
+                         "restarts", (json_int_t)p->restarts, "last_error",
+                         p->last_error, "published", (json_int_t)p->published,
+                         "refused", (json_int_t)p->refused));
+    }
+    return a;
+}
+
+/* mu held */
+static json_t *health_locked(sc_status_t *s, bool *ok)
+{
+    json_t *problems = json_array();
+    int64_t now = sc_mono_ms();
+    for (size_t i = 0; i < s->n_plugs; i++) {
+        plug_t *p = &s->plugs[i];
+        if (!p->configured)
+            continue;
+        int recent = 0;
+        for (int k = 0; k < SC_STATUS_CRASHES; k++)
+            if (p->crashes[k] &&
+                now - p->crashes[k] <= SC_STATUS_CRASH_WINDOW_S * 1000)
+                recent++;
+        char line[512];
+        if (recent >= SC_STATUS_CRASHES) {
+            snprintf(line, sizeof line,
+                     "plugin %s keeps crashing (%d times in %d s; last: %s)",
+                     p->name, recent, SC_STATUS_CRASH_WINDOW_S,
+                     p->last_error ? p->last_error : "?");
+            json_array_append_new(problems, json_string(line));
+        } else if (strcmp(p->state, "failed") == 0) {
+            snprintf(line, sizeof line, "plugin %s is not running: %s",
+                     p->name, p->last_error ? p->last_error : "?");
+            json_array_append_new(problems, json_string(line));
+        }
+    }
+    if (s->journal_error) {
+        char line[1024];
+        snprintf(line, sizeof line, "journal cannot be written: %s",
+                 s->journal_error);
+        json_array_append_new(problems, json_string(line));
+    }
+    *ok = json_array_size(problems) == 0;
+    return json_pack("{s:b, s:o}", "ok", *ok, "problems", problems);
+}
+
+#define VIEW(fn, locked)                                                      \
+    json_t *fn(sc_status_t *s)                                                \
+    {                                                                         \
+        if (!s)                                                               \
+            return NULL;                                                      \
+        pthread_mutex_lock(&s->mu);                                           \
+        json_t *j = locked(s);                                                \
+        pthread_mutex_unlock(&s->mu);                                         \
+        return j;                                                             \
+    }
+VIEW(sc_status_json_status, status_locked)
+VIEW(sc_status_json_channels, channels_locked)
+VIEW(sc_status_json_agencies, agencies_locked)
+VIEW(sc_status_json_plugins, plugins_locked)
+
+json_t *sc_status_health(sc_status_t *s, bool *ok)
+{
+    bool dummy;
+    if (!ok)
+        ok = &dummy;
+    *ok = true;
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    json_t *j = health_locked(s, ok);
+    pthread_mutex_unlock(&s->mu);
+    return j;
+}
+
+static void add_warning(void *ud, const char *line)
+{
+    json_array_append_new((json_t *)ud, json_string(line));
+}
+
+json_t *sc_status_json_all(sc_status_t *s)
+{
+    if (!s)
+        return NULL;
+    json_t *warn = json_array();
+    sc_log_recent(add_warning, warn);
+    bool ok;
+    pthread_mutex_lock(&s->mu);
+    json_t *j = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "status",
+                          status_locked(s), "channels", channels_locked(s),
+                          "agencies", agencies_locked(s), "plugins",
+                          plugins_locked(s), "health", health_locked(s, &ok),
+                          "warnings", warn);
+    pthread_mutex_unlock(&s->mu);
+    return j;
+}
