@@ -298,6 +298,15 @@ int main(int argc, char **argv)
         }
         req = json_pack("{s:s}", "cmd", cmd);
     }
+    /* the request, kept on the stack: every exit below frees nothing */
+    char body[1024];
+    size_t blen = req ? json_dumpb(req, body, sizeof body, JSON_COMPACT) : 0;
+    json_decref(req);
+    if (blen == 0 || blen >= sizeof body) {
+        fprintf(stderr, PROG ": request too long\n");
+        return EXIT_USAGE;
+    }
+    body[blen] = '\0';
     if (timeout <= 0)
         timeout = (strcmp(cmd, "reload") == 0 || strcmp(cmd, "check") == 0 ||
                    strcmp(cmd, "plugin-restart") == 0)
@@ -376,15 +385,13 @@ int main(int argc, char **argv)
     }
     char ep[600];
     snprintf(ep, sizeof ep, "ipc://%s", path);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
     int rc = EXIT_UNREACHABLE;
     if (zmq_connect(s, ep) != 0) {
         fprintf(stderr, PROG ": cannot connect to %s: %s\n", ep,
                 zmq_strerror(errno));
         goto out;
     }
-    zmq_send(s, body, strlen(body), 0);
+    zmq_send(s, body, blen, 0);
     zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
     if (zmq_poll(&it, 1, (long)(timeout * 1000)) <= 0) {
         fprintf(stderr, PROG ": no answer from %s within %.0f s%s\n", path,
@@ -456,7 +463,6 @@ int main(int argc, char **argv)
     }
     json_decref(rep);
 out:
-    free(body);
     zmq_close(s);
     zmq_ctx_term(ctx);
     return rc;

@@ -70,10 +70,6 @@ struct sc_status {
     uint64_t untracked;
 };
 
-static sc_status_t *g_status;
-
-sc_status_t *sc_status_get(void) { return g_status; }
-
 sc_status_t *sc_status_new(void)
 {
     sc_status_t *s = calloc(1, sizeof *s);
@@ -81,7 +77,6 @@ sc_status_t *sc_status_new(void)
         return NULL;
     pthread_mutex_init(&s->mu, NULL);
     s->started = time(NULL);
-    g_status = s;
     return s;
 }
 
@@ -108,8 +103,6 @@ void sc_status_destroy(sc_status_t **s_p)
     if (!s_p || !*s_p)
         return;
     sc_status_t *s = *s_p;
-    if (g_status == s)
-        g_status = NULL;
     free(s->config_path);
     free(s->gateway_id);
     free(s->data_dir);
@@ -186,12 +179,6 @@ void sc_status_set_config(sc_status_t *s, const sc_config_t *cfg,
         s->plugs[i].configured = found;
     }
     pthread_mutex_unlock(&s->mu);
-}
-
-void sc_status_set_journal(sc_status_t *s, int64_t bytes)
-{
-    (void)s;
-    (void)bytes; /* the size is read from the files when asked */
 }
 
 void sc_status_journal_result(sc_status_t *s, const char *error)

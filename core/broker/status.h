@@ -35,17 +35,13 @@
 
 typedef struct sc_status sc_status_t;
 
-/* The process-wide instance (created by the broker, NULL before): hooks
- * in modules without a broker handle use it; every hook accepts NULL. */
-sc_status_t *sc_status_get(void);
-
+/* Every function accepts a NULL status (and then does nothing). */
 sc_status_t *sc_status_new(void);
 void sc_status_destroy(sc_status_t **s_p);
 
 /* Broker facts; called at start and after each reload (copies cfg data). */
 void sc_status_set_config(sc_status_t *s, const sc_config_t *cfg,
                           const char *epoch);
-void sc_status_set_journal(sc_status_t *s, int64_t bytes);
 /* The journal accepted (error NULL) or refused a write. */
 void sc_status_journal_result(sc_status_t *s, const char *error);
 
