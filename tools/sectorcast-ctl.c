@@ -156,17 +156,22 @@ static void print_agencies(json_t *a)
 
 static void print_plugins(json_t *a)
 {
-    printf("%-20s %-10s %7s %8s %10s %8s  %s\n", "PLUGIN", "STATE", "PID",
-           "RESTARTS", "PUBLISHED", "REFUSED", "LAST ERROR");
+    printf("%-20s %-10s %7s %8s %10s %8s %9s  %s\n", "PLUGIN", "STATE", "PID",
+           "RESTARTS", "PUBLISHED", "REFUSED", "SINK LAG", "LAST ERROR");
     size_t i;
     json_t *p;
     json_array_foreach(a, i, p) {
         char pid[16] = "-";
         if (num(p, "pid") > 0)
             snprintf(pid, sizeof pid, "%lld", num(p, "pid"));
-        printf("%-20s %-10s %7s %8lld %10lld %8lld  %s\n", str(p, "plugin"),
-               str(p, "state"), pid, num(p, "restarts"), num(p, "published"),
-               num(p, "refused"), str(p, "last_error"));
+        char lag[24] = "-";
+        if (json_object_get(p, "sink_lag"))
+            snprintf(lag, sizeof lag, "%lld", num(p, "sink_lag"));
+        printf("%-20s %-10s %7s %8lld %10lld %8lld %9s  %s\n",
+               str(p, "plugin"), str(p, "state"), pid, num(p, "restarts"),
+               num(p, "published"), num(p, "refused"), lag,
+               json_object_get(p, "sink_error") ? str(p, "sink_error")
+                                                : str(p, "last_error"));
     }
 }
 

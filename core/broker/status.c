@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "log.h"
+#include "sink.h"
 
 typedef struct {
     char *name;
@@ -594,7 +595,37 @@ static json_t *health_locked(sc_status_t *s, bool *ok)
 VIEW(sc_status_json_status, status_locked)
 VIEW(sc_status_json_channels, channels_locked)
 VIEW(sc_status_json_agencies, agencies_locked)
-VIEW(sc_status_json_plugins, plugins_locked)
+
+/* a sink plugin's lag and state, from the sink feeder (sink.h) */
+static void add_sink(void *arg, const sc_sink_status_t *st)
+{
+    if (st->channel)
+        return; /* the per-instance line carries the sum */
+    size_t i;
+    json_t *p;
+    json_array_foreach((json_t *)arg, i, p) {
+        if (strcmp(json_string_value(json_object_get(p, "plugin")),
+                   st->instance) != 0)
+            continue;
+        json_object_set_new(p, "sink_lag", json_integer((json_int_t)st->lag));
+        json_object_set_new(p, "sink_delivering", json_boolean(st->connected));
+        if (st->last_error && st->last_error[0])
+            json_object_set_new(p, "sink_error",
+                                json_string(st->last_error));
+    }
+}
+
+json_t *sc_status_json_plugins(sc_status_t *s)
+{
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    json_t *j = plugins_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    if (j && sc_sink_global())
+        sc_sink_status(sc_sink_global(), add_sink, j);
+    return j;
+}
 
 json_t *sc_status_health(sc_status_t *s, bool *ok)
 {
@@ -623,11 +654,14 @@ json_t *sc_status_json_all(sc_status_t *s)
     sc_log_recent(add_warning, warn);
     bool ok;
     pthread_mutex_lock(&s->mu);
-    json_t *j = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "status",
-                          status_locked(s), "channels", channels_locked(s),
-                          "agencies", agencies_locked(s), "plugins",
-                          plugins_locked(s), "health", health_locked(s, &ok),
-                          "warnings", warn);
+    json_t *plugins = plugins_locked(s);
+    json_t *j = json_pack("{s:o, s:O, s:o, s:o, s:o, s:o}", "status",
+                          status_locked(s), "plugins", plugins, "channels",
+                          channels_locked(s), "agencies", agencies_locked(s),
+                          "health", health_locked(s, &ok), "warnings", warn);
     pthread_mutex_unlock(&s->mu);
+    if (plugins && sc_sink_global())
+        sc_sink_status(sc_sink_global(), add_sink, plugins);
+    json_decref(plugins);
     return j;
 }
