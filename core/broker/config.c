@@ -698,7 +698,8 @@ static void load_limits(loader_t *L, const config_setting_t *root)
         "max_subscriptions", "service_rate", "service_burst", "replay_batch",
         "handshake_timeout_ms", "max_unauthenticated",
         "max_connections_per_address", "max_connections_per_agency",
-        "send_queue_bytes", "slow_subscriber_ms", "max_heartbeats", NULL};
+        "send_queue_bytes", "slow_subscriber_ms", "max_heartbeats",
+        "max_channels_per_plugin", NULL};
     sc_config_t *cfg = L->cfg;
     cfg->max_subscriptions = 256;
     cfg->service_rate = 50;
@@ -711,6 +712,7 @@ static void load_limits(loader_t *L, const config_setting_t *root)
     cfg->send_queue_bytes = 64LL * 1024 * 1024;
     cfg->slow_subscriber_ms = 10000;
     cfg->max_heartbeats = 1000;
+    cfg->max_channels_per_plugin = 1000;
     scope_t top = {root, "", "", NULL};
     scope_t sc = {get_group(L, &top, "limits", false), "", "limits.",
                   "group 'limits'"};
@@ -735,6 +737,8 @@ static void load_limits(loader_t *L, const config_setting_t *root)
         {"slow_subscriber_ms", 0, 3600000,
          offsetof(sc_config_t, slow_subscriber_ms)},
         {"max_heartbeats", 1, 1000000, offsetof(sc_config_t, max_heartbeats)},
+        {"max_channels_per_plugin", 1, 1000000,
+         offsetof(sc_config_t, max_channels_per_plugin)},
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
         int64_t n;
@@ -1581,6 +1585,8 @@ static sc_config_t *load(const char *path, bool check_files,
     load_agencies(&L, root);
     load_plugins(&L, root);
     load_limits(&L, root);
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        cfg->plugins[i].max_channels = cfg->max_channels_per_plugin;
     load_retention(&L, root);
     load_ops(&L, root);
 

@@ -32,6 +32,7 @@ typedef struct sc_cfg_plugin {
     int line;            /* line of the plugin's group */
     int settings_line;   /* line of its settings group (or `line`) */
     bool isolate_process;/* isolation = "process": run in a child process */
+    int64_t max_channels;/* limits.max_channels_per_plugin (copied here) */
     char **receives;     /* sink: subtrees it reads, each ending in '.'
                             (inside the gateway's sectors); none = not a
                             sink. A sink needs no sector nor channels. */
@@ -100,6 +101,7 @@ typedef struct sc_config {
     int64_t send_queue_bytes;            /* per connection (64 MiB) */
     int64_t slow_subscriber_ms;          /* cut after (10000; 0 = never) */
     int64_t max_heartbeats;              /* channels per heartbeat (1000) */
+    int64_t max_channels_per_plugin;     /* distinct channels per run (1000) */
 
     /* retention rules, longest subtree wins; none = keep everything */
     sc_cfg_retention_t *retention;

@@ -732,6 +732,7 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
         .n_channels = cfg->n_channels,
         .max_data_bytes = max_data_bytes,
         .sink_capable = cfg->n_receives > 0, /* config `receives` */
+        .max_channels = cfg->max_channels > 0 ? (size_t)cfg->max_channels : 0,
     };
     p->h = sc_host_new(lib, &conf, &broker_ops, p, err, errlen);
     if (!p->h) {

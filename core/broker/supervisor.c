@@ -210,6 +210,7 @@ static char *child_conf(const sc_supervisor_t *sv, const slot_t *s)
         return NULL;
     if (p->settings_written)
         json_object_set_new(o, "settings", sv_to_json(p->settings_written));
+    json_object_set_new(o, "max_channels", json_integer(p->max_channels));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -859,6 +860,7 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
     p.settings_line =
         (int)json_integer_value(json_object_get(c, "settings_line"));
     p.isolate_process = true;
+    p.max_channels = json_integer_value(json_object_get(c, "max_channels"));
     p.n_channels = json_array_size(chans);
     p.channels = calloc(p.n_channels + 1, sizeof *p.channels);
     for (size_t i = 0; p.channels && i < p.n_channels; i++)

@@ -49,6 +49,9 @@ struct sc_host {
     char **channels;
     size_t n_channels;
     int64_t max_data;
+    size_t max_channels;       /* 0 = no limit */
+    char **seen;               /* open-addressing set of channels used */
+    size_t n_seen, seen_cap;
     bool sink_capable;
     const sc_settings_t *settings;
     const sc_host_ops_t *ops;
@@ -366,6 +369,39 @@ static int refuse(sc_host_inst_t *p, int code, const char *channel,
     return code;
 }
 
+static uint64_t chan_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* true if `channel` would be one channel more than max_channels; else
+ * remembers it (a bounded set: at most max_channels names) */
+static bool channel_new_over(sc_host_inst_t *p, const char *channel)
+{
+    if (!p->seen) {
+        p->seen_cap = 16;
+        while (p->seen_cap < 2 * p->max_channels)
+            p->seen_cap *= 2;
+        if (!(p->seen = calloc(p->seen_cap, sizeof *p->seen)))
+            return true;
+    }
+    size_t i = (size_t)chan_hash(channel) & (p->seen_cap - 1);
+    while (p->seen[i]) {
+        if (strcmp(p->seen[i], channel) == 0)
+            return false;
+        i = (i + 1) & (p->seen_cap - 1);
+    }
+    if (p->n_seen >= p->max_channels)
+        return true;
+    if (!(p->seen[i] = strdup(channel)))
+        return true;
+    p->n_seen++;
+    return false;
+}
+
 static int h_publish(sc_host_t *h, const char *channel, const char *kind,
                      const char *key, const char *json_data)
 {
@@ -391,6 +427,14 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
         return refuse(p, SC_ERR_NOT_GRANTED, channel, NULL);
     if (!json_data)
         return refuse(p, SC_ERR_ARG, channel, "data is NULL");
+    if (p->max_channels && channel_new_over(p, channel)) {
+        char d[128];
+        snprintf(d, sizeof d,
+                 "more than %zu distinct channels (limits.max_channels_per_"
+                 "plugin)",
+                 p->max_channels);
+        return refuse(p, SC_ERR_NOT_GRANTED, channel, d);
+    }
     size_t len = strlen(json_data);
     if ((int64_t)len > p->max_data) {
         char d[96];
@@ -764,6 +808,7 @@ sc_host_inst_t *sc_host_new(sc_host_lib_t *lib, const sc_host_conf_t *conf,
     h->ops = ops;
     h->ctx = ctx;
     h->max_data = conf->max_data_bytes;
+    h->max_channels = conf->max_channels;
     h->sink_capable = conf->sink_capable;
     h->settings = conf->settings;
     h->name = strdup(conf->name ? conf->name : "plugin");
@@ -850,6 +895,9 @@ void sc_host_destroy(sc_host_inst_t **h_p)
     for (size_t i = 0; i < h->n_channels; i++)
         free(h->channels[i]);
     free(h->channels);
+    for (size_t i = 0; h->seen && i < h->seen_cap; i++)
+        free(h->seen[i]);
+    free(h->seen);
     free(h->name);
     free(h->stop_reason);
     for (int i = 0; i < 2; i++)

@@ -117,6 +117,8 @@ typedef struct sc_host_conf {
     size_t api_size;           /* 0 = the whole table; else pretend to be
                                   an older host (members past it NULL) */
     bool sink_capable;         /* this host can feed a sink */
+    size_t max_channels;       /* distinct channels it may publish to in
+                                  one run (0 = no limit) */
 } sc_host_conf_t;
 
 /* New instance of `lib` (moved into it). NULL + err on failure. */

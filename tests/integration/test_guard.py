@@ -437,6 +437,23 @@ def test_heartbeats_bounded_in_total():
         ctx.destroy(linger=0)
 
 
+def test_channels_per_plugin_capped():
+    """A plugin may publish to at most limits.max_channels_per_plugin
+    distinct channels per run; more are refused at publish()."""
+    chans = tuple("energy.c%d.tasks" % i for i in range(8))
+    for iso in ("thread", "process"):
+        gw = Gateway(extra=NO_HB, groups={"limits": {"max_channels_per_plugin": 5}},
+                     plugins=[dict(rogue_plugin(publish=chans, count=2, interval_ms=20),
+                                   isolation=iso)])
+        with gw:
+            wait_log(gw, "more than 5 distinct channels (limits.max_channels_per_plugin)")
+            time.sleep(1.0)
+            from harness import journal_query
+            rows = journal_query(gw, "SELECT COUNT(*) FROM channels")
+            assert rows[0][0] == 5, (iso, rows)
+            assert gw.stop() == 0
+
+
 if __name__ == "__main__":
     run_tests([
         test_revoked_agency_stops_receiving_within_1s,
@@ -450,4 +467,5 @@ if __name__ == "__main__":
         test_register_symlink_outside_not_quoted,
         test_reload_with_changed_curve_key_files,
         test_heartbeats_bounded_in_total,
+        test_channels_per_plugin_capped,
     ])
