@@ -42,8 +42,9 @@ typedef struct sink_item {
     char *channel;
     char *epoch;
     uint64_t seq;
-    char *jws;
+    char *jws;      /* NULL: a lost notice for seq..last */
     size_t jws_len;
+    uint64_t last;
 } sink_item_t;
 
 struct sc_plugin_inst {
@@ -468,7 +469,7 @@ int sc_plugin_sink_deliver(sc_plugin_inst_t *p, const sc_sink_msg_t *msg)
     if (sc_host_stopping(p->h))
         return SC_ERR_STOPPING;
     sink_item_t it = {strdup(msg->channel), strdup(msg->epoch), msg->seq,
-                      malloc(msg->jws_len + 1), msg->jws_len};
+                      malloc(msg->jws_len + 1), msg->jws_len, 0};
     if (!it.channel || !it.epoch || !it.jws) {
         sink_item_free(&it);
         return SC_ERR_NO_MEMORY;
@@ -489,9 +490,40 @@ int sc_plugin_sink_deliver(sc_plugin_inst_t *p, const sc_sink_msg_t *msg)
     return SC_OK;
 }
 
+int sc_plugin_sink_lost(sc_plugin_inst_t *p, const char *channel,
+                        const char *epoch, uint64_t first, uint64_t last)
+{
+    if (!p || !channel || !epoch)
+        return SC_ERR_ARG;
+    if (!sc_plugin_is_sink(p))
+        return SC_ERR_UNSUPPORTED;
+    sink_item_t it = {.channel = strdup(channel), .epoch = strdup(epoch),
+                      .seq = first, .last = last};
+    if (!it.channel || !it.epoch) {
+        sink_item_free(&it);
+        return SC_ERR_NO_MEMORY;
+    }
+    pthread_mutex_lock(&p->sink_mu);
+    if (p->sink_n == SC_PLUGIN_SINK_WINDOW) {
+        pthread_mutex_unlock(&p->sink_mu);
+        sink_item_free(&it);
+        return SC_ERR_LIMIT;
+    }
+    p->sinkq[(p->sink_head + p->sink_n++) % SC_PLUGIN_SINK_WINDOW] = it;
+    pthread_mutex_unlock(&p->sink_mu);
+    char c = 's';
+    ssize_t w = write(p->sink_pipe[1], &c, 1);
+    (void)w;
+    return SC_OK;
+}
+
 /* On the plugin thread: hand one queued message to the plugin. */
 static void deliver_one(sc_plugin_inst_t *p, sink_item_t *it)
 {
+    if (!it->jws) {
+        sc_host_sink_lost(p->h, it->channel, it->epoch, it->seq, it->last);
+        return;
+    }
     sc_sink_msg_t m = {sizeof m, it->channel, it->epoch, it->seq, it->jws,
                        it->jws_len};
     int rc = sc_host_sink_deliver(p->h, &m);

@@ -110,6 +110,11 @@ uint64_t sc_plugin_refused(const sc_plugin_inst_t *p);
 
 bool sc_plugin_is_sink(const sc_plugin_inst_t *p);
 int sc_plugin_sink_deliver(sc_plugin_inst_t *p, const sc_sink_msg_t *msg);
+/* Same queue: a notice that first..last of channel were lost (retention);
+ * the plugin thread calls the def's lost(). Best effort (SC_ERR_LIMIT when
+ * the queue is full: the feeder has logged the range anyway). */
+int sc_plugin_sink_lost(sc_plugin_inst_t *p, const char *channel,
+                        const char *epoch, uint64_t first, uint64_t last);
 
 typedef void (*sc_sink_ack_fn)(void *arg, const char *instance,
                                const char *channel, uint64_t acked_seq,

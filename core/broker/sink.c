@@ -46,6 +46,7 @@ typedef struct chan {
     uint64_t sent;      /* last offered seq (>= acked) */
     uint64_t head;
     int64_t pause_until;
+    uint64_t lost_logged; /* a lost range up to here was logged */
     bool dirty;         /* acked not yet written to sinks.db */
 } chan_t;
 
@@ -195,23 +196,32 @@ static chan_t *chan_add(sc_sink_feeder_t *f, sc_sink_port_t *p,
     return c;
 }
 
-static void report_lost(sc_sink_port_t *p, chan_t *c, uint64_t first,
-                        uint64_t last, const char *epoch)
+/* first..last of c were removed before they were delivered: log it (once)
+ * and tell the sink. Returns false if the sink could not take the notice
+ * yet (retried shortly; nothing is skipped before it is told). */
+static bool report_lost(sc_sink_port_t *p, chan_t *c, uint64_t first,
+                        uint64_t last, const char *epoch, int64_t now)
 {
-    sc_log(SC_L_WARN, p->name,
-           "sink: %s: seq %llu..%llu removed by retention before they were "
-           "delivered; skipped (lost)",
-           c->name, (unsigned long long)first, (unsigned long long)last);
-    snprintf(p->last_error, sizeof p->last_error,
-             "lost %s seq %llu..%llu (retention)", c->name,
-             (unsigned long long)first, (unsigned long long)last);
-    if (p->t.lost)
-        p->t.lost(p->t.arg, c->name, epoch, first, last);
+    if (c->lost_logged < last) {
+        sc_log(SC_L_WARN, p->name,
+               "sink: %s: seq %llu..%llu removed by retention before they "
+               "were delivered; skipped (lost)",
+               c->name, (unsigned long long)first, (unsigned long long)last);
+        snprintf(p->last_error, sizeof p->last_error,
+                 "lost %s seq %llu..%llu (retention)", c->name,
+                 (unsigned long long)first, (unsigned long long)last);
+        c->lost_logged = last;
+    }
+    if (p->t.lost && p->t.lost(p->t.arg, c->name, epoch, first, last) != 0) {
+        c->pause_until = now + OFFER_PAUSE_MS;
+        return false;
+    }
     if (c->acked == c->sent) {
         c->acked = last;
         c->dirty = true;
     }
     c->sent = last;
+    return true;
 }
 
 static uint64_t inflight(const sc_sink_port_t *p)
@@ -235,9 +245,10 @@ static int scan_row(void *arg, const char *channel, uint64_t seq,
 {
     scan_ctx_t *x = arg;
     chan_t *c = x->c;
-    if (seq > c->sent + 1)
+    if (seq > c->sent + 1 &&
         /* pruned between the low-water read and this scan */
-        report_lost(x->p, c, c->sent + 1, seq - 1, x->f->epoch);
+        !report_lost(x->p, c, c->sent + 1, seq - 1, x->f->epoch, x->now))
+        return 1;
     sc_sink_msg_t m = {
         .size = sizeof m,
         .channel = channel,
@@ -261,8 +272,9 @@ static long feed_channel(sc_sink_feeder_t *f, sc_sink_port_t *p, chan_t *c,
 {
     if (c->pause_until > now || c->sent >= c->head || budget == 0)
         return 0;
-    if (c->sent + 1 < low)
-        report_lost(p, c, c->sent + 1, low - 1, f->epoch);
+    if (c->sent + 1 < low &&
+        !report_lost(p, c, c->sent + 1, low - 1, f->epoch, now))
+        return 0;
     scan_ctx_t sc = {.f = f, .p = p, .c = c, .now = now};
     long limit = (long)(budget < ROUND_ROWS ? budget : ROUND_ROWS);
     if (sc_journal_reader_scan(f->jr, c->name, c->sent + 1, limit, scan_row,

@@ -47,9 +47,11 @@ typedef struct sc_sink_target {
      * take it now (the feeder offers it again later). */
     int (*offer)(void *arg, const sc_sink_msg_t *msg);
     /* first..last of channel can no longer be delivered (retention, or
-     * last == 0: an older epoch's messages after `first`). */
-    void (*lost)(void *arg, const char *channel, const char *epoch,
-                 uint64_t first, uint64_t last);
+     * last == 0: an older epoch's messages after `first`). 0 = told; -1 =
+     * cannot take it now (told again shortly; the channel waits). May be
+     * NULL. */
+    int (*lost)(void *arg, const char *channel, const char *epoch,
+                uint64_t first, uint64_t last);
     void *arg;
 } sc_sink_target_t;
 

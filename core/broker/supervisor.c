@@ -300,13 +300,22 @@ static int sink_offer(void *arg, const sc_sink_msg_t *m)
     return sc_plugin_sink_deliver(arg, m) == SC_OK ? 0 : -1;
 }
 
+static int sink_lost(void *arg, const char *channel, const char *epoch,
+                     uint64_t first, uint64_t last)
+{
+    return sc_plugin_sink_lost(arg, channel, epoch, first, last) == SC_OK
+               ? 0
+               : -1;
+}
+
 static void sink_attach(slot_t *s)
 {
     sc_cfg_plugin_t *p = s->cfg;
     sc_sink_feeder_t *f = sc_sink_global();
     if (p->n_receives == 0 || !f || !s->inst)
         return;
-    sc_sink_target_t t = {.offer = sink_offer, .lost = NULL, .arg = s->inst};
+    sc_sink_target_t t = {.offer = sink_offer, .lost = sink_lost,
+                          .arg = s->inst};
     char err[256];
     s->sink = sc_sink_attach(f, p->name, p->receives, p->n_receives, 0, &t,
                              err, sizeof err);

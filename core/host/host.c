@@ -1130,3 +1130,10 @@ int sc_host_sink_deliver(sc_host_inst_t *h, const sc_sink_msg_t *msg)
         return SC_ERR_UNSUPPORTED;
     return h->sink.deliver(h, msg, h->sink.arg);
 }
+
+void sc_host_sink_lost(sc_host_inst_t *h, const char *channel,
+                       const char *epoch, uint64_t first, uint64_t last)
+{
+    if (h && h->sink_set && h->phase == PH_RUN && h->sink.lost)
+        h->sink.lost(h, channel, epoch, first, last, h->sink.arg);
+}

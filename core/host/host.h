@@ -180,6 +180,10 @@ const sc_sink_def_t *sc_host_sink(const sc_host_inst_t *h);
 /* On the plugin's thread: hand one message to the sink's deliver().
  * Returns its result (SC_OK / SC_ERR_LIMIT) or SC_ERR_UNSUPPORTED. */
 int sc_host_sink_deliver(sc_host_inst_t *h, const sc_sink_msg_t *msg);
+/* On the plugin's thread: tell the sink that first..last of channel can
+ * no longer be delivered (the def's lost(), if any). */
+void sc_host_sink_lost(sc_host_inst_t *h, const char *channel,
+                       const char *epoch, uint64_t first, uint64_t last);
 
 /* ------------------------------------------------------------------ */
 /* checks shared with the core (the same rules everywhere)            */

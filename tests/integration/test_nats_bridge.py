@@ -270,6 +270,32 @@ def test_downstream_down_then_back():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_retention_gap_is_reported_to_the_sink():
+    """Messages pruned by retention before the sink acknowledged them are
+    logged by the broker and passed to the sink's lost() (the bridge says
+    the stream has a gap there); delivery goes on after them. NATS is not
+    reachable here, so nothing is acknowledged."""
+    dead = "nats://127.0.0.1:%d" % free_port()
+    bridge = {"name": "bridge", "path": os.path.join(harness.PLUGINS, "nats_bridge.so"),
+              "receives": ["energy."],
+              "settings": {"servers": [dead], "subject_prefix": PREFIX, "stream": "SCGAP"}}
+    with Gateway(plugins=[burst_plugin("energy.test.r", count=50, key_count=1, name="burst_r"),
+                          bridge],
+                 groups={"retention": [{"subtree": "energy.", "max_messages": 5}]},
+                 extra={"log_level": "info"}) as gw:
+        wait_for(lambda: "new cursor, starting at seq 1" in gw.broker.log(), 30, "sink cursor")
+        wait_for(lambda: "energy.test.r" in acked(gw), 10, "cursor written")
+        gw.stop()
+        gw.start()  # retention runs at start: keeps 46..50
+        wait_for(lambda: "removed by retention before they were delivered" in gw.broker.log(),
+                 30, "gap logged by the broker")
+        log = gw.broker.log()
+        assert "sink: energy.test.r: seq 1..45 removed by retention" in log, log[-3000:]
+        wait_for(lambda: "energy.test.r seq 1..45 (epoch" in gw.broker.log(), 10,
+                 "gap passed to the plugin's lost()")
+        assert acked(gw)["energy.test.r"] == 45
+
+
 def test_receives_outside_sectors_fails_check():
     """`receives` naming a subtree outside every sector fails --check with
     FILE:LINE; inside the sectors it passes."""
@@ -297,6 +323,7 @@ def test_receives_outside_sectors_fails_check():
 if __name__ == "__main__":
     harness.run_tests([
         test_receives_outside_sectors_fails_check,
+        test_retention_gap_is_reported_to_the_sink,
         test_burst_with_node_and_broker_kill,
         test_downstream_down_then_back,
     ])

@@ -47,8 +47,8 @@ static int offer(void *arg, const sc_sink_msg_t *m)
     return 0;
 }
 
-static void lost(void *arg, const char *channel, const char *epoch,
-                 uint64_t first, uint64_t last)
+static int lost(void *arg, const char *channel, const char *epoch,
+                uint64_t first, uint64_t last)
 {
     (void)channel;
     (void)epoch;
@@ -58,6 +58,7 @@ static void lost(void *arg, const char *channel, const char *epoch,
     r->lost_last = last;
     r->n_lost++;
     pthread_mutex_unlock(&r->mu);
+    return 0;
 }
 
 static size_t wait_n(rec_t *r, size_t want)
