@@ -26,6 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <errno.h>
+
+extern char **environ;
 
 #include "access.h"
 #include "audit.h"
@@ -89,24 +96,148 @@ static int check_kid(void *arg, const char *kid, uint64_t count);
 /* ------------------------------------------------------------------ */
 /* plugins                                                             */
 
+/* Load and check plugin `p` in this process. */
+static int check_here(sc_config_t *cfg, sc_cfg_plugin_t *p, sc_diag_t *diag)
+{
+    sc_plugin_lib_t lib;
+    char err[1024];
+    if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
+        sc_diag_add(diag, cfg->path, p->line, "plugin '%s': %s", p->name,
+                    err);
+        return 1;
+    }
+    int bad = sc_config_check_plugin(cfg, p, &lib.desc, diag) != 0;
+    sc_plugin_lib_close(&lib);
+    return bad;
+}
+
+/* An isolated plugin is never loaded into the broker's process, not even
+ * to check it: `sectorcastd --check-plugin NAME -c FILE` does it in a
+ * child and prints its problems, one per line. A crash (e.g. in the
+ * plugin's constructor) takes only that child down and is a problem. */
+static int check_in_child(sc_config_t *cfg, sc_cfg_plugin_t *p,
+                          sc_diag_t *diag)
+{
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    int out[2];
+    if (sl <= 0 || pipe(out) != 0) {
+        sc_diag_add(diag, cfg->path, p->line,
+                    "plugin '%s': cannot check it in a child process",
+                    p->name);
+        return 1;
+    }
+    self[sl] = '\0';
+    char *argv[] = {self, "--check-plugin", p->name, "-c", cfg->path, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    pid_t pid;
+    int rc = posix_spawn(&pid, self, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(out[1]);
+    if (rc != 0) {
+        close(out[0]);
+        sc_diag_add(diag, cfg->path, p->line,
+                    "plugin '%s': cannot check it in a child process: %s",
+                    p->name, strerror(rc));
+        return 1;
+    }
+    /* read its report (bounded: 64 KiB, 15 s) */
+    char buf[65536];
+    size_t n = 0;
+    int64_t deadline = sc_mono_ms() + 15000;
+    for (;;) {
+        int64_t left = deadline - sc_mono_ms();
+        struct pollfd pf = {out[0], POLLIN, 0};
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+            break;
+        ssize_t r = read(out[0], buf + n, sizeof buf - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n == sizeof buf - 1)
+            break;
+    }
+    buf[n] = '\0';
+    close(out[0]);
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && sc_mono_ms() < deadline)
+        usleep(5000);
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        sc_diag_add(diag, cfg->path, p->line,
+                    "plugin '%s': checking it did not finish in 15 s",
+                    p->name);
+        return 1;
+    }
+    int bad = 0;
+    size_t pl = strlen(cfg->path);
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        char *rest = NULL;
+        long ln = 0;
+        if (strncmp(line, cfg->path, pl) == 0 && line[pl] == ':') {
+            ln = strtol(line + pl + 1, &rest, 10);
+            if (rest && rest[0] == ':' && rest[1] == ' ')
+                rest += 2;
+            else
+                rest = NULL;
+        }
+        if (rest)
+            sc_diag_add(diag, cfg->path, (int)ln, "%s", rest);
+        else
+            sc_diag_add(diag, cfg->path, 0, "%s", line);
+        bad = 1;
+    }
+    if (WIFSIGNALED(st)) {
+        sc_diag_add(diag, cfg->path, p->line,
+                    "plugin '%s': crashed while being loaded in its child "
+                    "process (signal %d, %s)",
+                    p->name, WTERMSIG(st), strsignal(WTERMSIG(st)));
+        return 1;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        if (!bad)
+            sc_diag_add(diag, cfg->path, p->line,
+                        "plugin '%s': refused by its child process "
+                        "(status %d)",
+                        p->name, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        return 1;
+    }
+    return bad;
+}
+
 int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag)
 {
     int bad = 0;
     for (size_t i = 0; i < cfg->n_plugins; i++) {
         sc_cfg_plugin_t *p = &cfg->plugins[i];
-        sc_plugin_lib_t lib;
-        char err[1024];
-        if (sc_plugin_lib_open(p->path, &lib, err, sizeof err) != 0) {
-            sc_diag_add(diag, cfg->path, p->line, "plugin '%s': %s", p->name,
-                        err);
-            bad++;
-            continue;
-        }
-        if (sc_config_check_plugin(cfg, p, &lib.desc, diag) != 0)
-            bad++;
-        sc_plugin_lib_close(&lib);
+        bad += p->isolate_process ? check_in_child(cfg, p, diag)
+                                  : check_here(cfg, p, diag);
     }
     return bad;
+}
+
+int sc_broker_check_one_plugin(sc_config_t *cfg, const char *name,
+                               sc_diag_t *diag)
+{
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        if (strcmp(cfg->plugins[i].name, name) == 0)
+            return check_here(cfg, &cfg->plugins[i], diag);
+    sc_diag_add(diag, cfg->path, 0, "no plugin named '%s'", name);
+    return 1;
 }
 
 /* Take what the plugins have ready (also the supervisor's callback while

@@ -34,5 +34,9 @@ void sc_broker_destroy(sc_broker_t **b_p);
  * diag (used by --check and by sc_broker_new). Returns the number of
  * plugins with problems. */
 int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag);
+/* Load and check only plugin `name`, in this process (the child of
+ * `sectorcastd --check-plugin NAME`). */
+int sc_broker_check_one_plugin(sc_config_t *cfg, const char *name,
+                               sc_diag_t *diag);
 
 #endif

@@ -89,10 +89,12 @@ int main(int argc, char **argv)
         {"plugin-child", required_argument, NULL, 'P'},
         {"core", required_argument, NULL, 'C'},
         {"child-fd", required_argument, NULL, 'F'},
+        {"check-plugin", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *desc = NULL, *child = NULL, *core = NULL;
     int child_fd = -1;
+    const char *check_one = NULL;
     int check = 0, c;
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -102,6 +104,7 @@ int main(int argc, char **argv)
         case 'P': child = optarg; break;
         case 'C': core = optarg; break;
         case 'F': child_fd = atoi(optarg); break;
+        case 'K': check_one = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V':
             printf("sectorcastd %s (plugin ABI %u)\n", VERSION,
@@ -130,6 +133,19 @@ int main(int argc, char **argv)
             return 2;
         }
         return sc_supervisor_child_main(child, core, child_fd);
+    }
+    if (check_one && config) {
+        /* internal: check one isolated plugin in this child process and
+         * print its problems on stdout (see broker.c check_in_child) */
+        sc_diag_t d = {0};
+        sc_config_t *cfg = sc_config_load(config, true, &d);
+        if (cfg)
+            sc_broker_check_one_plugin(cfg, check_one, &d);
+        sc_diag_print(&d, stdout);
+        int bad = d.count != 0 || !cfg;
+        sc_diag_clear(&d);
+        sc_config_destroy(&cfg);
+        return bad ? 1 : 0;
     }
     if (!config) {
         fprintf(stderr, "sectorcastd: no configuration file (-c FILE)\n");

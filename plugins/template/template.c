@@ -54,6 +54,16 @@ tpl_init(sc_host_t *host, const sc_host_api_t *api, void **state)
         free(t); /* after a failed init, fini() is not called */
         return SC_ERR_ARG;
     }
+    /* ask before publishing: a channel the config does not grant would
+     * refuse every tick; say so once and do not start (ABI 2 hosts) */
+    if (SC_HOST_HAS(api, is_granted) && !api->is_granted(host, t->channel)) {
+        api->log(host, SC_LOG_ERROR,
+                 "channel '%s' is not granted to this plugin (see its "
+                 "`channels` in the config); not starting",
+                 t->channel);
+        free(t);
+        return SC_ERR_NOT_GRANTED;
+    }
     int id = api->timer_add(host, (uint32_t)interval, 1, tpl_tick, t);
     if (id < 0) {
         free(t);

@@ -847,6 +847,24 @@ test_template_required_channel(void **state)
     sc_pt_destroy(&fh);
 }
 
+static void
+test_template_refuses_ungranted_channel(void **state)
+{
+    (void)state;
+    static const char *const chans[] = { "demo.other.", NULL };
+    char err[512];
+    sc_pt_t *fh = sc_pt_new(template_so, "tpl", chans, err, sizeof err);
+    assert_non_null(fh);
+    assert_int_equal(sc_pt_set(fh, "channel", "demo.ticks"), SC_OK);
+    assert_int_equal(sc_pt_start(fh), SC_ERR_NOT_GRANTED);
+    assert_true(sc_pt_log_find(fh, 0, "channel 'demo.ticks' is not granted "
+                               "to this plugin") >= 0);
+    assert_true(sc_pt_log_find(fh, 0, "plugin init failed: channel not "
+                               "granted to this plugin (-2)") >= 0);
+    assert_int_equal(sc_pt_timer_count(fh), 0);
+    sc_pt_destroy(&fh);
+}
+
 /* The test kit's own publish checks, which plugin authors rely on. */
 static void
 test_sc_pt_publish_checks(void **state)
@@ -1125,6 +1143,7 @@ main(int argc, char **argv)
         T(test_descriptor_of_energy),
         T(test_template_ticks),
         T(test_template_required_channel),
+        T(test_template_refuses_ungranted_channel),
         T(test_sc_pt_publish_checks),
         T(test_sc_pt_host_table),
         T(test_sc_pt_state_store),
