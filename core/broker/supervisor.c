@@ -211,6 +211,11 @@ static char *child_conf(const sc_supervisor_t *sv, const slot_t *s)
     if (p->settings_written)
         json_object_set_new(o, "settings", sv_to_json(p->settings_written));
     json_object_set_new(o, "max_channels", json_integer(p->max_channels));
+    json_t *rv = json_array();
+    for (size_t i = 0; rv && i < p->n_receives; i++)
+        json_array_append_new(rv, json_string(p->receives[i]));
+    if (rv)
+        json_object_set_new(o, "receives", rv);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -874,6 +879,11 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
     p.channels = calloc(p.n_channels + 1, sizeof *p.channels);
     for (size_t i = 0; p.channels && i < p.n_channels; i++)
         p.channels[i] = (char *)json_string_value(json_array_get(chans, i));
+    json_t *rv = json_object_get(c, "receives");
+    p.n_receives = json_array_size(rv);
+    p.receives = calloc(p.n_receives + 1, sizeof *p.receives);
+    for (size_t i = 0; p.receives && i < p.n_receives; i++)
+        p.receives[i] = (char *)json_string_value(json_array_get(rv, i));
     sc_sv_t *written = NULL;
     json_t *st = json_object_get(c, "settings");
     if (st) {
@@ -883,6 +893,7 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
             sc_log(SC_L_ERROR, name, "plugin process: bad settings");
             sc_sv_destroy(&written);
             free(p.channels);
+            free(p.receives);
             json_decref(c);
             return 1;
         }
@@ -970,6 +981,7 @@ out:
     sc_settings_destroy(&p.settings);
     sc_sv_destroy(&written);
     free(p.channels);
+    free(p.receives);
     json_decref(c);
     return rc;
 }

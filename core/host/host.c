@@ -711,10 +711,16 @@ static int h_capability_register(sc_host_t *h, uint32_t cap,
              (unsigned)cap);
         return SC_ERR_UNSUPPORTED;
     }
-    if (cap != SC_CAP_SINK || !p->sink_capable) {
+    if (cap != SC_CAP_SINK) {
         hlog(p, SC_LOG_ERROR,
              "capability %u is not supported by this host", (unsigned)cap);
         return SC_ERR_UNSUPPORTED;
+    }
+    if (!p->sink_capable) {
+        hlog(p, SC_LOG_ERROR,
+             "capability_register(SC_CAP_SINK) refused: the configuration "
+             "gives this instance nothing to receive (no `receives`)");
+        return SC_ERR_NOT_GRANTED;
     }
     const sc_sink_def_t *d = def;
     if (!d || d->size < offsetof(sc_sink_def_t, lost) || !d->deliver) {

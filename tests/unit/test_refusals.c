@@ -103,6 +103,9 @@ static void broker_path(const char *so, lines_t *out)
     cfg.sector = "energy";
     cfg.channels = chans;
     cfg.n_channels = 1;
+    char *recv[] = {"energy."};
+    cfg.receives = recv; /* may be a sink, as in the kit */
+    cfg.n_receives = 1;
     sc_settings_where_t w = {.file = "test", .plugin = "refusals",
                              .line = 1};
     assert_int_equal(sc_settings_validate_desc(&w, NULL, &lib.desc,
