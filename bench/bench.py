@@ -1,26 +1,555 @@
 #!/usr/bin/python3
-"""bench.py - the end-to-end benchmark of issue 10 (run it via tools/bench.sh).
+"""bench.py - the end-to-end benchmark of issue 10 (docs/performance.md).
 
-Skeleton: rows are filled in as the measuring programs land.
+Run it with tools/bench.sh (builds first) or `scons bench`:
+
+    tools/bench.sh                 full run (a few minutes on 2 cores)
+    tools/bench.sh --smoke         small counts, well under a minute (CI)
+    tools/bench.sh --journal-messages 200000 --sign-threads 1,2
+
+Everything runs on loopback, in one run, and is printed as ONE table:
+absolute figures, the same-run baseline each is compared with, the ratio,
+and the target of issue 10 where there is one.
+
+  baselines   build/bench/bench_raw: bare Ed25519 sign and verify of the
+              same signing input (libsodium, one core); raw libzmq
+              PUB/SUB with CURVE and the same frame sizes (1 and 10
+              subscribers, full speed and paced for latency)
+  end to end  tests/plugins/load.so (sized, timestamped data, full speed
+              or a rate) -> sectorcastd -> build/bench/bench_sub
+              (libsectorcast clients verifying every message, or bare
+              CURVE subscribers that do not verify: "broker alone")
+  journal     build/bench/bench_journal fills a large journal fast;
+              sectorcastd start time and SIGHUP stall on it
+  replay      build/bench/bench_raw replay through the service socket
+  counts      build/bench/libsc_count.so (LD_PRELOAD): allocations and
+              jansson parses in the broker per message
+
+No figure is asserted: the smoke mode (tests/integration/test_bench.py)
+only checks that every row is printed.
 """
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 
-ROWS = [
-    "raw libzmq CURVE PUB/SUB",
-    "Ed25519 sign / verify (libsodium, one core)",
-    "sectorcast end to end",
-    "one-way latency",
-    "fan-out, broker RSS per subscriber",
-    "start / SIGHUP stall with a large journal",
-    "replay from seq 1",
-    "allocations / JSON parses per message",
-]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+CHANNEL = "energy.bench.load"
+SUBTREE = CHANNEL + "."
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        import harness  # noqa: E402 (needs SC_BUILD set first)
+        self.h = harness
+        self.build = os.path.join(ROOT, args.build)
+        self.bin = os.path.join(self.build, "bench")
+        self.tmp = tempfile.mkdtemp(prefix="sc-bench-")
+        self.rows = []
+        self.res = {}
+        # keys once; each phase gets a fresh data dir
+        self.gw = harness.Gateway(start=False, tmp=self.tmp,
+                                  agencies={"motie": ["energy."]})
+        self.keys = self.gw.keys
+
+    # ------------------------------------------------------------ helpers
+    def log(self, msg):
+        if not self.a.quiet:
+            sys.stderr.write("bench: %s\n" % msg)
+            sys.stderr.flush()
+
+    def run_json(self, argv, timeout):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError("%s failed (%d): %s" % (argv[0], r.returncode, r.stderr[-2000:]))
+        return json.loads(r.stdout.strip().split("\n")[-1])
+
+    def load_plugin(self, name, channel, count, rate=0, size=512, start_file=""):
+        return {
+            "name": name,
+            "path": os.path.join(self.build, "tests", "plugins", "load.so"),
+            "sector": "energy",
+            "channels": [channel + "."],
+            "settings": {"channel": channel, "count": count, "rate": rate,
+                         "data_bytes": size, "start_file": start_file},
+        }
+
+    def configure(self, plugins, durability="normal", sign_threads=0, fresh=True):
+        gw = self.gw
+        if fresh:
+            shutil.rmtree(os.path.join(self.tmp, "data"), ignore_errors=True)
+            for f in os.listdir(self.tmp):
+                if f.startswith("start-"):
+                    os.unlink(os.path.join(self.tmp, f))
+        gw.plugins = plugins
+        g = {"durability": durability, "max_data_bytes": 8192}
+        if sign_threads:
+            g["sign_threads"] = sign_threads
+        gw.extra = {"log_level": "info", "gateway": g}
+        # the bench's limits: 100 subscribers of one agency on one
+        # address, a send queue that holds a full-speed burst, replay
+        # requests not throttled (docs/performance.md says so)
+        gw.groups = {"limits": {"max_connections_per_agency": 1000,
+                                "max_connections_per_address": 1000,
+                                "max_subscriptions": 1000,
+                                "send_queue_bytes": 1 << 30,
+                                "service_rate": 100000,
+                                "service_burst": 100000}}
+        gw.write_config()
+
+    def start(self, preload=None, timeout=120):
+        """Start sectorcastd; returns (Process, seconds until it logged that
+        it publishes)."""
+        env = dict(os.environ)
+        if preload:
+            env["LD_PRELOAD"] = os.path.join(self.bin, "libsc_count.so")
+            env["SC_COUNT_FILE"] = preload
+        gw = self.gw
+        t0 = time.monotonic()
+        p = self.h.Process([os.path.join(self.build, "bin", "sectorcastd"), "-c", gw.config],
+                           os.path.join(self.tmp, "broker-%d.log" % len(gw.procs)), env=env)
+        gw.procs.append(p)
+        gw.broker = p
+        while time.monotonic() - t0 < timeout:
+            log = p.log()
+            if "publishing on" in log:
+                return p, time.monotonic() - t0
+            if not p.alive():
+                break
+            time.sleep(0.002)
+        raise RuntimeError("broker did not start:\n" + p.log()[-3000:])
+
+    def stop(self):
+        if self.gw.broker:
+            self.gw.broker.stop()
+            self.gw.broker = None
+
+    def subscriber(self, subs, count, subtree=SUBTREE, verify=True, name="sub"):
+        gw = self.gw
+        argv = [os.path.join(self.bin, "bench_sub"), "endpoint=" + gw.endpoint,
+                "server_key=" + os.path.join(self.keys, "broker.public"),
+                "client=" + os.path.join(self.keys, "motie"), "subtree=" + subtree,
+                "subs=%d" % subs, "count=%d" % count, "verify=%d" % int(verify),
+                "jwks=" + gw.jwks, "service=" + gw.service, "idle_ms=15000"]
+        p = self.h.Process(argv, os.path.join(self.tmp, name + ".err"),
+                           os.path.join(self.tmp, name + ".out"))
+        gw.procs.append(p)
+        return p
+
+    def wait_ready(self, sub, timeout=90):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if "ready" in sub.stdout():
+                return
+            if not sub.alive():
+                break
+            time.sleep(0.01)
+        raise RuntimeError("subscribers not ready: " + sub.log()[-2000:])
+
+    def wait_result(self, sub, timeout, sample=None):
+        t0 = time.monotonic()
+        while sub.alive():
+            if time.monotonic() - t0 > timeout:
+                sub.kill()
+                raise RuntimeError("subscribers did not finish in %ds: %s"
+                                   % (timeout, sub.log()[-2000:]))
+            if sample:
+                sample()
+            time.sleep(0.05)
+        lines = [l for l in sub.lines() if l.startswith("{")]
+        if not lines:
+            raise RuntimeError("no result from bench_sub: " + sub.log()[-2000:])
+        r = json.loads(lines[-1])
+        if r["errors"]:
+            raise RuntimeError("bench_sub: " + sub.log()[-2000:])
+        return r
+
+    @staticmethod
+    def cpu_ticks(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    @staticmethod
+    def rss_kib(pid):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    @staticmethod
+    def counts(path):
+        with open(path, "rb") as f:
+            b = f.read(40)
+        v = [int.from_bytes(b[i:i + 8], "little") for i in range(0, 40, 8)]
+        return {"mallocs": v[0], "reallocs": v[1], "frees": v[2], "bytes": v[3],
+                "parses": v[4]}
+
+    def touch(self, path):
+        with open(path, "w"):
+            pass
+
+    # ------------------------------------------------------------ phases
+    def e2e(self, size=512, durability="normal", subs=1, count=1000, rate=0,
+            verify=True, sign_threads=0, preload=False, hup=0):
+        """One broker run: load plugin -> broker -> bench_sub. Returns the
+        subscriber's result plus broker CPU (cores), RSS, counts."""
+        start = os.path.join(self.tmp, "start-load")
+        self.configure([self.load_plugin("load", CHANNEL, count, rate, size, start)],
+                       durability, sign_threads)
+        cfile = os.path.join(self.tmp, "counts") if preload else None
+        if cfile and os.path.exists(cfile):
+            os.unlink(cfile)
+        broker, _ = self.start(preload=cfile)
+        try:
+            rss0 = self.rss_kib(broker.proc.pid)
+            sub = self.subscriber(subs, count, verify=verify)
+            self.wait_ready(sub)
+            rss = [self.rss_kib(broker.proc.pid)]
+            c0 = self.counts(cfile) if cfile else None
+            cpu0, t0 = self.cpu_ticks(broker.proc.pid), time.monotonic()
+            self.touch(start)
+            state = {"next_hup": time.monotonic() + 1.0, "hups": 0}
+
+            def sample():
+                rss.append(self.rss_kib(broker.proc.pid))
+                if hup and state["hups"] < hup and time.monotonic() >= state["next_hup"]:
+                    broker.proc.send_signal(signal.SIGHUP)
+                    state["hups"] += 1
+                    state["next_hup"] = time.monotonic() + 1.0
+            expect = count / rate if rate else count / 200.0
+            r = self.wait_result(sub, 120 + 3 * expect, sample)
+            r["cpu_cores"] = (self.cpu_ticks(broker.proc.pid) - cpu0) / \
+                os.sysconf("SC_CLK_TCK") / max(time.monotonic() - t0, 1e-6)
+            r["rss0_kib"], r["rss_kib"] = rss0, max(rss)
+            if cfile:
+                c1 = self.counts(cfile)
+                r["counts"] = {k: c1[k] - c0[k] for k in c1}
+            if hup:
+                done = broker.log().count("reload done")
+                r["reloads"] = done
+                if done < hup:
+                    self.h.wait_for(lambda: broker.log().count("reload done") >= hup, 30,
+                                    "%d reloads" % hup)
+                    r["reloads"] = hup
+        finally:
+            self.stop()
+        r["journal_bytes"] = sum(
+            os.path.getsize(os.path.join(self.tmp, "data", f))
+            for f in os.listdir(os.path.join(self.tmp, "data"))
+            if f.startswith("journal.db"))
+        return r
+
+    def journal_phase(self, n, sub_count):
+        """Start time with an empty and an n-message journal; SIGHUP stall
+        with the large one (latency at 1,000 msg/s while reloading)."""
+        start = os.path.join(self.tmp, "start-load")
+        self.configure([self.load_plugin("load", CHANNEL, sub_count, 1000, 512, start)])
+        _, t_empty = self.start()
+        self.stop()
+        shutil.rmtree(os.path.join(self.tmp, "data"), ignore_errors=True)
+        os.makedirs(os.path.join(self.tmp, "data"), mode=0o700)
+        t0 = time.monotonic()
+        fill = self.run_json([os.path.join(self.bin, "bench_journal"),
+                              "dir=" + os.path.join(self.tmp, "data"),
+                              "key=" + os.path.join(self.keys, "k1.jwk"),
+                              "n=%d" % n, "channels=20"], timeout=3600)
+        fill["seconds"] = time.monotonic() - t0
+        self.log("journal filled: %d messages in %.1f s (%.0f MB)"
+                 % (n, fill["seconds"], fill["file_bytes"] / 1e6))
+        # page cache: the file was just written; the first start reads it
+        _, t_big = self.start()
+        self.stop()
+        _, t_big2 = self.start()
+        try:
+            broker = self.gw.broker
+            sub = self.subscriber(1, sub_count, name="hup")
+            self.wait_ready(sub)
+            self.touch(start)
+            hups = max(1, min(5, sub_count // 1500))
+            state = {"next": time.monotonic() + 0.5, "n": 0}
+
+            def sample():
+                if state["n"] < hups and time.monotonic() >= state["next"]:
+                    broker.proc.send_signal(signal.SIGHUP)
+                    state["n"] += 1
+                    state["next"] = time.monotonic() + 1.0
+            r = self.wait_result(sub, 120 + sub_count / 500.0, sample)
+            self.h.wait_for(lambda: broker.log().count("reload done") >= state["n"], 60,
+                            "reloads")
+            r["hups"] = state["n"]
+        finally:
+            self.stop()
+        return {"empty": t_empty, "big": min(t_big, t_big2), "fill": fill, "hup": r}
+
+    def replay_phase(self, n, live_count):
+        """n messages at full speed on one channel, then: replay from seq 1
+        alone; live latency at 1,000 msg/s idle and while replaying in a
+        loop; after a restart, replay again (messages of an earlier run)."""
+        rch = "energy.bench.replay"
+        s1, s2 = os.path.join(self.tmp, "start-live1"), os.path.join(self.tmp, "start-live2")
+        self.configure([self.load_plugin("fill", rch, n, 0, 512),
+                        self.load_plugin("live1", "energy.bench.live1", live_count, 1000, 512, s1),
+                        self.load_plugin("live2", "energy.bench.live2", live_count, 1000, 512, s2)])
+        broker, _ = self.start()
+        replay_argv = [os.path.join(self.bin, "bench_raw"), "replay",
+                       "service=" + self.gw.service,
+                       "server_key=" + os.path.join(self.keys, "broker.public"),
+                       "client=" + os.path.join(self.keys, "motie"), "channel=" + rch]
+        res = {}
+        try:
+            self.h.wait_for(lambda: "load done: %d" % n in broker.log(), 60 + n / 500.0,
+                            "the replay channel filled")
+            res["alone"] = self.run_json(replay_argv, timeout=600)
+            sub = self.subscriber(1, live_count, subtree="energy.bench.live1.", name="live1")
+            self.wait_ready(sub)
+            self.touch(s1)
+            res["idle"] = self.wait_result(sub, 120 + live_count / 200.0)
+            sub = self.subscriber(1, live_count, subtree="energy.bench.live2.", name="live2")
+            self.wait_ready(sub)
+            rp = subprocess.Popen(replay_argv + ["duration_ms=%d" % (live_count + 500)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(0.2)
+                self.touch(s2)
+                res["busy"] = self.wait_result(sub, 120 + live_count / 200.0)
+                out, err = rp.communicate(timeout=600)
+            finally:
+                if rp.poll() is None:
+                    rp.kill()
+                    rp.wait()
+            if rp.returncode != 0:
+                raise RuntimeError("replay during live: " + err)
+            res["during"] = json.loads(out.strip().split("\n")[-1])
+        finally:
+            self.stop()
+        self.start()
+        try:
+            res["restart"] = self.run_json(replay_argv, timeout=600)
+        finally:
+            self.stop()
+        return res
+
+    # ------------------------------------------------------------ the run
+    def row(self, figure, value, baseline="", ratio="", target=""):
+        self.rows.append((figure, value, baseline, ratio, target))
+
+    def run(self):
+        a = self.a
+        smoke = a.smoke
+        n_sign = 500 if smoke else 20000
+        n_raw = 2000 if smoke else 50000
+        n_e2e = a.count or (300 if smoke else 20000)
+        lat_s = 0.5 if smoke else 5.0
+        sizes = (512, 4096)
+        sign, raw = {}, {}
+        for size in sizes:
+            self.log("sign/verify %d B" % size)
+            sign[size] = self.run_json([os.path.join(self.bin, "bench_raw"), "sign",
+                                        "data_bytes=%d" % size, "n=%d" % n_sign], 300)
+        for size in sizes:
+            for subs in (1, 10):
+                self.log("raw CURVE %d B, %d sub(s)" % (size, subs))
+                raw[size, subs] = self.run_json(
+                    [os.path.join(self.bin, "bench_raw"), "curve",
+                     "topic_bytes=%d" % (len(CHANNEL) + 1),
+                     "frame_bytes=%d" % sign[size]["jws_bytes"],
+                     "subs=%d" % subs, "n=%d" % (n_raw // subs)], 600)
+        rawlat = {}
+        for rate in (1000, 10000):
+            self.log("raw CURVE latency at %d msg/s" % rate)
+            rawlat[rate] = self.run_json(
+                [os.path.join(self.bin, "bench_raw"), "curve",
+                 "topic_bytes=%d" % (len(CHANNEL) + 1),
+                 "frame_bytes=%d" % sign[512]["jws_bytes"], "subs=1",
+                 "n=%d" % int(rate * lat_s), "rate=%d" % rate], 600)
+
+        e2e = {}
+        for size in sizes:
+            for dur in ("normal", "full"):
+                for subs in (1, 10):
+                    self.log("end to end %d B, durability %s, %d verifying sub(s)"
+                             % (size, dur, subs))
+                    e2e[size, dur, subs] = self.e2e(size, dur, subs, n_e2e)
+        alone = {}
+        threads = [int(t) for t in a.sign_threads.split(",")]
+        for t in threads:
+            self.log("broker alone (bare subscriber), sign_threads %s" % (t or "default"))
+            alone[t] = self.e2e(512, "normal", 1, n_e2e * 2, verify=False, sign_threads=t)
+        lat = {}
+        for rate in (1000, 10000):
+            self.log("end to end latency at %d msg/s" % rate)
+            lat[rate] = self.e2e(512, "normal", 1, int(rate * lat_s), rate=rate)
+        fan_n = 50 if smoke else 1000
+        self.log("fan-out to 100 subscribers")
+        fan = self.e2e(512, "normal", 100, fan_n, rate=100)
+        self.log("allocations and JSON parses (LD_PRELOAD counter)")
+        cnt = self.e2e(512, "normal", 1, n_e2e, verify=False, preload=True)
+        jn = a.journal_messages or (20000 if smoke else 1000000)
+        self.log("journal: %d messages, start and SIGHUP" % jn)
+        jr = self.journal_phase(jn, 1500 if smoke else 6000)
+        rn = 3000 if smoke else 100000
+        self.log("replay of %d messages" % rn)
+        rp = self.replay_phase(rn, 500 if smoke else 5000)
+
+        # ---------------------------------------------------------- table
+        s512 = sign[512]["sign_rate"]
+        for size in sizes:
+            s = sign[size]
+            self.row("Ed25519 sign, one core, %d B data (JWS %d B)" % (size, s["jws_bytes"]),
+                     "%.0f/s" % s["sign_rate"], "", "", "")
+            self.row("Ed25519 verify, one core, %d B data" % size,
+                     "%.0f/s" % s["verify_rate"])
+        for size in sizes:
+            for subs in (1, 10):
+                r = raw[size, subs]
+                self.row("raw CURVE PUB/SUB, %d B data frames, %d sub%s" % (size, subs, "s" * (subs > 1)),
+                         "%.0f msg/s" % r["rate"])
+        for size in sizes:
+            for dur in ("normal", "full"):
+                for subs in (1, 10):
+                    r = e2e[size, dur, subs]
+                    self.row("end to end %d B, durability %s, %d verifying sub%s"
+                             % (size, dur, subs, "s" * (subs > 1)),
+                             "%.0f msg/s (pub %.0f/s, broker %.2f cores%s)"
+                             % (r["rate"], r["pub_rate"], r["cpu_cores"], lost(r)),
+                             "sign %.0f/s; raw %.0f/s" % (sign[size]["sign_rate"], raw[size, subs]["rate"]),
+                             "%.2fx sign; %.3fx raw" % (r["rate"] / sign[size]["sign_rate"],
+                                                       r["rate"] / raw[size, subs]["rate"]))
+        for t in threads:
+            r = alone[t]
+            self.row("broker alone 512 B normal, bare sub, sign_threads=%s" % (t or "0 (cores)"),
+                     "%.0f msg/s (broker %.2f cores%s)" % (r["rate"], r["cpu_cores"], lost(r)),
+                     "sign %.0f/s" % s512, "%.2fx sign" % (r["rate"] / s512), ">= 0.8x sign")
+        r, b = lat[1000], rawlat[1000]
+        self.row("one-way latency at 1,000 msg/s, 512 B (p50/p99/p99.9)", lat_text(r),
+                 "raw " + lat_text(b), "p50 %.1fx raw" % (r["p50_us"] / b["p50_us"]),
+                 "p50 <= 1.5x raw")
+        r, b = lat[10000], rawlat[10000]
+        self.row("one-way latency at 10,000 msg/s, 512 B (p50/p99/p99.9)", lat_text(r),
+                 "raw " + lat_text(b), "p99 %.1fx raw" % (r["p99_us"] / b["p99_us"]),
+                 "p99 <= 10 ms")
+        self.row("fan-out to 100 verifying subs at 100 msg/s",
+                 "%d/%d delivered to each, p50 %s, p99 %s" % (fan["received_min"], fan["count"],
+                                                             us(fan["p50_us"]), us(fan["p99_us"])),
+                 "1 sub p50 %s" % us(lat[1000]["p50_us"]),
+                 "p50 %.1fx" % (fan["p50_us"] / lat[1000]["p50_us"]))
+        self.row("broker RSS per subscriber (100 subs)",
+                 "%.0f KiB" % ((fan["rss_kib"] - fan["rss0_kib"]) / 100.0),
+                 "RSS %.1f MiB with none" % (fan["rss0_kib"] / 1024.0),
+                 "%.1f MiB with 100" % (fan["rss_kib"] / 1024.0))
+        c = cnt["counts"]
+        per = float(cnt["received_min"] or 1)
+        self.row("broker allocations per message (512 B)",
+                 "%.1f (+%.1f realloc), %.0f B" % (c["mallocs"] / per, c["reallocs"] / per,
+                                                   c["bytes"] / per),
+                 "", "", "")
+        self.row("broker JSON parses per message (512 B)", "%.2f" % (c["parses"] / per),
+                 "", "", "1 (data validated once)")
+        j = e2e[512, "normal", 1]
+        self.row("journal bytes per message (512 B data)",
+                 "%.0f B" % (j["journal_bytes"] / float(n_e2e)),
+                 "JWS %d B" % sign[512]["jws_bytes"],
+                 "%.2fx" % (j["journal_bytes"] / float(n_e2e) / sign[512]["jws_bytes"]),
+                 "<= 1.3x JWS")
+        self.row("start, empty journal", "%.0f ms" % (jr["empty"] * 1000))
+        self.row("start, %s-message journal (%.0f MB, page cache)"
+                 % (thousands(jn), jr["fill"]["file_bytes"] / 1e6),
+                 "%.0f ms" % (jr["big"] * 1000), "empty %.0f ms" % (jr["empty"] * 1000),
+                 "%.1fx" % (jr["big"] / jr["empty"]), "<= 1 s (1M)")
+        h = jr["hup"]
+        self.row("SIGHUP stall, %s-message journal (%d reloads at 1,000 msg/s)"
+                 % (thousands(jn), h["hups"]),
+                 "max latency %s (p99.9 %s)%s" % (us(h["max_us"]), us(h["p999_us"]), lost(h)),
+                 "no reload: max %s" % us(lat[1000]["max_us"]),
+                 "+%s" % us(max(0.0, h["max_us"] - lat[1000]["max_us"])), "stall <= 10 ms")
+        self.row("replay from seq 1, %s messages signed this run" % thousands(rn),
+                 "%.0f msg/s" % rp["alone"]["rate"], "", "", ">= 50k msg/s")
+        self.row("replay from seq 1 after a restart (re-verified)",
+                 "%.0f msg/s" % rp["restart"]["rate"], "", "", "")
+        i, bz = rp["idle"], rp["busy"]
+        self.row("live p99 at 1,000 msg/s while another sub replays",
+                 "%s (replay %.0f msg/s)" % (us(bz["p99_us"]), rp["during"]["rate"]),
+                 "idle p99 %s" % us(i["p99_us"]), "%.1fx" % (bz["p99_us"] / max(i["p99_us"], 1)),
+                 "<= 2x idle")
+        self.res = {"sign": sign, "raw": {"%d/%d" % k: v for k, v in raw.items()},
+                    "rawlat": rawlat, "e2e": {"%d/%s/%d" % k: v for k, v in e2e.items()},
+                    "alone": alone, "lat": lat, "fan": fan, "counts": cnt,
+                    "journal": jr, "replay": rp}
+
+    def print_table(self):
+        a = self.a
+        print("sectorcast end-to-end benchmark%s: %s, %d cores, load %s"
+              % (" (smoke)" if a.smoke else "", time.strftime("%Y-%m-%d %H:%M"),
+                 os.cpu_count(), " ".join(open("/proc/loadavg").read().split()[:3])))
+        hdr = ("figure", "value", "same-run baseline", "ratio", "target (issue 10)")
+        w = [max(len(r[i]) for r in self.rows + [hdr]) for i in range(5)]
+        line = lambda r: "| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |"
+        print(line(hdr))
+        print("| " + " | ".join("-" * x for x in w) + " |")
+        for r in self.rows:
+            print(line(r))
+        sys.stdout.flush()
+
+
+def lost(r):
+    if r["received_min"] < r["count"]:
+        return "; %d of %d received" % (r["received_min"], r["count"])
+    return ""
+
+
+def us(v):
+    return "%.0f us" % v if v < 10000 else "%.1f ms" % (v / 1000.0)
+
+
+def lat_text(r):
+    return "%s/%s/%s" % (us(r["p50_us"]), us(r["p99_us"]), us(r["p999_us"]))
+
+
+def thousands(n):
+    return "{:,}".format(n)
 
 
 def main():
-    print("sectorcast end-to-end benchmark (skeleton)")
-    for r in ROWS:
-        print("%-48s %s" % (r, "not yet measured"))
+    ap = argparse.ArgumentParser(description="sectorcast end-to-end benchmark (issue 10)")
+    ap.add_argument("--smoke", action="store_true", help="small counts (CI)")
+    ap.add_argument("--build", default="build", help="build directory (default build)")
+    ap.add_argument("--count", type=int, default=0,
+                    help="messages per throughput run (default 20000; smoke 300)")
+    ap.add_argument("--journal-messages", type=int, default=0,
+                    help="size of the large journal (default 1,000,000, ~1.4 GB; smoke 20,000)")
+    ap.add_argument("--sign-threads", default="1,0",
+                    help="gateway.sign_threads values for the broker-alone rows "
+                         "(0 = one per core; default 1,0)")
+    ap.add_argument("--json", help="also write every raw figure to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the temp directory")
+    ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    a = ap.parse_args()
+    os.environ["SC_BUILD"] = a.build
+    b = Bench(a)
+    ok = False
+    try:
+        b.run()
+        ok = True
+    finally:
+        b.gw.close()
+        if a.keep or not ok:
+            sys.stderr.write("bench: files in %s\n" % b.tmp)
+        else:
+            shutil.rmtree(b.tmp, ignore_errors=True)
+    b.print_table()
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(b.res, f, indent=1, default=str)
     return 0
 
 

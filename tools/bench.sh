@@ -6,7 +6,7 @@
 #   tools/bench.sh --help     every option (sizes, counts, journal size)
 #
 # Builds with scons (release, nice, -j2) and runs bench/bench.py, which
-# drives everything on loopback and prints one table.
+# drives everything on loopback and prints one table (docs/performance.md).
 set -e
 cd "$(dirname "$0")/.."
 nice scons -Q -j2 >&2
