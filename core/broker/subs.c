@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "audit.h"
 #include "common/channel.h"
 #include "common/clock.h"
 #include "conns.h"
@@ -258,6 +259,12 @@ void sc_subs_revoke(sc_subs_t *s, const sc_config_t *oc,
                          ? sc_conns_cut_agency(s->conns, o->id, NULL, NULL)
                          : sc_conns_cut_agency(s->conns, o->id,
                                                still_granted, (void *)ag);
+        sc_audit("revocation",
+                 json_pack("{s:s, s:s, s:I}", "agency", o->id, "change",
+                           !m        ? "removed"
+                           : rekeyed ? "new key"
+                                     : "grants narrowed",
+                           "connections_cut", (json_int_t)cut));
         sc_log(SC_L_WARN, "access",
                "reload: agency '%s' %s: %zu open connection(s) holding what "
                "it may no longer read cut now; %s",
