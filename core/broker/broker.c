@@ -850,11 +850,15 @@ static void reload_apply(sc_broker_t *b)
     sc_reload_free(&r);
     sc_journal_kids(b->journal, check_kid, b);
     int started = sc_supervisor_apply(b->sv, n);
+    int kept = 0, failed = 0;
+    sc_supervisor_last_apply(b->sv, &kept, &failed);
     sc_access_destroy(&oa);
     sc_keyring_destroy(&ok);
-    sc_config_destroy(&old);
-    sc_log(SC_L_INFO, "core", "reload done: %d plugin(s) started or restarted",
-           started);
+    sc_supervisor_adopt(b->sv, old); /* a fallback may still use it */
+    sc_log(SC_L_INFO, "core",
+           "reload done: %d plugin(s) started or restarted, %d kept, %d "
+           "failed",
+           started, kept, failed);
 }
 
 /* ------------------------------------------------------------------ */

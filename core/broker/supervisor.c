@@ -81,6 +81,9 @@ struct sc_supervisor {
     size_t n;
     bool abandoned;
     void *ipc_sock; /* the core's ROUTER towards children (pings) */
+    sc_config_t **kept;  /* earlier configs that fallback slots still use */
+    size_t n_kept;
+    int last_kept, last_failed;
 };
 
 sc_supervisor_t *sc_supervisor_new(void *zctx, const char *inproc_ep,
@@ -507,7 +510,7 @@ static sc_cfg_plugin_t *find_cfg(sc_config_t *cfg, const char *name)
 
 int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg)
 {
-    int started = 0;
+    int started = 0, failed = 0, restored = 0;
     if (!sv->cfg) {
         sv->cfg = cfg;
         sv->slots = calloc(cfg->n_plugins + 1, sizeof *sv->slots);
@@ -569,14 +572,81 @@ int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg)
         s->backoff_ms = BACKOFF_MIN_MS;
         sc_log(SC_L_INFO, p->name, "reload: %s; starting plugin",
                found ? why[fi] : "added to the configuration");
-        if (start_slot(sv, s) == 0)
+        int ok = start_slot(sv, s) == 0;
+        /* a thread plugin's new instance must get through init(); if it
+         * does not, the previous one comes back on its previous entry */
+        if (ok && s->inst && sc_plugin_wait_started(s->inst, 10000) != 1)
+            ok = 0;
+        if (ok) {
             started++;
+            continue;
+        }
+        failed++;
+        if (!found || found->cfg->isolate_process || p->isolate_process)
+            continue;
+        if (s->inst && !sc_plugin_destroy(&s->inst, 1000))
+            sv->abandoned = true;
+        s->inst = NULL;
+        sc_log(SC_L_ERROR, p->name,
+               "reload: the new instance did not start; restarting the "
+               "plugin on its previous configuration");
+        s->cfg = found->cfg; /* in the previous config, kept alive */
+        if (start_slot(sv, s) == 0)
+            restored++;
     }
     free(sv->slots);
     sv->slots = slots;
     sv->n = n;
     free(why);
+    sv->last_kept = (int)(n - (size_t)started - (size_t)failed);
+    sv->last_failed = failed;
+    (void)restored;
     return started;
+}
+
+void sc_supervisor_last_apply(const sc_supervisor_t *sv, int *kept,
+                              int *failed)
+{
+    *kept = sv ? sv->last_kept : 0;
+    *failed = sv ? sv->last_failed : 0;
+}
+
+static bool config_used(const sc_supervisor_t *sv, const sc_config_t *c)
+{
+    for (size_t i = 0; i < sv->n; i++)
+        if (sv->slots[i].cfg >= c->plugins &&
+            sv->slots[i].cfg < c->plugins + c->n_plugins)
+            return true;
+    return false;
+}
+
+void sc_supervisor_adopt(sc_supervisor_t *sv, sc_config_t *old)
+{
+    /* free the kept configs no slot uses any more, then keep `old` if a
+     * slot fell back to one of its entries */
+    size_t k = 0;
+    for (size_t i = 0; i < sv->n_kept; i++) {
+        if (config_used(sv, sv->kept[i]))
+            sv->kept[k++] = sv->kept[i];
+        else
+            sc_config_destroy(&sv->kept[i]);
+    }
+    sv->n_kept = k;
+    if (!old)
+        return;
+    if (!config_used(sv, old)) {
+        sc_config_destroy(&old);
+        return;
+    }
+    sc_config_t **v = realloc(sv->kept, (sv->n_kept + 1) * sizeof *v);
+    if (!v) {
+        /* cannot track it: keep it alive anyway (a small leak beats a
+         * slot pointing into freed memory) */
+        sc_log(SC_L_ERROR, "core", "out of memory keeping a configuration");
+        return;
+    }
+    sv->kept = v;
+    sv->kept[sv->n_kept++] = old;
 }
 
 /* ------------------------------------------------------------------ */
@@ -780,6 +850,9 @@ void sc_supervisor_destroy(sc_supervisor_t **sv_p)
     for (size_t i = 0; i < sv->n; i++)
         sv->slots[i].stopping = true;
     stop_flagged(sv);
+    for (size_t i = 0; i < sv->n_kept; i++)
+        sc_config_destroy(&sv->kept[i]);
+    free(sv->kept);
     free(sv->slots);
     free(sv->inproc_ep);
     free(sv->ipc_ep);

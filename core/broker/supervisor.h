@@ -37,6 +37,16 @@ sc_supervisor_t *sc_supervisor_new(void *zctx, const char *inproc_ep,
  * Returns the number of plugins started or restarted. */
 int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg);
 
+/* After an apply: how many plugins were kept running untouched, and how
+ * many new or restarted instances failed to start (a thread plugin whose
+ * new instance fails init() is restarted on its previous entry). */
+void sc_supervisor_last_apply(const sc_supervisor_t *sv, int *kept,
+                              int *failed);
+/* Hand over the previous configuration after an apply: freed at once
+ * unless a plugin fell back to one of its entries, then kept until no
+ * plugin uses it (freed by a later adopt or by destroy). */
+void sc_supervisor_adopt(sc_supervisor_t *sv, sc_config_t *old);
+
 /* Reap exited children (call on SIGCHLD) and restart due ones. */
 void sc_supervisor_tick(sc_supervisor_t *sv);
 /* Milliseconds until the next scheduled restart, or -1. */

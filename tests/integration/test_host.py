@@ -101,6 +101,43 @@ def test_sighup_bad_setting_keeps_plugin_on_old_settings():
         assert set(gaps) == {1}, gaps
 
 
+def test_sighup_new_instance_failing_init_restarts_previous():
+    """A reload whose new settings pass the checks but make init() fail
+    (crash.so: interval_ms 0 cannot make a repeating timer): the plugin is
+    restarted on its previous settings and keeps publishing; "reload done"
+    comes after, with what was started, kept and failed."""
+    gw = Gateway(plugins=[crash_plugin("a"), crash_plugin("b")])
+    with gw:
+        sub = gw.subscriber("motie", ["energy.test."])
+        gw.wait_subscribed("motie", "energy.test.")
+        wait_for(lambda: count(sub, "energy.test.b") > 10, 20, "b publishing")
+        gw.plugins[1]["settings"]["interval_ms"] = 0
+        gw.write_config()
+        gw.broker.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload done" in gw.broker.log(), 20, "reload done")
+        log = gw.broker.log()
+        assert "[b] plugin init failed" in log, log
+        assert ("[b] reload: the new instance did not start; restarting the plugin on "
+                "its previous configuration") in log, log
+        assert "reload done: 0 plugin(s) started or restarted, 1 kept, 1 failed" in log, log
+        assert log.index("restarting the plugin on its previous") < log.index("reload done")
+        n = count(sub, "energy.test.b")
+        wait_for(lambda: count(sub, "energy.test.b") > n + 10, 20, "b publishing again")
+        # a second reload back to good settings frees the kept config
+        gw.plugins[1]["settings"]["interval_ms"] = 25
+        gw.write_config()
+        gw.broker.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: gw.broker.log().count("reload done") >= 2, 20, "second reload")
+        assert "reload done: 1 plugin(s) started or restarted, 1 kept, 0 failed" in \
+            gw.broker.log(), gw.broker.log()
+        assert gw.stop() == 0
+        sub.stop()
+        envs = [e for e in sub.envelopes() if e["channel"] == "energy.test.b"]
+        assert_contiguous(envs, "b")
+        ticks = [e["data"]["tick"] for e in envs]
+        assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), ticks
+
+
 def test_constructor_crash_takes_only_its_child():
     """A process-isolated plugin whose constructor crashes: never loaded by
     the broker (start, reload check), its child dies and is restarted with
@@ -227,6 +264,7 @@ if __name__ == "__main__":
         test_abi1_plugin_loads_and_publishes,
         test_missing_capability_fails_alone,
         test_sighup_bad_setting_keeps_plugin_on_old_settings,
+        test_sighup_new_instance_failing_init_restarts_previous,
         test_constructor_crash_takes_only_its_child,
         test_hung_child_is_killed_and_restarted,
         test_forged_sender_is_refused,
