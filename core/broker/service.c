@@ -81,6 +81,11 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
         rc = zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (rc == 0)
         rc = zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* a stranger's connection must finish its handshake in time
+     * (limits.handshake_timeout_ms), as on the publish socket */
+    int hs_ms = (int)cfg->handshake_timeout_ms;
+    if (rc == 0)
+        rc = zmq_setsockopt(s->sock, ZMQ_HANDSHAKE_IVL, &hs_ms, sizeof hs_ms);
     if (rc != 0) {
         snprintf(err, errlen, "service socket: %s", zmq_strerror(errno));
         sc_service_destroy(&s);

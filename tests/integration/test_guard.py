@@ -259,6 +259,48 @@ def test_keyless_flood_cut_by_handshake_timeout():
         c.close()
 
 
+def test_handshake_flood_from_many_addresses_capped():
+    """Idle connections from 30 addresses (each under the per-address cap)
+    are held to limits.max_unauthenticated at once, oldest cut first; the
+    service socket closes idle handshakes too; a legitimate subscriber
+    connects meanwhile."""
+    gw = Gateway(start=False, extra=NO_HB,
+                 groups={"limits": {"handshake_timeout_ms": 3000,
+                                    "max_connections_per_address": 1000,
+                                    "max_unauthenticated": 50}})
+    flood = []
+    with gw:
+        gw.plugins = [rogue_plugin(publish=(CH_NUC,), interval_ms=20)]
+        gw.write_config()
+        gw.start()
+        pid = gw.broker.proc.pid
+        fds0 = open_fds(pid)
+        t0 = time.monotonic()
+        svc_port = int(gw.service.rsplit(":", 1)[1])
+        for i in range(300):
+            c = socket.socket()
+            c.bind(("127.0.0.%d" % (2 + i % 30), 0))
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", gw.port if i % 10 else svc_port))
+            except BlockingIOError:
+                pass
+            flood.append(c)
+        sub = gw.subscriber("motie", ["energy.nuclear."])
+        wait_for(lambda: len(sub.lines()) >= 5, 10, "the legitimate subscriber receives")
+        time.sleep(max(0, t0 + 1.0 - time.monotonic()))
+        extra = open_fds(pid) - fds0
+        # 50 handshakes on the publish socket + the 30 on the service
+        # socket (closed by its handshake timeout) + the subscriber
+        assert extra <= 50 + 30 + 10, "broker held %d extra fds" % extra
+        assert "(limits.max_unauthenticated)" in gw.broker.log()
+        wait_for(lambda: open_fds(pid) - fds0 <= 10, 10, "handshakes closed by the timeout")
+        assert time.monotonic() - t0 < 9
+        assert sub.stop() == 0
+    for c in flood:
+        c.close()
+
+
 def test_fd_limit_raised_at_start():
     """The broker raises its soft fd limit to the hard limit."""
     import resource
@@ -469,6 +511,7 @@ if __name__ == "__main__":
         test_revoked_agency_stops_receiving_within_1s,
         test_log_flood_is_bounded,
         test_keyless_flood_cut_by_handshake_timeout,
+        test_handshake_flood_from_many_addresses_capped,
         test_fd_limit_raised_at_start,
         test_subscription_limit_holds_with_reused_fds,
         test_include_of_a_fifo_is_refused,
