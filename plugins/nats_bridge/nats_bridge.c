@@ -692,6 +692,27 @@ static int nb_check(sc_host_t *h, const sc_host_api_t *api)
     return bad ? SC_ERR_BAD_SETTING : SC_OK;
 }
 
+/* Instances alive in this process: the last one to go tears the nats.c
+ * library down and waits for its threads, so that nothing of it runs or
+ * stays allocated once the host unloads the plugin. */
+static atomic_int nb_instances;
+static pthread_mutex_t nb_lib_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void nb_lib_acquire(void)
+{
+    pthread_mutex_lock(&nb_lib_mu);
+    atomic_fetch_add(&nb_instances, 1);
+    pthread_mutex_unlock(&nb_lib_mu);
+}
+
+static void nb_lib_release(void)
+{
+    pthread_mutex_lock(&nb_lib_mu); /* never nats_Open/Close concurrently */
+    if (atomic_fetch_sub(&nb_instances, 1) == 1)
+        nats_CloseAndWait(2000);
+    pthread_mutex_unlock(&nb_lib_mu);
+}
+
 static void nb_free(nb_t *b)
 {
     if (!b)
@@ -735,6 +756,7 @@ static void nb_free(nb_t *b)
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);
     free(b);
+    nb_lib_release();
 }
 
 static int nb_init(sc_host_t *h, const sc_host_api_t *api, void **state)
@@ -752,6 +774,7 @@ static int nb_init(sc_host_t *h, const sc_host_api_t *api, void **state)
     nb_t *b = calloc(1, sizeof *b);
     if (!b)
         return SC_ERR_NO_MEMORY;
+    nb_lib_acquire(); /* released by nb_free */
     b->host = h;
     b->api = api;
     b->efd = -1;
