@@ -453,6 +453,48 @@ def test_control_socket_with_curve_needs_an_admin_key():
         assert r.returncode == 0 and json.loads(r.stdout)["status"]["gateway"] == "gw-test", r
 
 
+def test_log_file_reopened_on_sigusr1_and_ctl():
+    """logging.target = a file: lines start with time, level and component;
+    after logrotate moves it, SIGUSR1 (and ctl log-reopen) make the broker
+    write to a new file at the same path, 0600; the audit file too."""
+    gw = Gateway(plugins=[crash_plugin("t", interval_ms=50)], start=False,
+                 groups={"logging": {"target": "broker.log"},
+                         "audit": {"path": "audit.log"}})
+    with gw:
+        gw.broker = None
+        log = os.path.join(gw.tmp, "broker.log")
+        audit = os.path.join(gw.tmp, "audit.log")
+        from harness import Process
+        gw.broker = Process([os.path.join(BIN, "sectorcastd"), "-c", gw.config],
+                            os.path.join(gw.tmp, "stderr.log"))
+        gw.procs.append(gw.broker)
+        wait_for(lambda: os.path.exists(log) and "publishing on" in open(log).read(), 20,
+                 "start logged to the file")
+        assert oct(os.stat(log).st_mode & 0o777) == "0o600"
+        first = open(log).readline()
+        assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z (info|debug|warn|error)\s+\[\w+\] ", first), first
+        os.rename(log, log + ".1")
+        os.rename(audit, audit + ".1")
+        gw.broker.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: os.path.exists(log) and "SIGUSR1: log files reopened" in open(log).read(),
+                 10, "new log file after SIGUSR1")
+        os.rename(log, log + ".2")
+        r = ctl(gw, "log-reopen")
+        assert r.returncode == 0, r
+        ctx = zmq.Context()
+        s = zmq_socket(ctx, zmq.SUB, gw, "motie")
+        s.connect(gw.endpoint)
+        s.setsockopt(zmq.SUBSCRIBE, b"energy.test.")
+        wait_for(lambda: os.path.exists(log) and "subscribed energy.test." in open(log).read(),
+                 10, "lines in the file reopened by ctl")
+        wait_for(lambda: os.path.exists(audit) and '"subscription"' in open(audit).read(),
+                 10, "audit reopened")
+        assert oct(os.stat(audit).st_mode & 0o777) == "0o600"
+        assert "subscribed" not in open(log + ".2").read()
+        s.close()
+        ctx.term()
+
+
 if __name__ == "__main__":
     run_tests([
         test_ctl_reports_real_values,
@@ -467,4 +509,5 @@ if __name__ == "__main__":
         test_ctl_stop_exits_zero,
         test_control_socket_refuses_other_users,
         test_control_socket_with_curve_needs_an_admin_key,
+        test_log_file_reopened_on_sigusr1_and_ctl,
     ])
