@@ -11,6 +11,7 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -75,6 +76,10 @@ struct sc_broker {
     void *xpub_mon;          /* monitor of the XPUB: disconnects */
     sc_subs_t *subs;
     sc_pipeline_t *pipe;
+    pthread_t reload_thread;     /* prepares a reload (reload.c) */
+    bool reload_running, reload_again;
+    int reload_pipe[2];          /* its result: one sc_reload_t pointer */
+    json_t *reload_rep;          /* its report (filled by both threads) */
     int64_t next_log_flush_ms;
     int64_t next_heartbeat_ms;
     uint64_t hb_index, hb_offset; /* heartbeat window (send_heartbeat) */
@@ -354,10 +359,16 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
                  zmq_strerror(errno));
         return -1;
     }
-    if (cfg->service_endpoint)
-        b->service = sc_service_new(b->zctx, cfg, secret, b->access,
-                                    b->journal, sc_keyring_jwks(b->keyring),
-                                    err, errlen);
+    if (cfg->service_endpoint) {
+        /* the service thread's own access table (reload hands it another) */
+        sc_access_t *sa = sc_access_new(cfg, err, errlen);
+        b->service = sa ? sc_service_new(b->zctx, cfg, secret, sa, b->journal,
+                                         sc_keyring_jwks(b->keyring), err,
+                                         errlen)
+                        : NULL;
+        if (b->service && sc_service_start(b->service, err, errlen) != 0)
+            sc_service_destroy(&b->service);
+    }
     /* libzmq keeps its own copies of the key */
     sodium_memzero(secret, sizeof secret);
     if (cfg->service_endpoint && !b->service)
@@ -497,6 +508,7 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     b->cfg = *cfg_p;
     *cfg_p = NULL;
     b->sigfd = -1;
+    b->reload_pipe[0] = b->reload_pipe[1] = -1;
     sc_config_t *cfg = b->cfg;
 
     /* blocked before any thread exists (ZeroMQ's, the plugins'), so that
@@ -510,6 +522,13 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     b->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (pipe(b->reload_pipe) != 0 ||
+        fcntl(b->reload_pipe[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(b->reload_pipe[1], F_SETFD, FD_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        b->reload_pipe[0] = b->reload_pipe[1] = -1;
+        goto fail;
+    }
     if (b->sigfd < 0) {
         snprintf(err, errlen, "signalfd: %s", strerror(errno));
         goto fail;
@@ -765,21 +784,41 @@ static bool mentioned(json_t *lines, const char *what, const char *name)
     return false;
 }
 
-static void reload_apply(sc_broker_t *b);
+static void reload_apply(sc_broker_t *b, sc_reload_t *r);
 
-static json_t *reload(sc_broker_t *b, const char *by)
+/* Load, check and prepare (reload.c); on any thread (reads the running
+ * config, which only the core changes, at the swap). NULL if refused. */
+static sc_reload_t *reload_prepare(sc_broker_t *b)
 {
-    json_t *rep = json_pack("{s:s, s:[], s:[], s:[]}", "config", b->cfg->path,
-                            "changed", "kept", "failed");
-    if (!rep)
-        return NULL;
+    sc_reload_t *r = sc_reload_prepare(b->cfg->path, b->cfg);
+    if (r && curve_changed(b, r->cfg)) /* b->curve_fp is set at start */
+        sc_reload_free(&r);
+    return r;
+}
+
+static json_t *reload_report_new(sc_broker_t *b, const char *by)
+{
     sc_log(SC_L_INFO, "core", "%s: reloading %s", by, b->cfg->path);
+    return json_pack("{s:s, s:[], s:[], s:[]}", "config", b->cfg->path,
+                     "changed", "kept", "failed");
+}
+
+/* On the core: swap `r` in (if any) and complete the report. */
+static json_t *reload_done(sc_broker_t *b, const char *by, json_t *rep,
+                           sc_reload_t *r)
+{
+    if (!rep) {
+        if (r)
+            reload_apply(b, r);
+        return NULL;
+    }
     sc_log_capture(reload_capture, rep);
-    reload_apply(b);
+    if (r)
+        reload_apply(b, r);
     sc_log_capture(NULL, NULL);
     json_t *failed = json_object_get(rep, "failed");
     json_t *changed = json_object_get(rep, "changed");
-    bool applied = true;
+    bool applied = r != NULL;
     size_t fi;
     json_t *fl;
     json_array_foreach(failed, fi, fl)
@@ -818,15 +857,85 @@ static json_t *reload(sc_broker_t *b, const char *by)
     return rep;
 }
 
-static void reload_apply(sc_broker_t *b)
+/* A SIGHUP starts the reload thread: it loads and checks the config and
+ * its plugins, loads the keys and writes the JWKS (reload.c) while the
+ * core keeps publishing; the core only swaps the result in
+ * (reload_finish). The running config is read by that thread and changes
+ * only at the swap, which waits for it. A SIGHUP during a reload runs one
+ * more after it. */
+static void *reload_main(void *arg)
 {
-    sc_reload_t *r = sc_reload_prepare(b->cfg->path, b->cfg);
-    if (!r)
-        return;
-    if (curve_changed(b, r->cfg)) {
-        sc_reload_free(&r);
+    sc_broker_t *b = arg;
+    if (b->reload_rep)
+        sc_log_capture(reload_capture, b->reload_rep);
+    sc_reload_t *r = reload_prepare(b);
+    sc_log_capture(NULL, NULL);
+    ssize_t w;
+    do
+        w = write(b->reload_pipe[1], &r, sizeof r);
+    while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)sizeof r)
+        sc_reload_free(&r); /* cannot happen with a pipe of 8 bytes */
+    return NULL;
+}
+
+static void reload_start(sc_broker_t *b)
+{
+    if (b->reload_running) {
+        b->reload_again = true;
         return;
     }
+    b->reload_rep = reload_report_new(b, "SIGHUP");
+    if (pthread_create(&b->reload_thread, NULL, reload_main, b) != 0) {
+        sc_log(SC_L_ERROR, "core",
+               "reload refused: cannot start the reload thread; the running "
+               "configuration stays");
+        json_decref(b->reload_rep);
+        b->reload_rep = NULL;
+        return;
+    }
+    b->reload_running = true;
+}
+
+/* The reload thread is done (or, with `wait`, will be): swap its result
+ * in. */
+static void reload_finish(sc_broker_t *b, bool wait)
+{
+    sc_reload_t *r = NULL;
+    if (!b->reload_running)
+        return;
+    if (wait) {
+        struct pollfd pfd = {b->reload_pipe[0], POLLIN, 0};
+        while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+            ;
+    }
+    if (read(b->reload_pipe[0], &r, sizeof r) != (ssize_t)sizeof r)
+        return;
+    pthread_join(b->reload_thread, NULL);
+    b->reload_running = false;
+    json_t *rep = b->reload_rep;
+    b->reload_rep = NULL;
+    json_decref(reload_done(b, "SIGHUP", rep, r));
+    if (b->reload_again) {
+        b->reload_again = false;
+        reload_start(b);
+    }
+}
+
+/* Reload now, on the core thread (sectorcast-ctl waits for the report). */
+static json_t *reload(sc_broker_t *b, const char *by)
+{
+    reload_finish(b, true); /* a SIGHUP's reload first */
+    json_t *rep = reload_report_new(b, by);
+    if (rep)
+        sc_log_capture(reload_capture, rep);
+    sc_reload_t *r = reload_prepare(b);
+    sc_log_capture(NULL, NULL);
+    return reload_done(b, by, rep, r);
+}
+
+static void reload_apply(sc_broker_t *b, sc_reload_t *r)
+{
     sc_config_t *n = r->cfg;
     sc_reload_report(b->cfg, n);
     sc_log_set_level((sc_level_t)sc_log_parse_level(n->log_level));
@@ -837,9 +946,11 @@ static void reload_apply(sc_broker_t *b)
     b->access = r->access;
     b->keyring = r->keyring;
     sc_pipeline_set_keyring(b->pipe, r->keyring, n->gateway_id);
-    if (b->service)
-        sc_service_set_access(b->service, r->access, n,
+    if (b->service) {
+        sc_service_set_access(b->service, r->service_access, n,
                               sc_keyring_jwks(r->keyring));
+        r->service_access = NULL;
+    }
     sc_config_t *old = b->cfg;
     b->cfg = n;
     sc_subs_revoke(b->subs, old, n, b->access); /* revocation at once */
@@ -953,14 +1064,12 @@ int sc_broker_run(sc_broker_t *b)
             {b->xpub, 0, ZMQ_POLLIN, 0},
             {b->xpub_mon, 0, ZMQ_POLLIN, 0},
             {b->pull, 0, paused ? 0 : ZMQ_POLLIN, 0},
+            {NULL, b->reload_pipe[0], ZMQ_POLLIN, 0},
         };
-        int n_items = 5;
+        int n_items = 6;
         if (b->pull_ipc)
             items[n_items++] =
                 (zmq_pollitem_t){b->pull_ipc, 0, paused ? 0 : ZMQ_POLLIN, 0};
-        if (b->service)
-            items[n_items++] = (zmq_pollitem_t){sc_service_socket(b->service),
-                                                0, ZMQ_POLLIN, 0};
         void *ctl = sc_control_core_socket(sc_ops_control(b->ops));
         if (ctl)
             items[n_items++] = (zmq_pollitem_t){ctl, 0, ZMQ_POLLIN, 0};
@@ -988,7 +1097,7 @@ int sc_broker_run(sc_broker_t *b)
             bool stop = false;
             while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo == SIGHUP) {
-                    json_decref(reload(b, "SIGHUP"));
+                    reload_start(b);
                 } else if (si.ssi_signo == SIGUSR1) {
                     char e[512];
                     if (sc_ops_reopen_logs(b->ops, e, sizeof e) != 0)
@@ -1025,6 +1134,8 @@ int sc_broker_run(sc_broker_t *b)
             sc_subs_handle_monitor(b->subs); /* fresh records first */
             sc_subs_handle(b->subs, b->access, b->cfg);
         }
+        if (items[5].revents & ZMQ_POLLIN)
+            reload_finish(b, false);
         if (items[3].revents & ZMQ_POLLIN)
             sc_subs_handle_monitor(b->subs);
         sc_subs_enforce(b->subs, sc_mono_ms());
@@ -1033,9 +1144,6 @@ int sc_broker_run(sc_broker_t *b)
             if (b->stop_requested)
                 break;
         }
-        for (int k = 0; b->service && k < 64; k++)
-            if (sc_service_handle(b->service) != 0)
-                break;
         now = sc_mono_ms();
         if (b->cfg->heartbeat_ms > 0 && now >= b->next_heartbeat_ms) {
             b->hb_index = 0;
@@ -1050,7 +1158,6 @@ int sc_broker_run(sc_broker_t *b)
         if (now >= b->next_log_flush_ms) {
             sc_access_flush_log(b->access);
             sc_subs_flush_log(b->subs);
-            sc_service_flush_log(b->service);
             b->next_log_flush_ms = now + LOG_FLUSH_MS;
         }
         if (svw >= 0)
@@ -1086,6 +1193,17 @@ void sc_broker_destroy(sc_broker_t **b_p)
     if (!b_p || !*b_p)
         return;
     sc_broker_t *b = *b_p;
+    if (b->reload_running) {
+        sc_reload_t *r = NULL;
+        pthread_join(b->reload_thread, NULL);
+        if (read(b->reload_pipe[0], &r, sizeof r) == (ssize_t)sizeof r)
+            sc_reload_free(&r);
+        b->reload_running = false;
+        json_decref(b->reload_rep);
+    }
+    for (int i = 0; i < 2; i++)
+        if (b->reload_pipe[i] >= 0)
+            close(b->reload_pipe[i]);
     bool abandoned = sc_supervisor_abandoned(b->sv);
     if (b->sv)
         stop_plugins(b);

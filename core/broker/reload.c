@@ -24,6 +24,7 @@ void sc_reload_free(sc_reload_t **r_p)
     sc_reload_t *r = *r_p;
     sc_keyring_destroy(&r->keyring);
     sc_access_destroy(&r->access);
+    sc_access_destroy(&r->service_access);
     sc_config_destroy(&r->cfg);
     free(r);
     *r_p = NULL;
@@ -89,6 +90,13 @@ sc_reload_t *sc_reload_prepare(const char *path, const sc_config_t *running)
     r->cfg = n;
     r->access = na;
     r->keyring = nk;
+    if (n->service_endpoint &&
+        !(r->service_access = sc_access_new(n, err, sizeof err))) {
+        sc_log(SC_L_ERROR, "core",
+               "reload refused: %s; the running configuration stays", err);
+        sc_reload_free(&r);
+        return NULL;
+    }
     return r;
 }
 

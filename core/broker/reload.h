@@ -18,6 +18,7 @@
 typedef struct sc_reload {
     sc_config_t *cfg;
     sc_access_t *access;
+    sc_access_t *service_access; /* the service thread's own copy */
     sc_keyring_t *keyring;
 } sc_reload_t;
 

@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,33 +44,126 @@ typedef struct bucket {
     struct bucket *next;
 } bucket_t;
 
+/* A channel's head when the service started: messages up to it were
+ * journaled by an earlier run and are verified before they are served;
+ * later ones were signed by this process and are sent as stored. */
+typedef struct trust {
+    char *channel;
+    uint64_t head;
+} trust_t;
+
+/* What the core hands over on reload; taken by the service thread
+ * between two requests. */
+typedef struct handover {
+    sc_access_t *access;
+    sc_jwks_t *jwks;
+    int64_t rate, burst, batch;
+} handover_t;
+
 struct sc_service {
-    void *sock;
-    const sc_access_t *access;
-    sc_journal_t *journal;
-    const sc_jwks_t *jwks;
+    void *sock;                 /* the service thread's once started */
+    sc_journal_reader_t *rd;    /* the service thread's own connection */
+    const char *epoch;          /* the reader's */
+    sc_access_t *access;        /* owned; replaced from `next` */
+    sc_jwks_t *jwks;            /* owned copy */
     int64_t rate, burst, batch;
     bucket_t *buckets;
     sc_ratelimit_t *log_refused; /* refused requests, per agency */
+    int64_t next_flush_ms;
+    trust_t *trust;             /* sorted by channel */
+    size_t n_trust, cap_trust;
+
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    pthread_mutex_t mu;         /* guards next / has_next */
+    handover_t next;
+    bool has_next;
 };
+
+static sc_jwks_t *jwks_copy(const sc_jwks_t *j)
+{
+    char *txt = j ? sc_jwks_dump(j) : NULL;
+    sc_jwks_t *c = txt ? sc_jwks_parse(txt, strlen(txt), "keyring", NULL, 0)
+                       : NULL;
+    free(txt);
+    return c;
+}
+
+static int add_trust(void *arg, const char *channel, uint64_t head)
+{
+    sc_service_t *s = arg;
+    if (s->n_trust == s->cap_trust) {
+        size_t cap = s->cap_trust ? s->cap_trust * 2 : 64;
+        trust_t *v = realloc(s->trust, cap * sizeof *v);
+        if (!v)
+            return 1;
+        s->trust = v;
+        s->cap_trust = cap;
+    }
+    if (!(s->trust[s->n_trust].channel = strdup(channel)))
+        return 1;
+    s->trust[s->n_trust++].head = head;
+    return 0;
+}
+
+static int trust_cmp(const void *a, const void *b)
+{
+    return strcmp(((const trust_t *)a)->channel, ((const trust_t *)b)->channel);
+}
+
+/* Highest seq of `channel` journaled before this run (0 if none). */
+static uint64_t old_head(const sc_service_t *s, const char *channel)
+{
+    trust_t key = {(char *)channel, 0};
+    const trust_t *t = s->n_trust ? bsearch(&key, s->trust, s->n_trust,
+                                            sizeof key, trust_cmp)
+                                  : NULL;
+    return t ? t->head : 0;
+}
 
 sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
                              const char *curve_secret_z85,
-                             const sc_access_t *access, sc_journal_t *journal,
+                             sc_access_t *access, sc_journal_t *journal,
                              const sc_jwks_t *jwks, char *err, size_t errlen)
 {
     sc_service_t *s = calloc(1, sizeof *s);
     if (!s) {
+        sc_access_destroy(&access);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    s->journal = journal;
+    pthread_mutex_init(&s->mu, NULL);
+    atomic_init(&s->stop, false);
+    s->access = access;
     if (!(s->log_refused = sc_ratelimit_new("service", 2.0, 20, 256))) {
-        free(s);
         snprintf(err, errlen, "out of memory");
+        sc_service_destroy(&s);
         return NULL;
     }
-    sc_service_set_access(s, access, cfg, jwks);
+    s->rate = cfg->service_rate;
+    s->burst = cfg->service_burst;
+    s->batch = cfg->replay_batch;
+    if (!(s->jwks = jwks_copy(jwks))) {
+        snprintf(err, errlen, "out of memory");
+        sc_service_destroy(&s);
+        return NULL;
+    }
+    char e[512];
+    if (!(s->rd = sc_journal_reader_new(journal, e, sizeof e))) {
+        snprintf(err, errlen, "service journal reader: %s", e);
+        sc_service_destroy(&s);
+        return NULL;
+    }
+    s->epoch = sc_journal_reader_epoch(s->rd);
+    if (sc_journal_reader_heads(s->rd, "", add_trust, s) < 0) {
+        snprintf(err, errlen, "service: cannot read the journal's heads: %s",
+                 sc_journal_reader_error(s->rd));
+        sc_service_destroy(&s);
+        return NULL;
+    }
+    if (s->n_trust > 1)
+        qsort(s->trust, s->n_trust, sizeof *s->trust, trust_cmp);
     s->sock = zmq_socket(zctx, ZMQ_ROUTER);
     int one = 1, linger = 0, hwm = 100000;
     int64_t maxmsg = MAX_REQ_BYTES + 33; /* + CURVE framing per frame */
@@ -100,14 +195,91 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
     return s;
 }
 
-void sc_service_set_access(sc_service_t *s, const sc_access_t *access,
+static void handover_clear(handover_t *h)
+{
+    sc_access_destroy(&h->access);
+    sc_jwks_destroy(&h->jwks);
+}
+
+void sc_service_set_access(sc_service_t *s, sc_access_t *access,
                            const sc_config_t *cfg, const sc_jwks_t *jwks)
 {
-    s->access = access;
-    s->jwks = jwks;
-    s->rate = cfg->service_rate;
-    s->burst = cfg->service_burst;
-    s->batch = cfg->replay_batch;
+    handover_t h = {.access = access,
+                    .jwks = jwks_copy(jwks),
+                    .rate = cfg->service_rate,
+                    .burst = cfg->service_burst,
+                    .batch = cfg->replay_batch};
+    if (!h.jwks) {
+        sc_log(SC_L_ERROR, "service",
+               "out of memory: the service keeps its previous access table");
+        handover_clear(&h);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->has_next)
+        handover_clear(&s->next);
+    s->next = h;
+    s->has_next = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* On the service thread, between requests. */
+static void take_handover(sc_service_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->has_next) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    handover_t h = s->next;
+    s->has_next = false;
+    pthread_mutex_unlock(&s->mu);
+    sc_access_take_over(h.access, s->access);
+    sc_access_destroy(&s->access);
+    sc_jwks_destroy(&s->jwks);
+    s->access = h.access;
+    s->jwks = h.jwks;
+    s->rate = h.rate;
+    s->burst = h.burst;
+    s->batch = h.batch;
+}
+
+static void *service_main(void *arg)
+{
+    sc_service_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        take_handover(s);
+        int64_t now = sc_mono_ms();
+        if (now >= s->next_flush_ms) {
+            /* the refusals' "N similar lines suppressed" summaries */
+            sc_ratelimit_flush(s->log_refused);
+            s->next_flush_ms = now + 1000;
+        }
+        zmq_pollitem_t it = {s->sock, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&it, 1, 100);
+        if (rc < 0 && errno != EINTR) {
+            if (errno == ETERM)
+                break;
+            sc_log(SC_L_ERROR, "service", "zmq_poll: %s", zmq_strerror(errno));
+            break;
+        }
+        for (int k = 0; rc > 0 && k < 64 && !atomic_load(&s->stop); k++) {
+            take_handover(s);
+            if (sc_service_handle(s) != 0)
+                break;
+        }
+    }
+    return NULL;
+}
+
+int sc_service_start(sc_service_t *s, char *err, size_t errlen)
+{
+    if (pthread_create(&s->thread, NULL, service_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the service thread");
+        return -1;
+    }
+    s->started = true;
+    return 0;
 }
 
 void sc_service_destroy(sc_service_t **s_p)
@@ -115,26 +287,34 @@ void sc_service_destroy(sc_service_t **s_p)
     if (!s_p || !*s_p)
         return;
     sc_service_t *s = *s_p;
+    if (s->started) {
+        atomic_store(&s->stop, true);
+        pthread_join(s->thread, NULL);
+    }
     if (s->sock)
         zmq_close(s->sock);
     sc_ratelimit_destroy(&s->log_refused);
+    sc_journal_reader_destroy(&s->rd);
     while (s->buckets) {
         bucket_t *n = s->buckets->next;
         free(s->buckets->agency);
         free(s->buckets);
         s->buckets = n;
     }
+    for (size_t i = 0; i < s->n_trust; i++)
+        free(s->trust[i].channel);
+    free(s->trust);
+    if (s->has_next)
+        handover_clear(&s->next);
+    sc_access_destroy(&s->access);
+    sc_jwks_destroy(&s->jwks);
+    pthread_mutex_destroy(&s->mu);
     free(s);
     *s_p = NULL;
 }
 
-void *sc_service_socket(sc_service_t *s) { return s->sock; }
 
-void sc_service_flush_log(sc_service_t *s)
-{
-    if (s)
-        sc_ratelimit_flush(s->log_refused);
-}
+
 
 /* ------------------------------------------------------------------ */
 
@@ -215,8 +395,10 @@ static int stream_row(void *arg, const char *channel, uint64_t seq,
     stream_t *st = arg;
     char topic[SC_CHANNEL_MAX + 2];
     int tl = sc_channel_topic(channel, topic, sizeof topic);
+    if (tl > 0 && seq > old_head(st->r->s, channel))
+        goto send; /* signed by this process: sent as stored */
     json_t *env = NULL;
-    char err[256];
+    char err[256] = "";
     int rc = tl > 0 ? sc_envelope_verify(st->r->s->jwks, topic, (size_t)tl,
                                          jws, jws_len, &env, NULL, err,
                                          sizeof err)
@@ -236,6 +418,7 @@ static int stream_row(void *arg, const char *channel, uint64_t seq,
         return 1;
     }
     json_decref(env);
+send:
     if (send_head(st->r, "msg") != 0 ||
         send_part(st->r, topic, (size_t)tl, 1) != 0 ||
         send_part(st->r, jws, jws_len, 0) != 0)
@@ -299,11 +482,16 @@ static void cmd_whoami(req_t *r)
         json_array_append_new(grants,
                               json_string(sc_agency_grant(r->agency, i)));
     heads_ctx_t h = {json_object(), r->agency};
-    sc_journal_heads(r->s->journal, "", add_granted_head, &h);
+    if (sc_journal_reader_heads(r->s->rd, "", add_granted_head, &h) < 0) {
+        json_decref(grants);
+        json_decref(h.obj);
+        send_error(r, 500, "internal", "journal read failed (see broker log)");
+        return;
+    }
     send_json(r, "end",
               json_pack("{s:s, s:o, s:s, s:o}", "agency",
                         sc_agency_id(r->agency), "grants", grants, "epoch",
-                        sc_journal_epoch(r->s->journal), "channels", h.obj));
+                        r->s->epoch, "channels", h.obj));
 }
 
 static const char *arg_subtree(req_t *r, json_t *args, const char *name)
@@ -334,14 +522,19 @@ static void cmd_heads(req_t *r, json_t *args)
             json_decref(heads);
             return;
         }
-        sc_journal_heads(r->s->journal, sub, add_head, heads);
+        if (sc_journal_reader_heads(r->s->rd, sub, add_head, heads) < 0)
+            goto fail;
     } else {
         heads_ctx_t h = {heads, r->agency};
-        sc_journal_heads(r->s->journal, "", add_granted_head, &h);
+        if (sc_journal_reader_heads(r->s->rd, "", add_granted_head, &h) < 0)
+            goto fail;
     }
     send_json(r, "end",
-              json_pack("{s:s, s:o}", "epoch", sc_journal_epoch(r->s->journal),
-                        "heads", heads));
+              json_pack("{s:s, s:o}", "epoch", r->s->epoch, "heads", heads));
+    return;
+fail:
+    json_decref(heads);
+    send_error(r, 500, "internal", "journal read failed (see broker log)");
 }
 
 static void cmd_replay(req_t *r, json_t *args)
@@ -378,7 +571,7 @@ static void cmd_replay(req_t *r, json_t *args)
                    sc_agency_id(r->agency));
         return;
     }
-    const char *epoch = sc_journal_epoch(s->journal);
+    const char *epoch = s->epoch;
     if (je && strcmp(json_string_value(je), epoch) != 0) {
         json_t *b = json_pack("{s:i, s:s, s:s, s:s}", "code", 409, "error",
                               "epoch-mismatch", "text",
@@ -389,8 +582,11 @@ static void cmd_replay(req_t *r, json_t *args)
         return;
     }
     uint64_t from = (uint64_t)json_integer_value(jf);
-    uint64_t head = sc_journal_head(s->journal, channel);
-    uint64_t low = sc_journal_low(s->journal, channel);
+    uint64_t head = 0, low = 1;
+    if (sc_journal_reader_channel(s->rd, channel, &head, &low) < 0) {
+        send_error(r, 500, "internal", "journal read failed (see broker log)");
+        return;
+    }
     if (from < low && from <= head) {
         json_t *b = json_pack(
             "{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "code", 410, "error",
@@ -404,7 +600,8 @@ static void cmd_replay(req_t *r, json_t *args)
     if (jl && json_integer_value(jl) < limit)
         limit = json_integer_value(jl);
     stream_t st = {.r = r, .last_seq = from - 1};
-    long n = sc_journal_scan(s->journal, channel, from, limit, stream_row, &st);
+    long n = sc_journal_reader_scan(s->rd, channel, from, limit, stream_row,
+                                    &st);
     if (stream_ended(r, &st, n, "replay"))
         return;
     uint64_t next = st.last_seq + 1;
@@ -436,7 +633,10 @@ static void cmd_snapshot(req_t *r, json_t *args)
     }
     /* a reply larger than the send queue could never arrive whole */
     long total = 0;
-    sc_journal_snapshot(r->s->journal, sub, count_row, &total);
+    if (sc_journal_reader_snapshot(r->s->rd, sub, count_row, &total) < 0) {
+        send_error(r, 500, "internal", "journal read failed (see broker log)");
+        return;
+    }
     if (total > MAX_SNAPSHOT) {
         send_error(r, 413, "too-large",
                    "the snapshot of '%.200s' has more than %d messages; ask "
@@ -445,17 +645,21 @@ static void cmd_snapshot(req_t *r, json_t *args)
         return;
     }
     stream_t st = {.r = r};
-    long n = sc_journal_snapshot(r->s->journal, sub, stream_row, &st);
+    long n = sc_journal_reader_snapshot(r->s->rd, sub, stream_row, &st);
     if (stream_ended(r, &st, n, "snapshot"))
         return;
     json_t *heads = json_object();
-    sc_journal_heads(r->s->journal, sub, add_head, heads);
+    if (sc_journal_reader_heads(r->s->rd, sub, add_head, heads) < 0) {
+        json_decref(heads);
+        send_error(r, 500, "internal", "journal read failed (see broker log)");
+        return;
+    }
     sc_ops_request(sc_agency_id(r->agency), "snapshot", sub, 0, r->sent,
                    NULL);
     send_json(r, "end",
               json_pack("{s:s, s:s, s:o, s:I}", "subtree", sub, "epoch",
-                        sc_journal_epoch(r->s->journal), "heads", heads,
-                        "count", (json_int_t)r->sent));
+                        r->s->epoch, "heads", heads, "count",
+                        (json_int_t)r->sent));
 }
 
 /* token bucket per agency; false = over the rate */
@@ -558,14 +762,18 @@ int sc_service_handle(sc_service_t *s)
                                  "frames): %s",
                                  user, total, text);
             send_error(&r, req.code, req.error, "%s", text);
-        } else if (req.cmd == SC_REQ_WHOAMI) {
-            cmd_whoami(&r);
-        } else if (req.cmd == SC_REQ_HEADS) {
-            cmd_heads(&r, req.args);
-        } else if (req.cmd == SC_REQ_REPLAY) {
-            cmd_replay(&r, req.args);
         } else {
-            cmd_snapshot(&r, req.args);
+            /* one consistent read of the journal per request */
+            sc_journal_reader_begin(s->rd);
+            if (req.cmd == SC_REQ_WHOAMI)
+                cmd_whoami(&r);
+            else if (req.cmd == SC_REQ_HEADS)
+                cmd_heads(&r, req.args);
+            else if (req.cmd == SC_REQ_REPLAY)
+                cmd_replay(&r, req.args);
+            else
+                cmd_snapshot(&r, req.args);
+            sc_journal_reader_end(s->rd);
         }
         sc_request_clear(&req);
     }
