@@ -32,7 +32,6 @@ void sc_reload_free(sc_reload_t **r_p)
 
 sc_reload_t *sc_reload_prepare(const char *path, const sc_config_t *running)
 {
-    sc_log(SC_L_INFO, "core", "SIGHUP: reloading %s", path);
     sc_diag_t d = {0};
     sc_config_t *n = sc_config_load(path, true, &d);
     if (n)
