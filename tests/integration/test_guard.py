@@ -302,13 +302,25 @@ def test_handshake_flood_from_many_addresses_capped():
 
 
 def test_fd_limit_raised_at_start():
-    """The broker raises its soft fd limit to the hard limit."""
+    """Started with a soft fd limit of 1024, the broker raises it to the
+    hard limit and says so."""
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with Gateway(extra=NO_HB) as gw:
+    low = min(1024, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        gw = Gateway(extra=NO_HB)   # the broker inherits the low soft limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with gw:
         with open("/proc/%d/limits" % gw.broker.proc.pid) as f:
             line = [l for l in f if l.startswith("Max open files")][0]
         assert line.split()[3] == str(hard) and line.split()[4] == str(hard), line
+        if low < hard:
+            assert "fd limit raised from %d to %d" % (low, hard) in gw.broker.log()
+    # caps that could need more descriptors than the limit: a warning
+    with Gateway(extra=NO_HB, groups={"limits": {"max_unauthenticated": hard + 1}}) as gw:
+        wait_log(gw, "the fd limit (%d) is below what the configured caps allow" % hard)
 
 
 # -- row 10: the smaller holes -------------------------------------------------------
