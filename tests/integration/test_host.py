@@ -55,7 +55,8 @@ def test_abi1_plugin_loads_and_publishes():
         sub.stop()
         envs = sub.envelopes()
         assert all(e["kind"] == "compat.tick" and e["data"]["abi"] == 1 for e in envs), envs
-        assert [e["data"]["n"] for e in envs][:3] == [1, 2, 3]
+        ns = [e["data"]["n"] for e in envs]
+        assert ns == list(range(ns[0], ns[0] + len(ns))), ns
 
 
 def test_missing_capability_fails_alone():
@@ -157,8 +158,11 @@ def test_constructor_crash_takes_only_its_child():
         # a reload checks the isolated plugin in a child too: the broker survives
         gw.broker.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reload refused" in gw.broker.log(), 30, "reload refused")
-        assert "plugin 'boom': crashed while being loaded in its child process" in \
-            gw.broker.log(), gw.broker.log()
+        # a plain build dies of SIGSEGV; under ASan the sanitizer reports
+        # the fault and the child exits with status 1
+        log = gw.broker.log()
+        assert ("plugin 'boom': crashed while being loaded in its child process" in log or
+                "plugin 'boom': refused by its child process (status 1)" in log), log
         n = count(sub, "energy.test.a")
         wait_for(lambda: count(sub, "energy.test.a") > n + 10, 20, "a still publishing")
         assert gw.broker.alive()
