@@ -8,10 +8,20 @@
  * reload.
  *
  * Child processes are spawned with posix_spawn (safe in a threaded
- * process) as `sectorcastd --plugin-child NAME --core IPC -c CONFIG`; the
- * child runs the same plugin host and publishes into the core's ipc PULL
- * socket. The core re-checks every message from that socket against the
- * plugin's grants, since a crashed or hostile child is not trusted.
+ * process) as `sectorcastd --plugin-child NAME --core IPC --child-fd 3`;
+ * fd 3 is a pipe on which the supervisor writes the running config's
+ * entry (JSON: path, sector, channels, settings as written, limits) and a
+ * fresh random credential. The child loads the plugin (never this
+ * process), checks its settings, runs the same plugin host and sends its
+ * frames to the core's ipc ROUTER with the credential as routing id; the
+ * core attributes each frame by it (sc_supervisor_child) and re-checks
+ * every message against the plugin's grants, since a crashed or hostile
+ * child is not trusted. Children are pinged every PING_MS; one silent for
+ * DEAD_MS is killed and restarted with backoff.
+ *
+ * Reload: a thread plugin whose new instance fails init() is restarted on
+ * its previous entry; that previous config is kept (sc_supervisor_adopt)
+ * until no slot points into it.
  */
 #include "supervisor.h"
 

@@ -4,8 +4,10 @@
  * Owns the set of plugin instances: starting them from a config, applying
  * a reloaded config (start added plugins, stop removed ones, restart only
  * those whose entry or .so file changed), and, for plugins configured with
- * isolation = "process", the child processes that host them: spawning,
- * reaping, and restarting a crashed child with exponential backoff.
+ * isolation = "process", the child processes that host them: spawning
+ * (with the running config's entry and a per-child credential), reaping,
+ * liveness pings, and restarting a crashed or hung child with exponential
+ * backoff. Never loads an isolated plugin into this process.
  * Never touches the journal or the publish socket: while it waits for
  * plugins to stop it calls the core's drain callback so that nothing a
  * plugin was told was accepted is lost.
