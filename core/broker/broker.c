@@ -180,6 +180,12 @@ static int check_in_child(sc_config_t *cfg, sc_cfg_plugin_t *p,
     pid_t r;
     while ((r = waitpid(pid, &st, WNOHANG)) == 0 && sc_mono_ms() < deadline)
         usleep(5000);
+    if (r < 0) {
+        sc_diag_add(diag, cfg->path, p->line,
+                    "plugin '%s': its check process was lost (%s)", p->name,
+                    strerror(errno));
+        return 1;
+    }
     if (r == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);

@@ -680,11 +680,14 @@ void sc_supervisor_tick(sc_supervisor_t *sv)
         return;
     int st;
     pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-        for (size_t i = 0; i < sv->n; i++) {
-            slot_t *s = &sv->slots[i];
-            if (s->pid != pid)
-                continue;
+    /* reap only our plugin children (by pid): other children of the
+     * broker, e.g. a reload's --check-plugin child, are waited for by
+     * whoever started them */
+    for (size_t i = 0; i < sv->n; i++) {
+        slot_t *s = &sv->slots[i];
+        if (s->pid <= 0 || (pid = waitpid(s->pid, &st, WNOHANG)) != s->pid)
+            continue;
+        {
             s->pid = 0;
             char why[96];
             int64_t ran = sc_mono_ms() - s->started_ms;
