@@ -311,22 +311,9 @@ void sc_ops_plugin(const char *name, const char *state, int pid,
                    const char *error)
 {
     sc_metric_set(M.plugin_up, strcmp(state, "running") == 0 ? 1 : 0, name);
-    sc_status_t *s = st();
-    if (s && strcmp(state, "running") == 0) {
-        /* a start after a previous run is a restart */
-        json_t *ps = sc_status_json_plugins(s);
-        size_t i;
-        json_t *p;
-        json_array_foreach(ps, i, p) {
-            const char *n = json_string_value(json_object_get(p, "plugin"));
-            const char *was = json_string_value(json_object_get(p, "state"));
-            if (n && strcmp(n, name) == 0 && was &&
-                strcmp(was, "starting") != 0)
-                sc_metric_add(M.restarts, 1, name);
-        }
-        json_decref(ps);
-    }
-    sc_status_plugin(s, name, state, pid, error);
+    /* a start after a previous run is a restart */
+    if (sc_status_plugin(st(), name, state, pid, error))
+        sc_metric_add(M.restarts, 1, name);
 }
 
 void sc_ops_plugin_crashed(const char *name, const char *why)

@@ -369,17 +369,20 @@ void sc_status_conn_closed(sc_status_t *s, int fd)
     pthread_mutex_unlock(&s->mu);
 }
 
-void sc_status_plugin(sc_status_t *s, const char *name, const char *state,
+bool sc_status_plugin(sc_status_t *s, const char *name, const char *state,
                       int pid, const char *error)
 {
+    bool restart = false;
     if (!s || !name || !state)
-        return;
+        return false;
     pthread_mutex_lock(&s->mu);
     plug_t *p = plug_locked(s, name);
     if (p) {
         if (strcmp(state, "running") == 0) {
-            if (p->ran)
+            if (p->ran) {
                 p->restarts++;
+                restart = true;
+            }
             p->ran = true;
         }
         snprintf(p->state, sizeof p->state, "%s", state);
@@ -391,6 +394,7 @@ void sc_status_plugin(sc_status_t *s, const char *name, const char *state,
         }
     }
     pthread_mutex_unlock(&s->mu);
+    return restart;
 }
 
 void sc_status_plugin_crashed(sc_status_t *s, const char *name,

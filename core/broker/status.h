@@ -62,8 +62,9 @@ void sc_status_sub_refused(sc_status_t *s, const char *agency);
 void sc_status_conn_closed(sc_status_t *s, int fd);
 
 /* Plugin lifecycle: state is "running", "stopped", "crashed",
- * "restarting", "failed" (could not start). pid 0 = in-process. */
-void sc_status_plugin(sc_status_t *s, const char *name, const char *state,
+ * "restarting", "failed" (could not start). pid 0 = in-process. Returns
+ * true when this "running" is a restart (the plugin had run before). */
+bool sc_status_plugin(sc_status_t *s, const char *name, const char *state,
                       int pid, const char *error);
 void sc_status_plugin_crashed(sc_status_t *s, const char *name,
                               const char *error);
