@@ -4,7 +4,7 @@
  *
  *   bench_sub endpoint=tcp://.. server_key=FILE client=BASE subtree=S.
  *             subs=K count=N [verify=1] [jwks=FILE] [service=tcp://..]
- *             [idle_ms=10000] [latency=1]
+ *             [idle_ms=10000] [dump=FILE]
  *
  * verify=1: each thread is a libsectorcast client (sc_client_recv:
  * CURVE, JWS verified, per-channel order, gap repair through `service`).
@@ -18,7 +18,8 @@
  * (N / (last arrival at the slowest thread - publish time of n = 1)), the
  * publish rate (n = 1..N publish times), one-way latency percentiles over
  * every thread (publish time inside the data, CLOCK_MONOTONIC shared with
- * the broker on this machine), refused/gaps/repaired counts.
+ * the broker on this machine), refused/gaps/repaired counts. dump=FILE
+ * writes "publish_ns latency_ns" for every counted message.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
@@ -41,6 +42,7 @@ typedef struct sub {
     pthread_t th;
     int index;
     int64_t *lat;     /* count entries */
+    int64_t *pubt;    /* publish times, with dump= only */
     size_t n_lat;
     long long received;   /* counted messages */
     long long refused, gaps, repaired, errors;
@@ -88,8 +90,11 @@ static int take(sub_t *s, const char *data, size_t len)
     if (n == g_count)
         s->last_pub = t;
     s->last_arrival = now;
-    if (s->n_lat < (size_t)g_count)
+    if (s->n_lat < (size_t)g_count) {
+        if (s->pubt)
+            s->pubt[s->n_lat] = t;
         s->lat[s->n_lat++] = now - t;
+    }
     s->received++;
     return n >= g_count;
 }
@@ -216,6 +221,7 @@ int main(int argc, char **argv)
     g_idle_ms = bench_int(argc, argv, "idle_ms", 10000);
     g_verify = (int)bench_int(argc, argv, "verify", 1);
     int k = (int)bench_int(argc, argv, "subs", 1);
+    const char *dump = bench_arg(argc, argv, "dump", NULL);
     if (!g_endpoint || !g_server_key || !g_client || !g_subtree || k < 1 ||
         g_count < 1 || (g_verify && !g_jwks) || sodium_init() < 0) {
         fprintf(stderr, "usage: bench_sub endpoint=.. server_key=FILE "
@@ -227,6 +233,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < k; i++) {
         subs[i].index = i;
         subs[i].lat = malloc((size_t)g_count * sizeof(int64_t));
+        if (dump)
+            subs[i].pubt = malloc((size_t)g_count * sizeof(int64_t));
         if (!subs[i].lat ||
             pthread_create(&subs[i].th, NULL, g_verify ? run_verify : run_raw,
                            &subs[i]) != 0) {
@@ -275,6 +283,15 @@ int main(int argc, char **argv)
         if (s->last_arrival > last_arrival)
             last_arrival = s->last_arrival;
         total += s->n_lat;
+    }
+    if (dump) { /* "publish_ns latency_ns" per counted message */
+        FILE *f = fopen(dump, "w");
+        for (int i = 0; f && i < k; i++)
+            for (size_t j = 0; subs[i].pubt && j < subs[i].n_lat; j++)
+                fprintf(f, "%lld %lld\n", (long long)subs[i].pubt[j],
+                        (long long)subs[i].lat[j]);
+        if (f)
+            fclose(f);
     }
     int64_t *all = malloc((total ? total : 1) * sizeof *all);
     size_t at = 0;
