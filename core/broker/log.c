@@ -151,11 +151,13 @@ void sc_logv(sc_level_t level, const char *who, const char *fmt, va_list ap)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
+    /* level and component first (what an operator greps for), then the
+     * time */
     int n = snprintf(line, sizeof line,
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
-                     names[level], who ? who : "core");
+                     "%-5s [%s] %04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
+                     names[level], who ? who : "core", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000L);
     if (n < 0)
         return;
     if ((size_t)n < sizeof line) {

@@ -481,7 +481,7 @@ def test_log_file_reopened_on_sigusr1_and_ctl():
                  "start logged to the file")
         assert oct(os.stat(log).st_mode & 0o777) == "0o600"
         first = open(log).readline()
-        assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z (info|debug|warn|error)\s+\[\w+\] ", first), first
+        assert re.match(r"(info|debug|warn|error)\s+\[\w+\] \d{4}-\d\d-\d\dT[\d:.]+Z ", first), first
         os.rename(log, log + ".1")
         os.rename(audit, audit + ".1")
         gw.broker.proc.send_signal(signal.SIGUSR1)
