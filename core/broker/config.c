@@ -709,7 +709,7 @@ static void load_limits(loader_t *L, const config_setting_t *root)
     cfg->max_unauthenticated = 256;
     cfg->max_connections_per_address = 64;
     cfg->max_connections_per_agency = 16;
-    cfg->send_queue_bytes = 64LL * 1024 * 1024;
+    cfg->send_queue_bytes = 256LL * 1024 * 1024;
     cfg->slow_subscriber_ms = 10000;
     cfg->max_heartbeats = 1000;
     cfg->max_channels_per_plugin = 1000;

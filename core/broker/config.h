@@ -98,7 +98,7 @@ typedef struct sc_config {
     int64_t max_unauthenticated;         /* connections in handshake (256) */
     int64_t max_connections_per_address; /* open, per peer IP (64) */
     int64_t max_connections_per_agency;  /* subscribed, per agency (16) */
-    int64_t send_queue_bytes;            /* per connection (64 MiB) */
+    int64_t send_queue_bytes;            /* per connection (256 MiB) */
     int64_t slow_subscriber_ms;          /* cut after (10000; 0 = never) */
     int64_t max_heartbeats;              /* channels per heartbeat (1000) */
     int64_t max_channels_per_plugin;     /* distinct channels per run (1000) */
