@@ -256,7 +256,10 @@ int sc_broker_check_one_plugin(sc_config_t *cfg, const char *name,
 static void drain(void *arg)
 {
     sc_broker_t *b = arg;
-    for (int round = 0; round < 64 && sc_pipeline_drain(b->pipe); round++)
+    /* until the plugin sockets are empty: the supervisor calls this while
+     * plugins stop and after they stopped, and everything a plugin handed
+     * over must be journaled and sent before the broker exits */
+    while (sc_pipeline_drain(b->pipe))
         ;
 }
 
@@ -579,6 +582,8 @@ sc_broker_t *sc_broker_new(sc_config_t **cfg_p, char *err, size_t errlen)
     };
     if (!(b->pipe = sc_pipeline_new(&pe, err, errlen)))
         goto fail;
+    sc_log(SC_L_INFO, "core", "%d signing thread(s) (gateway.sign_threads)",
+           sc_pipeline_sign_threads(b->pipe));
     if (!(b->sinks = sc_sink_feeder_new(b->journal,
                                         cfg->data_dir, e, sizeof e))) {
         snprintf(err, errlen, "sinks: %s", e);

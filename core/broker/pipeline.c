@@ -39,6 +39,9 @@ enum {
     SC_PUB_FRAMES
 };
 #define GROUP_US 1000        /* a group stops filling after ~1 ms */
+#define ACKED_GROUP_MAX 64   /* ...or at this size once a child waits in it */
+#define GROUP_TARGET_US 3000 /* ...or at the size that takes ~3 ms to sign,
+                                journal and send (measured) */
 #define RETRY_MS 1000
 #define KEEP_BUF 65536       /* slot buffers above this are freed after use */
 #define SOURCE_CACHE 16      /* source objects kept per worker */
@@ -100,6 +103,7 @@ struct sc_pipeline {
     const char *epoch;
     int64_t retry_at_ms; /* journal failure: pause until then */
     uint64_t n_sent;
+    double us_per_msg;   /* moving average of a group's cost per message */
 };
 
 static void scratch_clear(scratch_t *sc)
@@ -527,6 +531,13 @@ static void sign_job(void *arg, size_t i, int worker)
     sc_ops_signed(sc_ops_now() - t0);
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Drop the messages that could not be signed (rare: the plugin host
  * checks what it can), acking their senders. */
 static void drop_failed(sc_pipeline_t *p)
@@ -575,6 +586,8 @@ again:
             goto fail;
         }
     }
+    int64_t g0 = mono_us();
+    size_t n0 = p->n_group;
     sc_now_rfc3339(p->ts);
     p->epoch = sc_journal_epoch(p->journal);
     /* building and signing: on the signing threads, each message its own
@@ -644,6 +657,11 @@ again:
         ack(p, m, SC_PUB_ACK_OK);
         pending_clear(m);
     }
+    if (n0 > 0) {
+        double per = (double)(mono_us() - g0) / (double)n0;
+        p->us_per_msg = p->us_per_msg > 0 ? 0.8 * p->us_per_msg + 0.2 * per
+                                           : per;
+    }
     p->n_group = 0;
     p->retry_at_ms = 0;
     return 0;
@@ -658,12 +676,6 @@ fail:
     return -1;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 bool sc_pipeline_drain(sc_pipeline_t *p)
 {
@@ -674,17 +686,30 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
      * ROUTER between the children), until both are empty, the group is
      * full or about a millisecond has passed */
     int64_t t0 = mono_us();
-    bool more = false;
-    for (unsigned it = 1; p->n_group < GROUP_MAX; it++) {
+    bool more = false, acked = false;
+    size_t cap = GROUP_MAX;
+    if (p->us_per_msg > 0) {
+        double c = GROUP_TARGET_US / p->us_per_msg;
+        cap = c < 16 ? 16 : c > GROUP_MAX ? GROUP_MAX : (size_t)c;
+    }
+    for (unsigned it = 1; p->n_group < cap; it++) {
         int got = 0;
         if (read_publish(p, p->pull) == 0)
             got++;
-        if (p->pull_ipc && p->n_group < GROUP_MAX &&
-            read_publish(p, p->pull_ipc) == 0)
-            got++;
+        if (p->pull_ipc && p->n_group < GROUP_MAX) {
+            size_t before = p->n_group;
+            if (read_publish(p, p->pull_ipc) == 0) {
+                got++;
+                acked = acked || p->n_group > before;
+            }
+        }
         if (!got)
             break;
-        if (p->n_group >= GROUP_MAX ||
+        /* a child waits for its ack (one frame in flight): its frame
+         * rides a small group, so that it commits within a few ms even
+         * while a thread plugin publishes at full speed */
+        if (p->n_group >= cap ||
+            (acked && p->n_group >= ACKED_GROUP_MAX) ||
             ((it & 7) == 0 && mono_us() - t0 >= GROUP_US)) {
             more = true;
             break;
