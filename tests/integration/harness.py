@@ -9,6 +9,7 @@ build/asan). Every wait is bounded; every process started is stopped.
         ...
 """
 import json
+import re
 import os
 import shutil
 import signal
@@ -23,6 +24,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, os.environ.get("SC_BUILD", "build"))
 BIN = os.path.join(BUILD, "bin")
 PLUGINS = os.path.join(BUILD, "plugins")
+
+
+# the UTC time after a broker log line's "LEVEL [component] "
+_LOG_TIME = re.compile(r"^((?:debug|info|warn|error) *\[[^\]\n]*\] )"
+                       r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", re.M)
 
 
 def free_port():
@@ -94,8 +100,11 @@ class Process:
                                      stdin=subprocess.DEVNULL, env=env)
 
     def log(self):
+        """The process's stderr. Broker lines ("LEVEL [component] TIME
+        message") are given without their timestamp, so a test can look
+        for "[component] message"."""
         with open(self.logpath, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+            return _LOG_TIME.sub(r"\1", f.read().decode("utf-8", "replace"))
 
     def stdout(self):
         if not self.stdout_path:
