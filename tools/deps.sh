@@ -16,9 +16,10 @@ libjansson-dev libsqlite3-dev libmicrohttpd-dev libnats-dev"
 # (llvm-symbolizer: sanitizer stacks, and tests/fuzz/lsan.supp matches by
 # function name), python3 with zmq/jwcrypto/nacl (integration and interop
 # tests), nats-server (NATS bridge tests), prometheus (promtool checks the
-# metrics), chromium (status page), systemd (systemd-analyze verify)
+# metrics), chromium (status page), systemd (systemd-analyze verify), make
+# (test_sdk builds the installed example plugin project with its Makefile)
 tests="libcmocka-dev clang libclang-rt-dev llvm python3 python3-zmq
-python3-jwcrypto python3-nacl nats-server prometheus chromium systemd"
+python3-jwcrypto python3-nacl nats-server prometheus chromium systemd make"
 
 want_tests=0
 [ "${1:-}" = "--test" ] && want_tests=1
