@@ -561,7 +561,7 @@ class Bench:
                  "<= 2x idle")
         self.res = {"sign": sign, "raw": {"%d/%d" % k: v for k, v in raw.items()},
                     "rawlat": rawlat, "e2e": {"%d/%s/%d" % k: v for k, v in e2e.items()},
-                    "alone": alone, "lat": lat, "fan": fan, "counts": cnt,
+                    "alone": alone, "lat": {"%d/%s" % (k[0], "verify" if k[1] else "bare"): v for k, v in lat.items()}, "fan": fan, "counts": cnt,
                     "journal": jr, "replay": rp}
 
     def print_table(self):
