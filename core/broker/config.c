@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -620,7 +621,7 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
     static const char *const known[] = {"id", "data_dir", "max_data_bytes",
                                         "log_level", "durability",
                                         "heartbeat_ms", "sign_threads",
-                                        "stop_timeout_ms",
+                                        "stop_timeout_ms", "plugin_user",
                                         NULL};
     sc_config_t *cfg = L->cfg;
     scope_t top = {root, "", "", NULL};
@@ -659,6 +660,14 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
             err(L, s, "'log_level' must be one of debug, info, warn, error "
                       "(got '%s')", v);
         cfg->log_level = xdup(L, v);
+    }
+
+    /* the user isolated plugins drop to unless their entry names one */
+    v = get_string(L, &sc, "plugin_user", false, &s);
+    if (v != NULL) {
+        if (v[0] != '\0' && getpwnam(v) == NULL)
+            err(L, s, "'plugin_user': no such user '%s'", v);
+        cfg->plugin_user = xdup(L, v);
     }
 
     cfg->durability_full = true;
@@ -1131,6 +1140,7 @@ static void free_plugin(sc_cfg_plugin_t *p)
     free(p->name);
     free(p->path);
     free(p->sector);
+    free(p->user);
     free_strings(p->channels, p->n_channels);
     sc_sv_destroy(&p->settings_written);
     sc_settings_destroy(&p->settings);
@@ -1152,7 +1162,8 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
 {
     static const char *const known[] = {"name",     "path",     "sector",
                                         "channels", "settings", "enabled",
-                                        "isolation", "receives", NULL};
+                                        "isolation", "receives", "user",
+                                        NULL};
     sc_config_t *cfg = L->cfg;
     scope_t top = {root, "", "", NULL};
     config_setting_t *list = get_list(L, &top, "plugins", false);
@@ -1198,6 +1209,21 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
                 err(L, s, "%s'isolation' must be \"thread\" or \"process\" "
                           "(got '%s')", pfx, iso);
         }
+
+        /* user: the unprivileged user an isolated child drops to ("" =
+         * none; default gateway.plugin_user) */
+        const char *user = get_string(L, &ps, "user", false, &s);
+        if (user != NULL) {
+            if (!p.isolate_process)
+                err(L, s, "%s'user' needs isolation = \"process\" (a plugin "
+                          "thread runs as the broker's user)", pfx);
+            else if (user[0] != '\0' && getpwnam(user) == NULL)
+                err(L, s, "%s'user': no such user '%s'", pfx, user);
+        } else if (p.isolate_process && cfg->plugin_user != NULL) {
+            user = cfg->plugin_user;
+        }
+        if (user != NULL && user[0] != '\0' && p.isolate_process)
+            p.user = xdup(L, user);
 
         const char *path = get_string(L, &ps, "path", true, &s);
         if (path != NULL) {
@@ -1606,6 +1632,7 @@ void sc_config_destroy(sc_config_t **cfg_p)
     free(c->dir);
     free(c->gateway_id);
     free(c->data_dir);
+    free(c->plugin_user);
     free(c->log_level);
     free(c->publish_endpoint);
     free(c->service_endpoint);

@@ -33,6 +33,9 @@ typedef struct sc_cfg_plugin {
     int settings_line;   /* line of its settings group (or `line`) */
     bool isolate_process;/* isolation = "process": run in a child process */
     int64_t max_channels;/* limits.max_channels_per_plugin (copied here) */
+    char *user;          /* isolated child drops to this user (NULL: it
+                            keeps the broker's); `user` or
+                            gateway.plugin_user */
     char **receives;     /* sink: subtrees it reads, each ending in '.'
                             (inside the gateway's sectors); none = not a
                             sink. A sink needs no sector nor channels. */
@@ -85,6 +88,7 @@ typedef struct sc_config {
     char *data_dir;        /* absolute */
     int64_t max_data_bytes;
     char *log_level;       /* debug|info|warn|error */
+    char *plugin_user;     /* gateway.plugin_user (NULL: unset) */
     bool durability_full;  /* gateway.durability: "full" (default) or "normal" */
     int64_t heartbeat_ms;  /* gateway.heartbeat_ms, 0 = off (default 1000) */
     int sign_threads;      /* gateway.sign_threads, 0 = one per core */

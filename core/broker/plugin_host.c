@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 #include <zmq.h>
 
+#include "common/clock.h"
 #include "host/frame.h"
 #include "log.h"
 #include "ops.h"
@@ -250,18 +251,11 @@ static sqlite3 *state_db(sc_plugin_inst_t *p)
 {
     if (p->state_db)
         return p->state_db;
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(p->state_db_path, &db,
-                        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        sc_log(SC_L_ERROR, p->name, "plugin state %s: %s", p->state_db_path,
-               db ? sqlite3_errmsg(db) : "cannot open");
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 10000);
-    p->state_db = db;
-    return db;
+    char err[512];
+    p->state_db = sc_plugin_state_open(p->state_db_path, err, sizeof err);
+    if (!p->state_db)
+        sc_log(SC_L_ERROR, p->name, "%s", err);
+    return p->state_db;
 }
 
 static overlay_t *overlay_find(sc_plugin_inst_t *p, const char *key)
@@ -622,21 +616,119 @@ static void set_started(sc_plugin_inst_t *p, int v)
     pthread_mutex_unlock(&p->done_mu);
 }
 
+/* The socket towards the core, with the options every instance uses. */
+static void *core_socket(void *zctx, bool acked, const char *endpoint,
+                         const char *routing_id)
+{
+    void *sock = zmq_socket(zctx, acked ? ZMQ_DEALER : ZMQ_PUSH);
+    int linger = 0, hwm = 10000, timeo = 100;
+    if (!sock ||
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeo, sizeof timeo) != 0 ||
+        zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeo, sizeof timeo) != 0 ||
+        (routing_id &&
+         zmq_setsockopt(sock, ZMQ_ROUTING_ID, routing_id,
+                        strlen(routing_id)) != 0) ||
+        zmq_connect(sock, endpoint) != 0) {
+        int e = errno;
+        if (sock)
+            zmq_close(sock);
+        errno = e;
+        return NULL;
+    }
+    return sock;
+}
+
+void *sc_plugin_child_connect(void *zctx, const char *core_endpoint,
+                              const char *routing_id, int timeout_ms,
+                              char *err, size_t errlen)
+{
+    void *sock = core_socket(zctx, true, core_endpoint, routing_id);
+    if (!sock) {
+        snprintf(err, errlen, "cannot connect to the core (%s): %s",
+                 core_endpoint, zmq_strerror(errno));
+        return NULL;
+    }
+    /* wait until the connection exists: after the child drops its
+     * privileges it could not make it any more */
+    char mon_ep[96];
+    snprintf(mon_ep, sizeof mon_ep, "inproc://sc-child-monitor-%.40s",
+             routing_id);
+    void *mon = NULL;
+    bool ok = false;
+    if (zmq_socket_monitor(sock, mon_ep, ZMQ_EVENT_CONNECTED) == 0 &&
+        (mon = zmq_socket(zctx, ZMQ_PAIR)) != NULL &&
+        zmq_connect(mon, mon_ep) == 0) {
+        int64_t until = sc_mono_ms() + timeout_ms;
+        while (!ok && sc_mono_ms() < until) {
+            zmq_pollitem_t it = {mon, 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&it, 1, 100) <= 0)
+                continue;
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, mon, 0) >= 0 && zmq_msg_size(&m) >= 2) {
+                uint16_t ev;
+                memcpy(&ev, zmq_msg_data(&m), sizeof ev);
+                ok = ev == ZMQ_EVENT_CONNECTED;
+            }
+            while (zmq_msg_more(&m)) { /* the endpoint part */
+                zmq_msg_close(&m);
+                zmq_msg_init(&m);
+                if (zmq_msg_recv(&m, mon, 0) < 0)
+                    break;
+            }
+            zmq_msg_close(&m);
+        }
+    }
+    zmq_socket_monitor(sock, NULL, 0);
+    if (mon)
+        zmq_close(mon);
+    if (!ok) {
+        snprintf(err, errlen, "cannot connect to the core (%s) within %d ms",
+                 core_endpoint, timeout_ms);
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+void *sc_plugin_state_open(const char *path, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "plugin state %s: %s", path,
+                 db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    return db;
+}
+
+int sc_plugin_state_warm(void *db, char *err, size_t errlen)
+{
+    /* a read transaction opens the WAL and its shared memory, which then
+     * stay open with the connection */
+    char *msg = NULL;
+    if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL,
+                     &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "plugin state: %s", msg ? msg : "read failed");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
 static void *plugin_thread(void *arg)
 {
     sc_plugin_inst_t *p = arg;
     const sc_host_lib_t *lib = sc_host_lib(p->h);
-    p->sock = zmq_socket(p->zctx, p->acked ? ZMQ_DEALER : ZMQ_PUSH);
-    int linger = 0, hwm = 10000, timeo = 100;
-    if (!p->sock ||
-        zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(p->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(p->sock, ZMQ_SNDTIMEO, &timeo, sizeof timeo) != 0 ||
-        zmq_setsockopt(p->sock, ZMQ_RCVTIMEO, &timeo, sizeof timeo) != 0 ||
-        (p->routing_id &&
-         zmq_setsockopt(p->sock, ZMQ_ROUTING_ID, p->routing_id,
-                        strlen(p->routing_id)) != 0) ||
-        zmq_connect(p->sock, p->core_endpoint) != 0) {
+    if (!p->sock)
+        p->sock = core_socket(p->zctx, p->acked, p->core_endpoint,
+                              p->routing_id);
+    if (!p->sock) {
         sc_log(SC_L_ERROR, p->name, "cannot connect to the core (%s): %s",
                p->core_endpoint, zmq_strerror(errno));
         set_started(p, -1);
@@ -695,6 +787,10 @@ static void *plugin_thread_main(void *arg)
 
 static void inst_free(sc_plugin_inst_t *p)
 {
+    if (p->sock) /* handed over but the thread never ran */
+        zmq_close(p->sock);
+    if (p->state_db)
+        sqlite3_close(p->state_db);
     sc_host_destroy(&p->h);
     free(p->name);
     sc_settings_destroy(&p->settings);
@@ -727,12 +823,31 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
                                   const char *routing_id, char *err,
                                   size_t errlen)
 {
+    return sc_plugin_start_on(lib, cfg, max_data_bytes, zctx, core_endpoint,
+                              state_db, acked, routing_id, NULL, NULL, err,
+                              errlen);
+}
+
+sc_plugin_inst_t *sc_plugin_start_on(sc_plugin_lib_t *lib,
+                                     const sc_cfg_plugin_t *cfg,
+                                     int64_t max_data_bytes, void *zctx,
+                                     const char *core_endpoint,
+                                     const char *state_db, bool acked,
+                                     const char *routing_id, void *sock,
+                                     void *db, char *err, size_t errlen)
+{
     sc_plugin_inst_t *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
         sc_plugin_lib_close(lib);
+        if (sock)
+            zmq_close(sock);
+        if (db)
+            sqlite3_close(db);
         return NULL;
     }
+    p->sock = sock;
+    p->state_db = db;
     p->sink_pipe[0] = p->sink_pipe[1] = -1;
     pthread_mutex_init(&p->sink_mu, NULL);
     pthread_mutex_init(&p->done_mu, NULL);

@@ -58,6 +58,27 @@ sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
                                   const char *routing_id, char *err,
                                   size_t errlen);
 
+/* Same, on a socket and a state connection opened beforehand (both
+ * owned by the instance from now on, also on failure): a child that drops
+ * its privileges opens them first (sc_plugin_child_connect,
+ * sc_plugin_state_open + sc_plugin_state_warm). NULL: opened as usual. */
+sc_plugin_inst_t *sc_plugin_start_on(sc_plugin_lib_t *lib,
+                                     const sc_cfg_plugin_t *cfg,
+                                     int64_t max_data_bytes, void *zctx,
+                                     const char *core_endpoint,
+                                     const char *state_db, bool acked,
+                                     const char *routing_id, void *sock,
+                                     void *db, char *err, size_t errlen);
+/* A child's DEALER towards the core's ipc ROUTER, connected (waits up to
+ * timeout_ms for the connection to exist). NULL + err. */
+void *sc_plugin_child_connect(void *zctx, const char *core_endpoint,
+                              const char *routing_id, int timeout_ms,
+                              char *err, size_t errlen);
+/* A read-only connection to the state database (an sqlite3 *), and a
+ * first read that opens its WAL files. NULL/-1 + err. */
+void *sc_plugin_state_open(const char *path, char *err, size_t errlen);
+int sc_plugin_state_warm(void *db, char *err, size_t errlen);
+
 /* Ask the instance to stop (non-blocking). */
 void sc_plugin_request_stop(sc_plugin_inst_t *p);
 /* true once the instance's thread has finished (fini done). */

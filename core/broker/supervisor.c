@@ -31,6 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -42,6 +45,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "common/channel.h"
 #include "common/clock.h"
@@ -74,6 +78,7 @@ typedef struct slot {
     bool so_known;
     bool stopping;
     char token[TOKEN_LEN + 1]; /* the running child's credential */
+    int status_fd;          /* read end of the child's start report, or -1 */
     int64_t next_ping_ms;
     int64_t last_pong_ms;
     uint64_t nonce;
@@ -224,6 +229,8 @@ static char *child_conf(const sc_supervisor_t *sv, const slot_t *s)
     if (p->settings_written)
         json_object_set_new(o, "settings", sv_to_json(p->settings_written));
     json_object_set_new(o, "max_channels", json_integer(p->max_channels));
+    if (p->user)
+        json_object_set_new(o, "user", json_string(p->user));
     json_t *rv = json_array();
     for (size_t i = 0; rv && i < p->n_receives; i++)
         json_array_append_new(rv, json_string(p->receives[i]));
@@ -255,11 +262,24 @@ static int spawn_child(sc_supervisor_t *sv, slot_t *s)
         return -1;
     }
     fcntl(pfd[1], F_SETFD, FD_CLOEXEC);
+    /* fd 4: the child writes "ok" once its instance's init() succeeded,
+     * "failed" when it did not start (a reload waits for this) */
+    int sfd[2] = {-1, -1};
+    if (pipe(sfd) != 0) {
+        sc_log(SC_L_ERROR, s->cfg->name, "cannot spawn plugin process: %s",
+               strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        free(conf);
+        return -1;
+    }
+    fcntl(sfd[0], F_SETFD, FD_CLOEXEC);
     char *argv[] = {sv->self_exe, "--plugin-child", s->cfg->name, "--core",
                     sv->ipc_ep,   "--child-fd",     "3",          NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pfd[0], 3);
+    posix_spawn_file_actions_adddup2(&fa, sfd[1], 4);
     /* the child must not inherit our blocked signals */
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
@@ -280,7 +300,9 @@ static int spawn_child(sc_supervisor_t *sv, slot_t *s)
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     close(pfd[0]);
+    close(sfd[1]);
     if (rc != 0) {
+        close(sfd[0]);
         close(pfd[1]);
         free(conf);
         sc_log(SC_L_ERROR, s->cfg->name, "cannot spawn plugin process: %s",
@@ -300,6 +322,9 @@ static int spawn_child(sc_supervisor_t *sv, slot_t *s)
     }
     close(pfd[1]);
     free(conf);
+    if (s->status_fd >= 0)
+        close(s->status_fd);
+    s->status_fd = sfd[0];
     s->pid = pid;
     s->last_pong_ms = sc_mono_ms();
     s->next_ping_ms = s->last_pong_ms + PING_MS;
@@ -405,17 +430,76 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
 /* ------------------------------------------------------------------ */
 /* stopping                                                            */
 
+static void status_close(slot_t *s)
+{
+    if (s->status_fd >= 0)
+        close(s->status_fd);
+    s->status_fd = -1;
+}
+
 static bool child_gone(slot_t *s)
 {
-    if (s->pid <= 0)
+    if (s->pid <= 0) {
+        status_close(s);
         return true;
+    }
     int st;
     pid_t r = waitpid(s->pid, &st, WNOHANG);
     if (r == s->pid || (r < 0 && errno == ECHILD)) {
         s->pid = 0;
+        status_close(s);
         return true;
     }
     return false;
+}
+
+/* A new child's start report (fd 4 of the child): 1 once its init()
+ * succeeded, 0 when it did not start (it said so, or ended without a
+ * word), -1 when it said nothing within timeout_ms. Drains the core
+ * meanwhile (the new instance may publish). */
+static int child_wait_started(sc_supervisor_t *sv, slot_t *s, int timeout_ms)
+{
+    if (s->status_fd < 0)
+        return 0;
+    char buf[16];
+    size_t n = 0;
+    int64_t until = sc_mono_ms() + timeout_ms;
+    while (sc_mono_ms() < until) {
+        struct pollfd pf = {s->status_fd, POLLIN, 0};
+        int r = poll(&pf, 1, 20);
+        if (sv->drain)
+            sv->drain(sv->drain_arg);
+        if (r <= 0)
+            continue;
+        ssize_t k = read(s->status_fd, buf + n, sizeof buf - 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return 0; /* ended before it said ok */
+        n += (size_t)k;
+        buf[n] = '\0';
+        if (strchr(buf, '\n'))
+            return strncmp(buf, "ok\n", 3) == 0 ? 1 : 0;
+        if (n >= sizeof buf - 1)
+            return 0;
+    }
+    return -1;
+}
+
+/* Stop a child that did not start (it normally exits by itself). */
+static void child_discard(slot_t *s)
+{
+    if (s->pid > 0) {
+        int64_t until = sc_mono_ms() + 2000;
+        while (!child_gone(s) && sc_mono_ms() < until)
+            usleep(10000);
+        if (s->pid > 0) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = 0;
+        }
+    }
+    status_close(s);
 }
 
 /* Stop the slots flagged `stopping`, draining the core meanwhile. */
@@ -461,6 +545,7 @@ static void stop_flagged(sc_supervisor_t *sv)
             waitpid(s->pid, NULL, 0);
             s->pid = 0;
         }
+        status_close(s);
         sc_sink_detach(&s->sink);
         if (s->inst && !sc_plugin_destroy(&s->inst, 1000))
             sv->abandoned = true;
@@ -488,6 +573,9 @@ static const char *what_changed(const slot_t *s, const sc_cfg_plugin_t *n)
         return "sector changed";
     if (o->isolate_process != n->isolate_process)
         return "isolation changed";
+    if ((o->user == NULL) != (n->user == NULL) ||
+        (o->user && strcmp(o->user, n->user) != 0))
+        return "user changed";
     if (o->n_channels != n->n_channels)
         return "channels changed";
     for (size_t i = 0; i < o->n_channels; i++)
@@ -529,6 +617,7 @@ int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg)
         for (size_t i = 0; i < cfg->n_plugins; i++) {
             slot_t *s = &sv->slots[sv->n++];
             s->cfg = &cfg->plugins[i];
+            s->status_fd = -1;
             s->backoff_ms = BACKOFF_MIN_MS;
             if (start_slot(sv, s) == 0)
                 started++;
@@ -579,21 +668,27 @@ int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg)
         }
         memset(s, 0, sizeof *s);
         s->cfg = p;
+        s->status_fd = -1;
         s->backoff_ms = BACKOFF_MIN_MS;
         sc_log(SC_L_INFO, p->name, "reload: %s; starting plugin",
                found ? why[fi] : "added to the configuration");
         int ok = start_slot(sv, s) == 0;
-        /* a thread plugin's new instance must get through init(); if it
-         * does not, the previous one comes back on its previous entry */
+        /* the new instance (thread or child) must get through init(); if
+         * it does not, the previous one comes back on its previous entry */
         if (ok && s->inst && sc_plugin_wait_started(s->inst, 10000) != 1)
+            ok = 0;
+        if (ok && s->pid > 0 && child_wait_started(sv, s, 10000) != 1)
             ok = 0;
         if (ok) {
             started++;
             continue;
         }
         failed++;
-        if (!found || found->cfg->isolate_process || p->isolate_process)
+        if (s->pid > 0 || s->status_fd >= 0)
+            child_discard(s);
+        if (!found)
             continue;
+        sc_ops_plugin(p->name, "failed", 0, "the new instance did not start");
         if (s->inst && !sc_plugin_destroy(&s->inst, 1000))
             sv->abandoned = true;
         s->inst = NULL;
@@ -689,6 +784,7 @@ void sc_supervisor_tick(sc_supervisor_t *sv)
             continue;
         {
             s->pid = 0;
+            status_close(s);
             char why[96];
             int64_t ran = sc_mono_ms() - s->started_ms;
             if (ran > STABLE_MS)
@@ -920,6 +1016,50 @@ static char *read_all(int fd, size_t max)
     return buf;
 }
 
+/* The start report on fd 4 (see child_wait_started): said once. */
+static void child_say(int *fd, bool ok)
+{
+    if (*fd < 0)
+        return;
+    const char *m = ok ? "ok\n" : "failed\n";
+    ssize_t w;
+    do
+        w = write(*fd, m, strlen(m));
+    while (w < 0 && errno == EINTR);
+    close(*fd);
+    *fd = -1;
+}
+
+/* Become `user` for good (groups too); the parent-death signal, cleared
+ * by the change, is set again. 0 or -1 + err. */
+static int child_drop(const char *user, char *err, size_t errlen)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        snprintf(err, errlen, "no such user '%s'", user);
+        return -1;
+    }
+    if (initgroups(user, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        snprintf(err, errlen, "cannot become user '%s' (uid %d): %s%s", user,
+                 (int)pw->pw_uid, strerror(errno),
+                 errno == EPERM ? " (the broker must run as root to use "
+                                  "'user')"
+                                : "");
+        return -1;
+    }
+    if (pw->pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+        snprintf(err, errlen, "user '%s': could regain root; refusing", user);
+        return -1;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1) {
+        snprintf(err, errlen, "the broker is gone");
+        return -1;
+    }
+    return 0;
+}
+
 int sc_supervisor_child_main(const char *name, const char *core_ep,
                              int conf_fd)
 {
@@ -927,6 +1067,11 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1)
         return 1;
+    /* fd 4: our start report to the supervisor (if it gave us one) */
+    int status_fd = fcntl(4, F_GETFD) >= 0 ? 4 : -1;
+    if (status_fd >= 0)
+        fcntl(status_fd, F_SETFD, FD_CLOEXEC);
+    signal(SIGPIPE, SIG_IGN);
     /* 1. the running configuration's entry, from the supervisor */
     char *text = read_all(conf_fd, 64u * 1024 * 1024);
     close(conf_fd);
@@ -945,6 +1090,7 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
         sc_log(SC_L_ERROR, name,
                "plugin process: no valid configuration from the broker");
         json_decref(c);
+        child_say(&status_fd, false);
         return 1;
     }
     int lvl = sc_log_parse_level(
@@ -981,23 +1127,59 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
             free(p.channels);
             free(p.receives);
             json_decref(c);
+            child_say(&status_fd, false);
             return 1;
         }
     }
-    /* 2. the handshake, here and never in the broker's process */
     sc_plugin_lib_t lib;
     char err[1024];
     int rc = 1;
     void *zctx = NULL;
     int sfd = -1;
     sc_plugin_inst_t *inst = NULL;
-    char *db = NULL;
+    void *sock = NULL, *sdb = NULL;
+    const char *user = json_string_value(json_object_get(c, "user"));
+    size_t dl = strlen(data_dir) + sizeof "/journal.db";
+    char *db = malloc(dl);
+    if (db)
+        snprintf(db, dl, "%s/journal.db", data_dir);
+    /* signals: read from a signalfd (blocked before any thread exists) */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    zctx = zmq_ctx_new();
+    if (!db || sfd < 0 || !zctx) {
+        sc_log(SC_L_ERROR, name, "plugin process: cannot start (%s)",
+               strerror(errno));
+        goto out;
+    }
+    /* 2. an unprivileged user: first take what it could not reach (the
+     * connection to the core, the state database), then drop for good,
+     * before any of the plugin's code (its constructors) runs */
+    if (user) {
+        if (!(sock = sc_plugin_child_connect(zctx, core_ep, token, 10000, err,
+                                             sizeof err)) ||
+            !(sdb = sc_plugin_state_open(db, err, sizeof err)) ||
+            sc_plugin_state_warm(sdb, err, sizeof err) != 0 ||
+            child_drop(user, err, sizeof err) != 0) {
+            sc_log(SC_L_ERROR, name, "%s:%d: %s; plugin not started", file,
+                   p.line, err);
+            goto out;
+        }
+        sc_log(SC_L_INFO, name, "plugin process runs as user '%s' (uid %d)",
+               user, (int)getuid());
+    }
+    /* 3. the handshake, here and never in the broker's process */
     if (sc_plugin_lib_open(path, &lib, err, sizeof err) != 0) {
         sc_log(SC_L_ERROR, name, "%s:%d: %s; plugin not started", file,
                p.line, err);
         goto out;
     }
-    /* 3. its settings: the table, then its own check() */
+    /* 4. its settings: the table, then its own check() */
     sc_settings_where_t w = {.file = file, .dir = dir, .plugin = cname,
                              .line = p.line,
                              .settings_line = p.settings_line};
@@ -1018,31 +1200,22 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
         sc_plugin_lib_close(&lib);
         goto out;
     }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    zctx = zmq_ctx_new();
-    size_t dl = strlen(data_dir) + sizeof "/journal.db";
-    db = malloc(dl);
-    if (db)
-        snprintf(db, dl, "%s/journal.db", data_dir);
-    inst = (zctx && db && sfd >= 0)
-               ? sc_plugin_start(&lib, &p,
-                                 (int64_t)json_integer_value(json_object_get(
-                                     c, "max_data_bytes")),
-                                 zctx, core_ep, db, true, token, err,
-                                 sizeof err)
-               : NULL;
+    inst = sc_plugin_start_on(
+        &lib, &p,
+        (int64_t)json_integer_value(json_object_get(c, "max_data_bytes")),
+        zctx, core_ep, db, true, token, sock, sdb, err, sizeof err);
+    sock = sdb = NULL; /* the instance's now */
     if (!inst) {
         sc_log(SC_L_ERROR, name, "cannot start: %s", err);
         goto out;
     }
     rc = 0;
     for (;;) {
+        if (status_fd >= 0) {
+            int started = sc_plugin_wait_started(inst, 0);
+            if (started >= 0)
+                child_say(&status_fd, started == 1);
+        }
         zmq_pollitem_t it = {NULL, sfd, ZMQ_POLLIN, 0};
         zmq_poll(&it, 1, 200);
         if (it.revents & ZMQ_POLLIN) {
@@ -1059,6 +1232,11 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
     if (!sc_plugin_destroy(&inst, STOP_MS))
         _exit(1);
 out:
+    child_say(&status_fd, false);
+    if (sock)
+        zmq_close(sock);
+    if (sdb)
+        sqlite3_close(sdb);
     free(db);
     if (zctx)
         zmq_ctx_term(zctx);

@@ -263,6 +263,40 @@ def test_child_restarts_with_the_running_config():
         assert gw.stop() == 0
 
 
+def test_child_as_unprivileged_user_cannot_read_keys():
+    """A child configured with user = "nobody" (the broker runs as root in
+    CI) still reaches the core (connected before the drop) and its state,
+    publishes, runs as nobody, and cannot open the signing key (EACCES)."""
+    import errno
+    import pwd
+    assert os.geteuid() == 0, "this test needs root (CI runs as root)"
+    nobody = pwd.getpwnam("nobody").pw_uid
+    gw = Gateway(plugins=[crash_plugin("u", interval_ms=30, isolation="process",
+                                       user="nobody")], start=False)
+    gw.plugins[0]["settings"]["probe_path"] = os.path.join(gw.keys, "k1.jwk")
+    gw.write_config()
+    # a thread cannot change user: --check says so at the line
+    bad = Gateway(plugins=[crash_plugin("t", user="nobody")], start=False)
+    r = bad.check()
+    assert r.returncode != 0 and re.search(
+        r"sectorcast\.conf:\d+: plugin 't': 'user' needs isolation = \"process\"",
+        r.stdout + r.stderr), r.stdout + r.stderr
+    gw.start()
+    with gw:
+        sub = gw.subscriber("motie", ["energy.test."])
+        gw.wait_subscribed("motie", "energy.test.")
+        wait_for(lambda: count(sub, "energy.test.u") >= 5, 20, "u publishing as nobody")
+        log = gw.broker.log()
+        assert re.search(r"\[u\] \S+ plugin process runs as user 'nobody' \(uid %d\)" % nobody,
+                         log), log
+        assert "plugin state" not in log, log
+        assert gw.stop() == 0
+        sub.stop()
+        envs = [e for e in sub.envelopes() if e["channel"] == "energy.test.u"]
+        assert envs and all(e["data"]["uid"] == nobody for e in envs), envs[:3]
+        assert all(e["data"]["probe_errno"] == errno.EACCES for e in envs), envs[:3]
+
+
 if __name__ == "__main__":
     run_tests([
         test_abi1_plugin_loads_and_publishes,
@@ -273,4 +307,5 @@ if __name__ == "__main__":
         test_hung_child_is_killed_and_restarted,
         test_forged_sender_is_refused,
         test_child_restarts_with_the_running_config,
+        test_child_as_unprivileged_user_cannot_read_keys,
     ])

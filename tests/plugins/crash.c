@@ -5,7 +5,12 @@
  * crash_after = 0 never crashes. block_ms > 0 makes every tick block the
  * plugin's thread that long (a plugin stuck in a slow call). Durable state
  * remembers the tick count, so ticks continue across restarts.
+ * probe_path: a file init() tries to open (read-only); every tick then
+ * carries "probe_errno" (0: it opened) and "uid", to test that a child
+ * run as another user cannot read the broker's keys.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +25,22 @@ typedef struct {
     int64_t block_ms;
     int64_t tick;
     int64_t this_run;
+    int probe_errno; /* -1: no probe */
 } crash_t;
 
 static void on_tick(sc_host_t *h, int id, void *arg)
 {
     (void)id;
     crash_t *c = arg;
-    char data[64], key[32];
-    snprintf(data, sizeof data, "{\"tick\":%lld,\"pid\":%d}",
-             (long long)c->tick, (int)getpid());
+    char data[128], key[32];
+    if (c->probe_errno >= 0)
+        snprintf(data, sizeof data,
+                 "{\"tick\":%lld,\"pid\":%d,\"probe_errno\":%d,\"uid\":%d}",
+                 (long long)c->tick, (int)getpid(), c->probe_errno,
+                 (int)getuid());
+    else
+        snprintf(data, sizeof data, "{\"tick\":%lld,\"pid\":%d}",
+                 (long long)c->tick, (int)getpid());
     snprintf(key, sizeof key, "tick-%lld", (long long)(c->tick % 5));
     if (c->api->publish(h, c->channel, "test.tick", key, data) == SC_OK) {
         c->tick++;
@@ -61,6 +73,16 @@ static int init(sc_host_t *h, const sc_host_api_t *api, void **state)
     api->setting_int(h, "interval_ms", &iv);
     api->setting_int(h, "crash_after", &c->crash_after);
     api->setting_int(h, "block_ms", &c->block_ms);
+    const char *probe = NULL;
+    c->probe_errno = -1;
+    if (api->setting_string(h, "probe_path", &probe) == SC_OK && probe &&
+        probe[0]) {
+        int fd = open(probe, O_RDONLY);
+        c->probe_errno = fd >= 0 ? 0 : errno;
+        if (fd >= 0)
+            close(fd);
+        api->log(h, SC_LOG_INFO, "probe %s: errno %d", probe, c->probe_errno);
+    }
     char *v = NULL;
     if (SC_HOST_HAS(api, state_get) && SC_HOST_HAS(api, state_free) &&
         api->state_get(h, "tick", &v) == SC_OK && v) {
@@ -86,6 +108,7 @@ static const sc_setting_def_t settings[] = {
     SC_SETTING("interval_ms", SC_SETTING_INT, "100", 0, "tick interval"),
     SC_SETTING("crash_after", SC_SETTING_INT, "0", 0, "ticks per run before SIGSEGV"),
     SC_SETTING("block_ms", SC_SETTING_INT, "0", 0, "block the thread this long per tick"),
+    SC_SETTING("probe_path", SC_SETTING_STRING, "", 0, "a file init() tries to open"),
     SC_SETTINGS_END,
 };
 
