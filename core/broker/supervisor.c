@@ -560,6 +560,10 @@ static void stop_flagged(sc_supervisor_t *sv)
 
 static bool settings_equal(const sc_cfg_plugin_t *a, const sc_cfg_plugin_t *b)
 {
+    /* an isolated plugin's settings are resolved in its child only: the
+     * broker compares them as written */
+    if (a->isolate_process)
+        return sc_sv_equal(a->settings_written, b->settings_written);
     return sc_settings_equal(a->settings, b->settings);
 }
 

@@ -202,6 +202,13 @@ sc_settings_t *sc_settings_from_root(const sc_settings_where_t *where,
     return c;
 }
 
+bool sc_sv_equal(const sc_sv_t *a, const sc_sv_t *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return sv_equal(a, b);
+}
+
 bool sc_settings_equal(const sc_settings_t *a, const sc_settings_t *b)
 {
     if (a == NULL || b == NULL)

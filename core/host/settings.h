@@ -63,6 +63,8 @@ sc_sv_t *sc_sv_new_group(int line);
 sc_sv_t *sc_sv_append(sc_sv_t *parent, const char *name, sc_sv_kind_t kind,
                       int line);
 sc_sv_t *sc_sv_copy(const sc_sv_t *v);
+/* Same names, kinds and values in the same order (lines ignored). */
+bool sc_sv_equal(const sc_sv_t *a, const sc_sv_t *b);
 void sc_sv_destroy(sc_sv_t **v_p);
 
 /* Parse libconfig text ("a = 1; b = ( { x = 2; } );") into a GROUP tree

@@ -19,6 +19,11 @@ from harness import (BUILD, Gateway, crash_plugin, journal_query,  # noqa: E402
 import zmq  # noqa: E402
 
 
+def log_of(gw):
+    """The broker's log without the time stamps ("level [name] msg")."""
+    return re.sub(r"^(\w+\s+\[[^\]]*\]) \S+ ", r"\1 ", gw.broker.log(), flags=re.M)
+
+
 def count(sub, channel):
     return len([l for l in sub.lines() if '"channel":"%s"' % channel in l])
 
@@ -48,7 +53,7 @@ def test_abi1_plugin_loads_and_publishes():
         sub = gw.subscriber("motie", ["energy.test."])
         gw.wait_subscribed("motie", "energy.test.")
         wait_for(lambda: count(sub, "energy.test.old") >= 3, 20, "ABI 1 plugin publishing")
-        log = gw.broker.log()
+        log = log_of(gw)
         assert "ABI 1 plugin running on a host of ABI 2" in log, log
         assert "ABI 1)" in log, log
         assert gw.stop() == 0
@@ -68,7 +73,7 @@ def test_missing_capability_fails_alone():
         sub = gw.subscriber("motie", ["energy.test."])
         gw.wait_subscribed("motie", "energy.test.")
         wait_for(lambda: count(sub, "energy.test.a") >= 5, 20, "the other plugin publishing")
-        log = gw.broker.log()
+        log = log_of(gw)
         assert "[needcap] capability 99 is not supported by this host" in log, log
         assert ("[needcap] needcap needs capability 99, which this broker does not offer "
                 "(not supported by this host); not starting") in log, log
@@ -88,12 +93,12 @@ def test_sighup_bad_setting_keeps_plugin_on_old_settings():
         gw.plugins[1]["settings"]["interval_ms"] = "fast"
         gw.write_config()
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload refused" in gw.broker.log(), 20, "reload refused")
-        log = gw.broker.log()
+        wait_for(lambda: "reload refused" in log_of(gw), 20, "reload refused")
+        log = log_of(gw)
         assert re.search(r"sectorcast\.conf:\d+: plugin 'b': setting 'interval_ms': ", log), log
         n = count(sub, "energy.test.b")
         wait_for(lambda: count(sub, "energy.test.b") > n + 10, 20, "b still publishing")
-        assert "[b] reload:" not in gw.broker.log()
+        assert "[b] reload:" not in log_of(gw)
         assert gw.stop() == 0
         sub.stop()
         envs = [e for e in sub.envelopes() if e["channel"] == "energy.test.b"]
@@ -115,8 +120,8 @@ def test_sighup_new_instance_failing_init_restarts_previous():
         gw.plugins[1]["settings"]["interval_ms"] = 0
         gw.write_config()
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload done" in gw.broker.log(), 20, "reload done")
-        log = gw.broker.log()
+        wait_for(lambda: "reload done" in log_of(gw), 20, "reload done")
+        log = log_of(gw)
         assert "[b] plugin init failed" in log, log
         assert ("[b] reload: the new instance did not start; restarting the plugin on "
                 "its previous configuration") in log, log
@@ -128,15 +133,55 @@ def test_sighup_new_instance_failing_init_restarts_previous():
         gw.plugins[1]["settings"]["interval_ms"] = 25
         gw.write_config()
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: gw.broker.log().count("reload done") >= 2, 20, "second reload")
+        wait_for(lambda: log_of(gw).count("reload done") >= 2, 20, "second reload")
         assert "reload done: 1 plugin(s) started or restarted, 1 kept, 0 failed" in \
-            gw.broker.log(), gw.broker.log()
+            log_of(gw), log_of(gw)
         assert gw.stop() == 0
         sub.stop()
         envs = [e for e in sub.envelopes() if e["channel"] == "energy.test.b"]
         assert_contiguous(envs, "b")
         ticks = [e["data"]["tick"] for e in envs]
         assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), ticks
+
+
+def test_sighup_isolated_new_instance_failing_init_restarts_previous():
+    """The same with isolation = "process": the new child reports that its
+    init() failed (over its start-report pipe) and exits; the supervisor
+    restarts the child on the previous entry (no crash loop on the new
+    settings) and the reload reports it as failed."""
+    gw = Gateway(plugins=[crash_plugin("a"),
+                          crash_plugin("b", interval_ms=30, isolation="process")])
+    with gw:
+        sub = gw.subscriber("motie", ["energy.test."])
+        gw.wait_subscribed("motie", "energy.test.")
+        wait_for(lambda: count(sub, "energy.test.b") > 10, 20, "b publishing")
+        gw.plugins[1]["settings"]["interval_ms"] = 0
+        gw.write_config()
+        gw.broker.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload done" in log_of(gw), 30, "reload done")
+        log = log_of(gw)
+        assert "[b] plugin init failed" in log, log
+        assert ("[b] reload: the new instance did not start; restarting the plugin on "
+                "its previous configuration") in log, log
+        assert "reload done: 0 plugin(s) started or restarted, 1 kept, 1 failed" in log, log
+        assert log.index("restarting the plugin on its previous") < log.index("reload done")
+        n = count(sub, "energy.test.b")
+        wait_for(lambda: count(sub, "energy.test.b") > n + 10, 20, "b publishing again")
+        time.sleep(1.5)
+        log = log_of(gw)
+        # the failed child was reaped by the reload, not restarted as a crash
+        after = log[log.index("reload done"):]
+        assert "restarting in" not in after, after
+        assert gw.stop() == 0
+        sub.stop()
+        envs = [e for e in sub.envelopes() if e["channel"] == "energy.test.b"]
+        assert_contiguous(envs, "b")
+        # the plugin continues from its durable tick count: no tick is
+        # skipped (a stop between a publish and its own state write may
+        # repeat one: crash.so's publish and state write are two calls)
+        ticks = [e["data"]["tick"] for e in envs]
+        steps = [y - x for x, y in zip(ticks, ticks[1:])]
+        assert set(steps) <= {0, 1} and steps.count(0) <= 1, ticks
 
 
 def test_constructor_crash_takes_only_its_child():
@@ -151,16 +196,16 @@ def test_constructor_crash_takes_only_its_child():
         gw.wait_subscribed("motie", "energy.test.")
         died = lambda: re.findall(r"\[boom\] plugin process \d+ (?:killed by signal 11|exited "
                                   r"with status 1)[^;]*; restarting in (\d+) ms",
-                                  gw.broker.log())
+                                  log_of(gw))
         wait_for(lambda: len(died()) >= 3, 30, "three crashes of the child")
         delays = [int(d) for d in died()]
         assert delays[0] < delays[1] < delays[2], delays
         # a reload checks the isolated plugin in a child too: the broker survives
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload refused" in gw.broker.log(), 30, "reload refused")
+        wait_for(lambda: "reload refused" in log_of(gw), 30, "reload refused")
         # a plain build dies of SIGSEGV; under ASan the sanitizer reports
         # the fault and the child exits with status 1
-        log = gw.broker.log()
+        log = log_of(gw)
         assert ("plugin 'boom': crashed while being loaded in its child process" in log or
                 "plugin 'boom': refused by its child process (status 1)" in log), log
         n = count(sub, "energy.test.a")
@@ -171,7 +216,7 @@ def test_constructor_crash_takes_only_its_child():
 
 def started_pids(gw, name):
     return [int(p) for p in re.findall(r"\[%s\] plugin process started \(pid (\d+)\)" % name,
-                                       gw.broker.log())]
+                                       log_of(gw))]
 
 
 def test_hung_child_is_killed_and_restarted():
@@ -184,7 +229,7 @@ def test_hung_child_is_killed_and_restarted():
         wait_for(lambda: count(sub, "energy.test.c") >= 5, 20, "c publishing")
         pid = started_pids(gw, "c")[0]
         os.kill(pid, signal.SIGSTOP)
-        wait_for(lambda: "did not answer the liveness check" in gw.broker.log(), 20,
+        wait_for(lambda: "did not answer the liveness check" in log_of(gw), 20,
                  "liveness failure")
         wait_for(lambda: len(started_pids(gw, "c")) >= 2, 20, "restart")
         n = count(sub, "energy.test.c")
@@ -230,10 +275,10 @@ def test_forged_sender_is_refused():
                     s.close()
         finally:
             ctx.term()
-        wait_for(lambda: gw.broker.log().count(
+        wait_for(lambda: log_of(gw).count(
             "discarded frame from a process without a valid credential") >= 3, 10,
             "refusals logged")
-        wait_for(lambda: "energy.test.c seq 3 " in gw.broker.log(), 20, "c publishing")
+        wait_for(lambda: "energy.test.c seq 3 " in log_of(gw), 20, "c publishing")
         assert gw.stop() == 0
         rows = journal_query(gw, "SELECT kind FROM messages WHERE kind = 'forged.kind'")
         assert rows == [], rows
@@ -258,7 +303,7 @@ def test_child_restarts_with_the_running_config():
         wait_for(lambda: len(started_pids(gw, "c")) >= n + 2, 60, "two restarts")
         m = count(sub, "energy.test.c")
         wait_for(lambda: count(sub, "energy.test.c") > m + 3, 20, "still publishing")
-        log = gw.broker.log()
+        log = log_of(gw)
         assert "interval_ms" not in log.split("plugin process started")[-1], log
         assert gw.stop() == 0
 
@@ -286,9 +331,8 @@ def test_child_as_unprivileged_user_cannot_read_keys():
         sub = gw.subscriber("motie", ["energy.test."])
         gw.wait_subscribed("motie", "energy.test.")
         wait_for(lambda: count(sub, "energy.test.u") >= 5, 20, "u publishing as nobody")
-        log = gw.broker.log()
-        assert re.search(r"\[u\] \S+ plugin process runs as user 'nobody' \(uid %d\)" % nobody,
-                         log), log
+        log = log_of(gw)
+        assert "[u] plugin process runs as user 'nobody' (uid %d)" % nobody in log, log
         assert "plugin state" not in log, log
         assert gw.stop() == 0
         sub.stop()
@@ -303,6 +347,7 @@ if __name__ == "__main__":
         test_missing_capability_fails_alone,
         test_sighup_bad_setting_keeps_plugin_on_old_settings,
         test_sighup_new_instance_failing_init_restarts_previous,
+        test_sighup_isolated_new_instance_failing_init_restarts_previous,
         test_constructor_crash_takes_only_its_child,
         test_hung_child_is_killed_and_restarted,
         test_forged_sender_is_refused,
