@@ -148,9 +148,15 @@ static void broker_path(const char *so, lines_t *out)
     lines_t all = {0};
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
+        /* "level [refusals] TIME text": keep the text */
         const char *tag = strstr(line, "[refusals] ");
-        if (tag)
-            add(&all, tag + strlen("[refusals] "));
+        if (!tag)
+            continue;
+        const char *text = tag + strlen("[refusals] ");
+        const char *sp = strchr(text, ' ');
+        if (text[0] >= '0' && text[0] <= '9' && sp && sp[-1] == 'Z')
+            text = sp + 1;
+        add(&all, text);
     }
     fclose(f);
     keep_rows(&all, out);
