@@ -19,11 +19,6 @@ from harness import (BUILD, Gateway, crash_plugin, journal_query,  # noqa: E402
 import zmq  # noqa: E402
 
 
-def log_of(gw):
-    """The broker's log without the time stamps ("level [name] msg")."""
-    return re.sub(r"^(\w+\s+\[[^\]]*\]) \S+ ", r"\1 ", gw.broker.log(), flags=re.M)
-
-
 def count(sub, channel):
     return len([l for l in sub.lines() if '"channel":"%s"' % channel in l])
 
@@ -53,7 +48,7 @@ def test_abi1_plugin_loads_and_publishes():
         sub = gw.subscriber("motie", ["energy.test."])
         gw.wait_subscribed("motie", "energy.test.")
         wait_for(lambda: count(sub, "energy.test.old") >= 3, 20, "ABI 1 plugin publishing")
-        log = log_of(gw)
+        log = gw.broker.log()
         assert "ABI 1 plugin running on a host of ABI 2" in log, log
         assert "ABI 1)" in log, log
         assert gw.stop() == 0
@@ -73,7 +68,7 @@ def test_missing_capability_fails_alone():
         sub = gw.subscriber("motie", ["energy.test."])
         gw.wait_subscribed("motie", "energy.test.")
         wait_for(lambda: count(sub, "energy.test.a") >= 5, 20, "the other plugin publishing")
-        log = log_of(gw)
+        log = gw.broker.log()
         assert "[needcap] capability 99 is not supported by this host" in log, log
         assert ("[needcap] needcap needs capability 99, which this broker does not offer "
                 "(not supported by this host); not starting") in log, log
@@ -93,12 +88,12 @@ def test_sighup_bad_setting_keeps_plugin_on_old_settings():
         gw.plugins[1]["settings"]["interval_ms"] = "fast"
         gw.write_config()
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload refused" in log_of(gw), 20, "reload refused")
-        log = log_of(gw)
+        wait_for(lambda: "reload refused" in gw.broker.log(), 20, "reload refused")
+        log = gw.broker.log()
         assert re.search(r"sectorcast\.conf:\d+: plugin 'b': setting 'interval_ms': ", log), log
         n = count(sub, "energy.test.b")
         wait_for(lambda: count(sub, "energy.test.b") > n + 10, 20, "b still publishing")
-        assert "[b] reload:" not in log_of(gw)
+        assert "[b] reload:" not in gw.broker.log()
         assert gw.stop() == 0
         sub.stop()
         envs = [e for e in sub.envelopes() if e["channel"] == "energy.test.b"]
@@ -120,8 +115,8 @@ def test_sighup_new_instance_failing_init_restarts_previous():
         gw.plugins[1]["settings"]["interval_ms"] = 0
         gw.write_config()
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload done" in log_of(gw), 20, "reload done")
-        log = log_of(gw)
+        wait_for(lambda: "reload done" in gw.broker.log(), 20, "reload done")
+        log = gw.broker.log()
         assert "[b] plugin init failed" in log, log
         assert ("[b] reload: the new instance did not start; restarting the plugin on "
                 "its previous configuration") in log, log
@@ -133,9 +128,9 @@ def test_sighup_new_instance_failing_init_restarts_previous():
         gw.plugins[1]["settings"]["interval_ms"] = 25
         gw.write_config()
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: log_of(gw).count("reload done") >= 2, 20, "second reload")
+        wait_for(lambda: gw.broker.log().count("reload done") >= 2, 20, "second reload")
         assert "reload done: 1 plugin(s) started or restarted, 1 kept, 0 failed" in \
-            log_of(gw), log_of(gw)
+            gw.broker.log(), gw.broker.log()
         assert gw.stop() == 0
         sub.stop()
         envs = [e for e in sub.envelopes() if e["channel"] == "energy.test.b"]
@@ -158,8 +153,8 @@ def test_sighup_isolated_new_instance_failing_init_restarts_previous():
         gw.plugins[1]["settings"]["interval_ms"] = 0
         gw.write_config()
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload done" in log_of(gw), 30, "reload done")
-        log = log_of(gw)
+        wait_for(lambda: "reload done" in gw.broker.log(), 30, "reload done")
+        log = gw.broker.log()
         assert "[b] plugin init failed" in log, log
         assert ("[b] reload: the new instance did not start; restarting the plugin on "
                 "its previous configuration") in log, log
@@ -168,7 +163,7 @@ def test_sighup_isolated_new_instance_failing_init_restarts_previous():
         n = count(sub, "energy.test.b")
         wait_for(lambda: count(sub, "energy.test.b") > n + 10, 20, "b publishing again")
         time.sleep(1.5)
-        log = log_of(gw)
+        log = gw.broker.log()
         # the failed child was reaped by the reload, not restarted as a crash
         after = log[log.index("reload done"):]
         assert "restarting in" not in after, after
@@ -196,16 +191,16 @@ def test_constructor_crash_takes_only_its_child():
         gw.wait_subscribed("motie", "energy.test.")
         died = lambda: re.findall(r"\[boom\] plugin process \d+ (?:killed by signal 11|exited "
                                   r"with status 1)[^;]*; restarting in (\d+) ms",
-                                  log_of(gw))
+                                  gw.broker.log())
         wait_for(lambda: len(died()) >= 3, 30, "three crashes of the child")
         delays = [int(d) for d in died()]
         assert delays[0] < delays[1] < delays[2], delays
         # a reload checks the isolated plugin in a child too: the broker survives
         gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload refused" in log_of(gw), 30, "reload refused")
+        wait_for(lambda: "reload refused" in gw.broker.log(), 30, "reload refused")
         # a plain build dies of SIGSEGV; under ASan the sanitizer reports
         # the fault and the child exits with status 1
-        log = log_of(gw)
+        log = gw.broker.log()
         assert ("plugin 'boom': crashed while being loaded in its child process" in log or
                 "plugin 'boom': refused by its child process (status 1)" in log), log
         n = count(sub, "energy.test.a")
@@ -216,7 +211,7 @@ def test_constructor_crash_takes_only_its_child():
 
 def started_pids(gw, name):
     return [int(p) for p in re.findall(r"\[%s\] plugin process started \(pid (\d+)\)" % name,
-                                       log_of(gw))]
+                                       gw.broker.log())]
 
 
 def test_hung_child_is_killed_and_restarted():
@@ -229,7 +224,7 @@ def test_hung_child_is_killed_and_restarted():
         wait_for(lambda: count(sub, "energy.test.c") >= 5, 20, "c publishing")
         pid = started_pids(gw, "c")[0]
         os.kill(pid, signal.SIGSTOP)
-        wait_for(lambda: "did not answer the liveness check" in log_of(gw), 20,
+        wait_for(lambda: "did not answer the liveness check" in gw.broker.log(), 20,
                  "liveness failure")
         wait_for(lambda: len(started_pids(gw, "c")) >= 2, 20, "restart")
         n = count(sub, "energy.test.c")
@@ -275,10 +270,10 @@ def test_forged_sender_is_refused():
                     s.close()
         finally:
             ctx.term()
-        wait_for(lambda: log_of(gw).count(
+        wait_for(lambda: gw.broker.log().count(
             "discarded frame from a process without a valid credential") >= 3, 10,
             "refusals logged")
-        wait_for(lambda: "energy.test.c seq 3 " in log_of(gw), 20, "c publishing")
+        wait_for(lambda: "energy.test.c seq 3 " in gw.broker.log(), 20, "c publishing")
         assert gw.stop() == 0
         rows = journal_query(gw, "SELECT kind FROM messages WHERE kind = 'forged.kind'")
         assert rows == [], rows
@@ -303,7 +298,7 @@ def test_child_restarts_with_the_running_config():
         wait_for(lambda: len(started_pids(gw, "c")) >= n + 2, 60, "two restarts")
         m = count(sub, "energy.test.c")
         wait_for(lambda: count(sub, "energy.test.c") > m + 3, 20, "still publishing")
-        log = log_of(gw)
+        log = gw.broker.log()
         assert "interval_ms" not in log.split("plugin process started")[-1], log
         assert gw.stop() == 0
 
@@ -331,7 +326,7 @@ def test_child_as_unprivileged_user_cannot_read_keys():
         sub = gw.subscriber("motie", ["energy.test."])
         gw.wait_subscribed("motie", "energy.test.")
         wait_for(lambda: count(sub, "energy.test.u") >= 5, 20, "u publishing as nobody")
-        log = log_of(gw)
+        log = gw.broker.log()
         assert "[u] plugin process runs as user 'nobody' (uid %d)" % nobody in log, log
         assert "plugin state" not in log, log
         assert gw.stop() == 0

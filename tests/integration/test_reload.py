@@ -3,7 +3,6 @@
 Run: SC_BUILD=build /usr/bin/python3 tests/integration/test_reload.py
 """
 import os
-import re
 import signal
 import sys
 
@@ -46,8 +45,7 @@ def test_sighup_restarts_only_the_changed_plugin():
         gw.write_config()
         gw.broker.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reload done" in gw.broker.log(), 20, "reload")
-        log = re.sub(r"^(\w+\s+\[[^\]]*\]) \S+ ", r"\1 ", gw.broker.log(),
-                     flags=re.M)  # without the time stamps
+        log = gw.broker.log()
         assert "[b] reload: settings changed; stopping plugin" in log, log
         assert "[a] reload:" not in log, log
         n_a, n_b = count(sub, "energy.test.a"), count(sub, "energy.test.b")

@@ -11,7 +11,6 @@ Run: SC_BUILD=build /usr/bin/python3 tests/integration/test_sdk.py
 under the broker of SC_BUILD)
 """
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -110,8 +109,7 @@ def test_template_builds_out_of_tree_and_runs():
             assert [c for c, _ in got] == ["energy.template.ticks"] * 3, out
             seqs = [int(n) for _, n in got]
             assert seqs == list(range(seqs[0], seqs[0] + 3)), out
-            assert re.search(r"\[mine\] \S+ starting plugin template", gw.broker.log()), \
-                gw.broker.log()
+            assert "[mine] starting plugin template" in gw.broker.log()
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
