@@ -44,12 +44,13 @@ void sc_plugin_lib_close(sc_plugin_lib_t *lib);
 typedef struct sc_plugin_inst sc_plugin_inst_t;
 
 /* Start an instance of `lib` (ownership moves to the instance) for the
- * config entry `cfg` (copied; settings already validated). `zctx`: the
+ * config entry `cfg` (copied; settings already validated and the
+ * plugin's check() already run, by host/settings.c). `zctx`: the
  * ZeroMQ context; `core_endpoint`: the core's inproc PULL (threads) or
  * ipc ROUTER (children, `acked`). `routing_id`: the child's credential
  * (acked mode only; NULL otherwise). `state_db`: the journal database
- * (read-only here). Runs the plugin's check() and init() on the new
- * thread; a failure ends the thread (see sc_plugin_exited). */
+ * (read-only here). Runs the plugin's init() on the new thread; a
+ * failure ends the thread (see sc_plugin_exited). */
 sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
                                   const sc_cfg_plugin_t *cfg,
                                   int64_t max_data_bytes, void *zctx,

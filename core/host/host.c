@@ -41,7 +41,7 @@ typedef struct hwatch {
     void *arg;
 } hwatch_t;
 
-enum phase { PH_NEW, PH_CHECK, PH_INIT, PH_RUN, PH_FINI, PH_DONE };
+enum phase { PH_NEW, PH_INIT, PH_RUN, PH_FINI, PH_DONE };
 
 struct sc_host {
     sc_host_lib_t lib;
@@ -406,9 +406,6 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
                      const char *key, const char *json_data)
 {
     SELF(h, SC_ERR_ARG);
-    if (p->phase == PH_CHECK)
-        return refuse(p, SC_ERR_UNSUPPORTED, channel,
-                      "publish is not available during check()");
     if (atomic_load(&p->stopping) || p->phase == PH_FINI)
         return refuse(p, SC_ERR_STOPPING, channel, NULL);
     if (!channel || !sc_channel_valid(channel))
@@ -547,8 +544,6 @@ static int h_timer_add(sc_host_t *h, uint32_t interval_ms, int repeat,
                        sc_timer_fn fn, void *arg)
 {
     SELF(h, SC_ERR_ARG);
-    if (p->phase == PH_CHECK)
-        return SC_ERR_UNSUPPORTED;
     if (atomic_load(&p->stopping) || p->phase == PH_FINI)
         return SC_ERR_STOPPING;
     if (!fn || (repeat && interval_ms == 0))
@@ -585,8 +580,6 @@ static int h_fd_watch(sc_host_t *h, int fd, unsigned events, sc_fd_fn fn,
                       void *arg)
 {
     SELF(h, SC_ERR_ARG);
-    if (p->phase == PH_CHECK)
-        return SC_ERR_UNSUPPORTED;
     if (!fn || fd < 0 || !(events & (SC_FD_READ | SC_FD_WRITE)) ||
         (events & ~(SC_FD_READ | SC_FD_WRITE)))
         return SC_ERR_ARG;
@@ -666,8 +659,6 @@ static int h_state_put(sc_host_t *h, const char *key, const char *value)
     if (!sc_host_state_key_valid(key) ||
         (value && strlen(value) > SC_HOST_STATE_MAX_VALUE))
         return SC_ERR_ARG;
-    if (p->phase == PH_CHECK)
-        return SC_ERR_UNSUPPORTED;
     if (atomic_load(&p->stopping))
         return SC_ERR_STOPPING;
     if (!p->ops->state_put)

@@ -14,7 +14,9 @@
  * plugin test kit (core/plugintest/). They differ only in the
  * sc_host_ops_t they give: where a checked publish, a state write or read
  * and a log line go. Settings are the settings engine's (host/settings.h:
- * validation, getters, the plugin's check()); the host's getters call it.
+ * validation, getters, and the one check-mode host table that runs the
+ * plugin's check() before any instance exists); the host's getters call
+ * it. This host only ever runs init(), the loop and fini().
  *
  * Never: ZeroMQ, the journal, signing, config files, threads (the caller
  * runs the loop on the thread it chose; every host call must come from
