@@ -26,7 +26,8 @@ EXPECTED = [
     "bin/sectorcastd", "bin/sectorcast-ctl", "bin/sectorcast-sub", "bin/sectorcast-keygen",
     "lib/sectorcast/plugins/energy.so", "include/sectorcast/plugin.h",
     "include/sectorcast/client.h", "lib/pkgconfig/sectorcast.pc",
-    "lib/pkgconfig/sectorcast-plugin.pc", "lib/systemd/system/sectorcastd.service",
+    "lib/pkgconfig/sectorcast-plugin.pc", "lib/pkgconfig/sectorcast-plugintest.pc",
+    "lib/systemd/system/sectorcastd.service",
     "lib/sysusers.d/sectorcast.conf", "share/sectorcast/examples/sectorcast.conf",
     "share/doc/sectorcast/operations.md",
 ]

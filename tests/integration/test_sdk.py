@@ -63,11 +63,15 @@ def test_template_builds_out_of_tree_and_runs():
     try:
         run(["scons", "-Q", "install", "prefix=" + prefix], cwd=ROOT)
         for f in ("include/sectorcast/plugin.h", "include/sectorcast/client.h",
-                  "lib/pkgconfig/sectorcast.pc", "bin/sectorcastd"):
+                  "lib/pkgconfig/sectorcast.pc", "lib/pkgconfig/sectorcast-plugin.pc",
+                  "lib/pkgconfig/sectorcast-plugintest.pc", "bin/sectorcastd"):
             assert os.path.exists(os.path.join(prefix, f)), f
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
         cflags = run(["pkg-config", "--cflags", "sectorcast"], env=env).split()
         assert "-I%s/include" % prefix in cflags, cflags
+        for pc in ("sectorcast-plugin", "sectorcast-plugintest"):
+            cflags = run(["pkg-config", "--cflags", pc], env=env).split()
+            assert "-I%s/include" % prefix in cflags, (pc, cflags)
 
         # the plugin: a copy of the template, outside the source tree
         work = os.path.join(prefix, "myplugin")
