@@ -1210,8 +1210,8 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
                           "(got '%s')", pfx, iso);
         }
 
-        /* user: the unprivileged user an isolated child drops to ("" =
-         * none; default gateway.plugin_user) */
+        /* user: the unprivileged user an isolated child drops to
+         * (default gateway.plugin_user) */
         const char *user = get_string(L, &ps, "user", false, &s);
         if (user != NULL) {
             if (!p.isolate_process)

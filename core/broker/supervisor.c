@@ -1034,9 +1034,7 @@ static void child_say(int *fd, bool ok)
     *fd = -1;
 }
 
-/* Become `user` for good (groups too); the parent-death signal, cleared
- * by the change, is set again. 0 or -1 + err. */
-static int child_drop(const char *user, char *err, size_t errlen)
+int sc_supervisor_drop_user(const char *user, char *err, size_t errlen)
 {
     struct passwd *pw = getpwnam(user);
     if (!pw) {
@@ -1056,6 +1054,15 @@ static int child_drop(const char *user, char *err, size_t errlen)
         snprintf(err, errlen, "user '%s': could regain root; refusing", user);
         return -1;
     }
+    return 0;
+}
+
+/* Become `user` for good; the parent-death signal, cleared by the change,
+ * is set again. 0 or -1 + err. */
+static int child_drop(const char *user, char *err, size_t errlen)
+{
+    if (sc_supervisor_drop_user(user, err, errlen) != 0)
+        return -1;
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1) {
         snprintf(err, errlen, "the broker is gone");

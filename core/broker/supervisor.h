@@ -88,6 +88,10 @@ void sc_supervisor_destroy(sc_supervisor_t **sv_p);
  * then not be terminated). */
 bool sc_supervisor_abandoned(const sc_supervisor_t *sv);
 
+/* Become `user` (a plugin entry's `user`) for good: its groups, gid and
+ * uid; fails if root could be regained. 0 or -1 + err. */
+int sc_supervisor_drop_user(const char *user, char *err, size_t errlen);
+
 /* Entry point of a plugin child process (sectorcastd --plugin-child NAME
  * --core EP --child-fd FD): reads its configuration entry and credential
  * from FD (JSON written by the supervisor: the running configuration,

@@ -315,6 +315,10 @@ def test_child_as_unprivileged_user_cannot_read_keys():
                                        user="nobody")], start=False)
     gw.plugins[0]["settings"]["probe_path"] = os.path.join(gw.keys, "k1.jwk")
     gw.write_config()
+    # --check loads the plugin in a --check-plugin child that drops to the
+    # user first, like the running child
+    r = gw.check()
+    assert r.returncode == 0, r.stdout + r.stderr
     # a thread cannot change user: --check says so at the line
     bad = Gateway(plugins=[crash_plugin("t", user="nobody")], start=False)
     r = bad.check()
