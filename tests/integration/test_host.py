@@ -325,6 +325,19 @@ def test_child_as_unprivileged_user_cannot_read_keys():
     assert r.returncode != 0 and re.search(
         r"sectorcast\.conf:\d+: plugin 't': 'user' needs isolation = \"process\"",
         r.stdout + r.stderr), r.stdout + r.stderr
+    # an unknown user, on the entry or as gateway.plugin_user, at its line
+    bad = Gateway(plugins=[crash_plugin("t", isolation="process", user="no-such-user-sc")],
+                  start=False)
+    r = bad.check()
+    assert r.returncode != 0 and re.search(
+        r"sectorcast\.conf:\d+: plugin 't': 'user': no such user 'no-such-user-sc'",
+        r.stdout + r.stderr), r.stdout + r.stderr
+    bad = Gateway(plugins=[crash_plugin("t", isolation="process")], start=False,
+                  extra={"gateway": {"plugin_user": "no-such-user-sc"}})
+    r = bad.check()
+    assert r.returncode != 0 and re.search(
+        r"sectorcast\.conf:1: 'plugin_user': no such user 'no-such-user-sc'",
+        r.stdout + r.stderr), r.stdout + r.stderr
     gw.start()
     with gw:
         sub = gw.subscriber("motie", ["energy.test."])
