@@ -19,9 +19,14 @@
  * child is not trusted. Children are pinged every PING_MS; one silent for
  * DEAD_MS is killed and restarted with backoff.
  *
- * Reload: a thread plugin whose new instance fails init() is restarted on
- * its previous entry; that previous config is kept (sc_supervisor_adopt)
- * until no slot points into it.
+ * fd 4 is the child's start report: "ok" once its instance's init()
+ * succeeded, "failed" when it did not start. With a `user`, the child
+ * connects to the core and opens the state database first, then drops to
+ * that user before it loads the plugin.
+ *
+ * Reload: a plugin (thread, or child by its start report) whose new
+ * instance fails init() is restarted on its previous entry; that previous
+ * config is kept (sc_supervisor_adopt) until no slot points into it.
  */
 #include "supervisor.h"
 

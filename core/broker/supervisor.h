@@ -5,7 +5,8 @@
  * a reloaded config (start added plugins, stop removed ones, restart only
  * those whose entry or .so file changed), and, for plugins configured with
  * isolation = "process", the child processes that host them: spawning
- * (with the running config's entry and a per-child credential), reaping,
+ * (with the running config's entry and a per-child credential; as the
+ * entry's unprivileged `user` if any), reaping,
  * liveness pings, and restarting a crashed or hung child with exponential
  * backoff. Never loads an isolated plugin into this process.
  * Never touches the journal or the publish socket: while it waits for
@@ -40,8 +41,9 @@ sc_supervisor_t *sc_supervisor_new(void *zctx, const char *inproc_ep,
 int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg);
 
 /* After an apply: how many plugins were kept running untouched, and how
- * many new or restarted instances failed to start (a thread plugin whose
- * new instance fails init() is restarted on its previous entry). */
+ * many new or restarted instances failed to start (a plugin, thread or
+ * child, whose new instance fails init() is restarted on its previous
+ * entry). */
 void sc_supervisor_last_apply(const sc_supervisor_t *sv, int *kept,
                               int *failed);
 /* Hand over the previous configuration after an apply: freed at once
