@@ -26,9 +26,9 @@ BIN = os.path.join(BUILD, "bin")
 PLUGINS = os.path.join(BUILD, "plugins")
 
 
-# the UTC time after a broker log line's "LEVEL [component] "
+# a broker log line: "LEVEL [component] TIME message"
 _LOG_TIME = re.compile(r"^((?:debug|info|warn|error) *\[[^\]\n]*\] )"
-                       r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", re.M)
+                       r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ", re.M)
 
 
 def free_port():
@@ -101,10 +101,10 @@ class Process:
 
     def log(self):
         """The process's stderr. Broker lines ("LEVEL [component] TIME
-        message") are given without their timestamp, so a test can look
-        for "[component] message"."""
+        message") are given as "TIME LEVEL [component] message", so a test
+        can look for "[component] message" and read the time first."""
         with open(self.logpath, "rb") as f:
-            return _LOG_TIME.sub(r"\1", f.read().decode("utf-8", "replace"))
+            return _LOG_TIME.sub(r"\2 \1", f.read().decode("utf-8", "replace"))
 
     def stdout(self):
         if not self.stdout_path:
