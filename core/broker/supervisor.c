@@ -266,7 +266,6 @@ static int spawn_child(sc_supervisor_t *sv, slot_t *s)
         free(conf);
         return -1;
     }
-    fcntl(pfd[1], F_SETFD, FD_CLOEXEC);
     /* fd 4: the child writes "ok" once its instance's init() succeeded,
      * "failed" when it did not start (a reload waits for this) */
     int sfd[2] = {-1, -1};
@@ -278,7 +277,12 @@ static int spawn_child(sc_supervisor_t *sv, slot_t *s)
         free(conf);
         return -1;
     }
-    fcntl(sfd[0], F_SETFD, FD_CLOEXEC);
+    /* no other child may inherit these (dup2 below clears the flag on
+     * the child's fds 3 and 4) */
+    for (int i = 0; i < 2; i++) {
+        fcntl(pfd[i], F_SETFD, FD_CLOEXEC);
+        fcntl(sfd[i], F_SETFD, FD_CLOEXEC);
+    }
     char *argv[] = {sv->self_exe, "--plugin-child", s->cfg->name, "--core",
                     sv->ipc_ep,   "--child-fd",     "3",          NULL};
     posix_spawn_file_actions_t fa;
