@@ -418,7 +418,13 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
         unlink(b->ipc_path + 6);
         b->pull_ipc = zmq_socket(b->zctx, ZMQ_ROUTER);
         int64_t maxmsg = MAX_FRAME_BYTES;
+        /* a send to a child that is not connected or is full fails
+         * (EHOSTUNREACH/EAGAIN with ZMQ_DONTWAIT) instead of being
+         * dropped silently: sink frames are kept and sent again */
+        int mandatory = 1;
         if (!b->pull_ipc ||
+            zmq_setsockopt(b->pull_ipc, ZMQ_ROUTER_MANDATORY, &mandatory,
+                           sizeof mandatory) ||
             zmq_setsockopt(b->pull_ipc, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||
             zmq_setsockopt(b->pull_ipc, ZMQ_MAXMSGSIZE, &maxmsg,
                            sizeof maxmsg) ||
@@ -1082,7 +1088,7 @@ int sc_broker_run(sc_broker_t *b)
         bool paused = retry_at != 0;
         /* the optional sockets go last; the pull sockets are not read
          * while the journal is failing (the plugins then wait) */
-        zmq_pollitem_t items[8] = {
+        zmq_pollitem_t items[10] = {
             {NULL, b->sigfd, ZMQ_POLLIN, 0},
             {b->zap, 0, ZMQ_POLLIN, 0},
             {b->xpub, 0, ZMQ_POLLIN, 0},
@@ -1097,6 +1103,12 @@ int sc_broker_run(sc_broker_t *b)
         void *ctl = sc_control_core_socket(sc_ops_control(b->ops));
         if (ctl)
             items[n_items++] = (zmq_pollitem_t){ctl, 0, ZMQ_POLLIN, 0};
+        /* sink frames queued by the feeder for plugin child processes */
+        int sink_fd = sc_supervisor_sink_fd(b->sv), sink_item = -1;
+        if (sink_fd >= 0 && b->pull_ipc) {
+            sink_item = n_items;
+            items[n_items++] = (zmq_pollitem_t){NULL, sink_fd, ZMQ_POLLIN, 0};
+        }
         long svw = sc_supervisor_next_wake_ms(b->sv);
         int64_t now = sc_mono_ms();
         int64_t wake = b->next_prune_ms;
@@ -1186,6 +1198,8 @@ int sc_broker_run(sc_broker_t *b)
         }
         if (svw >= 0)
             sc_supervisor_tick(b->sv);
+        if (svw >= 0 || (sink_item >= 0 && items[sink_item].revents))
+            sc_supervisor_sink_flush(b->sv);
         if (paused) {
             sc_pipeline_retry(b->pipe);
             more = false;

@@ -75,6 +75,13 @@ struct sc_plugin_inst {
     sink_item_t sinkq[SC_PLUGIN_SINK_WINDOW];
     size_t sink_head, sink_n;
     int sink_pipe[2];
+    /* plugin thread only: channels refused at `seq` (a SINK_NACK went to
+     * the core); later messages of the channel still arriving are dropped
+     * until the feeder offers that seq (or an earlier one) again, so the
+     * plugin sees every channel in seq order. Bounded by the channels the
+     * instance receives. */
+    struct blocked { char *channel; uint64_t seq; } *blocked;
+    size_t n_blocked;
 
     pthread_mutex_t done_mu;
     pthread_cond_t done_cv;
@@ -484,6 +491,9 @@ int sc_plugin_sink_deliver(sc_plugin_inst_t *p, const sc_sink_msg_t *msg)
     return SC_OK;
 }
 
+static int queue_lost(sc_plugin_inst_t *p, const char *channel,
+                      const char *epoch, uint64_t first, uint64_t last);
+
 int sc_plugin_sink_lost(sc_plugin_inst_t *p, const char *channel,
                         const char *epoch, uint64_t first, uint64_t last)
 {
@@ -491,6 +501,14 @@ int sc_plugin_sink_lost(sc_plugin_inst_t *p, const char *channel,
         return SC_ERR_ARG;
     if (!sc_plugin_is_sink(p))
         return SC_ERR_UNSUPPORTED;
+    return queue_lost(p, channel, epoch, first, last);
+}
+
+/* Queue a lost notice (delivered from the plugin thread's loop, which runs
+ * only after init(), where a sink registers). */
+static int queue_lost(sc_plugin_inst_t *p, const char *channel,
+                      const char *epoch, uint64_t first, uint64_t last)
+{
     sink_item_t it = {.channel = strdup(channel), .epoch = strdup(epoch),
                       .seq = first, .last = last};
     if (!it.channel || !it.epoch) {
@@ -511,6 +529,42 @@ int sc_plugin_sink_lost(sc_plugin_inst_t *p, const char *channel,
     return SC_OK;
 }
 
+/* Plugin thread: `seq` of `channel` was refused; drop what follows. */
+static void sink_block(sc_plugin_inst_t *p, const char *channel,
+                       uint64_t seq)
+{
+    for (size_t i = 0; i < p->n_blocked; i++)
+        if (strcmp(p->blocked[i].channel, channel) == 0) {
+            if (seq < p->blocked[i].seq)
+                p->blocked[i].seq = seq;
+            return;
+        }
+    struct blocked *v = realloc(p->blocked, (p->n_blocked + 1) * sizeof *v);
+    if (!v)
+        return;
+    p->blocked = v;
+    if ((v[p->n_blocked].channel = strdup(channel)) != NULL)
+        v[p->n_blocked++].seq = seq;
+}
+
+/* Plugin thread: true if `seq` of `channel` follows a refused message that
+ * was not offered again yet (drop it: the feeder offers it again after the
+ * refused one). An offer at or before the refused seq lifts the block. */
+static bool sink_blocked(sc_plugin_inst_t *p, const char *channel,
+                         uint64_t seq)
+{
+    for (size_t i = 0; i < p->n_blocked; i++) {
+        if (strcmp(p->blocked[i].channel, channel) != 0)
+            continue;
+        if (seq > p->blocked[i].seq)
+            return true;
+        free(p->blocked[i].channel);
+        p->blocked[i] = p->blocked[--p->n_blocked];
+        return false;
+    }
+    return false;
+}
+
 /* On the plugin thread: hand one queued message to the plugin. */
 static void deliver_one(sc_plugin_inst_t *p, sink_item_t *it)
 {
@@ -518,10 +572,13 @@ static void deliver_one(sc_plugin_inst_t *p, sink_item_t *it)
         sc_host_sink_lost(p->h, it->channel, it->epoch, it->seq, it->last);
         return;
     }
+    if (sink_blocked(p, it->channel, it->seq))
+        return;
     sc_sink_msg_t m = {sizeof m, it->channel, it->epoch, it->seq, it->jws,
                        it->jws_len};
     int rc = sc_host_sink_deliver(p->h, &m);
     if (rc != SC_OK) {
+        sink_block(p, it->channel, it->seq);
         sc_frame_t f = {.type = SC_FRAME_SINK_NACK,
                         .channel = FSTR(it->channel), .seq = it->seq};
         send_frame(p, &f, "sink nack");
@@ -571,6 +628,7 @@ static void handle_incoming(sc_plugin_inst_t *p, const sc_frame_t *f)
             sc_sink_msg_t m = {sizeof m, ch, ep, f->seq, jws, f->data.len};
             /* queued, delivered from the loop (not inside a publish) */
             if (sc_plugin_sink_deliver(p, &m) != SC_OK) {
+                sink_block(p, ch, f->seq);
                 sc_frame_t nack = {.type = SC_FRAME_SINK_NACK,
                                    .channel = FSTR(ch), .seq = f->seq};
                 unsigned char *buf;
@@ -582,6 +640,16 @@ static void handle_incoming(sc_plugin_inst_t *p, const sc_frame_t *f)
             }
         }
         free(jws);
+    } else if (f->type == SC_FRAME_SINK_LOST) {
+        char ch[256], ep[80];
+        if (sc_frame_str_copy(f->channel, ch, sizeof ch) &&
+            sc_frame_str_copy(f->epoch, ep, sizeof ep) &&
+            queue_lost(p, ch, ep, f->seq, f->last) != SC_OK)
+            sc_log(SC_L_WARN, p->name,
+                   "sink: %s: could not pass on that seq %llu..%llu of epoch "
+                   "%s were lost (the broker logged it)",
+                   ch, (unsigned long long)f->seq,
+                   (unsigned long long)f->last, ep);
     }
 }
 
@@ -806,6 +874,9 @@ static void inst_free(sc_plugin_inst_t *p)
     }
     for (size_t i = 0; i < SC_PLUGIN_SINK_WINDOW; i++)
         sink_item_free(&p->sinkq[i]);
+    for (size_t i = 0; i < p->n_blocked; i++)
+        free(p->blocked[i].channel);
+    free(p->blocked);
     for (int i = 0; i < 2; i++)
         if (p->sink_pipe[i] >= 0)
             close(p->sink_pipe[i]);

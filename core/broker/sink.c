@@ -48,6 +48,8 @@ typedef struct chan {
     int64_t pause_until;
     uint64_t lost_logged; /* a lost range up to here was logged */
     bool dirty;         /* acked not yet written to sinks.db */
+    bool epochs_told;   /* cursors of older epochs reported and removed */
+    bool epochs_logged;
 } chan_t;
 
 struct sc_sink_port {
@@ -84,6 +86,9 @@ struct sc_sink_feeder {
     sc_sink_port_t *ports;
     cursor_row_t *orphans; /* dirty cursors of detached ports */
     size_t n_orphans;
+    char **keep;           /* sc_sink_keep_only(), applied by the thread */
+    size_t n_keep;
+    bool keep_set;
 };
 
 static sc_sink_feeder_t *global_feeder;
@@ -118,50 +123,87 @@ static chan_t *chan_find(sc_sink_port_t *p, const char *name)
     return NULL;
 }
 
-/* The durable cursor of (port, channel) in this epoch; cursors of older
- * epochs are reported lost and removed. Returns the acked seq or -1 if
- * there is none yet. */
+/* The durable cursor of (port, channel) in this epoch. Returns the acked
+ * seq or -1 if there is none yet. (Cursors of older epochs: tell_epochs.) */
 static int64_t cursor_load(sc_sink_feeder_t *f, sc_sink_port_t *p,
                            const char *channel)
 {
     int64_t acked = -1;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(f->cdb,
-                           "SELECT epoch, acked FROM cursors WHERE instance=?"
-                           " AND channel=?",
+                           "SELECT acked FROM cursors WHERE instance=? AND"
+                           " channel=? AND epoch=?",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
-    bool old = false;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *ep = (const char *)sqlite3_column_text(st, 0);
-        uint64_t a = (uint64_t)sqlite3_column_int64(st, 1);
-        if (ep && strcmp(ep, f->epoch) == 0) {
-            acked = (int64_t)a;
-            continue;
-        }
-        old = true;
-        sc_log(SC_L_WARN, p->name,
-               "sink: %s: the journal started a new epoch (%s, was %s): "
-               "messages after seq %llu of the old epoch cannot be "
-               "delivered",
-               channel, f->epoch, ep ? ep : "?", (unsigned long long)a);
-        if (p->t.lost)
-            p->t.lost(p->t.arg, channel, ep ? ep : "", a + 1, 0);
-    }
+    sqlite3_bind_text(st, 3, f->epoch, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        acked = (int64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (old && sqlite3_prepare_v2(f->cdb,
-                                  "DELETE FROM cursors WHERE instance=? AND"
-                                  " channel=? AND epoch<>?",
-                                  -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, f->epoch, -1, SQLITE_STATIC);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
     return acked;
+}
+
+/* A cursor of (port, channel) from an older epoch (the journal was
+ * replaced): what followed its seq in that epoch can never be delivered.
+ * Log it once, tell the sink (lost(channel, old epoch, acked + 1, 0)) and
+ * remove the cursor once the sink took the notice; until then the channel
+ * waits (retried shortly), exactly like a retention gap. Returns true when
+ * no older cursor is left. */
+static bool tell_epochs(sc_sink_feeder_t *f, sc_sink_port_t *p, chan_t *c,
+                        int64_t now)
+{
+    for (int guard = 0; guard < 16; guard++) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(f->cdb,
+                               "SELECT epoch, acked FROM cursors WHERE "
+                               "instance=? AND channel=? AND epoch<>? LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK)
+            return true;
+        sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, f->epoch, -1, SQLITE_STATIC);
+        char ep[80] = "";
+        uint64_t a = 0;
+        bool found = sqlite3_step(st) == SQLITE_ROW;
+        if (found) {
+            const char *e = (const char *)sqlite3_column_text(st, 0);
+            snprintf(ep, sizeof ep, "%s", e ? e : "");
+            a = (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+        if (!found)
+            return true;
+        if (!c->epochs_logged) {
+            sc_log(SC_L_WARN, p->name,
+                   "sink: %s: the journal started a new epoch (%s, was %s): "
+                   "messages after seq %llu of the old epoch cannot be "
+                   "delivered (lost)",
+                   c->name, f->epoch, ep, (unsigned long long)a);
+            snprintf(p->last_error, sizeof p->last_error,
+                     "lost %s after seq %llu of epoch %s (new journal)",
+                     c->name, (unsigned long long)a, ep);
+            c->epochs_logged = true;
+        }
+        if (p->t.lost && p->t.lost(p->t.arg, c->name, ep, a + 1, 0) != 0) {
+            c->pause_until = now + OFFER_PAUSE_MS;
+            return false;
+        }
+        c->epochs_logged = false;
+        if (sqlite3_prepare_v2(f->cdb,
+                               "DELETE FROM cursors WHERE instance=? AND "
+                               "channel=? AND epoch=?",
+                               -1, &st, NULL) != SQLITE_OK)
+            return true;
+        sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, ep, -1, SQLITE_STATIC);
+        bool ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+        if (!ok)
+            return true; /* told; do not loop on a row we cannot delete */
+    }
+    return true;
 }
 
 static chan_t *chan_add(sc_sink_feeder_t *f, sc_sink_port_t *p,
@@ -351,6 +393,14 @@ static bool feed_round(sc_sink_feeder_t *f, bool *paused)
             if (!c && !(c = chan_add(f, p, h[i].name, low_of(f, &h[i]))))
                 continue;
             c->head = h[i].head;
+            /* an older epoch's cursor is reported before anything of
+             * this epoch is offered */
+            if (!c->epochs_told &&
+                (c->pause_until > now ||
+                 !(c->epochs_told = tell_epochs(f, p, c, now)))) {
+                *paused = true;
+                continue;
+            }
             uint64_t fl = inflight(p);
             uint64_t budget = fl < p->max_inflight ? p->max_inflight - fl : 0;
             long n = c->sent < c->head && c->pause_until <= now
@@ -454,6 +504,90 @@ static void persist(sc_sink_feeder_t *f)
     free(rows);
 }
 
+/* sc_sink_keep_only(), on the feeder thread after persist(): remove the
+ * cursors of instances neither in the list nor attached. */
+static void apply_keep(sc_sink_feeder_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    if (!f->keep_set) {
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
+    char **keep = f->keep;
+    size_t n_keep = f->n_keep;
+    f->keep = NULL;
+    f->n_keep = 0;
+    f->keep_set = false;
+    pthread_mutex_unlock(&f->mu);
+    char **gone = NULL;
+    size_t n_gone = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(f->cdb, "SELECT DISTINCT instance FROM cursors",
+                           -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *in = (const char *)sqlite3_column_text(st, 0);
+            bool kept = !in;
+            for (size_t i = 0; !kept && i < n_keep; i++)
+                kept = strcmp(keep[i], in) == 0;
+            pthread_mutex_lock(&f->mu);
+            for (sc_sink_port_t *p = f->ports; !kept && p; p = p->next)
+                kept = strcmp(p->name, in) == 0;
+            pthread_mutex_unlock(&f->mu);
+            char **v = kept ? NULL : realloc(gone, (n_gone + 1) * sizeof *v);
+            if (v && (v[n_gone] = strdup(in)) != NULL)
+                n_gone++;
+            if (v)
+                gone = v;
+        }
+        sqlite3_finalize(st);
+    }
+    for (size_t i = 0; i < n_gone; i++) {
+        if (sqlite3_prepare_v2(f->cdb, "DELETE FROM cursors WHERE instance=?",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, gone[i], -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_DONE)
+                sc_log(SC_L_INFO, "sinks",
+                       "sink cursors of '%s' removed from %s: no longer "
+                       "configured",
+                       gone[i], f->cursor_path);
+            sqlite3_finalize(st);
+        }
+        free(gone[i]);
+    }
+    free(gone);
+    for (size_t i = 0; i < n_keep; i++)
+        free(keep[i]);
+    free(keep);
+}
+
+void sc_sink_keep_only(sc_sink_feeder_t *f, const char *const *names,
+                       size_t n)
+{
+    if (!f)
+        return;
+    char **v = calloc(n + 1, sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; v && i < n; i++)
+        if ((v[k] = strdup(names[i])) != NULL)
+            k++;
+    if (!v || k != n) {
+        /* out of memory: keep everything rather than forget a cursor */
+        for (size_t i = 0; v && i < k; i++)
+            free(v[i]);
+        free(v);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->n_keep; i++)
+        free(f->keep[i]);
+    free(f->keep);
+    f->keep = v;
+    f->n_keep = n;
+    f->keep_set = true;
+    pthread_mutex_unlock(&f->mu);
+    sc_sink_notify(f);
+}
+
 /* ------------------------------------------------------------------ */
 /* metrics (feeder thread): gauges rebuilt from the status              */
 
@@ -517,6 +651,7 @@ static void *feeder_thread(void *arg)
         paused = false;
         more = feed_round(f, &paused);
         persist(f);
+        apply_keep(f);
         int64_t now = sc_mono_ms();
         if (now >= next_metrics) {
             metrics_update(f);
@@ -627,6 +762,9 @@ void sc_sink_feeder_destroy(sc_sink_feeder_t **f_p)
         free(f->orphans[i].channel);
     }
     free(f->orphans);
+    for (size_t i = 0; i < f->n_keep; i++)
+        free(f->keep[i]);
+    free(f->keep);
     sc_journal_reader_destroy(&f->jr);
     if (f->cdb)
         sqlite3_close(f->cdb);

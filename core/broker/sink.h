@@ -94,12 +94,22 @@ void sc_sink_retry(sc_sink_port_t *p, const char *channel, uint64_t seq);
 void sc_sink_acked(sc_sink_feeder_t *f, const char *name, const char *channel,
                    uint64_t acked_seq, uint64_t refused_seq);
 
+/* The configured sink instances (at start and after each reload): the
+ * durable cursors of any other instance that is not attached are removed
+ * from sinks.db (a sink removed from the configuration and added again
+ * later starts like a new one, from what the journal retains). Applied by
+ * the feeder thread shortly after. Any thread. */
+void sc_sink_keep_only(sc_sink_feeder_t *f, const char *const *names,
+                       size_t n);
+
 /* After this returns, the target is never called again; unacknowledged
  * messages will be offered again on the next attach. */
 void sc_sink_detach(sc_sink_port_t **p_p);
 
 /* Record the instance's own view of its downstream (e.g. "connected to
- * nats://..." / an error text), shown in the status. Any thread. */
+ * nats://..." / an error text), shown in the status. Any thread.
+ * Not called today: plugin ABI 2 has no host call for a plugin to report
+ * its state, so `connected` is inferred (see sc_sink_status_t). */
 void sc_sink_set_state(sc_sink_port_t *p, bool connected, const char *error);
 
 /* Status, for `ctl plugins` and the metrics: one call per channel of each

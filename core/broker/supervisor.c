@@ -60,6 +60,7 @@
 #include "ops.h"
 #include "plugin_host.h"
 #include "sink.h"
+#include "sink_relay.h"
 
 extern char **environ;
 
@@ -70,11 +71,20 @@ extern char **environ;
 #define PING_MS 1000      /* liveness check of a child, every ... */
 #define DEAD_MS 5000      /* ... killed when no answer for this long */
 #define TOKEN_LEN 32      /* a child's credential: hex of 16 random bytes */
+#define RELAY_RETRY_MS 10 /* sink frames a child could not take yet */
+
+/* The feeder's target for a child's sink: the relay and the credential of
+ * the child it was attached for (heap: slots move on reload). */
+typedef struct child_sink {
+    sc_sink_relay_t *relay;
+    char rid[TOKEN_LEN + 1];
+} child_sink_t;
 
 typedef struct slot {
     sc_cfg_plugin_t *cfg;   /* entry in the current config */
     sc_plugin_inst_t *inst; /* thread isolation */
-    sc_sink_port_t *sink;   /* inst attached to the sink feeder */
+    sc_sink_port_t *sink;   /* inst or child attached to the sink feeder */
+    child_sink_t *csink;    /* the child's target while attached */
     pid_t pid;              /* process isolation; 0 = not running */
     int backoff_ms;
     int64_t restart_at_ms;  /* 0 = no restart pending */
@@ -101,6 +111,8 @@ struct sc_supervisor {
     size_t n;
     bool abandoned;
     void *ipc_sock; /* the core's ROUTER towards children (pings) */
+    sc_sink_relay_t *relay; /* sink frames for children (feeder -> core) */
+    size_t relay_waiting;   /* frames the last flush could not send */
     sc_config_t **kept;  /* earlier configs that fallback slots still use */
     size_t n_kept;
     int last_kept, last_failed;
@@ -119,8 +131,13 @@ sc_supervisor_t *sc_supervisor_new(void *zctx, const char *inproc_ep,
     sv->self_exe = self_exe ? strdup(self_exe) : NULL;
     sv->drain = drain;
     sv->drain_arg = drain_arg;
+    char err[128];
+    sv->relay = sc_sink_relay_new(err, sizeof err);
+    if (!sv->relay)
+        sc_log(SC_L_ERROR, "core", "sinks in plugin processes: %s", err);
     if (!sv->inproc_ep || (ipc_ep && !sv->ipc_ep) ||
         (self_exe && !sv->self_exe)) {
+        sc_sink_relay_destroy(&sv->relay);
         free(sv->inproc_ep);
         free(sv->ipc_ep);
         free(sv->self_exe);
@@ -360,19 +377,71 @@ static int sink_lost(void *arg, const char *channel, const char *epoch,
                : -1;
 }
 
-static void sink_attach(slot_t *s)
+/* A child's sink: the feeder queues SINK_MSG / SINK_LOST frames on the
+ * relay (never blocking), the core thread sends them on the ROUTER to the
+ * child's credential (sc_supervisor_sink_flush), the child's SINK_ACK /
+ * SINK_NACK come back through the pipeline. The port is attached once the
+ * child is spawned and detached when it is reaped or stopped, so a
+ * restarted child resumes from the durable cursor; frames still queued
+ * for a gone child are dropped with its port. The window is the relay's
+ * queue bound (and the child host's queue, SC_PLUGIN_SINK_WINDOW), so a
+ * child is never sent more than it can queue. */
+static int child_offer(void *arg, const sc_sink_msg_t *m)
+{
+    child_sink_t *c = arg;
+    return sc_sink_relay_msg(c->relay, c->rid, m);
+}
+
+static int child_lost(void *arg, const char *channel, const char *epoch,
+                      uint64_t first, uint64_t last)
+{
+    child_sink_t *c = arg;
+    return sc_sink_relay_lost(c->relay, c->rid, channel, epoch, first, last);
+}
+
+static void sink_attach(sc_supervisor_t *sv, slot_t *s)
 {
     sc_cfg_plugin_t *p = s->cfg;
     sc_sink_feeder_t *f = sc_sink_global();
-    if (p->n_receives == 0 || !f || !s->inst)
+    if (p->n_receives == 0 || !f || (!s->inst && s->pid <= 0))
         return;
     sc_sink_target_t t = {.offer = sink_offer, .lost = sink_lost,
                           .arg = s->inst};
+    uint32_t window = 0;
+    if (s->pid > 0) {
+        if (!sv->relay || !(s->csink = calloc(1, sizeof *s->csink))) {
+            sc_log(SC_L_ERROR, p->name, "sink not fed: %s",
+                   sv->relay ? "out of memory" : "no relay to children");
+            return;
+        }
+        s->csink->relay = sv->relay;
+        memcpy(s->csink->rid, s->token, sizeof s->csink->rid);
+        t = (sc_sink_target_t){.offer = child_offer, .lost = child_lost,
+                               .arg = s->csink};
+        window = SC_SINK_RELAY_MAX < SC_PLUGIN_SINK_WINDOW
+                     ? SC_SINK_RELAY_MAX
+                     : SC_PLUGIN_SINK_WINDOW;
+    }
     char err[256];
-    s->sink = sc_sink_attach(f, p->name, p->receives, p->n_receives, 0, &t,
-                             err, sizeof err);
-    if (!s->sink)
+    s->sink = sc_sink_attach(f, p->name, p->receives, p->n_receives, window,
+                             &t, err, sizeof err);
+    if (!s->sink) {
         sc_log(SC_L_ERROR, p->name, "sink not fed: %s", err);
+        free(s->csink);
+        s->csink = NULL;
+    }
+}
+
+/* Detach the slot's sink (the feeder never calls its target again) and
+ * drop what the relay still holds for its child. */
+static void sink_release(sc_supervisor_t *sv, slot_t *s)
+{
+    sc_sink_detach(&s->sink);
+    if (s->csink) {
+        sc_sink_relay_drop(sv->relay, s->csink->rid);
+        free(s->csink);
+        s->csink = NULL;
+    }
 }
 
 static int start_slot(sc_supervisor_t *sv, slot_t *s)
@@ -385,11 +454,9 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
     /* an isolated plugin is never loaded into this process: the child
      * performs the handshake and the settings check, and reports */
     if (p->isolate_process) {
-        if (p->n_receives)
-            sc_log(SC_L_WARN, p->name,
-                   "'receives' is ignored with isolation = \"process\": "
-                   "sinks run as threads for now");
         int rc = spawn_child(sv, s);
+        if (rc == 0)
+            sink_attach(sv, s);
         sc_ops_plugin(p->name, rc == 0 ? "running" : "failed",
                       rc == 0 ? (int)s->pid : 0,
                       rc == 0 ? NULL : "cannot spawn the plugin process");
@@ -431,7 +498,7 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         sc_ops_plugin(p->name, "failed", 0, err);
         return -1;
     }
-    sink_attach(s);
+    sink_attach(sv, s);
     sc_ops_plugin(p->name, "running", 0, NULL);
     return 0;
 }
@@ -555,7 +622,7 @@ static void stop_flagged(sc_supervisor_t *sv)
             s->pid = 0;
         }
         status_close(s);
-        sc_sink_detach(&s->sink);
+        sink_release(sv, s);
         if (s->inst && !sc_plugin_destroy(&s->inst, 1000))
             sv->abandoned = true;
         s->inst = NULL;
@@ -619,7 +686,31 @@ static sc_cfg_plugin_t *find_cfg(sc_config_t *cfg, const char *name)
     return NULL;
 }
 
+/* The cursors of sink instances no longer configured are forgotten
+ * (sinks.db holds only configured instances). */
+static void sink_forget_removed(const sc_config_t *cfg)
+{
+    sc_sink_feeder_t *f = sc_sink_global();
+    const char **names = calloc(cfg->n_plugins + 1, sizeof *names);
+    size_t n = 0;
+    for (size_t i = 0; f && names && i < cfg->n_plugins; i++)
+        if (cfg->plugins[i].n_receives > 0)
+            names[n++] = cfg->plugins[i].name;
+    if (f && names)
+        sc_sink_keep_only(f, names, n);
+    free(names);
+}
+
+static int apply(sc_supervisor_t *sv, sc_config_t *cfg);
+
 int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg)
+{
+    int started = apply(sv, cfg);
+    sink_forget_removed(cfg);
+    return started;
+}
+
+static int apply(sc_supervisor_t *sv, sc_config_t *cfg)
 {
     int started = 0, failed = 0, restored = 0;
     if (!sv->cfg) {
@@ -697,6 +788,7 @@ int sc_supervisor_apply(sc_supervisor_t *sv, sc_config_t *cfg)
             continue;
         }
         failed++;
+        sink_release(sv, s);
         if (s->pid > 0 || s->status_fd >= 0)
             child_discard(s);
         if (!found)
@@ -798,6 +890,7 @@ void sc_supervisor_tick(sc_supervisor_t *sv)
         {
             s->pid = 0;
             status_close(s);
+            sink_release(sv, s);
             char why[96];
             int64_t ran = sc_mono_ms() - s->started_ms;
             if (ran > STABLE_MS)
@@ -856,6 +949,17 @@ void sc_supervisor_set_ipc_socket(sc_supervisor_t *sv, void *sock)
 {
     if (sv)
         sv->ipc_sock = sock;
+}
+
+int sc_supervisor_sink_fd(const sc_supervisor_t *sv)
+{
+    return sv ? sc_sink_relay_fd(sv->relay) : -1;
+}
+
+void sc_supervisor_sink_flush(sc_supervisor_t *sv)
+{
+    if (sv && sv->relay)
+        sv->relay_waiting = sc_sink_relay_flush(sv->relay, sv->ipc_sock);
 }
 
 void sc_supervisor_pong(sc_supervisor_t *sv, const void *rid, size_t len,
@@ -921,7 +1025,7 @@ int sc_supervisor_restart(sc_supervisor_t *sv, const char *name, char *err,
 
 long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv)
 {
-    long best = -1;
+    long best = sv && sv->relay_waiting ? RELAY_RETRY_MS : -1;
     int64_t now = sc_mono_ms();
     for (size_t i = 0; sv && i < sv->n; i++) {
         int64_t at = sv->slots[i].restart_at_ms;
@@ -931,6 +1035,8 @@ long sc_supervisor_next_wake_ms(const sc_supervisor_t *sv)
         if (!at)
             continue;
         int64_t d = at - now;
+        if (sv->relay_waiting && d > RELAY_RETRY_MS)
+            d = RELAY_RETRY_MS;
         long v = d < 0 ? 0 : (long)d;
         if (best < 0 || v < best)
             best = v;
@@ -975,6 +1081,7 @@ void sc_supervisor_destroy(sc_supervisor_t **sv_p)
     for (size_t i = 0; i < sv->n_kept; i++)
         sc_config_destroy(&sv->kept[i]);
     free(sv->kept);
+    sc_sink_relay_destroy(&sv->relay);
     free(sv->slots);
     free(sv->inproc_ep);
     free(sv->ipc_ep);

@@ -71,6 +71,12 @@ const sc_cfg_plugin_t *sc_supervisor_child(const sc_supervisor_t *sv,
 void sc_supervisor_set_ipc_socket(sc_supervisor_t *sv, void *sock);
 void sc_supervisor_pong(sc_supervisor_t *sv, const void *rid, size_t len,
                         uint64_t nonce);
+/* Sinks in child processes: the fd to poll (readable when the sink feeder
+ * queued frames for a child) and the call that sends them on the ROUTER
+ * (core thread, never blocks; what a child cannot take yet is retried
+ * within sc_supervisor_next_wake_ms). */
+int sc_supervisor_sink_fd(const sc_supervisor_t *sv);
+void sc_supervisor_sink_flush(sc_supervisor_t *sv);
 
 /* true if plugin instance `name` (as configured now) may publish on
  * `channel` (NULL: if such a plugin is configured at all): re-checks

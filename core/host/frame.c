@@ -16,11 +16,13 @@ typedef struct field {
     const char *p;
     size_t len;
     bool present;
+    const uint64_t *num; /* a u64 field: where its value is (len 8) */
 } field_t;
 
 static size_t fields_of(const sc_frame_t *f, field_t *v)
 {
-#define S(x) (field_t){(x).ptr, (x).len, (x).ptr != NULL}
+#define S(x) (field_t){(x).ptr, (x).len, (x).ptr != NULL, NULL}
+#define U(x) (field_t){NULL, 8, true, &(x)}
     switch (f->type) {
     case SC_FRAME_PUBLISH:
         v[0] = S(f->channel);
@@ -41,20 +43,27 @@ static size_t fields_of(const sc_frame_t *f, field_t *v)
     case SC_FRAME_SINK_MSG:
         v[0] = S(f->channel);
         v[1] = S(f->epoch);
-        v[2] = (field_t){NULL, 8, true}; /* seq */
+        v[2] = U(f->seq);
         v[3] = S(f->data);
+        return 4;
+    case SC_FRAME_SINK_LOST:
+        v[0] = S(f->channel);
+        v[1] = S(f->epoch);
+        v[2] = U(f->seq);
+        v[3] = U(f->last);
         return 4;
     case SC_FRAME_SINK_ACK:
     case SC_FRAME_SINK_NACK:
         v[0] = S(f->channel);
-        v[1] = (field_t){NULL, 8, true};
+        v[1] = U(f->seq);
         return 2;
     case SC_FRAME_PING:
     case SC_FRAME_PONG:
-        v[0] = (field_t){NULL, 8, true};
+        v[0] = U(f->seq);
         return 1;
     }
 #undef S
+#undef U
     return 0;
 }
 
@@ -100,9 +109,9 @@ int sc_frame_encode(const sc_frame_t *f, unsigned char **out, size_t *len)
         }
         put_u32(b + o, (uint32_t)v[i].len);
         o += 4;
-        if (!v[i].p && v[i].len == 8) { /* the u64 field */
+        if (v[i].num) { /* a u64 field */
             for (int k = 0; k < 8; k++)
-                b[o + (size_t)k] = (unsigned char)(f->seq >> (56 - 8 * k));
+                b[o + (size_t)k] = (unsigned char)(*v[i].num >> (56 - 8 * k));
         } else if (v[i].len) {
             memcpy(b + o, v[i].p, v[i].len);
         }
@@ -163,15 +172,16 @@ int sc_frame_decode(const void *buf, size_t len, sc_frame_t *f, char *err,
         BAD("%zu trailing bytes", len - o);
     /* u64 fields and presence */
     for (size_t i = 0; i < n; i++) {
-        bool is_u64 = want[i].p == NULL && want[i].present &&
-                      want[i].len == 8;
-        if (is_u64) {
+        if (want[i].num) {
             if (!got[i].ptr || got[i].len != 8)
                 BAD("field %zu is not a 64-bit number", i);
             uint64_t v = 0;
             for (int k = 0; k < 8; k++)
                 v = v << 8 | (unsigned char)got[i].ptr[k];
-            f->seq = v;
+            if (want[i].num == &f->last)
+                f->last = v;
+            else
+                f->seq = v;
         }
     }
     switch (f->type) {
@@ -225,6 +235,14 @@ int sc_frame_decode(const void *buf, size_t len, sc_frame_t *f, char *err,
         f->channel = got[0];
         if (!chan_ok(f->channel) || f->seq == 0)
             BAD("sink ack: bad field");
+        break;
+    case SC_FRAME_SINK_LOST:
+        f->channel = got[0];
+        f->epoch = got[1];
+        if (!chan_ok(f->channel) || !f->epoch.ptr || f->epoch.len > 64 ||
+            has_nul(f->epoch.ptr, f->epoch.len) || f->seq == 0 ||
+            (f->last != 0 && f->last < f->seq))
+            BAD("sink lost: bad field");
         break;
     case SC_FRAME_PING:
     case SC_FRAME_PONG:

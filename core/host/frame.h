@@ -21,6 +21,9 @@
  *   SINK_ACK   plugin -> core  channel, seq (u64)
  *   SINK_NACK  plugin -> core  channel, seq (u64): deliver() refused it
  *                              (SC_ERR_LIMIT); offer it again later
+ *   SINK_LOST  core -> plugin  channel, epoch, first (u64), last (u64; 0 =
+ *                              everything after first of that older epoch):
+ *                              the sink's lost()
  *   PING       core -> plugin  nonce (u64)
  *   PONG       plugin -> core  nonce (u64)
  *
@@ -50,6 +53,7 @@ typedef enum sc_frame_type {
     SC_FRAME_SINK_MSG = 'M',
     SC_FRAME_SINK_ACK = 'K',
     SC_FRAME_SINK_NACK = 'N',
+    SC_FRAME_SINK_LOST = 'L',
     SC_FRAME_PING = 'I',
     SC_FRAME_PONG = 'O'
 } sc_frame_type_t;
@@ -68,8 +72,10 @@ typedef struct sc_frame {
     sc_frame_str_t key;     /* PUBLISH (may be absent), STATE_* */
     sc_frame_str_t data;    /* PUBLISH: JSON text; STATE_PUT: value;
                                ACK: status; SINK_MSG: jws */
-    sc_frame_str_t epoch;   /* SINK_MSG */
-    uint64_t seq;           /* SINK_MSG, SINK_ACK; PING/PONG nonce */
+    sc_frame_str_t epoch;   /* SINK_MSG, SINK_LOST */
+    uint64_t seq;           /* SINK_MSG, SINK_ACK; PING/PONG nonce;
+                               SINK_LOST: first */
+    uint64_t last;          /* SINK_LOST */
 } sc_frame_t;
 
 /* Encode `f` into a new buffer (*out, *len; free() it). 0, or -1 if out

@@ -7,6 +7,7 @@ back and verifies every message with the gateway's JWKS.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -48,9 +49,11 @@ class NatsCluster:
             f.write('server_name: n%d\nlisten: "127.0.0.1:%d"\nhttp: "127.0.0.1:%d"\n'
                     'jetstream { store_dir: "%s"; max_memory_store: 64MB; '
                     'max_file_store: 1GB }\n'
-                    'cluster { name: sctest; listen: "127.0.0.1:%d"; routes: [ %s ] }\n'
                     % (i, self.ports[i], self.hports[i],
-                       os.path.join(self.tmp, "js%d" % i), self.cports[i], routes))
+                       os.path.join(self.tmp, "js%d" % i)))
+            if self.n > 1:  # a lone node is not a cluster (JetStream needs a quorum)
+                f.write('cluster { name: sctest; listen: "127.0.0.1:%d"; routes: [ %s ] }\n'
+                        % (self.cports[i], routes))
         return path
 
     def start(self, i):
@@ -298,6 +301,50 @@ def test_retention_gap_is_reported_to_the_sink():
         assert gw.stop() == 0  # a clean stop (ASan: nothing of nats.c leaks)
 
 
+def child_pids(gw, name="bridge"):
+    return [int(p) for p in re.findall(r"\[%s\] plugin process started \(pid (\d+)\)" % name,
+                                       gw.broker.log())]
+
+
+def test_isolated_bridge_resumes_after_kill():
+    """The bridge with isolation = "process": the core relays the sink
+    messages to the child over its own channel (frames), the child's acks
+    move the cursor; after a kill -9 of the child it is restarted and
+    resumes from its cursor: the stream holds every message once, in
+    order, verified."""
+    tmp = tempfile.mkdtemp(prefix="sc-nats-")
+    cluster = NatsCluster(tmp, n=1)
+    try:
+        bridge = bridge_plugin(cluster, "SCPROC", replicas=1)
+        bridge["isolation"] = "process"
+        plugins = [burst_plugin("energy.test.p", count=3000, interval_ms=1, name="burst_p"),
+                   bridge]
+        with Gateway(plugins=plugins, extra={"log_level": "info"}) as gw:
+            wait_for(lambda: acked(gw).get("energy.test.p", 0) >= 600, 60,
+                     "600 bridged by the child", 0.1)
+            pids = child_pids(gw)
+            assert len(pids) == 1, pids
+            os.kill(pids[0], signal.SIGKILL)
+            at_kill = acked(gw).get("energy.test.p", 0)
+            assert at_kill < 3000, "the child was killed after it had everything"
+            wait_for(lambda: len(child_pids(gw)) >= 2, 30, "child restarted")
+            wait_for(lambda: acked(gw).get("energy.test.p", 0) >= 3000, 90,
+                     "all 3000 bridged", 0.2)
+            lines, summary = read_stream(gw, cluster, "SCPROC")
+            per = check_exactly_once(lines, summary, journal_rows(gw))
+            assert per == {"energy.test.p": 3000}
+            log = gw.broker.log()
+            assert "is ignored with isolation" not in log
+            assert "killed by signal 9" in log, log[-3000:]
+            # the new child started from the durable cursor, not from seq 1
+            # and not past it (exactly once in the stream: checked above)
+            assert at_kill >= 600
+    finally:
+        cluster.close()
+        if not os.environ.get("SC_KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_receives_outside_sectors_fails_check():
     """`receives` naming a subtree outside every sector fails --check with
     FILE:LINE; inside the sectors it passes."""
@@ -326,6 +373,7 @@ if __name__ == "__main__":
     harness.run_tests([
         test_receives_outside_sectors_fails_check,
         test_retention_gap_is_reported_to_the_sink,
+        test_isolated_bridge_resumes_after_kill,
         test_burst_with_node_and_broker_kill,
         test_downstream_down_then_back,
     ])

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "broker/metrics.h"
 #include "broker/sink.h"
 #include "common/clock.h"
+#include "host/frame.h"
 #include "../plugins/nats_bridge/msgid.h"
 
 #define MAXREC 256
@@ -302,6 +304,190 @@ static void test_stuck_sink_delays_no_other(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* lost() that refuses the first `refuse_left` notices (a sink not yet
+ * registered), recording the epoch of the last one taken */
+typedef struct epoch_rec {
+    rec_t r;
+    atomic_int refuse_left;
+    atomic_int offered_before_told;
+    atomic_int told;
+    char epoch[64];
+} epoch_rec_t;
+
+static int epoch_lost(void *arg, const char *channel, const char *epoch,
+                      uint64_t first, uint64_t last)
+{
+    epoch_rec_t *e = arg;
+    if (atomic_fetch_sub(&e->refuse_left, 1) > 0)
+        return -1;
+    pthread_mutex_lock(&e->r.mu);
+    snprintf(e->epoch, sizeof e->epoch, "%s", epoch);
+    pthread_mutex_unlock(&e->r.mu);
+    atomic_store(&e->told, 1);
+    (void)channel;
+    return lost(&e->r, channel, epoch, first, last);
+}
+
+static int epoch_offer(void *arg, const sc_sink_msg_t *m)
+{
+    epoch_rec_t *e = arg;
+    if (!atomic_load(&e->told))
+        atomic_fetch_add(&e->offered_before_told, 1);
+    return offer(&e->r, m);
+}
+
+static long cursor_rows(const char *dir, const char *instance)
+{
+    char path[600], sql[200];
+    snprintf(path, sizeof path, "%s/sinks.db", dir);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM cursors WHERE instance='%s'", instance);
+    sqlite3 *db = NULL;
+    long n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+/* A new journal (new epoch) under the same cursors: the old epoch's cursor
+ * is passed to the sink's lost() (retried until the sink takes it, before
+ * anything of the new epoch is offered) and then removed. Then cursors of
+ * instances no longer configured are removed (sc_sink_keep_only). */
+static void test_old_epoch_lost_and_cleanup(void **state)
+{
+    (void)state;
+    char d1[] = "/tmp/sc-test-sink-XXXXXX", d2[] = "/tmp/sc-test-sink-XXXXXX",
+         dc[] = "/tmp/sc-test-sink-XXXXXX";
+    assert_non_null(mkdtemp(d1));
+    assert_non_null(mkdtemp(d2));
+    assert_non_null(mkdtemp(dc));
+    char err[512];
+    epoch_rec_t e;
+    memset(&e, 0, sizeof e);
+    pthread_mutex_init(&e.r.mu, NULL);
+    sc_sink_target_t t = {.offer = epoch_offer, .lost = epoch_lost,
+                          .arg = &e};
+    char *recv[] = {"energy."};
+
+    /* epoch 1: 5 messages, 3 acknowledged */
+    sc_journal_t *j = sc_journal_open(d1, SC_DURABILITY_NORMAL, err,
+                                      sizeof err);
+    assert_non_null(j);
+    char epoch1[64];
+    snprintf(epoch1, sizeof epoch1, "%s", sc_journal_epoch(j));
+    append(j, "energy.lng.tasks", 5);
+    atomic_store(&e.told, 1); /* nothing to tell in epoch 1 */
+    sc_sink_feeder_t *f = sc_sink_feeder_new(j, dc, err, sizeof err);
+    assert_non_null(f);
+    sc_sink_port_t *p = sc_sink_attach(f, "bridge", recv, 1, 0, &t, err,
+                                       sizeof err);
+    assert_non_null(p);
+    assert_int_equal(wait_n(&e.r, 5), 5);
+    assert_int_equal(sc_sink_ack(p, "energy.lng.tasks", 3), SC_OK);
+    sc_sink_detach(&p);
+    sc_sink_feeder_destroy(&f);
+    sc_journal_close(&j);
+    assert_int_equal(cursor_rows(dc, "bridge"), 1);
+
+    /* epoch 2: the sink refuses the notice three times first */
+    j = sc_journal_open(d2, SC_DURABILITY_NORMAL, err, sizeof err);
+    assert_non_null(j);
+    assert_string_not_equal(sc_journal_epoch(j), epoch1);
+    append(j, "energy.lng.tasks", 2);
+    e.r.n = 0;
+    atomic_store(&e.told, 0);
+    atomic_store(&e.refuse_left, 3);
+    f = sc_sink_feeder_new(j, dc, err, sizeof err);
+    assert_non_null(f);
+    p = sc_sink_attach(f, "bridge", recv, 1, 0, &t, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(wait_n(&e.r, 2), 2);
+    assert_int_equal(atomic_load(&e.offered_before_told), 0);
+    assert_int_equal(e.r.n_lost, 1);
+    assert_int_equal(e.r.lost_first, 4);
+    assert_int_equal(e.r.lost_last, 0);
+    assert_string_equal(e.epoch, epoch1);
+    assert_int_equal(e.r.seq[0], 1);
+    assert_int_equal(e.r.seq[1], 2);
+    assert_int_equal(sc_sink_ack(p, "energy.lng.tasks", 2), SC_OK);
+    /* a second sink that is no longer configured once detached */
+    sc_sink_port_t *q = sc_sink_attach(f, "old", recv, 1, 0, &t, err,
+                                       sizeof err);
+    assert_non_null(q);
+    assert_int_equal(wait_n(&e.r, 4), 4);
+    assert_int_equal(sc_sink_ack(q, "energy.lng.tasks", 1), SC_OK);
+    sc_sink_detach(&q);
+    int64_t until = sc_mono_ms() + 10000;
+    while (cursor_rows(dc, "old") != 1 && sc_mono_ms() < until)
+        usleep(20000);
+    assert_int_equal(cursor_rows(dc, "old"), 1);
+    /* the old epoch's row is gone, the new one is there */
+    assert_int_equal(cursor_rows(dc, "bridge"), 1);
+    const char *keep[] = {"bridge"};
+    sc_sink_keep_only(f, keep, 1);
+    until = sc_mono_ms() + 10000;
+    while (cursor_rows(dc, "old") != 0 && sc_mono_ms() < until)
+        usleep(20000);
+    assert_int_equal(cursor_rows(dc, "old"), 0);
+    /* an attached instance is kept even if not listed */
+    sc_sink_keep_only(f, NULL, 0);
+    usleep(300000);
+    assert_int_equal(cursor_rows(dc, "bridge"), 1);
+    sc_sink_detach(&p);
+    sc_sink_feeder_destroy(&f);
+    assert_int_equal(cursor_rows(dc, "bridge"), 1);
+    sc_journal_close(&j);
+    pthread_mutex_destroy(&e.r.mu);
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", d1, d2, dc);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The SINK_LOST frame a child receives: both numbers survive, and a range
+ * that ends before it starts is refused. */
+static void test_sink_lost_frame(void **state)
+{
+    (void)state;
+    sc_frame_t in = {.type = SC_FRAME_SINK_LOST,
+                     .channel = {"energy.lng.tasks", 16},
+                     .epoch = {"ep1", 3},
+                     .seq = 5,
+                     .last = 17};
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(sc_frame_encode(&in, &buf, &len), 0);
+    sc_frame_t out;
+    char err[128];
+    assert_int_equal(sc_frame_decode(buf, len, &out, err, sizeof err), 0);
+    assert_int_equal(out.type, SC_FRAME_SINK_LOST);
+    assert_int_equal(out.seq, 5);
+    assert_int_equal(out.last, 17);
+    assert_int_equal(out.epoch.len, 3);
+    free(buf);
+    in.last = 0; /* an older epoch: everything after first */
+    assert_int_equal(sc_frame_encode(&in, &buf, &len), 0);
+    assert_int_equal(sc_frame_decode(buf, len, &out, err, sizeof err), 0);
+    assert_int_equal(out.last, 0);
+    free(buf);
+    in.last = 4;
+    assert_int_equal(sc_frame_encode(&in, &buf, &len), 0);
+    assert_int_equal(sc_frame_decode(buf, len, &out, err, sizeof err), -1);
+    free(buf);
+    /* the other u64 frames are unchanged */
+    sc_frame_t ack = {.type = SC_FRAME_SINK_ACK,
+                      .channel = {"energy.lng.tasks", 16}, .seq = 42};
+    assert_int_equal(sc_frame_encode(&ack, &buf, &len), 0);
+    assert_int_equal(sc_frame_decode(buf, len, &out, err, sizeof err), 0);
+    assert_int_equal(out.seq, 42);
+    free(buf);
+}
+
 static void test_msg_id(void **state)
 {
     (void)state;
@@ -332,6 +518,8 @@ int main(void)
         cmocka_unit_test(test_cursor_ack_resume_gap),
         cmocka_unit_test(test_status_lag),
         cmocka_unit_test(test_stuck_sink_delays_no_other),
+        cmocka_unit_test(test_old_epoch_lost_and_cleanup),
+        cmocka_unit_test(test_sink_lost_frame),
         cmocka_unit_test(test_msg_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
