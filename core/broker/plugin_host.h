@@ -119,7 +119,11 @@ uint64_t sc_plugin_refused(const sc_plugin_inst_t *p);
  *                                travels to the core as a SINK_ACK frame
  *                                (SINK_NACK when deliver() returned
  *                                SC_ERR_LIMIT: the feeder offers that seq
- *                                again later); the core calls
+ *                                again later, and until it does, later
+ *                                messages of that channel are dropped
+ *                                here so the plugin sees it in order;
+ *                                children also get SINK_LOST frames,
+ *                                see sink_relay.h); the core calls
  *                                sc_plugin_sink_acked(), which calls the
  *                                callback set with
  *                                sc_plugin_set_sink_ack_cb() on the core

@@ -285,7 +285,10 @@ static void test_stuck_sink_delays_no_other(void **state)
     assert_int_equal(wait_n(&r, 50), 50);
     for (size_t i = 0; i < 50; i++)
         assert_int_equal(r.seq[i], i + 1);
-    /* the stuck one was offered (and refused) meanwhile */
+    /* the stuck one was offered (and refused) meanwhile: within the same
+     * round, after the good one (ports are visited newest first, so the
+     * good one's 50 can be seen here before the stuck one's first offer;
+     * hence a bounded wait, not an immediate check) */
     int64_t until = sc_mono_ms() + 5000;
     while (atomic_load(&refused) < 1 && sc_mono_ms() < until)
         usleep(5000);
