@@ -345,6 +345,37 @@ def test_isolated_bridge_resumes_after_kill():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_new_epoch_is_reported_to_an_isolated_sink():
+    """The journal is replaced (a new epoch) while a sink's cursor points
+    into the old one: the broker logs it, and the plugin's lost() gets the
+    old epoch with last 0 -- here the bridge in a child process (the notice
+    travels as a SINK_LOST frame), before anything of the new epoch. NATS
+    is not reachable, so nothing is acknowledged."""
+    dead = "nats://127.0.0.1:%d" % free_port()
+    bridge = {"name": "bridge", "path": os.path.join(harness.PLUGINS, "nats_bridge.so"),
+              "receives": ["energy."], "isolation": "process",
+              "settings": {"servers": [dead], "subject_prefix": PREFIX, "stream": "SCEPOCH"}}
+    with Gateway(plugins=[burst_plugin("energy.test.e", count=5, name="burst_e"), bridge],
+                 extra={"log_level": "info"}) as gw:
+        wait_for(lambda: "energy.test.e" in acked(gw), 30, "cursor written")
+        m = re.search(r"epoch ([0-9a-f]{32})", gw.broker.log())
+        assert m, gw.broker.log()[-2000:]
+        old = m.group(1)
+        assert gw.stop() == 0
+        for ext in ("", "-wal", "-shm"):
+            path = os.path.join(gw.tmp, "data", "journal.db" + ext)
+            if os.path.exists(path):
+                os.unlink(path)
+        gw.start()
+        needle = "energy.test.e: messages after seq 0 of the old epoch %s never " \
+                 "reached JetStream" % old
+        wait_for(lambda: needle in gw.broker.log(), 30, "old epoch passed to lost()")
+        log = gw.broker.log()
+        assert "the journal started a new epoch" in log, log[-3000:]
+        assert "was %s" % old in log
+        assert gw.stop() == 0
+
+
 def test_receives_outside_sectors_fails_check():
     """`receives` naming a subtree outside every sector fails --check with
     FILE:LINE; inside the sectors it passes."""
@@ -374,6 +405,7 @@ if __name__ == "__main__":
         test_receives_outside_sectors_fails_check,
         test_retention_gap_is_reported_to_the_sink,
         test_isolated_bridge_resumes_after_kill,
+        test_new_epoch_is_reported_to_an_isolated_sink,
         test_burst_with_node_and_broker_kill,
         test_downstream_down_then_back,
     ])
