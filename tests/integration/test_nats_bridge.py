@@ -315,7 +315,9 @@ def test_isolated_bridge_resumes_after_kill():
     tmp = tempfile.mkdtemp(prefix="sc-nats-")
     cluster = NatsCluster(tmp, n=1)
     try:
-        bridge = bridge_plugin(cluster, "SCPROC", replicas=1)
+        # a small window in the bridge: it refuses (SC_ERR_LIMIT -> SINK_NACK)
+        # and is offered the same message again, in order
+        bridge = bridge_plugin(cluster, "SCPROC", replicas=1, max_inflight=16)
         bridge["isolation"] = "process"
         plugins = [burst_plugin("energy.test.p", count=3000, interval_ms=1, name="burst_p"),
                    bridge]
