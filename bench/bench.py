@@ -554,7 +554,7 @@ class Bench:
                  "%.0f ms" % (jr["big"] * 1000), "empty %.0f ms" % (jr["empty"] * 1000),
                  "%.1fx" % (jr["big"] / jr["empty"]), "<= 1 s (1M)")
         h = jr["hup"]
-        self.row("SIGHUP stall, %s-message journal (%d reloads at 1,000 msg/s)"
+        self.row("SIGHUP stall, %s-message journal (%d reload(s) at 1,000 msg/s)"
                  % (thousands(jn), h["hups"]),
                  "max latency %s within 0.5 s of a SIGHUP%s" % (us(h["near_max_us"]), lost(h)),
                  "rest of the run: max %s" % us(h["far_max_us"]),
