@@ -80,6 +80,13 @@ struct sc_broker {
     bool reload_running, reload_again;
     int reload_pipe[2];          /* its result: one sc_reload_t pointer */
     json_t *reload_rep;          /* its report (filled by both threads) */
+    const char *reload_by, *again_by; /* "SIGHUP" or "sectorcast-ctl" */
+    /* sectorcast-ctl reloads waiting for the running reload's report
+     * (now) or for the one after it (next); each at most
+     * SC_CONTROL_PENDING, as the control thread forwards no more */
+    sc_control_later_t *ctl_now[SC_CONTROL_PENDING];
+    sc_control_later_t *ctl_next[SC_CONTROL_PENDING];
+    size_t n_ctl_now, n_ctl_next;
     int64_t next_log_flush_ms;
     int64_t next_heartbeat_ms;
     uint64_t hb_index, hb_offset; /* heartbeat window (send_heartbeat) */
@@ -909,19 +916,39 @@ static void *reload_main(void *arg)
     return NULL;
 }
 
-static void reload_start(sc_broker_t *b)
+/* Answer the sectorcast-ctl reloads waiting for this reload's report. */
+static void reload_answer(sc_broker_t *b, json_t *rep)
+{
+    sc_control_t *ctl = sc_ops_control(b->ops);
+    for (size_t i = 0; i < b->n_ctl_now; i++)
+        sc_control_core_answer(ctl, &b->ctl_now[i], rep);
+    b->n_ctl_now = 0;
+}
+
+static void reload_start(sc_broker_t *b, const char *by)
 {
     if (b->reload_running) {
         b->reload_again = true;
+        if (strcmp(by, "SIGHUP") != 0 || !b->again_by)
+            b->again_by = by;
         return;
     }
-    b->reload_rep = reload_report_new(b, "SIGHUP");
+    b->reload_by = by;
+    b->reload_rep = reload_report_new(b, by);
     if (pthread_create(&b->reload_thread, NULL, reload_main, b) != 0) {
         sc_log(SC_L_ERROR, "core",
                "reload refused: cannot start the reload thread; the running "
                "configuration stays");
         json_decref(b->reload_rep);
         b->reload_rep = NULL;
+        json_t *e = json_pack("{s:b, s:s, s:s, s:[], s:[], s:[s]}", "ok", 0,
+                              "result", "refused", "error",
+                              "cannot start the reload thread", "changed",
+                              "kept", "failed",
+                              "reload refused: cannot start the reload "
+                              "thread");
+        reload_answer(b, e);
+        json_decref(e);
         return;
     }
     b->reload_running = true;
@@ -945,23 +972,42 @@ static void reload_finish(sc_broker_t *b, bool wait)
     b->reload_running = false;
     json_t *rep = b->reload_rep;
     b->reload_rep = NULL;
-    json_decref(reload_done(b, "SIGHUP", rep, r));
+    rep = reload_done(b, b->reload_by ? b->reload_by : "SIGHUP", rep, r);
+    reload_answer(b, rep);
+    json_decref(rep);
+    /* the ctl reloads that came during this one wait for the next */
+    memcpy(b->ctl_now, b->ctl_next, b->n_ctl_next * sizeof *b->ctl_now);
+    b->n_ctl_now = b->n_ctl_next;
+    b->n_ctl_next = 0;
     if (b->reload_again) {
+        const char *by = b->again_by ? b->again_by : "SIGHUP";
         b->reload_again = false;
-        reload_start(b);
+        b->again_by = NULL;
+        reload_start(b, by);
     }
 }
 
-/* Reload now, on the core thread (sectorcast-ctl waits for the report). */
-static json_t *reload(sc_broker_t *b, const char *by)
+/* sectorcast-ctl reload: the same path as SIGHUP (prepared on the reload
+ * thread while the core keeps publishing); the client is answered with
+ * the report when the core has swapped the result in. A request that
+ * comes while a reload runs waits for one more, which reads the file
+ * as it is after the request. */
+static json_t *reload_by_ctl(sc_broker_t *b)
 {
-    reload_finish(b, true); /* a SIGHUP's reload first */
-    json_t *rep = reload_report_new(b, by);
-    if (rep)
-        sc_log_capture(reload_capture, rep);
-    sc_reload_t *r = reload_prepare(b);
-    sc_log_capture(NULL, NULL);
-    return reload_done(b, by, rep, r);
+    sc_control_later_t *l = sc_control_core_defer(sc_ops_control(b->ops));
+    if (!l)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "out of memory");
+    if (b->reload_running) {
+        if (b->n_ctl_next >= SC_CONTROL_PENDING) {
+            sc_control_later_free(&l); /* cannot happen: pending bound */
+            return NULL;
+        }
+        b->ctl_next[b->n_ctl_next++] = l;
+    } else {
+        b->ctl_now[b->n_ctl_now++] = l;
+    }
+    reload_start(b, "sectorcast-ctl");
+    return NULL;
 }
 
 static void reload_apply(sc_broker_t *b, sc_reload_t *r)
@@ -1009,7 +1055,7 @@ static json_t *control_cmd(void *arg, const char *cmd, json_t *req)
 {
     sc_broker_t *b = arg;
     if (strcmp(cmd, "reload") == 0)
-        return reload(b, "sectorcast-ctl");
+        return reload_by_ctl(b);
     if (strcmp(cmd, "stop") == 0) {
         sc_log(SC_L_INFO, "core", "stop requested by sectorcast-ctl");
         b->stop_requested = true;
@@ -1133,7 +1179,7 @@ int sc_broker_run(sc_broker_t *b)
             bool stop = false;
             while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo == SIGHUP) {
-                    reload_start(b);
+                    reload_start(b, "SIGHUP");
                 } else if (si.ssi_signo == SIGUSR1) {
                     char e[512];
                     if (sc_ops_reopen_logs(b->ops, e, sizeof e) != 0)
@@ -1239,6 +1285,11 @@ void sc_broker_destroy(sc_broker_t **b_p)
         b->reload_running = false;
         json_decref(b->reload_rep);
     }
+    for (size_t i = 0; i < b->n_ctl_now; i++)
+        sc_control_later_free(&b->ctl_now[i]);
+    for (size_t i = 0; i < b->n_ctl_next; i++)
+        sc_control_later_free(&b->ctl_next[i]);
+    b->n_ctl_now = b->n_ctl_next = 0;
     for (int i = 0; i < 2; i++)
         if (b->reload_pipe[i] >= 0)
             close(b->reload_pipe[i]);

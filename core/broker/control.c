@@ -43,6 +43,14 @@ struct sc_control {
     bool started;
     atomic_bool stop;
     int pending;       /* forwarded, not yet answered (control thread) */
+    const void *cur_rid; /* the request fn runs for (core thread) */
+    size_t cur_rid_len;
+    bool deferred;
+};
+
+struct sc_control_later {
+    size_t len;
+    unsigned char rid[];
 };
 
 int sc_control_socket_path(const char *data_dir, char *out, size_t len)
@@ -418,8 +426,18 @@ void sc_control_core_handle(sc_control_t *c, sc_control_cmd_fn fn, void *arg)
             json_t *req = json_loadb(zmq_msg_data(&body), zmq_msg_size(&body),
                                      0, &je);
             const char *cmd = json_string_value(json_object_get(req, "cmd"));
+            c->cur_rid = zmq_msg_data(&rid);
+            c->cur_rid_len = zmq_msg_size(&rid);
+            c->deferred = false;
             rep = cmd ? fn(arg, cmd, req) : NULL;
+            c->cur_rid = NULL;
             json_decref(req);
+            if (c->deferred) {
+                json_decref(rep);
+                zmq_msg_close(&rid);
+                zmq_msg_close(&body);
+                continue;
+            }
         }
         if (!rep)
             rep = error_reply("bad request", NULL);
@@ -430,4 +448,42 @@ void sc_control_core_handle(sc_control_t *c, sc_control_cmd_fn fn, void *arg)
         zmq_msg_close(&rid);
         zmq_msg_close(&body);
     }
+}
+
+sc_control_later_t *sc_control_core_defer(sc_control_t *c)
+{
+    if (!c || !c->cur_rid)
+        return NULL;
+    sc_control_later_t *l = malloc(sizeof *l + c->cur_rid_len);
+    if (!l)
+        return NULL;
+    l->len = c->cur_rid_len;
+    memcpy(l->rid, c->cur_rid, c->cur_rid_len);
+    c->deferred = true;
+    return l;
+}
+
+void sc_control_core_answer(sc_control_t *c, sc_control_later_t **l_p,
+                            json_t *reply)
+{
+    if (!l_p || !*l_p)
+        return;
+    if (c) {
+        json_t *rep = reply ? json_copy(reply)
+                            : error_reply("reload failed: out of memory",
+                                          NULL);
+        if (rep && !json_object_get(rep, "ok"))
+            json_object_set_new(rep, "ok", json_true());
+        send_json(c->core_pipe, (*l_p)->rid, (*l_p)->len, rep);
+        json_decref(rep);
+    }
+    sc_control_later_free(l_p);
+}
+
+void sc_control_later_free(sc_control_later_t **l_p)
+{
+    if (!l_p)
+        return;
+    free(*l_p);
+    *l_p = NULL;
 }

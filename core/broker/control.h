@@ -15,7 +15,8 @@
  * on the core); reload, plugin-restart, stop and log-reopen are forwarded
  * to the core thread over an inproc PAIR socket that the core polls
  * (sc_control_core_socket / sc_control_core_handle) and answered when the
- * core has done them. At most SC_CONTROL_PENDING (64) forwarded requests
+ * core has done them (a reload when the reload thread has prepared it and
+ * the core has swapped it in). At most SC_CONTROL_PENDING (64) forwarded requests
  * wait at once; more are refused with "busy".
  */
 #ifndef SC_CONTROL_H
@@ -47,6 +48,20 @@ void sc_control_destroy(sc_control_t **c_p);
 void *sc_control_core_socket(sc_control_t *c);
 /* Run every waiting forwarded command through fn and send the replies. */
 void sc_control_core_handle(sc_control_t *c, sc_control_cmd_fn fn, void *arg);
+
+/* A command the core answers later (a reload, prepared on the reload
+ * thread while the core keeps publishing). Called from inside `fn`: the
+ * current request is answered only by sc_control_core_answer (fn then
+ * returns NULL). NULL if out of memory (fn then answers at once). */
+typedef struct sc_control_later sc_control_later_t;
+sc_control_later_t *sc_control_core_defer(sc_control_t *c);
+/* On the core thread: send `reply` (borrowed; {"ok": ...} added if
+ * missing) to a deferred request and free *l_p. */
+void sc_control_core_answer(sc_control_t *c, sc_control_later_t **l_p,
+                            json_t *reply);
+/* Free *l_p without answering (the broker is going away; the client's
+ * own timeout then tells it). */
+void sc_control_later_free(sc_control_later_t **l_p);
 
 /* The socket path for a data directory (for sectorcast-ctl). */
 int sc_control_socket_path(const char *data_dir, char *out, size_t len);

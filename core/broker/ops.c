@@ -28,7 +28,7 @@ struct sc_ops {
 };
 
 static struct {
-    sc_metric_t *published, *bytes, *refused, *group_size, *commit,
+    sc_metric_t *published, *bytes, *refused, *refused_bytes, *group_size, *commit,
         *sign, *subs, *connected, *requests, *restarts, *plugin_up,
         *journal_bytes, *journal_errors, *connections, *keys_rejected, *up;
 } M;
@@ -52,9 +52,15 @@ static void define_metrics(void)
         "channel,plugin");
     M.refused = sc_metric_counter(
         "sectorcast_messages_refused_total",
-        "Publishes refused (by the plugin host or the core), per plugin "
+        "Publishes refused (by the plugin's host, in the broker or in an "
+        "isolated plugin's process, or by the core), per channel, plugin "
         "and reason.",
-        "plugin,reason");
+        "channel,plugin,reason");
+    M.refused_bytes = sc_metric_counter(
+        "sectorcast_bytes_refused_total",
+        "Data bytes (the JSON the plugin passed) of refused publishes, per "
+        "channel, plugin and reason.",
+        "channel,plugin,reason");
     M.group_size = sc_metric_histogram(
         "sectorcast_group_size", "Messages per journal group commit.", NULL,
         SIZES, sizeof SIZES / sizeof SIZES[0]);
@@ -225,9 +231,12 @@ void sc_ops_published(const char *channel, const char *plugin, uint64_t seq,
     sc_status_published(st(), channel, plugin, seq, bytes);
 }
 
-void sc_ops_refused(const char *plugin, const char *reason)
+void sc_ops_refused(const char *plugin, const char *channel,
+                    const char *reason, size_t bytes)
 {
-    sc_metric_add(M.refused, 1, plugin, reason);
+    const char *ch = channel && channel[0] ? channel : "(invalid)";
+    sc_metric_add(M.refused, 1, ch, plugin, reason);
+    sc_metric_add(M.refused_bytes, (double)bytes, ch, plugin, reason);
     sc_status_refused(st(), plugin);
 }
 

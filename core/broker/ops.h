@@ -40,8 +40,11 @@ double sc_ops_now(void);
 void sc_ops_channel_head(const char *channel, uint64_t head);
 void sc_ops_published(const char *channel, const char *plugin, uint64_t seq,
                       size_t bytes);
-/* A publish refused (reason: a short word: "not-granted", "bad-json"...). */
-void sc_ops_refused(const char *plugin, const char *reason);
+/* A publish refused (reason: a short word: "not-granted", "bad-json"...;
+ * channel "" or NULL when it was not a channel name; bytes: the length of
+ * its data). */
+void sc_ops_refused(const char *plugin, const char *channel,
+                    const char *reason, size_t bytes);
 void sc_ops_group(size_t n, double commit_seconds);
 void sc_ops_signed(double seconds);
 /* The journal accepted (NULL) or refused (error text) a group. */

@@ -354,7 +354,7 @@ static int read_publish(sc_pipeline_t *p, void *sock)
                    "discarded publish from plugin '%s' to '%.200s': not "
                    "granted",
                    who->name, ch);
-            sc_ops_refused(who->name, "not-granted");
+            sc_ops_refused(who->name, ch, "not-granted", f.data.len);
             goto refuse;
         }
         const char *sector = who->sector ? who->sector : "";
@@ -409,6 +409,15 @@ static int read_publish(sc_pipeline_t *p, void *sock)
         else
             sc_plugin_sink_acked(who->name, ch, 0, f.seq);
         ack(p, m, SC_PUB_ACK_OK);
+        goto done;
+    }
+    case SC_FRAME_REFUSED: {
+        /* a publish the child's host refused: counted, never answered */
+        char ch[SC_CHANNEL_MAX + 1] = "", why[33] = "invalid";
+        if (f.channel.ptr)
+            sc_frame_str_copy(f.channel, ch, sizeof ch);
+        sc_frame_str_copy(f.kind, why, sizeof why);
+        sc_ops_refused(who->name, ch, why, (size_t)f.seq);
         goto done;
     }
     case SC_FRAME_PONG:
@@ -557,7 +566,8 @@ static void drop_failed(sc_pipeline_t *p)
         sc_log(SC_L_ERROR, PART(m, SC_PUB_F_PLUGIN),
                "cannot sign message for %s: %s; dropped",
                PART(m, SC_PUB_F_CHANNEL), m->err);
-        sc_ops_refused(PART(m, SC_PUB_F_PLUGIN), "cannot-sign");
+        sc_ops_refused(PART(m, SC_PUB_F_PLUGIN), PART(m, SC_PUB_F_CHANNEL),
+                       "cannot-sign", m->len[SC_PUB_F_DATA]);
         ack(p, m, SC_PUB_ACK_REFUSED);
         pending_clear(m);
     }

@@ -206,10 +206,27 @@ static void o_log(void *ctx, sc_log_level_t level, bool from_host,
         /* the host refused a publish (it logs each refusal): count it */
         p->refused_seen = sc_host_refused(p->h);
         int code = sc_host_last_refusal(p->h);
-        sc_ops_refused(p->name, code == SC_ERR_NOT_GRANTED ? "not-granted"
-                                : code == SC_ERR_BAD_JSON  ? "bad-json"
-                                : code == SC_ERR_TOO_BIG   ? "too-big"
-                                                           : "invalid");
+        const char *why = code == SC_ERR_NOT_GRANTED ? "not-granted"
+                          : code == SC_ERR_BAD_JSON  ? "bad-json"
+                          : code == SC_ERR_TOO_BIG   ? "too-big"
+                                                     : "invalid";
+        size_t bytes = 0;
+        const char *ch = sc_host_last_refused_channel(p->h, &bytes);
+        if (!p->acked) {
+            sc_ops_refused(p->name, ch, why, bytes);
+        } else {
+            /* a child: the core counts it, told by a REFUSED frame (lost
+             * only if the socket is at its high-water mark) */
+            sc_frame_t f = {.type = SC_FRAME_REFUSED,
+                            .channel = {ch[0] ? ch : NULL, strlen(ch)},
+                            .kind = FSTR(why), .seq = bytes};
+            unsigned char *buf;
+            size_t len;
+            if (sc_frame_encode(&f, &buf, &len) == 0) {
+                zmq_send(p->sock, buf, len, ZMQ_DONTWAIT);
+                free(buf);
+            }
+        }
     }
     sc_level_t l = level <= SC_LOG_DEBUG  ? SC_L_DEBUG
                    : level == SC_LOG_INFO ? SC_L_INFO

@@ -61,6 +61,11 @@ static size_t fields_of(const sc_frame_t *f, field_t *v)
     case SC_FRAME_PONG:
         v[0] = U(f->seq);
         return 1;
+    case SC_FRAME_REFUSED:
+        v[0] = S(f->channel);
+        v[1] = S(f->kind);
+        v[2] = U(f->seq);
+        return 3;
     }
 #undef S
 #undef U
@@ -246,6 +251,14 @@ int sc_frame_decode(const void *buf, size_t len, sc_frame_t *f, char *err,
         break;
     case SC_FRAME_PING:
     case SC_FRAME_PONG:
+        break;
+    case SC_FRAME_REFUSED:
+        f->channel = got[0];
+        f->kind = got[1];
+        if ((f->channel.ptr && !chan_ok(f->channel)) || !f->kind.ptr ||
+            f->kind.len == 0 || f->kind.len > 32 ||
+            has_nul(f->kind.ptr, f->kind.len))
+            BAD("refused: bad field");
         break;
     }
 #undef BAD

@@ -26,6 +26,10 @@
  *                              the sink's lost()
  *   PING       core -> plugin  nonce (u64)
  *   PONG       plugin -> core  nonce (u64)
+ *   REFUSED    plugin -> core  channel (absent = not a channel name),
+ *                              reason (1-32 bytes), data bytes (u64): a
+ *                              publish the child's host refused, so the
+ *                              core can count it; never answered
  *
  * The frame never says who sent it: the core knows the sender from the
  * socket or connection it came on (a plugin thread's instance, a child's
@@ -55,7 +59,8 @@ typedef enum sc_frame_type {
     SC_FRAME_SINK_NACK = 'N',
     SC_FRAME_SINK_LOST = 'L',
     SC_FRAME_PING = 'I',
-    SC_FRAME_PONG = 'O'
+    SC_FRAME_PONG = 'O',
+    SC_FRAME_REFUSED = 'R'
 } sc_frame_type_t;
 
 /* A text field of a decoded frame: points into the buffer, NOT
@@ -68,7 +73,7 @@ typedef struct sc_frame_str {
 typedef struct sc_frame {
     sc_frame_type_t type;
     sc_frame_str_t channel; /* PUBLISH, SINK_MSG, SINK_ACK */
-    sc_frame_str_t kind;    /* PUBLISH */
+    sc_frame_str_t kind;    /* PUBLISH; REFUSED: reason */
     sc_frame_str_t key;     /* PUBLISH (may be absent), STATE_* */
     sc_frame_str_t data;    /* PUBLISH: JSON text; STATE_PUT: value;
                                ACK: status; SINK_MSG: jws */

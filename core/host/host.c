@@ -62,6 +62,9 @@ struct sc_host {
     atomic_int stopping;
     atomic_uint_fast64_t refused;
     int last_refusal;
+    const char *pub_data;  /* the publish being checked (h_publish only) */
+    char last_refused_channel[SC_CHANNEL_MAX + 1]; /* "" if not a name */
+    size_t last_refused_bytes;
     int wake[2];
     char *stop_reason;
     void *state;
@@ -361,8 +364,14 @@ static sc_host_inst_t *self(sc_host_t *h)
 static int refuse(sc_host_inst_t *p, int code, const char *channel,
                   const char *detail)
 {
-    atomic_fetch_add(&p->refused, 1);
     p->last_refusal = code;
+    if (channel && sc_channel_valid(channel))
+        snprintf(p->last_refused_channel, sizeof p->last_refused_channel,
+                 "%s", channel);
+    else
+        p->last_refused_channel[0] = '\0';
+    p->last_refused_bytes = p->pub_data ? strlen(p->pub_data) : 0;
+    atomic_fetch_add(&p->refused, 1);
     hlog(p, SC_LOG_WARN, "publish to '%.200s' refused: %s%s%s",
          channel ? channel : "(null)", sc_host_strerror(code),
          detail ? ": " : "", detail ? detail : "");
@@ -406,6 +415,7 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
                      const char *key, const char *json_data)
 {
     SELF(h, SC_ERR_ARG);
+    p->pub_data = json_data;
     if (atomic_load(&p->stopping) || p->phase == PH_FINI)
         return refuse(p, SC_ERR_STOPPING, channel, NULL);
     if (!channel || !sc_channel_valid(channel))
@@ -937,6 +947,14 @@ uint64_t sc_host_refused(const sc_host_inst_t *h)
 int sc_host_last_refusal(const sc_host_inst_t *h)
 {
     return h->last_refusal;
+}
+
+const char *sc_host_last_refused_channel(const sc_host_inst_t *h,
+                                         size_t *bytes)
+{
+    if (bytes)
+        *bytes = h->last_refused_bytes;
+    return h->last_refused_channel;
 }
 
 void sc_host_reset_refusals(sc_host_inst_t *h)

@@ -155,6 +155,11 @@ size_t sc_host_watch_count(const sc_host_inst_t *h);
 /* Refused publishes (any thread may read) and the code of the last. */
 uint64_t sc_host_refused(const sc_host_inst_t *h);
 int sc_host_last_refusal(const sc_host_inst_t *h);
+/* The channel of the last refused publish ("" when it was not a channel
+ * name) and the length of its data (0 if none); the plugin's thread only
+ * (e.g. from the log callback of that refusal). */
+const char *sc_host_last_refused_channel(const sc_host_inst_t *h,
+                                         size_t *bytes);
 void sc_host_reset_refusals(sc_host_inst_t *h);
 /* Before init: change the publish size limit / pretend to be an older
  * host whose table ends at `bytes` (members past it NULL). */

@@ -128,6 +128,54 @@ def test_ctl_reload_refused_keeps_running():
         assert r.returncode == 1 and "no plugin named 'nope'" in r.stderr, r
 
 
+def test_ctl_reload_off_the_core_thread_during_burst():
+    """ctl reload is prepared on the reload thread, as SIGHUP's is: while a
+    plugin's check() takes 2 s, the core keeps publishing a burst (the
+    journal head moves while ctl still waits), then the reply arrives with
+    what changed and was kept, and a subscriber saw every seq, no gap."""
+    count = 3000
+    slow = crash_plugin("s", interval_ms=200)
+    slow["settings"]["check_ms"] = 2000
+    gw = Gateway(plugins=[burst_plugin(CH, count=count, interval_ms=1, start_delay_ms=1500),
+                          slow])
+    with gw:
+        sub = gw.subscriber("motie", ["energy.test."])
+        gw.wait_subscribed("motie", "energy.test.")
+        wait_for(lambda: journal_head(gw, CH) >= 50, 30, "burst under way")
+        gw.plugins[1]["settings"]["interval_ms"] = 150
+        gw.write_config()
+        proc = subprocess.Popen([os.path.join(BIN, "sectorcast-ctl"), "-c", gw.config,
+                                 "--json", "reload"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.4)
+            h1 = journal_head(gw, CH)
+            time.sleep(1.0)
+            h2 = journal_head(gw, CH)
+            waiting = proc.poll() is None
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert waiting, "the reload ended before the slow check could: the test proves nothing"
+        assert h2 > h1 < count, ("publishing stalled during the reload", h1, h2)
+        assert proc.returncode == 0, (proc.returncode, out, err)
+        rep = json.loads(out)
+        assert rep["result"] == "applied", rep
+        assert any(l.startswith("s: reload: settings changed") for l in rep["changed"]), rep
+        assert "plugin burst unchanged" in rep["kept"] and rep["failed"] == [], rep
+        assert "sectorcast-ctl: reloading" in gw.broker.log()
+        wait_for(lambda: journal_head(gw, CH) == count, 60, "burst done")
+        # live only (no replay repair): it may have joined after the first
+        # few, but from then on it saw every seq, across the reload
+        wait_for(lambda: [e["seq"] for e in sub.envelopes() if e["channel"] == CH][-1:] == [count],
+                 30, "subscriber got the burst")
+        seqs = [e["seq"] for e in sub.envelopes() if e["channel"] == CH]
+        assert seqs[0] < h1, (seqs[0], h1)
+        assert seqs == list(range(seqs[0], count + 1)), ("gap", len(seqs), seqs[:3], seqs[-3:])
+
+
 def promtool_check(text):
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                        text=True, timeout=30)
@@ -149,12 +197,16 @@ def metric(text, name, **labels):
 
 
 def test_metrics_promtool_and_counters_move():
-    """/metrics passes promtool; the published counter moves with each
-    publish and the refused counter with each refusal; a refused and a
-    granted subscription are counted per agency."""
+    """/metrics passes promtool; the published counters (messages, bytes)
+    move with each publish and the refused counters with each refusal, per
+    channel -- also refusals made inside an isolated plugin's own process,
+    which the child reports to the core; a refused and a granted
+    subscription are counted per agency."""
     port = free_port()
     gw = Gateway(plugins=[crash_plugin("t", interval_ms=50),
-                          crash_plugin("r", interval_ms=50, grant="energy.other.")],
+                          crash_plugin("r", interval_ms=50, grant="energy.other."),
+                          crash_plugin("ri", interval_ms=50, grant="energy.other.",
+                                       isolation="process")],
                  groups={"monitoring": {"listen": "127.0.0.1:%d" % port}})
     with gw:
         code, text = http_get(port, "/metrics")
@@ -176,9 +228,20 @@ def test_metrics_promtool_and_counters_move():
         p1 = metric(t1, "sectorcast_messages_published_total", channel=CH, plugin="t")
         p2 = metric(t2, "sectorcast_messages_published_total", channel=CH, plugin="t")
         assert p1 and p2 > p1, (p1, p2)
-        r1 = metric(t1, "sectorcast_messages_refused_total", plugin="r", reason="not-granted")
-        r2 = metric(t2, "sectorcast_messages_refused_total", plugin="r", reason="not-granted")
-        assert r1 and r2 > r1, (r1, r2)
+        b1 = metric(t1, "sectorcast_bytes_published_total", channel=CH, plugin="t")
+        b2 = metric(t2, "sectorcast_bytes_published_total", channel=CH, plugin="t")
+        assert b1 and b2 > b1, (b1, b2)
+        # refused by the host in the broker (thread) and in the child (process)
+        for name in ("r", "ri"):
+            lab = dict(channel="energy.test." + name, plugin=name, reason="not-granted")
+            r1 = metric(t1, "sectorcast_messages_refused_total", **lab)
+            r2 = metric(t2, "sectorcast_messages_refused_total", **lab)
+            assert r1 and r2 > r1, (name, r1, r2)
+            y1 = metric(t1, "sectorcast_bytes_refused_total", **lab)
+            y2 = metric(t2, "sectorcast_bytes_refused_total", **lab)
+            assert y1 and y2 > y1 and y2 >= 10 * r2, (name, y1, y2, r2)
+        plugs = {p["plugin"]: p for p in ctl_json(gw, "plugins")["plugins"]}
+        assert plugs["ri"]["pid"] and plugs["ri"]["refused"] >= r2, plugs["ri"]
         assert metric(t2, "sectorcast_subscriptions_total", agency="doe", result="refused") >= 1
         assert metric(t2, "sectorcast_subscriptions_total", agency="motie", result="granted") >= 1
         assert metric(t2, "sectorcast_subscribers_connected", agency="motie") >= 1
@@ -508,6 +571,7 @@ if __name__ == "__main__":
     run_tests([
         test_ctl_reports_real_values,
         test_ctl_reload_refused_keeps_running,
+        test_ctl_reload_off_the_core_thread_during_burst,
         test_metrics_promtool_and_counters_move,
         test_healthz_503_when_plugin_keeps_crashing,
         test_healthz_503_when_journal_cannot_be_written,

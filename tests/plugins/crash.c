@@ -3,7 +3,9 @@
  * and, after `crash_after` ticks, crashes with SIGSEGV (a real invalid
  * write), to test isolation = "process" and restart with backoff.
  * crash_after = 0 never crashes. block_ms > 0 makes every tick block the
- * plugin's thread that long (a plugin stuck in a slow call). Durable state
+ * plugin's thread that long (a plugin stuck in a slow call). check_ms > 0
+ * makes its check() take that long (a slow settings check at start and
+ * reload). Durable state
  * remembers the tick count, so ticks continue across restarts.
  * probe_path: a file init() tries to open (read-only); every tick then
  * carries "probe_errno" (0: it opened) and "uid", to test that a child
@@ -103,12 +105,24 @@ static void fini(sc_host_t *h, void *state)
     free(state);
 }
 
+static int check(sc_host_t *h, const sc_host_api_t *api)
+{
+    int64_t ms = 0;
+    api->setting_int(h, "check_ms", &ms);
+    if (ms > 0) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return SC_OK;
+}
+
 static const sc_setting_def_t settings[] = {
     SC_SETTING("channel", SC_SETTING_STRING, NULL, 1, "channel to publish ticks on"),
     SC_SETTING("interval_ms", SC_SETTING_INT, "100", 0, "tick interval"),
     SC_SETTING("crash_after", SC_SETTING_INT, "0", 0, "ticks per run before SIGSEGV"),
     SC_SETTING("block_ms", SC_SETTING_INT, "0", 0, "block the thread this long per tick"),
     SC_SETTING("probe_path", SC_SETTING_STRING, "", 0, "a file init() tries to open"),
+    SC_SETTING("check_ms", SC_SETTING_INT, "0", 0, "check() takes this long"),
     SC_SETTINGS_END,
 };
 
@@ -121,6 +135,7 @@ static const sc_plugin_t desc = {
     .settings = settings,
     .init = init,
     .fini = fini,
+    .check = check,
 };
 
 SC_PLUGIN_EXPORT const sc_plugin_t *sc_plugin_entry(uint32_t host_abi)
