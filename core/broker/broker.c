@@ -248,6 +248,14 @@ int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag)
     return bad;
 }
 
+int sc_broker_check_plugins_apart(sc_config_t *cfg, sc_diag_t *diag)
+{
+    int bad = 0;
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        bad += check_in_child(cfg, &cfg->plugins[i], diag);
+    return bad;
+}
+
 int sc_broker_check_one_plugin(sc_config_t *cfg, const char *name,
                                sc_diag_t *diag)
 {

@@ -34,6 +34,11 @@ void sc_broker_destroy(sc_broker_t **b_p);
  * diag (used by --check and by sc_broker_new). Returns the number of
  * plugins with problems. */
 int sc_broker_check_plugins(sc_config_t *cfg, sc_diag_t *diag);
+/* The same, every plugin in a child process of its own (`sectorcastd
+ * --check-plugin NAME`), none loaded here: for a running broker
+ * (sectorcast-ctl check), so no plugin's check() runs in the process
+ * where its own instance is running. */
+int sc_broker_check_plugins_apart(sc_config_t *cfg, sc_diag_t *diag);
 /* Load and check only plugin `name`, in this process (the child of
  * `sectorcastd --check-plugin NAME`). */
 int sc_broker_check_one_plugin(sc_config_t *cfg, const char *name,

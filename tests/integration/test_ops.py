@@ -176,6 +176,30 @@ def test_ctl_reload_off_the_core_thread_during_burst():
         assert seqs == list(range(seqs[0], count + 1)), ("gap", len(seqs), seqs[:3], seqs[-3:])
 
 
+def test_ctl_check_runs_plugin_checks_apart():
+    """ctl check runs each plugin's check() in a child process, as --check
+    does for isolated plugins, never beside the running instance: a thread
+    plugin whose check() now crashes is reported, and the broker and that
+    plugin keep running."""
+    gw = Gateway(plugins=[crash_plugin("t", interval_ms=50)])
+    with gw:
+        wait_for(lambda: journal_rows(gw, CH), 10, "messages")
+        r = ctl(gw, "check")
+        assert r.returncode == 0 and "valid" in r.stdout, r
+        gw.plugins[0]["settings"]["check_crash"] = 1
+        gw.write_config()
+        r = ctl(gw, "--json", "check")
+        rep = json.loads(r.stdout)
+        assert r.returncode == 1 and rep["valid"] is False, (r.returncode, r.stdout, r.stderr)
+        # SIGSEGV in the child (under ASan the child exits 1 instead)
+        assert any("plugin 't': crashed while being loaded in its child process" in p or
+                   "plugin 't': refused by its child process" in p
+                   for p in rep["problems"]), rep
+        assert gw.broker.alive()
+        n = journal_head(gw, CH)
+        wait_for(lambda: journal_head(gw, CH) > n + 3, 10, "plugin t still publishing")
+
+
 def promtool_check(text):
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                        text=True, timeout=30)
@@ -572,6 +596,7 @@ if __name__ == "__main__":
         test_ctl_reports_real_values,
         test_ctl_reload_refused_keeps_running,
         test_ctl_reload_off_the_core_thread_during_burst,
+        test_ctl_check_runs_plugin_checks_apart,
         test_metrics_promtool_and_counters_move,
         test_healthz_503_when_plugin_keeps_crashing,
         test_healthz_503_when_journal_cannot_be_written,

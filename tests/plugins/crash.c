@@ -5,7 +5,7 @@
  * crash_after = 0 never crashes. block_ms > 0 makes every tick block the
  * plugin's thread that long (a plugin stuck in a slow call). check_ms > 0
  * makes its check() take that long (a slow settings check at start and
- * reload). Durable state
+ * reload); check_crash = 1 makes it crash. Durable state
  * remembers the tick count, so ticks continue across restarts.
  * probe_path: a file init() tries to open (read-only); every tick then
  * carries "probe_errno" (0: it opened) and "uid", to test that a child
@@ -108,7 +108,13 @@ static void fini(sc_host_t *h, void *state)
 static int check(sc_host_t *h, const sc_host_api_t *api)
 {
     int64_t ms = 0;
+    int64_t crash = 0;
     api->setting_int(h, "check_ms", &ms);
+    api->setting_int(h, "check_crash", &crash);
+    if (crash) {
+        volatile int *volatile p = NULL;
+        *p = 1;
+    }
     if (ms > 0) {
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -123,6 +129,7 @@ static const sc_setting_def_t settings[] = {
     SC_SETTING("block_ms", SC_SETTING_INT, "0", 0, "block the thread this long per tick"),
     SC_SETTING("probe_path", SC_SETTING_STRING, "", 0, "a file init() tries to open"),
     SC_SETTING("check_ms", SC_SETTING_INT, "0", 0, "check() takes this long"),
+    SC_SETTING("check_crash", SC_SETTING_INT, "0", 0, "check() crashes (SIGSEGV)"),
     SC_SETTINGS_END,
 };
 
