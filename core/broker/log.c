@@ -153,9 +153,11 @@ void sc_logv(sc_level_t level, const char *who, const char *fmt, va_list ap)
     gmtime_r(&ts.tv_sec, &tm);
     /* level and component first (what an operator greps for), then the
      * time */
+    int pre = 0; /* length of "LEVEL [component] " */
     int n = snprintf(line, sizeof line,
-                     "%-5s [%s] %04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
-                     names[level], who ? who : "core", tm.tm_year + 1900,
+                     "%-5s [%s] %n%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
+                     names[level], who ? who : "core", &pre,
+                     tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000L);
     if (n < 0)
@@ -186,7 +188,12 @@ void sc_logv(sc_level_t level, const char *who, const char *fmt, va_list ap)
     int fd = atomic_load(&g_fd);
     if (fd < 0) {
         static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
-        syslog(prio[level], "%s", line + 25); /* without our timestamp */
+        /* without our time stamp (syslog adds its own): 24 characters
+         * and a space after the level and component */
+        if (pre > 0 && pre + 25 <= n)
+            syslog(prio[level], "%.*s%s", pre, line, line + pre + 25);
+        else
+            syslog(prio[level], "%s", line);
         return;
     }
     line[n++] = '\n';

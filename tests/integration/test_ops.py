@@ -591,6 +591,65 @@ def test_log_file_reopened_on_sigusr1_and_ctl():
         ctx.term()
 
 
+def test_log_target_syslog():
+    """logging.target = "syslog": lines go to /dev/log as LOG_DAEMON with
+    ident sectorcastd[PID], as "LEVEL [component] message" (syslog adds the
+    time). glibc's syslog() always uses /dev/log, so the broker runs in a
+    private mount namespace (unshare -m, root) whose /dev is a tmpfs of
+    links to the real entries plus a /dev/log link to this test's own
+    datagram socket: the machine's /dev/log is never touched."""
+    import socket
+    gw = Gateway(plugins=[crash_plugin("t", interval_ms=50)], start=False,
+                 groups={"logging": {"target": "syslog"}})
+    sock_path = os.path.join(gw.tmp, "log.sock")
+    olddev = os.path.join(gw.tmp, "olddev")
+    os.mkdir(olddev)
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(sock_path)
+    rx.settimeout(0.5)
+    script = ('mount --rbind /dev "$1" && mount -t tmpfs -o mode=755 tmpfs /dev && '
+              'for e in "$1"/*; do ln -s "$e" /dev/"${e##*/}"; done && '
+              'ln -s "$2" /dev/log && exec "$3" -c "$4"')
+    with gw:
+        from harness import Process
+        gw.broker = Process(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                             "sh", olddev, sock_path, os.path.join(BIN, "sectorcastd"),
+                             gw.config], os.path.join(gw.tmp, "stderr.log"))
+        gw.procs.append(gw.broker)
+        got = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                "[core] gateway 'gw-test' publishing on" in g for g in got):
+            assert gw.broker.proc.poll() is None, gw.broker.log()
+            try:
+                got.append(rx.recv(65536).decode("utf-8", "replace"))
+            except socket.timeout:
+                pass
+        pid = gw.broker.proc.pid
+        pub = [g for g in got if "publishing on" in g]
+        assert pub, (got, gw.broker.log())
+        # <30> = LOG_DAEMON (3) * 8 + LOG_INFO (6); no time stamp of ours
+        assert re.match(r"<30>\w{3} [ \d]\d \d\d:\d\d:\d\d sectorcastd\[%d\]: "
+                        r"info  \[core\] gateway 'gw-test' publishing on tcp://" % pid,
+                        pub[0]), pub[0]
+        assert not re.search(r"\d{4}-\d\d-\d\dT", pub[0]), pub[0]
+        # a warning goes at LOG_WARNING: <28>
+        with open(gw.config, "a") as f:
+            f.write("bogus_setting = 1;\n")
+        gw.broker.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("reload refused" in g for g in got):
+            try:
+                got.append(rx.recv(65536).decode("utf-8", "replace"))
+            except socket.timeout:
+                pass
+        bad = [g for g in got if "bogus_setting" in g]
+        assert bad and bad[0].startswith("<27>") and "error [core] " in bad[0] or \
+            bad and bad[0].startswith("<28>") and "warn  [" in bad[0], got[-5:]
+        assert gw.broker.log() == "", gw.broker.log()  # nothing on stderr
+    rx.close()
+
+
 if __name__ == "__main__":
     run_tests([
         test_ctl_reports_real_values,
@@ -608,4 +667,5 @@ if __name__ == "__main__":
         test_control_socket_refuses_other_users,
         test_control_socket_with_curve_needs_an_admin_key,
         test_log_file_reopened_on_sigusr1_and_ctl,
+        test_log_target_syslog,
     ])
