@@ -40,10 +40,13 @@ $bin/sectorcastd -c conf/sectorcast.conf 2>var/sectorcastd.log &
 broker=$!
 live=conf/registers/energy/demo-live.json
 driver=""
-cleanup() {
+cleanup() { # each step whatever the last did: Ctrl-C (or a TERM to the
+    # process group) has often stopped the broker and the driver already
     trap - INT TERM EXIT
+    set +e
     [ -n "$driver" ] && kill "$driver" 2>/dev/null
-    kill "$broker" 2>/dev/null && wait "$broker" 2>/dev/null
+    kill "$broker" 2>/dev/null
+    wait "$broker" 2>/dev/null
     rm -f "$live"
     echo "demo stopped; broker log: var/sectorcastd.log" >&2
 }
