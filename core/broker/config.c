@@ -30,6 +30,7 @@
 #include "common/keys.h"
 #include "host/settings_lc.h"
 #include "http.h"
+#include "plugin_host.h"
 
 #define MAX_DATA_MIN 64
 #define MAX_DATA_MAX 16777216
@@ -1163,7 +1164,7 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
     static const char *const known[] = {"name",     "path",     "sector",
                                         "channels", "settings", "enabled",
                                         "isolation", "receives", "user",
-                                        NULL};
+                                        "publish_window", NULL};
     sc_config_t *cfg = L->cfg;
     scope_t top = {root, "", "", NULL};
     config_setting_t *list = get_list(L, &top, "plugins", false);
@@ -1208,6 +1209,16 @@ static void load_plugins(loader_t *L, const config_setting_t *root)
             else if (strcmp(iso, "thread") != 0)
                 err(L, s, "%s'isolation' must be \"thread\" or \"process\" "
                           "(got '%s')", pfx, iso);
+        }
+        /* a child's frames in flight (plugin_host.h) */
+        p.publish_window = SC_PLUGIN_CHILD_WINDOW;
+        int64_t win = 0;
+        if (get_int(L, &ps, "publish_window", &win, &s) == 1) {
+            if (win < 1 || win > SC_PLUGIN_CHILD_WINDOW_MAX)
+                err(L, s, "%s'publish_window' must be 1..%d (got %lld)", pfx,
+                    SC_PLUGIN_CHILD_WINDOW_MAX, (long long)win);
+            else
+                p.publish_window = win;
         }
 
         /* user: the unprivileged user an isolated child drops to

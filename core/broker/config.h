@@ -36,6 +36,10 @@ typedef struct sc_cfg_plugin {
     char *user;          /* isolated child drops to this user (NULL: it
                             keeps the broker's); `user` or
                             gateway.plugin_user */
+    int64_t publish_window; /* isolation = "process": frames in flight
+                               (1..SC_PLUGIN_CHILD_WINDOW_MAX; default
+                               SC_PLUGIN_CHILD_WINDOW; 1 = each call
+                               returns once journaled) */
     char **receives;     /* sink: subtrees it reads, each ending in '.'
                             (inside the gateway's sectors); none = not a
                             sink. A sink needs no sector nor channels. */

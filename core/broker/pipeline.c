@@ -715,9 +715,10 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
         }
         if (!got)
             break;
-        /* a child waits for its ack (one frame in flight): its frame
-         * rides a small group, so that it commits within a few ms even
-         * while a thread plugin publishes at full speed */
+        /* a child's frames ride a small group, so that they commit
+         * within a few ms even while a thread plugin publishes at full
+         * speed (a child has at most SC_PLUGIN_CHILD_WINDOW frames in
+         * flight before it waits for their acks) */
         if (p->n_group >= cap ||
             (acked && p->n_group >= ACKED_GROUP_MAX) ||
             ((it & 7) == 0 && mono_us() - t0 >= GROUP_US)) {

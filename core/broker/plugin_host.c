@@ -11,6 +11,16 @@
  * dropping, so a plugin that outruns the core is slowed down, never loses
  * a message; the send waits in short slices so that a stop request is
  * still honoured.
+ *
+ * A child keeps up to SC_PLUGIN_CHILD_WINDOW frames in flight: a publish,
+ * state write or sink ack returns once its frame is handed to the socket,
+ * and blocks only while that many frames await the core's ACK. The core
+ * sends exactly one ACK per such frame, and only after the frame's group
+ * is committed (or the frame refused), so the child just counts them.
+ * Frames travel in order on the one socket, so a state write is committed
+ * in the same transaction as, or after, the publishes before it. A
+ * stopping child waits for every ACK (bounded) before it closes the
+ * socket, so a stop, a reload or SIGTERM loses nothing it accepted.
  */
 #include "plugin_host.h"
 
@@ -57,7 +67,10 @@ struct sc_plugin_inst {
     char *core_endpoint;
     char *routing_id;
     void *sock; /* owned by the plugin thread */
-    bool acked; /* DEALER + wait for the core's ack (child) */
+    bool acked; /* DEALER + the core acks every frame (child) */
+    size_t inflight; /* frames sent, ACK not yet received (child) */
+    size_t window;   /* ...at most this many (config publish_window) */
+    uint64_t core_refused; /* frames the core ACKed "refused" (child) */
 
     pthread_t thread;
     int thread_started;
@@ -117,43 +130,80 @@ static int send_part(sc_plugin_inst_t *p, const void *data, size_t len,
 
 static void handle_incoming(sc_plugin_inst_t *p, const sc_frame_t *f);
 
-/* Acked mode: wait for the core's verdict on what we just sent; the
- * message is ours to lose until then. PINGs and sink messages arriving
- * meanwhile are handled. */
-static int wait_ack(sc_plugin_inst_t *p, const char *what)
+/* Children: one ACK from the core (one frame of ours is journaled, or
+ * refused: the core logs which and why). */
+static void got_ack(sc_plugin_inst_t *p, const sc_frame_t *f)
 {
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, p->sock, 0) < 0) {
-            zmq_msg_close(&m);
-            if (errno != EAGAIN || sc_host_stopping(p->h))
-                return SC_ERR_STOPPING;
-            continue;
-        }
-        sc_frame_t f;
-        char err[128];
-        int rc = sc_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), &f, err,
-                                 sizeof err);
-        if (rc == 0 && f.type == SC_FRAME_ACK) {
-            bool ok = f.data.len == strlen(SC_PUB_ACK_OK) &&
-                      memcmp(f.data.ptr, SC_PUB_ACK_OK, f.data.len) == 0;
-            zmq_msg_close(&m);
-            if (ok)
-                return SC_OK;
-            sc_log(SC_L_ERROR, p->name, "'%s' refused by the core", what);
-            return SC_ERR_INTERNAL;
-        }
-        if (rc == 0)
-            handle_incoming(p, &f);
-        else
-            sc_log(SC_L_ERROR, p->name, "bad frame from the core: %s", err);
+    if (p->inflight > 0)
+        p->inflight--;
+    bool ok = f->data.len == strlen(SC_PUB_ACK_OK) &&
+              memcmp(f->data.ptr, SC_PUB_ACK_OK, f->data.len) == 0;
+    if (!ok && p->core_refused++ % 1000 == 0)
+        sc_log(SC_L_ERROR, p->name,
+               "%llu frame(s) refused by the core (its log says why)",
+               (unsigned long long)p->core_refused);
+}
+
+/* Children: read one frame from the core, waiting up to the socket's
+ * receive timeout. 0 if one was handled (ACKs counted, PINGs and sink
+ * messages handled), -1 if none came. */
+static int recv_one(sc_plugin_inst_t *p, int flags)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, p->sock, flags) < 0) {
         zmq_msg_close(&m);
+        return -1;
+    }
+    sc_frame_t f;
+    char err[128];
+    int rc = sc_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), &f, err,
+                             sizeof err);
+    if (rc == 0 && f.type == SC_FRAME_ACK)
+        got_ack(p, &f);
+    else if (rc == 0)
+        handle_incoming(p, &f);
+    else
+        sc_log(SC_L_ERROR, p->name, "bad frame from the core: %s", err);
+    zmq_msg_close(&m);
+    return 0;
+}
+
+/* Children: wait until the window has room for one more frame. A full
+ * window means the core is behind (or its journal paused): the plugin is
+ * slowed down, never loses a message. */
+static int wait_window(sc_plugin_inst_t *p)
+{
+    while (p->inflight >= p->window) {
+        if (recv_one(p, 0) != 0 &&
+            (errno != EAGAIN || sc_host_stopping(p->h)))
+            return SC_ERR_STOPPING;
+    }
+    return SC_OK;
+}
+
+/* Children, at exit: wait (up to timeout_ms) until the core has ACKed
+ * every frame sent. */
+static void wait_all_acked(sc_plugin_inst_t *p, int timeout_ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (p->inflight > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 +
+                (t.tv_nsec - t0.tv_nsec) / 1000000 >= timeout_ms) {
+            sc_log(SC_L_ERROR, p->name,
+                   "%zu frame(s) not acknowledged by the core at exit",
+                   p->inflight);
+            return;
+        }
+        if (recv_one(p, 0) != 0 && errno != EAGAIN)
+            return;
     }
 }
 
 /* Send one frame to the core ([name][frame] on inproc, [frame] from a
- * child), and in acked mode wait for its verdict. */
+ * child; a child first waits for room in its window). */
 static int send_frame(sc_plugin_inst_t *p, const sc_frame_t *f,
                       const char *what)
 {
@@ -162,7 +212,9 @@ static int send_frame(sc_plugin_inst_t *p, const sc_frame_t *f,
     if (sc_frame_encode(f, &buf, &len) != 0)
         return SC_ERR_NO_MEMORY;
     int rc = 0;
-    if (!p->acked)
+    if (p->acked && wait_window(p) != SC_OK)
+        rc = -2;
+    else if (!p->acked)
         rc = send_part(p, p->name, strlen(p->name), 1);
     if (rc == 0)
         rc = send_part(p, buf, len, 0);
@@ -174,7 +226,9 @@ static int send_frame(sc_plugin_inst_t *p, const sc_frame_t *f,
                zmq_strerror(errno));
         return SC_ERR_INTERNAL;
     }
-    return p->acked ? wait_ack(p, what) : SC_OK;
+    if (p->acked)
+        p->inflight++;
+    return SC_OK;
 }
 
 static sc_frame_str_t FSTR(const char *s)
@@ -651,7 +705,9 @@ static void handle_incoming(sc_plugin_inst_t *p, const sc_frame_t *f)
                 unsigned char *buf;
                 size_t len;
                 if (sc_frame_encode(&nack, &buf, &len) == 0) {
-                    zmq_send(p->sock, buf, len, ZMQ_DONTWAIT);
+                    /* the core ACKs it too: it counts in the window */
+                    if (zmq_send(p->sock, buf, len, ZMQ_DONTWAIT) >= 0)
+                        p->inflight++;
                     free(buf);
                 }
             }
@@ -674,20 +730,8 @@ static void handle_incoming(sc_plugin_inst_t *p, const sc_frame_t *f)
  * edge-triggered: drain until EAGAIN). */
 static void drain_socket(sc_plugin_inst_t *p)
 {
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, p->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
-            return;
-        }
-        sc_frame_t f;
-        char err[128];
-        if (sc_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), &f, err,
-                            sizeof err) == 0)
-            handle_incoming(p, &f);
-        zmq_msg_close(&m);
-    }
+    while (recv_one(p, ZMQ_DONTWAIT) == 0)
+        ;
 }
 
 /* ------------------------------------------------------------------ */
@@ -854,6 +898,8 @@ static void *plugin_thread_main(void *arg)
     /* fini() on the plugin's thread, the socket still open; the library
      * stays loaded until inst_free */
     sc_host_finish(p->h);
+    if (p->sock && p->acked)
+        wait_all_acked(p, SC_PLUGIN_CHILD_DRAIN_MS);
     if (p->sock)
         zmq_close(p->sock);
     p->sock = NULL;
@@ -941,6 +987,10 @@ sc_plugin_inst_t *sc_plugin_start_on(sc_plugin_lib_t *lib,
     pthread_mutex_init(&p->done_mu, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     p->acked = acked;
+    p->window = cfg->publish_window >= 1 &&
+                        cfg->publish_window <= SC_PLUGIN_CHILD_WINDOW_MAX
+                    ? (size_t)cfg->publish_window
+                    : SC_PLUGIN_CHILD_WINDOW;
     p->zctx = zctx;
     p->name = strdup(cfg->name);
     p->core_endpoint = strdup(core_endpoint);

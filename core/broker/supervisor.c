@@ -253,6 +253,8 @@ static char *child_conf(const sc_supervisor_t *sv, const slot_t *s)
     json_object_set_new(o, "max_channels", json_integer(p->max_channels));
     if (p->user)
         json_object_set_new(o, "user", json_string(p->user));
+    json_object_set_new(o, "publish_window",
+                        json_integer(p->publish_window));
     json_t *rv = json_array();
     for (size_t i = 0; rv && i < p->n_receives; i++)
         json_array_append_new(rv, json_string(p->receives[i]));
@@ -656,6 +658,8 @@ static const char *what_changed(const slot_t *s, const sc_cfg_plugin_t *n)
     if ((o->user == NULL) != (n->user == NULL) ||
         (o->user && strcmp(o->user, n->user) != 0))
         return "user changed";
+    if (o->isolate_process && o->publish_window != n->publish_window)
+        return "publish_window changed";
     if (o->n_channels != n->n_channels)
         return "channels changed";
     for (size_t i = 0; i < o->n_channels; i++)
@@ -1234,6 +1238,8 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
         (int)json_integer_value(json_object_get(c, "settings_line"));
     p.isolate_process = true;
     p.max_channels = json_integer_value(json_object_get(c, "max_channels"));
+    p.publish_window =
+        json_integer_value(json_object_get(c, "publish_window"));
     p.n_channels = json_array_size(chans);
     p.channels = calloc(p.n_channels + 1, sizeof *p.channels);
     for (size_t i = 0; p.channels && i < p.n_channels; i++)

@@ -1031,8 +1031,13 @@ static int fire(sc_host_inst_t *h, int64_t now, bool all)
                 continue;
             htimer_t t = h->timers[i];
             if (t.repeat) {
-                h->timers[i].due_ms =
-                    now + (t.interval_ms ? t.interval_ms : 1);
+                /* fixed rate: the next due time follows the previous
+                 * one (a wake-up a little late does not slow the timer
+                 * down); one late by a whole period or more skips ahead
+                 * instead of firing in a burst */
+                int64_t iv = t.interval_ms ? t.interval_ms : 1;
+                int64_t next = t.due_ms + iv;
+                h->timers[i].due_ms = next > now ? next : now + iv;
             } else {
                 memmove(&h->timers[i], &h->timers[i + 1],
                         (h->n_timers - i - 1) * sizeof h->timers[0]);

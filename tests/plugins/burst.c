@@ -3,13 +3,17 @@
  * ...) of kind "test.burst" on `channel`, keys "k0".."k<key_count-1>"
  * cycling, as fast as the host takes them (interval_ms = 0: up to 100 per
  * 1 ms tick; publish blocks while the core is behind) or one per
- * interval_ms. It remembers in its durable state how many it published,
+ * interval_ms (with catch_up, a steady rate of one per interval_ms: a
+ * tick that comes late publishes every message due since the first, up
+ * to 100, and each publish is followed by its state write, the plugin
+ * guide's publish-then-record pattern). It remembers in its durable state how many it published,
  * so a restarted broker continues the burst instead of starting over.
  * Includes only the plugin ABI header.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sectorcast/plugin.h>
 
 #define PER_TICK 100
@@ -21,6 +25,8 @@ typedef struct burst {
     int64_t count, interval_ms, key_count, pad_bytes;
     char *pad;      /* pad_bytes of 'x' (NULL if none) */
     int64_t done;   /* published so far (durable) */
+    int64_t catch_up;
+    int64_t t0_ms, done0; /* catch_up: rate counted from here */
     int timer;
     int durable;    /* the host offers state_get/state_put */
 } burst_t;
@@ -34,6 +40,8 @@ static const sc_setting_def_t burst_settings[] = {
     SC_SETTING("start_delay_ms", SC_SETTING_INT, "0", 0, "wait before the first"),
     SC_SETTING("pad_bytes", SC_SETTING_INT, "0", 0,
       "add a member \"pad\" of this many bytes to each message"),
+    SC_SETTING("catch_up", SC_SETTING_INT, "0", 0,
+      "1: keep one message per interval_ms on average (late ticks catch up)"),
     SC_SETTINGS_END
 };
 
@@ -49,11 +57,24 @@ static void save(burst_t *b)
                     b->api->strerror(rc));
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void burst_tick(sc_host_t *host, int timer_id, void *arg)
 {
     (void)timer_id;
     burst_t *b = arg;
     int n = b->interval_ms > 0 ? 1 : PER_TICK;
+    if (b->interval_ms > 0 && b->catch_up) {
+        int64_t due = b->done0 + (now_ms() - b->t0_ms) / b->interval_ms + 1;
+        n = due - b->done < 1 ? 1 : due - b->done > PER_TICK
+                                        ? PER_TICK
+                                        : (int)(due - b->done);
+    }
     for (int i = 0; i < n && b->done < b->count; i++) {
         char key[32], small[64];
         long long next = (long long)b->done + 1;
@@ -78,6 +99,8 @@ static void burst_tick(sc_host_t *host, int timer_id, void *arg)
             break;
         }
         b->done++;
+        if (b->catch_up && i + 1 < n)
+            save(b);
     }
     save(b);
     if (b->done >= b->count && b->timer > 0) {
@@ -97,6 +120,8 @@ static void burst_begin(sc_host_t *host, int timer_id, void *arg)
                     (long long)b->done);
         return;
     }
+    b->t0_ms = now_ms();
+    b->done0 = b->done;
     int id = b->api->timer_add(host, b->interval_ms > 0
                                          ? (uint32_t)b->interval_ms
                                          : 1u,
@@ -123,6 +148,7 @@ static int burst_init(sc_host_t *host, const sc_host_api_t *api,
         api->setting_int(host, "key_count", &b->key_count) != SC_OK ||
         api->setting_int(host, "start_delay_ms", &delay) != SC_OK ||
         api->setting_int(host, "pad_bytes", &b->pad_bytes) != SC_OK ||
+        api->setting_int(host, "catch_up", &b->catch_up) != SC_OK ||
         b->pad_bytes < 0 || b->pad_bytes > 16777216 || b->count < 0 || b->interval_ms < 0 || b->interval_ms > 86400000 ||
         b->key_count < 1 || delay < 0 || delay > 86400000) {
         api->log(host, SC_LOG_ERROR, "bad settings (count >= 0, key_count "
