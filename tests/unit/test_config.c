@@ -723,6 +723,55 @@ static void test_check_files_key_mode(void **state)
     tmp_cleanup(&t);
 }
 
+/* A plugin child's publish_window: default SC_PLUGIN_CHILD_WINDOW (64),
+ * 1..256 accepted, anything else refused at its line. */
+static void test_publish_window(void **state)
+{
+    (void)state;
+    tmpdir_t t;
+    char conf[PATH_MAX];
+    files_setup(&t, conf, sizeof conf);
+    sc_diag_t d = {0};
+    sc_config_t *cfg = sc_config_load(conf, false, &d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->plugins[0].publish_window, 64);
+    sc_config_destroy(&cfg);
+    static const char *const entry = "channels = [ \"energy.\" ]; },";
+    const char *at = strstr(files_conf, entry);
+    assert_non_null(at);
+    static const struct {
+        const char *set;
+        int64_t want; /* 0 = refused */
+        const char *got;
+    } cases[] = {{"publish_window = 1;", 1, ""},
+                 {"publish_window = 256;", 256, ""},
+                 {"publish_window = 0;", 0, "0"},
+                 {"publish_window = 257;", 0, "257"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[4096];
+        snprintf(text, sizeof text, "%.*s channels = [ \"energy.\" ]; "
+                 "isolation = \"process\"; %s },%s",
+                 (int)(at - files_conf), files_conf, cases[i].set,
+                 at + strlen(entry));
+        tmp_write(&t, "sc.conf", 0644, text, "p.so");
+        cfg = sc_config_load(conf, false, &d);
+        if (cases[i].want) {
+            if (cfg == NULL)
+                dump(&d);
+            assert_non_null(cfg);
+            assert_int_equal(cfg->plugins[0].publish_window, cases[i].want);
+            sc_config_destroy(&cfg);
+        } else {
+            assert_null(cfg);
+            expect(&d, "%s:7: plugin 'p': 'publish_window' must be 1..256 "
+                       "(got %s)", conf, cases[i].got);
+            expect_count(&d, 1);
+            sc_diag_clear(&d);
+        }
+    }
+    tmp_cleanup(&t);
+}
+
 static void test_check_files_missing(void **state)
 {
     (void)state;
@@ -1020,6 +1069,7 @@ int main(void)
         cmocka_unit_test(test_check_files_key_mode),
         cmocka_unit_test(test_check_files_missing),
         cmocka_unit_test(test_settings_unknown_and_mistyped),
+        cmocka_unit_test(test_publish_window),
         cmocka_unit_test(test_settings_missing_required),
         cmocka_unit_test(test_settings_defaults),
         cmocka_unit_test(test_settings_path_resolved),
