@@ -12,9 +12,11 @@
  * a message; the send waits in short slices so that a stop request is
  * still honoured.
  *
- * A child keeps up to SC_PLUGIN_CHILD_WINDOW frames in flight: a publish,
- * state write or sink ack returns once its frame is handed to the socket,
- * and blocks only while that many frames await the core's ACK. The core
+ * A child keeps up to its publish window (SC_PLUGIN_CHILD_WINDOW by
+ * default) of frames in flight: a publish or sink ack returns once its
+ * frame is handed to the socket, and blocks only while that many frames
+ * await the core's ACK; a state write returns once it and every frame
+ * before it are ACKed (journaled), so it is the child's commit point. The core
  * sends exactly one ACK per such frame, and only after the frame's group
  * is committed (or the frame refused), so the child just counts them.
  * Frames travel in order on the one socket, so a state write is committed
@@ -407,7 +409,15 @@ static int o_state_put(void *ctx, const char *key, const char *value)
         .key = FSTR(key),
         .data = FSTR(value),
     };
-    return send_frame(p, &f, "state");
+    int rc = send_frame(p, &f, "state");
+    /* a child's state write is its commit point: it returns once it and
+     * every frame before it are journaled, so a crash never loses what
+     * the plugin's state was told is recorded */
+    while (rc == SC_OK && p->acked && p->inflight > 0)
+        if (recv_one(p, 0) != 0 &&
+            (errno != EAGAIN || sc_host_stopping(p->h)))
+            rc = SC_ERR_STOPPING;
+    return rc;
 }
 
 typedef struct kv {

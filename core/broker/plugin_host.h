@@ -29,10 +29,11 @@
 #include "config.h"
 #include "host/host.h"
 
-/* A plugin child's frames in flight: a child's publish, state write or
- * sink ack returns once its frame is sent, and blocks while this many
- * frames await the core's ACK (one per frame, sent after the frame's
- * group is committed, or at once if refused). Bounded well below the
+/* A plugin child's frames in flight: a child's publish or sink ack
+ * returns once its frame is sent, and blocks while this many frames await
+ * the core's ACK (one per frame, sent after the frame's group is
+ * committed, or at once if refused); a state write returns once it and
+ * every frame before it are ACKed. Bounded well below the
  * core socket's send high-water mark (1,000) so that no ACK is dropped.
  * A stopping child waits up to SC_PLUGIN_CHILD_DRAIN_MS for the ACKs of
  * what it sent (the supervisor kills it after 5 s). */

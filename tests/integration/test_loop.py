@@ -169,12 +169,11 @@ def test_snapshot_of_empty_subtree_is_fast_over_a_big_journal():
 
 def test_child_beside_full_speed_thread_gets_its_messages_journaled():
     # issue 12 row 6: a process plugin at 100 msg/s (burst.c with catch_up:
-    # a steady rate, each publish followed by its state write, as the
-    # plugin guide recommends) beside a thread plugin publishing at full
-    # speed: over 10 s at least 90 % of the child's 1,000 messages are
-    # journaled meanwhile (counted from the journal's head). With
-    # publish_window = 1 (one journal round trip per call) this child gets
-    # ~75 % on the loaded 2-core machine.
+    # a steady rate; each 10 ms tick publishes what is due, then records
+    # its count with a state write, the child's commit point) beside a
+    # thread plugin publishing at full speed: over 10 s at least 90 % of
+    # the child's 1,000 messages are journaled meanwhile (counted from the
+    # journal's head).
     fast = burst_plugin(channel="energy.test.fast", count=10 ** 8,
                         name="fast", key_count=50)
     slow = burst_plugin(channel="energy.test.slow", count=10 ** 6,

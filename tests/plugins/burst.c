@@ -5,8 +5,7 @@
  * 1 ms tick; publish blocks while the core is behind) or one per
  * interval_ms (with catch_up, a steady rate of one per interval_ms: a
  * tick that comes late publishes every message due since the first, up
- * to 100, and each publish is followed by its state write, the plugin
- * guide's publish-then-record pattern). It remembers in its durable state how many it published,
+ * to 100). It remembers in its durable state how many it published,
  * so a restarted broker continues the burst instead of starting over.
  * Includes only the plugin ABI header.
  */
@@ -99,8 +98,6 @@ static void burst_tick(sc_host_t *host, int timer_id, void *arg)
             break;
         }
         b->done++;
-        if (b->catch_up && i + 1 < n)
-            save(b);
     }
     save(b);
     if (b->done >= b->count && b->timer > 0) {
