@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <zmq.h>
 
+#include "common/clock.h"
 #include "log.h"
 #include "ratelimit.h"
 
@@ -50,13 +51,15 @@ struct sc_conns {
     bool trim;                 /* a subscribed connection went: malloc_trim */
     sc_conns_stats_t st;
     sc_ratelimit_t *log;       /* per address / agency */
+    char what[16];             /* "publish", "service" */
 };
 
-sc_conns_t *sc_conns_new(const sc_config_t *cfg)
+sc_conns_t *sc_conns_new(const sc_config_t *cfg, const char *what)
 {
     sc_conns_t *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    snprintf(c->what, sizeof c->what, "%s", what);
     if (!(c->log = sc_ratelimit_new("access", 1.0, 5, 256))) {
         free(c);
         return NULL;
@@ -187,10 +190,37 @@ void sc_conns_event(sc_conns_t *c, uint16_t event, uint32_t value,
     } else if (event == ZMQ_EVENT_ACCEPT_FAILED) {
         c->st.accept_failed++;
         sc_ratelimit_log(c->log, "(accept)", SC_L_ERROR,
-                         "cannot accept a connection on the publish socket: "
+                         "cannot accept a connection on the %s socket: "
                          "%s (see limits and the fd limit in "
                          "docs/operations.md)",
-                         zmq_strerror((int)value));
+                         c->what, zmq_strerror((int)value));
+    }
+}
+
+void sc_conns_drain(sc_conns_t *c, void *mon,
+                    void (*each)(uint16_t event, uint32_t value))
+{
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&ev))
+            zmq_msg_recv(&addr, mon, 0);
+        if (zmq_msg_size(&ev) >= 6) {
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
+            sc_conns_event(c, event, value, sc_mono_ms());
+            if (each)
+                each(event, value);
+        }
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
     }
 }
 
@@ -218,10 +248,10 @@ void sc_conns_enforce(sc_conns_t *c, int64_t now_ms)
             snprintf(a, sizeof a, "%s", r->addr);
             if (cut(c, (int)i, &c->st.cut_address))
                 sc_ratelimit_log(c->log, a, SC_L_WARN,
-                                 "cut a connection from %s: more than %lld "
-                                 "open from that address "
+                                 "cut a connection from %s to the %s socket: "
+                                 "more than %lld open from that address "
                                  "(limits.max_connections_per_address)",
-                                 a, (long long)c->max_per_address);
+                                 a, c->what, (long long)c->max_per_address);
             r->over_address = false;
             continue;
         }
@@ -247,10 +277,10 @@ void sc_conns_enforce(sc_conns_t *c, int64_t now_ms)
         snprintf(a, sizeof a, "%s", old->addr);
         if (cut(c, (int)(old - c->v), &c->st.cut_handshake))
             sc_ratelimit_log(c->log, a, SC_L_WARN,
-                             "cut a connection from %s still in its "
-                             "handshake: more than %lld at once "
-                             "(limits.max_unauthenticated)",
-                             a, (long long)c->max_unauth);
+                             "cut a connection from %s to the %s socket "
+                             "still in its handshake: more than %lld at "
+                             "once (limits.max_unauthenticated)",
+                             a, c->what, (long long)c->max_unauth);
         else
             old->accepted_ms -= c->handshake_ms; /* not counted again */
         unauth--;
@@ -307,6 +337,21 @@ static size_t agency_conns(const sc_conns_t *c, const char *agency)
     return n;
 }
 
+sc_sub_verdict_t sc_conns_identify(sc_conns_t *c, int fd, const char *agency)
+{
+    conn_t *r = rec(c, fd);
+    if (!r || !r->open || r->agency)
+        return SC_SUB_ADDED; /* untracked, or known already */
+    if (c->max_per_agency > 0 &&
+        agency_conns(c, agency) >= (size_t)c->max_per_agency) {
+        cut(c, fd, &c->st.cut_agency);
+        return SC_SUB_AGENCY_FULL;
+    }
+    if (!(r->agency = strdup(agency)))
+        return SC_SUB_NO_MEMORY;
+    return SC_SUB_ADDED;
+}
+
 sc_sub_verdict_t sc_conns_sub_add(sc_conns_t *c, int fd, const char *agency,
                                   const char *topic, size_t len)
 {
@@ -317,17 +362,9 @@ sc_sub_verdict_t sc_conns_sub_add(sc_conns_t *c, int fd, const char *agency,
         return SC_SUB_REPEAT;
     if (r->n_subs >= (size_t)c->max_subs)
         return SC_SUB_TOO_MANY;
-    if (!r->agency) {
-        if (c->max_per_agency > 0 &&
-            agency_conns(c, agency) >= (size_t)c->max_per_agency) {
-            char a[INET6_ADDRSTRLEN];
-            snprintf(a, sizeof a, "%s", r->addr);
-            cut(c, fd, &c->st.cut_agency);
-            return SC_SUB_AGENCY_FULL;
-        }
-        if (!(r->agency = strdup(agency)))
-            return SC_SUB_NO_MEMORY;
-    }
+    sc_sub_verdict_t v0 = sc_conns_identify(c, fd, agency);
+    if (v0 != SC_SUB_ADDED)
+        return v0;
     char **v = realloc(r->subs, (r->n_subs + 1) * sizeof *v);
     if (!v)
         return SC_SUB_NO_MEMORY;
@@ -408,18 +445,18 @@ void sc_conns_fd_limit(const sc_config_t *cfg)
         else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
             return;
     }
-    /* what the caps allow at once: handshakes, the subscribed connections
-     * of every agency (publish and service), plus a reserve for the
-     * journal, plugins, the control and HTTP sockets */
+    /* what the caps allow at once: handshakes and the connections of
+     * every agency, on both sockets (publish and service), plus a reserve
+     * for the journal, plugins, the control and HTTP sockets */
     unsigned long long need =
-        (unsigned long long)cfg->max_unauthenticated +
+        2ull * (unsigned long long)cfg->max_unauthenticated +
         2ull * (unsigned long long)cfg->max_connections_per_agency *
             (unsigned long long)(cfg->n_agencies ? cfg->n_agencies : 1) +
         64ull + 4ull * (unsigned long long)cfg->n_plugins;
     if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur)
         sc_log(SC_L_WARN, "core",
                "the fd limit (%llu) is below what the configured caps allow "
-               "(%llu: limits.max_unauthenticated + 2 x "
+               "(%llu: 2 x limits.max_unauthenticated + 2 x "
                "limits.max_connections_per_agency per agency + a reserve); "
                "raise the hard limit (LimitNOFILE= in the systemd unit) or "
                "lower the caps",

@@ -1,8 +1,10 @@
 /*
- * conns.h - the publish socket's connections, as the core sees them.
+ * conns.h - one socket's connections, as its thread sees them.
  *
- * libzmq hides its connections; the core learns of them from the XPUB
- * socket monitor (ACCEPTED and DISCONNECTED carry the connection's fd)
+ * Used for the publish socket (by the core, through subs.c) and for the
+ * service socket (by the service thread, service.c), one instance each.
+ * libzmq hides its connections; the owner learns of them from the socket
+ * monitor (ACCEPTED and DISCONNECTED carry the connection's fd)
  * and from subscription messages (ZMQ_SRCFD and the ZAP "User-Id"). This
  * module keeps one record per open connection, keyed by fd but reset on
  * ACCEPTED as well as DISCONNECTED, so a reused fd never inherits a
@@ -35,14 +37,20 @@
 
 typedef struct sc_conns sc_conns_t;
 
-sc_conns_t *sc_conns_new(const sc_config_t *cfg);
+/* `what` names the socket in log lines ("publish", "service"). */
+sc_conns_t *sc_conns_new(const sc_config_t *cfg, const char *what);
 void sc_conns_destroy(sc_conns_t **c_p);
 /* After a reload: take the new limits. */
 void sc_conns_set_limits(sc_conns_t *c, const sc_config_t *cfg);
 
-/* One monitor event of the publish socket (ZMQ_EVENT_*, its value). */
+/* One monitor event of the socket (ZMQ_EVENT_*, its value). */
 void sc_conns_event(sc_conns_t *c, uint16_t event, uint32_t value,
                     int64_t now_ms);
+/* Every pending event on the monitor socket `mon` (a PAIR connected to
+ * zmq_socket_monitor's endpoint), each passed to sc_conns_event and then
+ * to `each` (may be NULL). */
+void sc_conns_drain(sc_conns_t *c, void *mon,
+                    void (*each)(uint16_t event, uint32_t value));
 /* After the pending events: cut connections over the per-address cap and
  * the oldest handshakes over limits.max_unauthenticated; every `now_ms`
  * second or so, cut subscribers that fell behind. */
@@ -55,6 +63,13 @@ typedef enum sc_sub_verdict {
     SC_SUB_AGENCY_FULL,     /* limits.max_connections_per_agency: cut */
     SC_SUB_NO_MEMORY
 } sc_sub_verdict_t;
+
+/* Connection `fd` is `agency`'s (its first subscription, or its first
+ * request on the service socket): it no longer counts as a handshake, and
+ * it counts towards limits.max_connections_per_agency. ADDED if recorded
+ * (or already that agency's, or fd untracked), AGENCY_FULL if over the cap
+ * (the connection is then cut), NO_MEMORY. */
+sc_sub_verdict_t sc_conns_identify(sc_conns_t *c, int fd, const char *agency);
 
 /* A subscription of `agency` on connection `fd` that access.c granted:
  * record it (the caller then applies ZMQ_SUBSCRIBE only if ADDED or

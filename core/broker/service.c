@@ -7,8 +7,20 @@
  *                            or [request-id]["error"][JSON]       (last)
  *
  * The ROUTER socket is ZMQ_ROUTER_MANDATORY so a reply that does not fit
- * the peer's queue fails visibly (EAGAIN) instead of being dropped; replies
- * are bounded by limits.replay_batch so that one request never floods.
+ * the peer's queue fails visibly (EAGAIN) instead of being dropped. The
+ * queue is bounded in bytes (SNDHWM from limits.send_queue_bytes and the
+ * largest message, as on the publish socket), so a replay or snapshot is
+ * paced by what the peer reads: on EAGAIN the request keeps its progress
+ * (the next seq, or the last (channel, seq) of a snapshot, and the one
+ * message that did not fit) as a job and continues when the peer has
+ * read; the thread serves other peers meanwhile. A peer's requests are
+ * answered in order; at most MAX_JOBS_PER_PEER wait per peer and MAX_JOBS
+ * in all (beyond, a request is dropped and logged: the client times out).
+ * A replay is bounded by limits.replay_batch per request.
+ *
+ * Connections are tracked by conns.c (monitor events; the fd of each
+ * request): per-address, per-agency and handshake caps as on the publish
+ * socket. A peer that goes away drops its jobs (EHOSTUNREACH).
  */
 #include "service.h"
 
@@ -26,6 +38,7 @@
 #include "common/channel.h"
 #include "common/clock.h"
 #include "common/envelope.h"
+#include "conns.h"
 #include "log.h"
 #include "ops.h"
 #include "ratelimit.h"
@@ -33,7 +46,12 @@
 
 #define MAX_REQ_ID 64
 #define MAX_REQ_BYTES 65536
-#define MAX_SNAPSHOT 50000 /* items per snapshot reply (< the send HWM) */
+#define MAX_SNAPSHOT 50000 /* items per snapshot reply */
+#define MAX_JOBS_PER_PEER 8 /* requests waiting per peer */
+#define MAX_JOBS 4096       /* requests waiting in all */
+#define RETRY_MS 10         /* a blocked job is tried again after */
+
+typedef struct req req_t;
 
 typedef struct bucket {
     char *agency;
@@ -58,6 +76,7 @@ typedef struct handover {
     sc_access_t *access;
     sc_jwks_t *jwks;
     int64_t rate, burst, batch;
+    sc_config_t limits; /* a shallow copy: only its scalar limits are read */
 } handover_t;
 
 struct sc_service {
@@ -72,6 +91,10 @@ struct sc_service {
     int64_t next_flush_ms;
     trust_t *trust;             /* sorted by channel */
     size_t n_trust, cap_trust;
+    void *mon;                  /* the socket's monitor (PAIR) */
+    sc_conns_t *conns;          /* its connections and their caps */
+    req_t *jobs, *jobs_tail;    /* requests in progress, arrival order */
+    size_t n_jobs;
 
     pthread_t thread;
     bool started;
@@ -164,8 +187,14 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
     }
     if (s->n_trust > 1)
         qsort(s->trust, s->n_trust, sizeof *s->trust, trust_cmp);
+    if (!(s->conns = sc_conns_new(cfg, "service"))) {
+        snprintf(err, errlen, "out of memory");
+        sc_service_destroy(&s);
+        return NULL;
+    }
     s->sock = zmq_socket(zctx, ZMQ_ROUTER);
-    int one = 1, linger = 0, hwm = 100000;
+    /* the queue per connection within limits.send_queue_bytes */
+    int one = 1, linger = 0, hwm = sc_conns_sndhwm(cfg);
     int64_t maxmsg = MAX_REQ_BYTES + 33; /* + CURVE framing per frame */
     int rc = sc_access_curve_server(s->sock, curve_secret_z85);
     if (rc == 0)
@@ -192,6 +221,21 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
         sc_service_destroy(&s);
         return NULL;
     }
+    /* connections come and go (conns.h); no event may be dropped */
+    int unbounded = 0;
+    if (zmq_socket_monitor(s->sock, "inproc://sectorcast-service-mon",
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_ACCEPT_FAILED) != 0 ||
+        !(s->mon = zmq_socket(zctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(s->mon, ZMQ_RCVHWM, &unbounded, sizeof unbounded) !=
+            0 ||
+        zmq_setsockopt(s->mon, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(s->mon, "inproc://sectorcast-service-mon") != 0) {
+        snprintf(err, errlen, "service socket monitor: %s",
+                 zmq_strerror(errno));
+        sc_service_destroy(&s);
+        return NULL;
+    }
     return s;
 }
 
@@ -208,7 +252,8 @@ void sc_service_set_access(sc_service_t *s, sc_access_t *access,
                     .jwks = jwks_copy(jwks),
                     .rate = cfg->service_rate,
                     .burst = cfg->service_burst,
-                    .batch = cfg->replay_batch};
+                    .batch = cfg->replay_batch,
+                    .limits = *cfg};
     if (!h.jwks) {
         sc_log(SC_L_ERROR, "service",
                "out of memory: the service keeps its previous access table");
@@ -242,7 +287,15 @@ static void take_handover(sc_service_t *s)
     s->rate = h.rate;
     s->burst = h.burst;
     s->batch = h.batch;
+    /* SNDHWM applies to connections made from now on */
+    int hwm = sc_conns_sndhwm(&h.limits), hs_ms = (int)h.limits.handshake_timeout_ms;
+    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_HANDSHAKE_IVL, &hs_ms, sizeof hs_ms);
+    sc_conns_set_limits(s->conns, &h.limits);
 }
+
+static void jobs_run(sc_service_t *s);
+static void job_free(req_t *r);
 
 static void *service_main(void *arg)
 {
@@ -255,19 +308,27 @@ static void *service_main(void *arg)
             sc_ratelimit_flush(s->log_refused);
             s->next_flush_ms = now + 1000;
         }
-        zmq_pollitem_t it = {s->sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&it, 1, 100);
+        sc_conns_drain(s->conns, s->mon, NULL);
+        sc_conns_enforce(s->conns, now);
+        zmq_pollitem_t it[2] = {{s->sock, 0, ZMQ_POLLIN, 0},
+                                {s->mon, 0, ZMQ_POLLIN, 0}};
+        /* blocked jobs are tried again soon: the peer may have read */
+        int rc = zmq_poll(it, 2, s->jobs ? RETRY_MS : 100);
         if (rc < 0 && errno != EINTR) {
             if (errno == ETERM)
                 break;
             sc_log(SC_L_ERROR, "service", "zmq_poll: %s", zmq_strerror(errno));
             break;
         }
-        for (int k = 0; rc > 0 && k < 64 && !atomic_load(&s->stop); k++) {
+        for (int k = 0; rc > 0 && (it[0].revents & ZMQ_POLLIN) && k < 64 &&
+                        !atomic_load(&s->stop);
+             k++) {
             take_handover(s);
             if (sc_service_handle(s) != 0)
                 break;
         }
+        if (s->jobs)
+            jobs_run(s);
     }
     return NULL;
 }
@@ -291,8 +352,16 @@ void sc_service_destroy(sc_service_t **s_p)
         atomic_store(&s->stop, true);
         pthread_join(s->thread, NULL);
     }
+    while (s->jobs) {
+        req_t *n = *(req_t **)s->jobs; /* `next` is the first field */
+        job_free(s->jobs);
+        s->jobs = n;
+    }
     if (s->sock)
         zmq_close(s->sock);
+    if (s->mon)
+        zmq_close(s->mon);
+    sc_conns_destroy(&s->conns);
     sc_ratelimit_destroy(&s->log_refused);
     sc_journal_reader_destroy(&s->rd);
     while (s->buckets) {
@@ -318,19 +387,65 @@ void sc_service_destroy(sc_service_t **s_p)
 
 /* ------------------------------------------------------------------ */
 
-typedef struct req {
+typedef enum jstate {
+    J_NEW = 0,  /* received, not started (waits behind the peer's others) */
+    J_REPLAY,   /* streaming a replay from `next` */
+    J_SNAPSHOT, /* streaming a snapshot after (last_ch, last_seq) */
+    J_FINAL     /* only the last frame (final_type, final_txt) is left */
+} jstate_t;
+
+/* A request and its progress. */
+struct req {
+    req_t *next;        /* first field (sc_service_destroy relies on it) */
     sc_service_t *s;
     zmq_msg_t rid;      /* routing id of the peer */
     char id[MAX_REQ_ID + 1];
     size_t id_len;
-    const sc_agency_t *agency;
-    int failed;         /* a send failed: stop streaming */
+    char *user;         /* its ZAP User-Id (re-resolved after a reload) */
+    const sc_agency_t *agency; /* resolved at each run */
+    int failed;         /* a send failed, the peer is gone: drop the job */
+    int blocked;        /* the peer's queue is full: continue later */
     long sent;
-} req_t;
+    jstate_t state;
+    /* J_NEW */
+    zmq_msg_t f[4];
+    int n, total;
+    /* J_REPLAY */
+    char channel[SC_CHANNEL_MAX + 1];
+    uint64_t from, next_seq;
+    int64_t left;
+    /* J_SNAPSHOT */
+    char *subtree;
+    char last_ch[SC_CHANNEL_MAX + 1];
+    uint64_t last_seq;
+    json_t *heads;      /* read when the snapshot started */
+    /* the one message that did not fit (replay, snapshot) */
+    char *held_topic, *held_jws;
+    size_t held_tl, held_jl;
+    uint64_t held_seq;
+    char held_ch[SC_CHANNEL_MAX + 1];
+    /* J_FINAL */
+    const char *final_type;
+    char *final_txt;
+};
+
+static void job_free(req_t *r)
+{
+    for (int i = 0; r->state == J_NEW && i < r->n; i++)
+        zmq_msg_close(&r->f[i]);
+    zmq_msg_close(&r->rid);
+    free(r->user);
+    free(r->subtree);
+    json_decref(r->heads);
+    free(r->held_topic);
+    free(r->held_jws);
+    free(r->final_txt);
+    free(r);
+}
 
 static int send_part(req_t *r, const void *d, size_t n, int more)
 {
-    if (r->failed)
+    if (r->failed || r->blocked)
         return -1;
     if (zmq_send(r->s->sock, d, n, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) <
         0) {
@@ -340,19 +455,44 @@ static int send_part(req_t *r, const void *d, size_t n, int more)
     return 0;
 }
 
+/* The routing id, the request id and the type. Only the first part can
+ * meet a full queue (EAGAIN: nothing was sent, try later). */
 static int send_head(req_t *r, const char *type)
 {
+    if (r->failed || r->blocked)
+        return -1;
     zmq_msg_t copy;
     zmq_msg_init(&copy);
     zmq_msg_copy(&copy, &r->rid);
     if (zmq_msg_send(&copy, r->s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno == EAGAIN)
+            r->blocked = 1;
+        else
+            r->failed = 1; /* EHOSTUNREACH: the peer went */
         zmq_msg_close(&copy);
-        r->failed = 1;
         return -1;
     }
     if (send_part(r, r->id, r->id_len, 1) != 0)
         return -1;
     return send_part(r, type, strlen(type), 1);
+}
+
+/* The last frame; kept in the job if the peer's queue is full. */
+static void send_text(req_t *r, const char *type, char *txt)
+{
+    if (send_head(r, type) == 0)
+        send_part(r, txt, strlen(txt), 0);
+    if (r->blocked) {
+        if (r->final_txt != txt)
+            free(r->final_txt);
+        r->final_type = type;
+        r->final_txt = txt;
+        r->state = J_FINAL;
+        return;
+    }
+    if (r->final_txt == txt)
+        r->final_txt = NULL;
+    free(txt);
 }
 
 static void send_json(req_t *r, const char *type, json_t *body)
@@ -361,9 +501,11 @@ static void send_json(req_t *r, const char *type, json_t *body)
     json_decref(body);
     if (!txt)
         txt = strdup("{}");
-    if (send_head(r, type) == 0)
-        send_part(r, txt ? txt : "{}", txt ? strlen(txt) : 2, 0);
-    free(txt);
+    if (!txt) {
+        r->failed = 1;
+        return;
+    }
+    send_text(r, type, txt);
 }
 
 static void send_error(req_t *r, int code, const char *name, const char *fmt,
@@ -389,17 +531,70 @@ typedef struct stream {
     uint64_t last_seq;
 } stream_t;
 
+/* Send one message; on a full queue keep it in the job (held). */
+static int send_msg(req_t *r, const char *channel, uint64_t seq,
+                    const char *topic, size_t tl, const char *jws,
+                    size_t jl)
+{
+    if (send_head(r, "msg") != 0 || send_part(r, topic, tl, 1) != 0 ||
+        send_part(r, jws, jl, 0) != 0) {
+        if (r->blocked && !r->held_jws) {
+            r->held_topic = malloc(tl ? tl : 1);
+            r->held_jws = malloc(jl ? jl : 1);
+            if (!r->held_topic || !r->held_jws) {
+                r->failed = 1; /* cut: the client repairs by timeout */
+                return -1;
+            }
+            memcpy(r->held_topic, topic, tl);
+            memcpy(r->held_jws, jws, jl);
+            r->held_tl = tl;
+            r->held_jl = jl;
+            r->held_seq = seq;
+            snprintf(r->held_ch, sizeof r->held_ch, "%s", channel);
+        }
+        return -1;
+    }
+    r->sent++;
+    if (r->state == J_REPLAY)
+        r->next_seq = seq + 1;
+    snprintf(r->last_ch, sizeof r->last_ch, "%s", channel);
+    r->last_seq = seq;
+    return 0;
+}
+
+/* Send the held message first; 0 if sent (or none). */
+static int send_held(req_t *r)
+{
+    if (!r->held_jws)
+        return 0;
+    char *t = r->held_topic, *j = r->held_jws;
+    r->held_topic = r->held_jws = NULL; /* a new EAGAIN holds them again */
+    char ch[SC_CHANNEL_MAX + 1];
+    snprintf(ch, sizeof ch, "%s", r->held_ch);
+    int rc = send_msg(r, ch, r->held_seq, t, r->held_tl, j, r->held_jl);
+    free(t);
+    free(j);
+    return rc;
+}
+
 static int stream_row(void *arg, const char *channel, uint64_t seq,
                       const char *jws, size_t jws_len)
 {
     stream_t *st = arg;
+    req_t *r = st->r;
+    /* a snapshot that continues: skip what was sent */
+    if (r->state == J_SNAPSHOT && (r->sent > 0 || r->last_ch[0])) {
+        int c = strcmp(channel, r->last_ch);
+        if (c < 0 || (c == 0 && seq <= r->last_seq))
+            return 0;
+    }
     char topic[SC_CHANNEL_MAX + 2];
     int tl = sc_channel_topic(channel, topic, sizeof topic);
-    if (tl > 0 && seq > old_head(st->r->s, channel))
+    if (tl > 0 && seq > old_head(r->s, channel))
         goto send; /* signed by this process: sent as stored */
     json_t *env = NULL;
     char err[256] = "";
-    int rc = tl > 0 ? sc_envelope_verify(st->r->s->jwks, topic, (size_t)tl,
+    int rc = tl > 0 ? sc_envelope_verify(r->s->jwks, topic, (size_t)tl,
                                          jws, jws_len, &env, NULL, err,
                                          sizeof err)
                     : -1;
@@ -419,21 +614,19 @@ static int stream_row(void *arg, const char *channel, uint64_t seq,
     }
     json_decref(env);
 send:
-    if (send_head(st->r, "msg") != 0 ||
-        send_part(st->r, topic, (size_t)tl, 1) != 0 ||
-        send_part(st->r, jws, jws_len, 0) != 0)
+    if (send_msg(r, channel, seq, topic, (size_t)tl, jws, jws_len) != 0)
         return 1;
-    st->r->sent++;
     st->last_seq = seq;
     return 0;
 }
 
-/* After streaming journaled items: if the stream stopped early, say why
- * (a message failing re-verification, a read error) and return true. A
- * peer whose queue is full gets nothing more: its request times out. */
-static bool stream_ended(req_t *r, const stream_t *st, long n,
-                         const char *what)
+/* After streaming journaled items: if the stream stopped early for an
+ * error (a message failing re-verification, a read error) say why; true
+ * if the request is over or waits (blocked). */
+static bool stream_ended(req_t *r, const stream_t *st, long n)
 {
+    if (r->failed || r->blocked)
+        return true;
     if (st->corrupt) {
         send_error(r, 500, "corrupt",
                    "journaled message %s seq %llu fails verification with the "
@@ -443,12 +636,6 @@ static bool stream_ended(req_t *r, const stream_t *st, long n,
     }
     if (n < 0) {
         send_error(r, 500, "internal", "journal read failed (see broker log)");
-        return true;
-    }
-    if (r->failed) {
-        sc_log(SC_L_WARN, "service",
-               "%s for agency '%s' cut short: its queue is full", what,
-               sc_agency_id(r->agency));
         return true;
     }
     return false;
@@ -537,6 +724,54 @@ fail:
     send_error(r, 500, "internal", "journal read failed (see broker log)");
 }
 
+/* Stream the replay from r->next_seq; the end frame once done. */
+static void replay_step(req_t *r)
+{
+    sc_service_t *s = r->s;
+    char topic[SC_CHANNEL_MAX + 2];
+    int tl = sc_channel_topic(r->channel, topic, sizeof topic);
+    if (tl <= 0 || !sc_agency_may_read(r->agency, topic, (size_t)tl)) {
+        /* revoked by a reload while the replay was paced */
+        send_error(r, 403, "forbidden",
+                   "channel '%s' is not granted to agency '%s'", r->channel,
+                   sc_agency_id(r->agency));
+        return;
+    }
+    const char *epoch = s->epoch;
+    uint64_t head = 0, low = 1;
+    if (sc_journal_reader_channel(s->rd, r->channel, &head, &low) < 0) {
+        send_error(r, 500, "internal", "journal read failed (see broker log)");
+        return;
+    }
+    if (r->next_seq < low && r->next_seq <= head) {
+        json_t *b = json_pack(
+            "{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "code", 410, "error",
+            "pruned", "text", "requested messages were removed by retention",
+            "channel", r->channel, "epoch", epoch, "from",
+            (json_int_t)r->next_seq, "oldest", (json_int_t)low, "head",
+            (json_int_t)head);
+        send_json(r, "error", b);
+        return;
+    }
+    if (send_held(r) != 0)
+        return;
+    stream_t st = {.r = r, .last_seq = r->next_seq - 1};
+    long n = 0;
+    if (r->left > r->sent)
+        n = sc_journal_reader_scan(s->rd, r->channel, r->next_seq,
+                                   r->left - r->sent, stream_row, &st);
+    if (stream_ended(r, &st, n))
+        return;
+    uint64_t next = r->next_seq;
+    sc_ops_request(sc_agency_id(r->agency), "replay", r->channel, r->from,
+                   r->sent, NULL);
+    send_json(r, "end",
+              json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "channel",
+                        r->channel, "epoch", epoch, "head", (json_int_t)head,
+                        "next", (json_int_t)next, "count",
+                        (json_int_t)r->sent, "more", next <= head));
+}
+
 static void cmd_replay(req_t *r, json_t *args)
 {
     sc_service_t *s = r->s;
@@ -581,37 +816,14 @@ static void cmd_replay(req_t *r, json_t *args)
         send_json(r, "error", b);
         return;
     }
-    uint64_t from = (uint64_t)json_integer_value(jf);
-    uint64_t head = 0, low = 1;
-    if (sc_journal_reader_channel(s->rd, channel, &head, &low) < 0) {
-        send_error(r, 500, "internal", "journal read failed (see broker log)");
-        return;
-    }
-    if (from < low && from <= head) {
-        json_t *b = json_pack(
-            "{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "code", 410, "error",
-            "pruned", "text", "requested messages were removed by retention",
-            "channel", channel, "epoch", epoch, "from", (json_int_t)from,
-            "oldest", (json_int_t)low, "head", (json_int_t)head);
-        send_json(r, "error", b);
-        return;
-    }
     int64_t limit = s->batch;
     if (jl && json_integer_value(jl) < limit)
         limit = json_integer_value(jl);
-    stream_t st = {.r = r, .last_seq = from - 1};
-    long n = sc_journal_reader_scan(s->rd, channel, from, limit, stream_row,
-                                    &st);
-    if (stream_ended(r, &st, n, "replay"))
-        return;
-    uint64_t next = st.last_seq + 1;
-    sc_ops_request(sc_agency_id(r->agency), "replay", channel, from, r->sent,
-                   NULL);
-    send_json(r, "end",
-              json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "channel", channel,
-                        "epoch", epoch, "head", (json_int_t)head, "next",
-                        (json_int_t)next, "count", (json_int_t)r->sent,
-                        "more", next <= head));
+    snprintf(r->channel, sizeof r->channel, "%s", channel);
+    r->from = r->next_seq = (uint64_t)json_integer_value(jf);
+    r->left = limit;
+    r->state = J_REPLAY;
+    replay_step(r);
 }
 
 static int count_row(void *arg, const char *channel, uint64_t seq,
@@ -619,6 +831,33 @@ static int count_row(void *arg, const char *channel, uint64_t seq,
 {
     (void)channel, (void)seq, (void)jws, (void)jws_len;
     return ++*(long *)arg > MAX_SNAPSHOT;
+}
+
+/* Stream the snapshot after (last_ch, last_seq); the end frame once done.
+ * The heads are those read when it started: a paced snapshot may carry
+ * newer messages than them (the client's replay from head + 1 then
+ * brings duplicates, never a gap). */
+static void snapshot_step(req_t *r)
+{
+    if (!sc_agency_may_read(r->agency, r->subtree, strlen(r->subtree))) {
+        send_error(r, 403, "forbidden", "'%.200s' is not granted to agency '%s'",
+                   r->subtree, sc_agency_id(r->agency));
+        return;
+    }
+    if (send_held(r) != 0)
+        return;
+    stream_t st = {.r = r};
+    long n = sc_journal_reader_snapshot(r->s->rd, r->subtree, stream_row, &st);
+    if (stream_ended(r, &st, n))
+        return;
+    sc_ops_request(sc_agency_id(r->agency), "snapshot", r->subtree, 0, r->sent,
+                   NULL);
+    json_t *heads = r->heads;
+    r->heads = NULL;
+    send_json(r, "end",
+              json_pack("{s:s, s:s, s:o, s:I}", "subtree", r->subtree, "epoch",
+                        r->s->epoch, "heads", heads, "count",
+                        (json_int_t)r->sent));
 }
 
 static void cmd_snapshot(req_t *r, json_t *args)
@@ -631,7 +870,7 @@ static void cmd_snapshot(req_t *r, json_t *args)
                        "refused (bad or not granted subtree)");
         return;
     }
-    /* a reply larger than the send queue could never arrive whole */
+    /* a reply this large would hold the peer's queue too long */
     long total = 0;
     if (sc_journal_reader_snapshot(r->s->rd, sub, count_row, &total) < 0) {
         send_error(r, 500, "internal", "journal read failed (see broker log)");
@@ -644,22 +883,16 @@ static void cmd_snapshot(req_t *r, json_t *args)
                    sub, MAX_SNAPSHOT);
         return;
     }
-    stream_t st = {.r = r};
-    long n = sc_journal_reader_snapshot(r->s->rd, sub, stream_row, &st);
-    if (stream_ended(r, &st, n, "snapshot"))
+    if (!(r->subtree = strdup(sub)) || !(r->heads = json_object())) {
+        send_error(r, 500, "internal", "out of memory");
         return;
-    json_t *heads = json_object();
-    if (sc_journal_reader_heads(r->s->rd, sub, add_head, heads) < 0) {
-        json_decref(heads);
+    }
+    if (sc_journal_reader_heads(r->s->rd, sub, add_head, r->heads) < 0) {
         send_error(r, 500, "internal", "journal read failed (see broker log)");
         return;
     }
-    sc_ops_request(sc_agency_id(r->agency), "snapshot", sub, 0, r->sent,
-                   NULL);
-    send_json(r, "end",
-              json_pack("{s:s, s:s, s:o, s:I}", "subtree", sub, "epoch",
-                        r->s->epoch, "heads", heads, "count",
-                        (json_int_t)r->sent));
+    r->state = J_SNAPSHOT;
+    snapshot_step(r);
 }
 
 /* token bucket per agency; false = over the rate */
@@ -699,49 +932,26 @@ static bool rate_ok(sc_service_t *s, const char *agency)
     return false;
 }
 
-int sc_service_handle(sc_service_t *s)
+/* A received request (J_NEW): check and start it. */
+static void job_start(req_t *r)
 {
-    req_t r = {.s = s};
-    zmq_msg_t f[4];
-    int n = 0, more = 1;
-    zmq_msg_init(&r.rid);
-    if (zmq_msg_recv(&r.rid, s->sock, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&r.rid);
-        return -1;
-    }
-    more = zmq_msg_more(&r.rid);
-    int total = 0;
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, s->sock, 0) < 0) {
-            zmq_msg_close(&m);
-            break;
-        }
-        more = zmq_msg_more(&m);
-        total++;
-        if (n < 4)
-            f[n++] = m;
-        else
-            zmq_msg_close(&m);
-    }
-    const char *user = n > 0 ? zmq_msg_gets(&f[0], "User-Id") : NULL;
-    r.agency = user ? sc_access_agency(s->access, user) : NULL;
-    if (r.agency) /* the User-Id carries a key tag: show the plain id */
-        user = sc_agency_id(r.agency);
-
-    if (n >= 1) {
-        size_t l = zmq_msg_size(&f[0]);
-        r.id_len = l > MAX_REQ_ID ? MAX_REQ_ID : l;
-        memcpy(r.id, zmq_msg_data(&f[0]), r.id_len);
-    }
-    if (!r.agency) {
+    sc_service_t *s = r->s;
+    const char *user = r->user;
+    r->agency = user ? sc_access_agency(s->access, user) : NULL;
+    if (r->agency) /* the User-Id carries a key tag: show the plain id */
+        user = sc_agency_id(r->agency);
+    zmq_msg_t *f = r->f;
+    int n = r->n;
+    r->n = 0; /* the frames are closed below, whatever the state becomes */
+    r->state = J_FINAL; /* nothing pending unless a command says so */
+    r->final_txt = NULL;
+    if (!r->agency) {
         /* cannot happen through ZAP; an agency removed by a reload */
         sc_ratelimit_log(s->log_refused, user, SC_L_WARN,
                          "request from unknown agency '%s' refused (or a key "
                          "no longer configured)",
                          user ? user : "?");
-        send_error(&r, 403, "forbidden", "unknown agency");
+        send_error(r, 403, "forbidden", "unknown agency");
     } else if (!rate_ok(s, user)) {
         /* dropped: no reply, so a flood costs us as little as possible */
     } else {
@@ -750,7 +960,7 @@ int sc_service_handle(sc_service_t *s)
             fr[i] = (sc_req_frame_t){zmq_msg_data(&f[i]), zmq_msg_size(&f[i])};
         sc_request_t req;
         char text[512];
-        if (sc_request_parse(fr, (size_t)total, &req, text, sizeof text) !=
+        if (sc_request_parse(fr, (size_t)r->total, &req, text, sizeof text) !=
             0) {
             if (strcmp(req.error, "unknown-command") == 0)
                 sc_ratelimit_log(s->log_refused, user, SC_L_WARN,
@@ -760,25 +970,163 @@ int sc_service_handle(sc_service_t *s)
                 sc_ratelimit_log(s->log_refused, user, SC_L_WARN,
                                  "malformed request from agency '%s' (%d "
                                  "frames): %s",
-                                 user, total, text);
-            send_error(&r, req.code, req.error, "%s", text);
+                                 user, r->total, text);
+            send_error(r, req.code, req.error, "%s", text);
         } else {
-            /* one consistent read of the journal per request */
+            /* one consistent read of the journal per step */
             sc_journal_reader_begin(s->rd);
             if (req.cmd == SC_REQ_WHOAMI)
-                cmd_whoami(&r);
+                cmd_whoami(r);
             else if (req.cmd == SC_REQ_HEADS)
-                cmd_heads(&r, req.args);
+                cmd_heads(r, req.args);
             else if (req.cmd == SC_REQ_REPLAY)
-                cmd_replay(&r, req.args);
+                cmd_replay(r, req.args);
             else
-                cmd_snapshot(&r, req.args);
+                cmd_snapshot(r, req.args);
             sc_journal_reader_end(s->rd);
         }
         sc_request_clear(&req);
     }
     for (int i = 0; i < n; i++)
         zmq_msg_close(&f[i]);
-    zmq_msg_close(&r.rid);
+}
+
+/* Run a job as far as the peer's queue allows; true when it is over. */
+static bool job_run(req_t *r)
+{
+    sc_service_t *s = r->s;
+    r->blocked = 0;
+    if (r->state == J_NEW) {
+        job_start(r);
+    } else {
+        r->agency = r->user ? sc_access_agency(s->access, r->user) : NULL;
+        if (r->state == J_FINAL) {
+            send_text(r, r->final_type, r->final_txt);
+        } else if (!r->agency) {
+            send_error(r, 403, "forbidden", "unknown agency");
+        } else {
+            sc_journal_reader_begin(s->rd);
+            if (r->state == J_REPLAY)
+                replay_step(r);
+            else
+                snapshot_step(r);
+            sc_journal_reader_end(s->rd);
+        }
+    }
+    return !r->blocked || r->failed;
+}
+
+static bool same_peer(const req_t *a, const req_t *b)
+{
+    size_t l = zmq_msg_size((zmq_msg_t *)&a->rid);
+    return l == zmq_msg_size((zmq_msg_t *)&b->rid) &&
+           memcmp(zmq_msg_data((zmq_msg_t *)&a->rid),
+                  zmq_msg_data((zmq_msg_t *)&b->rid), l) == 0;
+}
+
+static void job_unlink(sc_service_t *s, req_t *prev, req_t *r)
+{
+    if (prev)
+        prev->next = r->next;
+    else
+        s->jobs = r->next;
+    if (s->jobs_tail == r)
+        s->jobs_tail = prev;
+    s->n_jobs--;
+}
+
+/* Continue each peer's first job (a peer's replies stay in order). */
+static void jobs_run(sc_service_t *s)
+{
+    req_t *prev = NULL, *r = s->jobs;
+    while (r) {
+        bool first = true;
+        for (req_t *q = s->jobs; q != r && first; q = q->next)
+            first = !same_peer(q, r);
+        req_t *next = r->next;
+        if (first && job_run(r)) {
+            job_unlink(s, prev, r);
+            job_free(r);
+        } else {
+            prev = r;
+        }
+        r = next;
+    }
+}
+
+int sc_service_handle(sc_service_t *s)
+{
+    req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    r->s = s;
+    zmq_msg_init(&r->rid);
+    /* records of new connections first (conns.h) */
+    sc_conns_drain(s->conns, s->mon, NULL);
+    if (zmq_msg_recv(&r->rid, s->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&r->rid);
+        free(r);
+        return -1;
+    }
+    int more = zmq_msg_more(&r->rid);
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        r->total++;
+        if (r->n < 4)
+            r->f[r->n++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    const char *user = r->n > 0 ? zmq_msg_gets(&r->f[0], "User-Id") : NULL;
+    if (user && !(r->user = strdup(user))) {
+        job_free(r);
+        return 0;
+    }
+    if (r->n >= 1) {
+        size_t l = zmq_msg_size(&r->f[0]);
+        r->id_len = l > MAX_REQ_ID ? MAX_REQ_ID : l;
+        memcpy(r->id, zmq_msg_data(&r->f[0]), r->id_len);
+        /* the connection is an agency's now: no longer a handshake, and
+         * one of its connections (limits.max_connections_per_agency) */
+        const sc_agency_t *ag =
+            user ? sc_access_agency(s->access, user) : NULL;
+        int fd = zmq_msg_get(&r->f[0], ZMQ_SRCFD);
+        if (ag && sc_conns_identify(s->conns, fd, sc_agency_id(ag)) ==
+                      SC_SUB_AGENCY_FULL) {
+            sc_ratelimit_log(s->log_refused, sc_agency_id(ag), SC_L_WARN,
+                             "cut a service connection of agency '%s': too "
+                             "many open (limits.max_connections_per_agency)",
+                             sc_agency_id(ag));
+            job_free(r);
+            return 0;
+        }
+    }
+    size_t mine = 0;
+    for (req_t *q = s->jobs; q; q = q->next)
+        mine += same_peer(q, r);
+    if (mine == 0 && job_run(r)) {
+        job_free(r);
+        return 0;
+    }
+    if (mine >= MAX_JOBS_PER_PEER || s->n_jobs >= MAX_JOBS) {
+        sc_ratelimit_log(s->log_refused, r->user ? r->user : "?", SC_L_WARN,
+                         "request from '%s' dropped: %zu of its requests "
+                         "already wait for it to read (%zu in all)",
+                         r->user ? r->user : "?", mine, s->n_jobs);
+        job_free(r);
+        return 0;
+    }
+    if (s->jobs_tail)
+        s->jobs_tail->next = r;
+    else
+        s->jobs = r;
+    s->jobs_tail = r;
+    s->n_jobs++;
     return 0;
 }

@@ -42,7 +42,7 @@ sc_subs_t *sc_subs_new(void *xpub, void *mon, const sc_config_t *cfg)
         return NULL;
     s->xpub = xpub;
     s->mon = mon;
-    if (!(s->conns = sc_conns_new(cfg)) ||
+    if (!(s->conns = sc_conns_new(cfg, "publish")) ||
         !(s->log_subs = sc_ratelimit_new("access", SUB_LOG_PER_SEC,
                                          SUB_LOG_BURST, SUB_LOG_SOURCES)) ||
         !(s->log_subs_ok = sc_ratelimit_new("access", SUB_OK_LOG_PER_SEC,
@@ -186,31 +186,15 @@ void sc_subs_handle(sc_subs_t *b, const sc_access_t *access,
     zmq_msg_close(&m);
 }
 
+static void ops_event(uint16_t event, uint32_t value)
+{
+    if (event == ZMQ_EVENT_DISCONNECTED || event == ZMQ_EVENT_ACCEPTED)
+        sc_ops_disconnected((int)value); /* a reused fd starts empty */
+}
+
 void sc_subs_handle_monitor(sc_subs_t *b)
 {
-    for (;;) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, b->mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            return;
-        }
-        zmq_msg_init(&addr);
-        if (zmq_msg_more(&ev))
-            zmq_msg_recv(&addr, b->mon, 0);
-        if (zmq_msg_size(&ev) >= 6) {
-            uint16_t event;
-            uint32_t value;
-            memcpy(&event, zmq_msg_data(&ev), 2);
-            memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
-            sc_conns_event(b->conns, event, value, sc_mono_ms());
-            if (event == ZMQ_EVENT_DISCONNECTED ||
-                event == ZMQ_EVENT_ACCEPTED)
-                sc_ops_disconnected((int)value); /* a reused fd starts empty */
-        }
-        zmq_msg_close(&ev);
-        zmq_msg_close(&addr);
-    }
+    sc_conns_drain(b->conns, b->mon, ops_event);
 }
 
 void sc_subs_enforce(sc_subs_t *s, int64_t now_ms)
