@@ -991,6 +991,16 @@ static void job_start(req_t *r)
         zmq_msg_close(&f[i]);
 }
 
+/* The paced request is still granted (a reload may have narrowed it). */
+static bool job_granted(const req_t *r)
+{
+    if (r->state == J_SNAPSHOT)
+        return sc_agency_may_read(r->agency, r->subtree, strlen(r->subtree));
+    char topic[SC_CHANNEL_MAX + 2];
+    int tl = sc_channel_topic(r->channel, topic, sizeof topic);
+    return tl > 0 && sc_agency_may_read(r->agency, topic, (size_t)tl);
+}
+
 /* Run a job as far as the peer's queue allows; true when it is over. */
 static bool job_run(req_t *r)
 {
@@ -1004,6 +1014,8 @@ static bool job_run(req_t *r)
             send_text(r, r->final_type, r->final_txt);
         } else if (!r->agency) {
             send_error(r, 403, "forbidden", "unknown agency");
+        } else if (r->held_jws && job_granted(r) && send_held(r) != 0) {
+            /* still full: tried without touching the journal */
         } else {
             sc_journal_reader_begin(s->rd);
             if (r->state == J_REPLAY)
