@@ -123,7 +123,6 @@ def test_non_reading_service_client_keeps_rss_bounded():
             assert kind == "end", obj
             assert obj["count"] == KEYS and len(items) == KEYS, (obj, len(items))
             assert obj["heads"] == {"energy.bulk": COUNT}, obj["heads"]
-            assert "cut short" not in gw.broker.log()
             for d, _, _, _ in slow:
                 d.close(0)
             h.close(0)
