@@ -230,6 +230,11 @@ def test_downstream_down_then_back():
                    bridge_plugin(cluster, "SCDOWN")]
         with Gateway(plugins=plugins, extra={"log_level": "info"}) as gw:
             wait_for(lambda: "connected to NATS" in gw.broker.log(), 30, "bridge connected")
+            # the outage under test comes after the bridge made its stream:
+            # an R3 stream cannot be placed before the JetStream cluster
+            # has formed, nor while a freshly restarted cluster re-forms
+            wait_for(lambda: cluster.stream_msgs("SCDOWN") >= 0, 60,
+                     "stream SCDOWN created", 0.2)
             sub = gw.subscriber("motie", ["energy.test."], extra_args=["-n", "400"])
             gw.wait_subscribed("motie", "energy.test.")
             for i in range(3):
