@@ -175,46 +175,11 @@ static char *xdup(loader_t *L, const char *s)
  * Paths
  * ---------------------------------------------------------------------- */
 
-/* `p` made absolute against `dir` (an absolute, symlink-free directory).
- * Leading "./" and "../" are folded into `dir` (safe: `dir` is real); the
- * rest is kept as written. NULL only if out of memory. */
-static char *resolve_path(const char *dir, const char *p)
-{
-    if (p[0] == '/')
-        return strdup(p);
-    size_t dl = strlen(dir);
-    char *out = malloc(dl + strlen(p) + 2);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, dir, dl + 1);
-    for (;;) {
-        if (p[0] == '.' && (p[1] == '/' || p[1] == '\0')) {
-            p += 1;
-        } else if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
-            char *slash = strrchr(out, '/');
-            if (slash == out)
-                out[1] = '\0';          /* parent of "/" is "/" */
-            else if (slash != NULL)
-                *slash = '\0';
-            p += 2;
-        } else {
-            break;
-        }
-        while (*p == '/')
-            p++;
-    }
-    size_t ol = strlen(out);
-    if (*p != '\0') {
-        if (ol == 0 || out[ol - 1] != '/')
-            out[ol++] = '/';
-        strcpy(out + ol, p);
-    }
-    return out;
-}
-
 static char *resolve(loader_t *L, const char *p)
 {
-    char *r = resolve_path(L->cfg->dir, p);
+    /* "" is the config's directory itself */
+    char *r = p[0] ? sc_settings_resolve_path(L->cfg->dir, p)
+                   : strdup(L->cfg->dir);
     if (r == NULL)
         err(L, NULL, "out of memory");
     return r;

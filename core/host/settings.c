@@ -450,10 +450,7 @@ static int check_scalar(vctx_t *V, const sc_setting_def_t *d,
     return 0;
 }
 
-/* `p` made absolute against `dir` (absolute, symlink-free), as config.c
- * resolves its own paths: leading "./" and "../" are folded into `dir`,
- * the rest is kept as written. NULL only if out of memory. */
-static char *resolve_path(const char *dir, const char *p)
+char *sc_settings_resolve_path(const char *dir, const char *p)
 {
     if (p[0] == '/' || dir == NULL || p[0] == '\0')
         return strdup(p);
@@ -553,8 +550,9 @@ static void put_scalar(vctx_t *V, const sc_setting_def_t *d, const sc_sv_t *v,
         o->f = (double)v->i;
     }
     if (v->kind == SC_SV_STRING) {
-        o->s = d->type == SC_SETTING_PATH ? resolve_path(V->w->dir, v->s)
-                                          : strdup(v->s ? v->s : "");
+        o->s = d->type == SC_SETTING_PATH
+                   ? sc_settings_resolve_path(V->w->dir, v->s)
+                   : strdup(v->s ? v->s : "");
         if (o->s == NULL)
             V->oom = true;
     }

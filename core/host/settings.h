@@ -102,6 +102,13 @@ sc_settings_check_fn sc_settings_check_of(const sc_plugin_t *desc);
 
 typedef struct sc_settings sc_settings_t;
 
+/* `p` made absolute against `dir` (absolute, symlink-free): leading "./"
+ * and "../" are folded into `dir`, the rest is kept as written; `p` is
+ * returned as is when absolute or empty, or when `dir` is NULL. The one
+ * path rule for the broker's config and plugin PATH settings. malloc'ed;
+ * NULL only if out of memory. */
+char *sc_settings_resolve_path(const char *dir, const char *p);
+
 /* Validate `written` (the settings group as written; NULL = none) against
  * `defs` (entries `stride` bytes apart, ended by a NULL name; NULL = the
  * plugin takes no settings). Reports every problem and returns their

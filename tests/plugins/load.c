@@ -4,7 +4,7 @@
  * "k0".."k<key_count-1>" cycling, whose data is exactly `data_bytes` bytes
  * of JSON:
  *
- *   {"bench_t":T,"n":N,"pad":"xxx..."}
+ *   {"bench_t":T,"n":N,"pad":"<pad_bytes letters x>"}
  *
  * T = CLOCK_MONOTONIC in ns taken just before publish() (a subscriber on
  * the same machine measures one-way latency from it), N = 1..count.
