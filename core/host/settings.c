@@ -7,6 +7,8 @@
  */
 #include "host/settings.h"
 
+#include "host/host.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1046,26 +1048,6 @@ void sc_settings_problem(const sc_settings_t *s, const char *path,
 /* ------------------------------------------------------------------ */
 /* check mode                                                           */
 
-const char *sc_settings_strerror(int code)
-{
-    switch (code) {
-    case SC_OK: return "ok";
-    case SC_ERR_ARG: return "invalid argument";
-    case SC_ERR_NOT_GRANTED: return "channel not granted to this plugin";
-    case SC_ERR_BAD_JSON: return "data is not a valid JSON object";
-    case SC_ERR_TOO_BIG: return "data over the configured size limit";
-    case SC_ERR_NO_SETTING: return "no such setting";
-    case SC_ERR_NO_MEMORY: return "out of memory";
-    case SC_ERR_LIMIT: return "too many timers or watches";
-    case SC_ERR_STOPPING: return "plugin is stopping";
-    case SC_ERR_INTERNAL: return "internal error in the broker (see its log)";
-    case SC_ERR_NOT_FOUND: return "not found";
-    case SC_ERR_UNSUPPORTED: return "not supported by this host or phase";
-    case SC_ERR_BAD_SETTING: return "settings refused";
-    default: return "unknown error";
-    }
-}
-
 /* The check-mode host: the plugin sees it as an opaque sc_host_t *. */
 typedef struct chk {
     const sc_settings_t *s;
@@ -1157,7 +1139,7 @@ static const char *c_channel_at(sc_host_t *h, size_t i)
 }
 static const char *c_strerror(int code)
 {
-    return sc_settings_strerror(code);
+    return sc_host_strerror(code);
 }
 static void c_request_stop(sc_host_t *h, const char *why)
 {
@@ -1267,7 +1249,7 @@ int sc_settings_run_check(sc_settings_check_fn check, const sc_settings_t *s,
     if (rc != SC_OK && c.problems == 0) {
         char msg[512];
         snprintf(msg, sizeof msg, "plugin '%s': check() refused the settings "
-                 "(%s)", s->plugin, sc_settings_strerror(rc));
+                 "(%s)", s->plugin, sc_host_strerror(rc));
         if (report)
             report(arg, s->file, s->settings_line, msg);
         return 1;

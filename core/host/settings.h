@@ -200,7 +200,4 @@ int sc_settings_run_check(sc_settings_check_fn check, const sc_settings_t *s,
  * allowed values and description, group fields indented below. */
 void sc_settings_describe(FILE *out, const sc_plugin_t *desc);
 
-/* Text of an SC_ERR_* code (the host's strerror()). */
-const char *sc_settings_strerror(int code);
-
 #endif
