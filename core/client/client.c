@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -588,15 +589,24 @@ int sc_client_subscribe(sc_client_t *c, const char *subtree, char *err,
     return 0;
 }
 
-void sc_client_stats(const sc_client_t *c, sc_client_stats_t *out)
+void sc_client_stats_sized(const sc_client_t *c, sc_client_stats_t *out,
+                           size_t size)
 {
     if (!out)
         return;
+    if (size > sizeof *out)
+        size = sizeof *out;
     if (!c) {
-        memset(out, 0, sizeof *out);
+        memset(out, 0, size);
         return;
     }
-    *out = c->stats;
+    memcpy(out, &c->stats, size);
+}
+
+/* the symbol programs built against the header before `snapshot` call */
+void (sc_client_stats)(const sc_client_t *c, sc_client_stats_t *out)
+{
+    sc_client_stats_sized(c, out, offsetof(sc_client_stats_t, snapshot));
 }
 
 sc_client_origin_t sc_client_origin(const sc_client_t *c)

@@ -192,7 +192,15 @@ typedef struct sc_client_stats {
     uint64_t live;       /* as published, on the publish socket */
 } sc_client_stats_t;
 
-void sc_client_stats(const sc_client_t *client, sc_client_stats_t *out);
+/* Copy the counters into *out. The struct grows at its end; the caller's
+ * size travels with the call (the macro), so a program built against an
+ * older header is never written past its struct: the plain symbol, which
+ * such a program calls, fills only the members up to `heartbeats`. */
+void sc_client_stats_sized(const sc_client_t *client, sc_client_stats_t *out,
+                           size_t size);
+void (sc_client_stats)(const sc_client_t *client, sc_client_stats_t *out);
+#define sc_client_stats(client, out)                                      \
+    sc_client_stats_sized((client), (out), sizeof *(out))
 
 /* Where a message returned by sc_client_recv() came from. */
 typedef enum {
