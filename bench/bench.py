@@ -403,7 +403,7 @@ class Bench:
         print("profile of sectorcastd (pid %d = its main thread, the core thread), "
               "512 B at full speed to a bare subscriber, perf record -e cpu-clock"
               % broker.proc.pid)
-        for sort in ("dso", "pid", "dso,sym"):
+        for sort in ("dso", "comm", "comm,dso,sym"):
             r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
                                 "--sort", sort, "--percent-limit", "0.7", "-g", "none", "-q"],
                                capture_output=True, text=True, timeout=300)

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "threads.h"
 
 struct sc_audit {
     char *path;
@@ -118,6 +119,7 @@ static char *format(const char *event, json_t *fields)
 static void *writer(void *arg)
 {
     sc_audit_t *a = arg;
+    sc_thread_name("audit", NULL);
     pthread_mutex_lock(&a->mu);
     for (;;) {
         while (a->n == 0 && !a->stop && !a->reopen)

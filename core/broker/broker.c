@@ -53,6 +53,7 @@ extern char **environ;
 #include "sink.h"
 #include "subs.h"
 #include "supervisor.h"
+#include "threads.h"
 
 #define CORE_ENDPOINT "inproc://sectorcast-core"
 #define PLUGIN_STOP_MS 5000
@@ -291,15 +292,12 @@ static void drain(void *arg)
         ;
 }
 
-/* After each commit: wake the sink feeder (it reads the journal). */
-static void sink_commit(void *arg, const char *channel, uint64_t seq,
-                        const char *jws, size_t jws_len)
+/* After each committed group: wake the sink feeder (it reads the
+ * journal) if a sink is attached. */
+static void sink_commit(void *arg, size_t n_messages)
 {
-    (void)channel;
-    (void)seq;
-    (void)jws;
-    (void)jws_len;
-    sc_sink_notify(arg);
+    (void)n_messages;
+    sc_sink_committed(arg);
 }
 
 /* A sink's SINK_ACK / SINK_NACK frame, read by the pipeline. */
@@ -753,6 +751,8 @@ static void prune(sc_broker_t *b)
     b->next_prune_ms = sc_mono_ms() + PRUNE_EVERY_MS;
     if (b->cfg->n_retention == 0)
         return;
+    /* a failed prune rolls back: nothing may be numbered and uncommitted */
+    sc_pipeline_settle(b->pipe);
     prune_ctx_t c = {0};
     sc_journal_heads(b->journal, "", collect_channel, &c);
     for (size_t i = 0; i < c.n; i++) {
@@ -911,6 +911,7 @@ static json_t *reload_done(sc_broker_t *b, const char *by, json_t *rep,
 static void *reload_main(void *arg)
 {
     sc_broker_t *b = arg;
+    sc_thread_name("reload", NULL);
     if (b->reload_rep)
         sc_log_capture(reload_capture, b->reload_rep);
     sc_reload_t *r = reload_prepare(b);
@@ -1109,6 +1110,7 @@ typedef struct stopwatch {
 static void *stop_watchdog(void *arg)
 {
     stopwatch_t *sw = arg;
+    sc_thread_name("stopwatch", NULL);
     while (!atomic_load(&sw->done)) {
         struct pollfd pfd = {sw->sigfd, POLLIN, 0};
         if (poll(&pfd, 1, 50) > 0) {

@@ -23,6 +23,7 @@
 #include "common/keys.h"
 #include "diag.h"
 #include "log.h"
+#include "threads.h"
 
 #define PIPE_EP "inproc://sectorcast-control"
 #define MAX_REQUEST 65536
@@ -242,6 +243,7 @@ static void handle_pipe(sc_control_t *c)
 static void *run(void *arg)
 {
     sc_control_t *c = arg;
+    sc_thread_name("control", NULL);
     while (!atomic_load(&c->stop)) {
         zmq_pollitem_t items[3] = {
             {c->router, 0, ZMQ_POLLIN, 0},

@@ -32,8 +32,10 @@
  * copy is proportional to the journal, and logged).
  *
  * Heads are cached in memory (a sorted array); sc_journal_next_seq()
- * advances the cache, the rows of `channels` and `kids` are written once per
- * group at commit, and a rollback reloads both caches from the database.
+ * advances the cache (possibly a group ahead of the open transaction),
+ * readers are told the committed head, the rows of `channels` and `kids`
+ * are written once per group at commit, and a rollback reloads both
+ * caches from the database.
  *
  * The writer does not checkpoint the WAL inside COMMIT: a wal hook wakes a
  * checkpointer thread with its own connection, which runs PASSIVE
@@ -56,6 +58,7 @@
 
 #include "common/envelope.h"
 #include "log.h"
+#include "threads.h"
 
 #define SCHEMA_VERSION 2
 /* a journal file up to this size gets a full quick_check at open (it costs
@@ -76,8 +79,9 @@
 typedef struct head {
     char *channel;
     int64_t id;       /* rowid in channels; 0 = not yet written */
-    uint64_t head;    /* last seq handed out (may be ahead of the db) */
-    uint64_t pending; /* highest seq appended in the open transaction */
+    uint64_t head;      /* last seq handed out (may be ahead of the db) */
+    uint64_t pending;   /* highest seq appended in the open transaction */
+    uint64_t committed; /* highest seq committed (what readers are told) */
 } head_t;
 
 typedef struct kid {
@@ -312,6 +316,7 @@ static int caches_load(sc_journal_t *j, char *err, size_t errlen)
             }
             h->id = sqlite3_column_int64(st, 0);
             h->head = (uint64_t)sqlite3_column_int64(st, 2);
+            h->committed = h->head;
         }
     }
     sqlite3_finalize(st);
@@ -796,6 +801,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 static void *checkpointer(void *arg)
 {
     sc_journal_t *j = arg;
+    sc_thread_name("checkpoint", NULL);
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(j->path, &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
@@ -1091,7 +1097,7 @@ uint64_t sc_journal_pages_read(const sc_journal_t *j)
 uint64_t sc_journal_head(sc_journal_t *j, const char *channel)
 {
     head_t *h = head_find(j, channel, 0);
-    return h ? h->head : 0;
+    return h ? h->committed : 0;
 }
 
 int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen)
@@ -1278,8 +1284,12 @@ int sc_journal_commit(sc_journal_t *j, char *err, size_t errlen)
     if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     j->in_txn = 0;
-    for (size_t i = 0; i < j->n_dirty; i++)
-        j->dirty[i]->pending = 0;
+    for (size_t i = 0; i < j->n_dirty; i++) {
+        head_t *h = j->dirty[i];
+        if (h->pending > h->committed)
+            h->committed = h->pending;
+        h->pending = 0;
+    }
     j->n_dirty = 0;
     for (size_t i = 0; i < j->n_kids; i++)
         j->kids[i].delta = 0;
@@ -1323,8 +1333,8 @@ void sc_journal_heads(sc_journal_t *j, const char *subtree,
 {
     for (size_t i = 0; i < j->n_heads; i++) {
         head_t *h = j->heads[i];
-        if (h->head > 0 && under(h->channel, subtree))
-            if (cb(arg, h->channel, h->head))
+        if (h->committed > 0 && under(h->channel, subtree))
+            if (cb(arg, h->channel, h->committed))
                 return;
     }
 }
@@ -1361,9 +1371,10 @@ long sc_journal_prune(sc_journal_t *j, const char *channel, int64_t max_age_s,
                       int64_t max_messages, char *err, size_t errlen)
 {
     head_t *h = head_find(j, channel, 0);
-    if (!h || h->id == 0 || h->head == 0 || (max_age_s <= 0 && max_messages <= 0))
+    if (!h || h->id == 0 || h->committed == 0 ||
+        (max_age_s <= 0 && max_messages <= 0))
         return 0;
-    uint64_t head = h->head, low = sc_journal_low(j, channel);
+    uint64_t head = h->committed, low = sc_journal_low(j, channel);
     /* everything below `cut` goes, but the latest of each key stays */
     uint64_t cut = 0;
     if (max_messages > 0 && head > (uint64_t)max_messages)

@@ -39,7 +39,9 @@ const char *sc_journal_path(const sc_journal_t *j);
  * messages once the file is larger than the whole-file check bound. */
 uint64_t sc_journal_pages_read(const sc_journal_t *j);
 
-/* Head (last assigned seq) of a channel; 0 if none. */
+/* Head of a channel: its last committed seq (seqs handed out by
+ * sc_journal_next_seq() for a group not yet committed are not counted);
+ * 0 if none. */
 uint64_t sc_journal_head(sc_journal_t *j, const char *channel);
 
 /* Group writes: begin, append any number, commit. On commit failure the
@@ -47,7 +49,11 @@ uint64_t sc_journal_head(sc_journal_t *j, const char *channel);
  * begin and commit fail (for good) once the journal's path no longer names
  * the file that was opened (deleted or replaced under the broker). */
 int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen);
-/* Assign the next seq of `channel` (cached head + 1) without writing. */
+/* Assign the next seq of `channel` (cached head + 1) without writing and
+ * outside any transaction: the pipeline numbers the next group while the
+ * previous one commits. A rollback (failed commit or prune) gives back
+ * every seq handed out and not committed: the caller numbers those
+ * messages again. */
 uint64_t sc_journal_next_seq(sc_journal_t *j, const char *channel);
 /* Durable plugin state, written in the current group's transaction (so a
  * state write commits together with the messages published before it).

@@ -4,10 +4,21 @@
  * Publishes are handled in groups: everything ready (up to GROUP_MAX) is
  * sequenced, signed and appended to the journal in one transaction; only
  * after the commit succeeds is the group sent.
+ *
+ * Two groups overlap while plugins publish faster than one group's work:
+ * the signing threads sign group N+1 while the core thread journals,
+ * commits and sends group N (then reads the next one and helps sign what
+ * is left). Group N+1 is numbered before N commits (sc_journal_next_seq
+ * writes nothing); if N's commit fails, the journal gives both groups'
+ * seqs back and both are kept, in order, to be numbered, signed and
+ * committed again. At light load there is no second group: a message is
+ * read, signed (by the core thread itself if it is alone), committed and
+ * sent in one go.
  */
 #include "pipeline.h"
 
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +56,7 @@ enum {
 #define RETRY_MS 1000
 #define KEEP_BUF 65536       /* slot buffers above this are freed after use */
 #define SOURCE_CACHE 16      /* source objects kept per worker */
+#define RANDOM_BATCH 1024    /* random bytes fetched at once per worker */
 
 /* One message (or plugin state write) of the group. The slot's buffers
  * are kept from group to group (up to KEEP_BUF each), so a steady stream
@@ -80,7 +92,20 @@ typedef struct source_entry {
 typedef struct scratch {
     source_entry_t src[SOURCE_CACHE];
     size_t next;
+    unsigned char rnd[RANDOM_BATCH]; /* message ids: one getrandom per
+                                        RANDOM_BATCH / 16 messages */
+    size_t rnd_left;
 } scratch_t;
+
+/* One group; ts and epoch shared by its messages. */
+typedef struct group {
+    sc_pipeline_t *p;
+    pending_t m[GROUP_MAX];
+    size_t n;
+    char ts[32];
+    const char *epoch;
+    int64_t t0_us; /* numbered at */
+} group_t;
 
 struct sc_pipeline {
     void *xpub;
@@ -96,11 +121,11 @@ struct sc_pipeline {
     scratch_t *scratch;          /* one per pool thread + the core */
     int n_scratch;
 
-    /* the group being built; ts and epoch shared by it */
-    pending_t group[GROUP_MAX];
-    size_t n_group;
-    char ts[32];
-    const char *epoch;
+    /* `fill` is read into; `flight` (NULL: none) was numbered and handed
+     * to the signing threads and is committed before `fill`. After a
+     * failed commit both are kept (flight first) until the retry. */
+    group_t g[2];
+    group_t *fill, *flight;
     int64_t retry_at_ms; /* journal failure: pause until then */
     uint64_t n_sent;
     double us_per_msg;   /* moving average of a group's cost per message */
@@ -138,6 +163,9 @@ sc_pipeline_t *sc_pipeline_new(const sc_pipeline_env_t *env, char *err,
     /* the core thread takes jobs too while it waits: with one signing
      * thread configured it signs alone and no worker is started */
     p->pool = sc_signpool_new(threads - 1);
+    p->g[0].p = p->g[1].p = p;
+    p->fill = &p->g[0];
+    p->flight = NULL;
     p->n_scratch = threads;
     p->scratch = calloc((size_t)threads, sizeof *p->scratch);
     if (!p->pool || !p->scratch) {
@@ -181,12 +209,15 @@ void sc_pipeline_destroy(sc_pipeline_t **p_p)
     if (!p_p || !*p_p)
         return;
     sc_pipeline_t *p = *p_p;
+    if (p->flight && p->pool)
+        sc_signpool_wait(p->pool);
     sc_signpool_destroy(&p->pool);
-    for (size_t i = 0; i < GROUP_MAX; i++) {
-        free(p->group[i].buf);
-        free(p->group[i].env);
-        free(p->group[i].jws);
-    }
+    for (int g = 0; g < 2; g++)
+        for (size_t i = 0; i < GROUP_MAX; i++) {
+            free(p->g[g].m[i].buf);
+            free(p->g[g].m[i].env);
+            free(p->g[g].m[i].jws);
+        }
     for (int i = 0; p->scratch && i < p->n_scratch; i++)
         scratch_clear(&p->scratch[i]);
     free(p->scratch);
@@ -200,9 +231,14 @@ void sc_pipeline_set_supervisor(sc_pipeline_t *p, const sc_supervisor_t *sv)
     p->sv = sv;
 }
 
+static void settle(sc_pipeline_t *p);
+
 void sc_pipeline_set_keyring(sc_pipeline_t *p, const sc_keyring_t *kr,
                              const char *gateway_id)
 {
+    /* the group in flight was signed with the old keys and points at
+     * them: it is committed and sent before they go */
+    settle(p);
     p->keyring = kr;
     if (gateway_id && strcmp(gateway_id, p->gateway_id) != 0) {
         char *g = strdup(gateway_id);
@@ -280,9 +316,9 @@ static int slot_str(pending_t *m, int idx, sc_frame_str_t v, size_t *used)
  * The data of a plugin thread was parsed by its host (the broker's own
  * code) and is not parsed again; a child's is parsed once, by a signing
  * thread (untrusted). */
-static int read_publish(sc_pipeline_t *p, void *sock)
+static int read_publish(sc_pipeline_t *p, group_t *g, void *sock)
 {
-    pending_t *m = &p->group[p->n_group];
+    pending_t *m = &g->m[g->n];
     pending_clear(m);
     zmq_msg_t part[2];
     int n = 0, more = 1;
@@ -434,7 +470,7 @@ static int read_publish(sc_pipeline_t *p, void *sock)
     }
     zmq_msg_close(&part[0]);
     zmq_msg_close(&part[1]);
-    p->n_group++;
+    g->n++;
     return 0;
 refuse:
     ack(p, m, SC_PUB_ACK_REFUSED);
@@ -494,8 +530,9 @@ static const source_entry_t *source_for(sc_pipeline_t *p, scratch_t *sc,
 
 static void sign_job(void *arg, size_t i, int worker)
 {
-    sc_pipeline_t *p = arg;
-    pending_t *m = &p->group[i];
+    group_t *g = arg;
+    sc_pipeline_t *p = g->p;
+    pending_t *m = &g->m[i];
     if (m->is_state)
         return;
     const char *problem = m->untrusted ? untrusted_problem(m) : NULL;
@@ -512,13 +549,19 @@ static void sign_job(void *arg, size_t i, int worker)
                                                           channel);
     const char *keyf = PART(m, SC_PUB_F_KEY);
     char id[33];
-    sc_random_hex(id);
+    if (sc->rnd_left < 16) {
+        randombytes_buf(sc->rnd, sizeof sc->rnd);
+        sc->rnd_left = sizeof sc->rnd;
+    }
+    sodium_bin2hex(id, sizeof id, sc->rnd + sizeof sc->rnd - sc->rnd_left,
+                   16);
+    sc->rnd_left -= 16;
     sc_envelope_text_in_t in = {
         .id = id,
         .channel = channel,
-        .epoch = p->epoch,
+        .epoch = g->epoch,
         .seq = m->seq,
-        .ts = p->ts,
+        .ts = g->ts,
         .kind = PART(m, SC_PUB_F_KIND),
         .key = keyf[0] == 'k' ? keyf + 1 : NULL,
         .source_json = src ? src->json : NULL,
@@ -549,15 +592,15 @@ static int64_t mono_us(void)
 
 /* Drop the messages that could not be signed (rare: the plugin host
  * checks what it can), acking their senders. */
-static void drop_failed(sc_pipeline_t *p)
+static void drop_failed(sc_pipeline_t *p, group_t *g)
 {
     size_t k = 0;
-    for (size_t i = 0; i < p->n_group; i++) {
-        pending_t *m = &p->group[i];
+    for (size_t i = 0; i < g->n; i++) {
+        pending_t *m = &g->m[i];
         if (!m->failed) {
             if (k != i) {
-                pending_t t = p->group[k];
-                p->group[k] = *m;
+                pending_t t = g->m[k];
+                g->m[k] = *m;
                 *m = t;
             }
             k++;
@@ -571,49 +614,62 @@ static void drop_failed(sc_pipeline_t *p)
         ack(p, m, SC_PUB_ACK_REFUSED);
         pending_clear(m);
     }
-    p->n_group = k;
+    g->n = k;
 }
 
-/* Sequence, sign and journal the whole group; on success send it. */
-static int flush_group(sc_pipeline_t *p)
+/* Number the group's messages (seqs in read order per channel) and give
+ * it its timestamp; nothing is written. */
+static int number(sc_pipeline_t *p, group_t *g, char *err, size_t errlen)
 {
-    char err[512];
-    double t0 = sc_ops_now();
-again:
-    if (p->n_group == 0)
-        return 0;
-    if (sc_journal_begin(p->journal, err, sizeof err) != 0)
-        goto fail;
-    /* sequencing is the core's: seqs in read order per channel */
-    for (size_t i = 0; i < p->n_group; i++) {
-        pending_t *m = &p->group[i];
+    g->t0_us = mono_us();
+    for (size_t i = 0; i < g->n; i++) {
+        pending_t *m = &g->m[i];
         m->failed = false;
         if (m->is_state)
             continue;
         m->seq = sc_journal_next_seq(p->journal, PART(m, SC_PUB_F_CHANNEL));
         if (m->seq == 0) {
-            snprintf(err, sizeof err, "out of memory");
-            goto fail;
+            snprintf(err, errlen, "out of memory");
+            return -1;
         }
     }
-    int64_t g0 = mono_us();
-    size_t n0 = p->n_group;
-    sc_now_rfc3339(p->ts);
-    p->epoch = sc_journal_epoch(p->journal);
-    /* building and signing: on the signing threads, each message its own
-     * slot; results land in the slots, so order is untouched */
-    sc_signpool_run(p->pool, sign_job, p, p->n_group);
-    bool failed = false;
-    for (size_t i = 0; i < p->n_group && !failed; i++)
-        failed = p->group[i].failed;
-    if (failed) {
-        /* give every seq of this group back and number it again */
-        sc_journal_rollback(p->journal);
-        drop_failed(p);
-        goto again;
-    }
-    for (size_t i = 0; i < p->n_group; i++) {
-        pending_t *m = &p->group[i];
+    sc_now_rfc3339(g->ts);
+    g->epoch = sc_journal_epoch(p->journal);
+    return 0;
+}
+
+static bool any_failed(const group_t *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->m[i].failed)
+            return true;
+    return false;
+}
+
+/* A failed commit: the journal gave back every seq not committed (this
+ * group's and the next one's); publishing pauses until the retry. */
+static void commit_failed(sc_pipeline_t *p, group_t *g, const char *err)
+{
+    sc_journal_rollback(p->journal);
+    sc_ops_journal(err);
+    sc_log(SC_L_ERROR, "journal",
+           "cannot journal %zu message(s): %s; publishing paused, retrying "
+           "in %d ms (nothing is sent before it is journaled)",
+           g->n, err, RETRY_MS);
+    p->retry_at_ms = sc_mono_ms() + RETRY_MS;
+}
+
+/* Journal a numbered and signed group in one transaction; on success send
+ * it, ack its senders and empty it. */
+static int commit_send(sc_pipeline_t *p, group_t *g)
+{
+    char err[512];
+    if (g->n == 0)
+        return 0;
+    if (sc_journal_begin(p->journal, err, sizeof err) != 0)
+        goto fail;
+    for (size_t i = 0; i < g->n; i++) {
+        pending_t *m = &g->m[i];
         if (m->is_state) {
             const char *v = PART(m, 3);
             if (sc_journal_state_put(p->journal, PART(m, 0), PART(m, 2),
@@ -625,7 +681,7 @@ again:
         const char *keyf = PART(m, SC_PUB_F_KEY);
         if (sc_journal_append(p->journal, PART(m, SC_PUB_F_CHANNEL), m->seq,
                               PART(m, SC_PUB_F_KIND),
-                              keyf[0] == 'k' ? keyf + 1 : NULL, p->ts,
+                              keyf[0] == 'k' ? keyf + 1 : NULL, g->ts,
                               m->kid, m->jws, m->jws_len, err,
                               sizeof err) != 0)
             goto fail;
@@ -633,12 +689,13 @@ again:
     if (sc_journal_commit(p->journal, err, sizeof err) != 0)
         goto fail;
     sc_ops_journal(NULL);
-    sc_ops_group(p->n_group, sc_ops_now() - t0);
+    sc_ops_group(g->n, (double)(mono_us() - g->t0_us) / 1e6);
 
     /* durable: now send. XPUB never blocks; a subscriber over its HWM
      * loses the message and repairs the gap by replay. */
-    for (size_t i = 0; i < p->n_group; i++) {
-        pending_t *m = &p->group[i];
+    size_t n_msg = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        pending_t *m = &g->m[i];
         if (m->is_state) {
             ack(p, m, SC_PUB_ACK_OK);
             pending_clear(m);
@@ -652,6 +709,7 @@ again:
                 tl)
             zmq_send(p->xpub, m->jws, m->jws_len, ZMQ_DONTWAIT);
         p->n_sent++;
+        n_msg++;
         sc_ops_published(channel, PART(m, SC_PUB_F_PLUGIN), m->seq,
                          m->jws_len);
         if (sc_log_enabled(SC_L_DEBUG)) {
@@ -661,31 +719,90 @@ again:
                    (unsigned long long)m->seq, PART(m, SC_PUB_F_KIND),
                    keyf[0] == 'k' ? keyf + 1 : "-");
         }
-        if (p->on_commit)
-            p->on_commit(p->on_commit_arg, channel, m->seq, m->jws,
-                         m->jws_len);
         ack(p, m, SC_PUB_ACK_OK);
         pending_clear(m);
     }
-    if (n0 > 0) {
-        double per = (double)(mono_us() - g0) / (double)n0;
-        p->us_per_msg = p->us_per_msg > 0 ? 0.8 * p->us_per_msg + 0.2 * per
-                                           : per;
-    }
-    p->n_group = 0;
+    if (p->on_commit && n_msg)
+        p->on_commit(p->on_commit_arg, n_msg);
+    double per = (double)(mono_us() - g->t0_us) / (double)g->n;
+    p->us_per_msg = p->us_per_msg > 0 ? 0.8 * p->us_per_msg + 0.2 * per
+                                       : per;
+    g->n = 0;
     p->retry_at_ms = 0;
     return 0;
 fail:
-    sc_journal_rollback(p->journal);
-    sc_ops_journal(err);
-    sc_log(SC_L_ERROR, "journal",
-           "cannot journal %zu message(s): %s; publishing paused, retrying "
-           "in %d ms (nothing is sent before it is journaled)",
-           p->n_group, err, RETRY_MS);
-    p->retry_at_ms = sc_mono_ms() + RETRY_MS;
+    commit_failed(p, g, err);
     return -1;
 }
 
+/* Number, sign (on every signing thread, the core's included) and commit
+ * one group, nothing else in flight. */
+static int flush_now(sc_pipeline_t *p, group_t *g)
+{
+    char err[512];
+    for (;;) {
+        if (g->n == 0)
+            return 0;
+        if (number(p, g, err, sizeof err) != 0) {
+            commit_failed(p, g, err);
+            return -1;
+        }
+        sc_signpool_run(p->pool, sign_job, g, g->n);
+        if (!any_failed(g))
+            return commit_send(p, g);
+        /* give this group's seqs back and number what is left again */
+        sc_journal_rollback(p->journal);
+        drop_failed(p, g);
+    }
+}
+
+/* Finish the group in flight: wait for its signatures, commit, send. On
+ * failure it stays in flight (publishing paused; the retry flushes it). */
+static int finish_flight(sc_pipeline_t *p)
+{
+    group_t *s = p->flight;
+    if (!s)
+        return 0;
+    sc_signpool_wait(p->pool);
+    int rc;
+    if (any_failed(s)) {
+        /* nothing is numbered after it yet: give its seqs back */
+        sc_journal_rollback(p->journal);
+        drop_failed(p, s);
+        rc = flush_now(p, s);
+    } else {
+        rc = commit_send(p, s);
+    }
+    if (rc == 0)
+        p->flight = NULL;
+    return rc;
+}
+
+/* Commit whatever is kept (after a failure, the flight group first, then
+ * the fill group): in order, each numbered and signed again. */
+static int flush_kept(sc_pipeline_t *p)
+{
+    if (p->flight) {
+        /* its seqs were given back by the rollback */
+        if (flush_now(p, p->flight) != 0)
+            return -1;
+        p->flight = NULL;
+    }
+    return flush_now(p, p->fill);
+}
+
+/* Nothing in flight afterwards (unless its commit failed). */
+void sc_pipeline_settle(sc_pipeline_t *p)
+{
+    if (p)
+        settle(p);
+}
+
+static void settle(sc_pipeline_t *p)
+{
+    if (p->retry_at_ms == 0)
+        finish_flight(p);
+}
 
 bool sc_pipeline_drain(sc_pipeline_t *p)
 {
@@ -695,6 +812,7 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
      * threads' PULL fair-queues between the plugin threads, the children's
      * ROUTER between the children), until both are empty, the group is
      * full or about a millisecond has passed */
+    group_t *f = p->fill;
     int64_t t0 = mono_us();
     bool more = false, acked = false;
     size_t cap = GROUP_MAX;
@@ -702,15 +820,15 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
         double c = GROUP_TARGET_US / p->us_per_msg;
         cap = c < 16 ? 16 : c > GROUP_MAX ? GROUP_MAX : (size_t)c;
     }
-    for (unsigned it = 1; p->n_group < cap; it++) {
+    for (unsigned it = 1; f->n < cap; it++) {
         int got = 0;
-        if (read_publish(p, p->pull) == 0)
+        if (read_publish(p, f, p->pull) == 0)
             got++;
-        if (p->pull_ipc && p->n_group < GROUP_MAX) {
-            size_t before = p->n_group;
-            if (read_publish(p, p->pull_ipc) == 0) {
+        if (p->pull_ipc && f->n < GROUP_MAX) {
+            size_t before = f->n;
+            if (read_publish(p, f, p->pull_ipc) == 0) {
                 got++;
-                acked = acked || p->n_group > before;
+                acked = acked || f->n > before;
             }
         }
         if (!got)
@@ -719,31 +837,92 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
          * within a few ms even while a thread plugin publishes at full
          * speed (a child has at most SC_PLUGIN_CHILD_WINDOW frames in
          * flight before it waits for their acks) */
-        if (p->n_group >= cap ||
-            (acked && p->n_group >= ACKED_GROUP_MAX) ||
+        if (f->n >= cap || (acked && f->n >= ACKED_GROUP_MAX) ||
             ((it & 7) == 0 && mono_us() - t0 >= GROUP_US)) {
             more = true;
             break;
         }
     }
-    if (p->n_group == 0)
+    if (f->n == 0 && !p->flight)
         return false;
-    return flush_group(p) == 0 && more;
+    char err[512];
+    group_t *s = p->flight;
+    if (s) {
+        /* the group before: signed by now (the core helps with the
+         * rest); an unsigned message in it is dropped before f is
+         * numbered, so that its seq can be given back */
+        sc_signpool_wait(p->pool);
+        if (any_failed(s)) {
+            sc_journal_rollback(p->journal);
+            drop_failed(p, s);
+            if (flush_now(p, s) != 0)
+                return false; /* s and f kept */
+            p->flight = s = NULL;
+        }
+    }
+    /* number f and, while more is coming, hand it to the signing threads
+     * before committing s: they sign it while this thread journals */
+    bool overlap = false;
+    if (f->n) {
+        if (number(p, f, err, sizeof err) != 0) {
+            /* out of memory: s is committed if it can be, f kept */
+            if (s && commit_send(p, s) == 0)
+                p->flight = NULL;
+            if (p->retry_at_ms == 0)
+                commit_failed(p, f, err);
+            return false;
+        }
+        overlap = more && s && sc_signpool_threads(p->pool) > 0;
+        if (overlap)
+            sc_signpool_start(p->pool, sign_job, f, f->n);
+    }
+    if (s) {
+        if (commit_send(p, s) != 0) {
+            if (overlap)
+                sc_signpool_wait(p->pool); /* its seqs are void too */
+            return false; /* s (flight) and f (fill) kept */
+        }
+        p->flight = NULL;
+    }
+    if (f->n == 0)
+        return more;
+    if (overlap || (more && sc_signpool_threads(p->pool) > 0)) {
+        /* leave f in flight; the next call commits it */
+        if (!overlap)
+            sc_signpool_start(p->pool, sign_job, f, f->n);
+        p->flight = f;
+        p->fill = f == &p->g[0] ? &p->g[1] : &p->g[0];
+        return true;
+    }
+    /* light load: sign, commit and send now */
+    sc_signpool_run(p->pool, sign_job, f, f->n);
+    if (any_failed(f)) {
+        sc_journal_rollback(p->journal);
+        drop_failed(p, f);
+        return flush_now(p, f) == 0 && more;
+    }
+    return commit_send(p, f) == 0 && more;
 }
 
 void sc_pipeline_retry(sc_pipeline_t *p)
 {
-    if (p->retry_at_ms != 0 && sc_mono_ms() >= p->retry_at_ms)
-        flush_group(p);
+    if (p->retry_at_ms != 0 && sc_mono_ms() >= p->retry_at_ms) {
+        p->retry_at_ms = 0;
+        flush_kept(p);
+    }
 }
 
 void sc_pipeline_finish(sc_pipeline_t *p)
 {
-    for (int tries = 0; p->n_group && tries < 5; tries++)
-        if (flush_group(p) != 0)
+    settle(p);
+    for (int tries = 0; (p->flight || p->fill->n) && tries < 5; tries++) {
+        p->retry_at_ms = 0;
+        if (flush_kept(p) != 0)
             usleep(200000);
-    if (p->n_group)
+    }
+    size_t left = p->fill->n + (p->flight ? p->flight->n : 0);
+    if (left)
         sc_log(SC_L_ERROR, "journal",
                "%zu accepted message(s) could not be journaled before exit",
-               p->n_group);
+               left);
 }

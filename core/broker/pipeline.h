@@ -30,11 +30,9 @@
 
 typedef struct sc_pipeline sc_pipeline_t;
 
-/* Called once per message after its group committed and it was sent,
- * in commit order (the sink feeder's hook). jws is borrowed. */
-typedef void (*sc_pipeline_commit_fn)(void *arg, const char *channel,
-                                      uint64_t seq, const char *jws,
-                                      size_t jws_len);
+/* Called once per group after it committed and was sent, with the number
+ * of messages in it (the sink feeder's hook: it reads the journal). */
+typedef void (*sc_pipeline_commit_fn)(void *arg, size_t n_messages);
 
 typedef struct sc_pipeline_env {
     void *xpub;              /* publish socket (sent to after commit) */
@@ -81,6 +79,12 @@ void sc_pipeline_finish(sc_pipeline_t *p);
 
 /* Messages sent since start. */
 uint64_t sc_pipeline_sent(const sc_pipeline_t *p);
+
+/* Commit and send the group in flight, if any (it is signed on the
+ * signing threads while the core reads the next one). Call before other
+ * journal writes on the core thread (pruning), so that no seq is handed
+ * out and uncommitted meanwhile. */
+void sc_pipeline_settle(sc_pipeline_t *p);
 
 /* Register the commit hook (one; NULL removes it). */
 void sc_pipeline_on_commit(sc_pipeline_t *p, sc_pipeline_commit_fn fn,

@@ -44,6 +44,7 @@
 #include "host/frame.h"
 #include "log.h"
 #include "ops.h"
+#include "threads.h"
 
 typedef struct overlay {
     char *key;
@@ -904,6 +905,7 @@ out:
 static void *plugin_thread_main(void *arg)
 {
     sc_plugin_inst_t *p = arg;
+    sc_thread_name("p", p->name);
     plugin_thread(p);
     /* fini() on the plugin's thread, the socket still open; the library
      * stays loaded until inst_free */

@@ -43,6 +43,7 @@
 #include "ops.h"
 #include "ratelimit.h"
 #include "request.h"
+#include "threads.h"
 
 #define MAX_REQ_ID 64
 #define MAX_REQ_BYTES 65536
@@ -300,6 +301,8 @@ static void job_free(req_t *r);
 static void *service_main(void *arg)
 {
     sc_service_t *s = arg;
+    sc_thread_name("service", NULL);
+    sc_thread_background();
     while (!atomic_load(&s->stop)) {
         take_handover(s);
         int64_t now = sc_mono_ms();

@@ -2,16 +2,19 @@
  * signpool.c - see signpool.h.
  *
  * One run at a time: the caller publishes (fn, arg, n) under the mutex
- * and bumps the generation; each worker and the caller take indices from
- * an atomic counter until it passes n; the last one to finish an item
- * wakes the caller.
+ * and bumps the generation (start); each worker, and the caller once it
+ * waits, take indices from an atomic counter until it passes n; the last
+ * one to finish an item wakes the caller.
  */
 #include "signpool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "threads.h"
 
 struct sc_signpool {
     pthread_mutex_t mu;
@@ -29,6 +32,11 @@ struct sc_signpool {
      * never take an item of the next */
     _Atomic unsigned long long next;
     atomic_size_t finished;
+    /* the caller's side of the current run (the caller's thread only) */
+    sc_signpool_fn c_fn;
+    void *c_arg;
+    size_t c_n;       /* 0: no run to wait for */
+    bool c_started;   /* handed to the workers */
 };
 
 typedef struct worker_arg {
@@ -63,6 +71,9 @@ static void *worker(void *a)
     sc_signpool_t *p = wa->p;
     int id = wa->id;
     free(wa);
+    char idbuf[8];
+    snprintf(idbuf, sizeof idbuf, "%d", id);
+    sc_thread_name("sign", idbuf);
     unsigned long seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -140,17 +151,16 @@ void sc_signpool_destroy(sc_signpool_t **p_p)
 
 int sc_signpool_threads(const sc_signpool_t *p) { return p->n_threads; }
 
-void sc_signpool_run(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
-                     size_t n)
+void sc_signpool_start(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
+                       size_t n)
 {
-    if (n == 0)
+    p->c_fn = fn;
+    p->c_arg = arg;
+    p->c_n = n;
+    p->c_started = false;
+    /* no workers, or nothing to hand off: the wait does it all */
+    if (n == 0 || p->n_threads == 0)
         return;
-    /* one item, or no workers: no hand-off is cheaper than any */
-    if (n == 1 || p->n_threads == 0) {
-        for (size_t i = 0; i < n; i++)
-            fn(arg, i, p->n_threads);
-        return;
-    }
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
@@ -160,9 +170,36 @@ void sc_signpool_run(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
     atomic_store(&p->next, (unsigned long long)(p->gen & 0xffffffffUL) << 32);
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);
-    take(p, p->gen, fn, arg, n, p->n_threads);
+    p->c_started = true;
+}
+
+void sc_signpool_wait(sc_signpool_t *p)
+{
+    size_t n = p->c_n;
+    p->c_n = 0;
+    if (n == 0)
+        return;
+    if (!p->c_started) {
+        for (size_t i = 0; i < n; i++)
+            p->c_fn(p->c_arg, i, p->n_threads);
+        return;
+    }
+    take(p, p->gen, p->c_fn, p->c_arg, n, p->n_threads);
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->finished) < n)
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    p->c_started = false;
+}
+
+void sc_signpool_run(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
+                     size_t n)
+{
+    /* one item: no hand-off is cheaper than any */
+    if (n == 1) {
+        fn(arg, 0, p->n_threads);
+        return;
+    }
+    sc_signpool_start(p, fn, arg, n);
+    sc_signpool_wait(p);
 }

@@ -32,6 +32,7 @@
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
+#include "threads.h"
 
 #define ROUND_ROWS 256     /* rows read per channel per round */
 #define PAUSE_MS 100       /* after an instance refused a message */
@@ -84,6 +85,7 @@ struct sc_sink_feeder {
     atomic_int stop;
     pthread_mutex_t mu;
     sc_sink_port_t *ports;
+    atomic_int n_ports;    /* read by sc_sink_committed() without mu */
     cursor_row_t *orphans; /* dirty cursors of detached ports */
     size_t n_orphans;
     char **keep;           /* sc_sink_keep_only(), applied by the thread */
@@ -635,6 +637,8 @@ static void *feeder_thread(void *arg)
 {
     sc_sink_feeder_t *f = arg;
     bool more = false, paused = false;
+    sc_thread_name("sinks", NULL);
+    sc_thread_background();
     int64_t next_metrics = 0;
     while (!atomic_load(&f->stop)) {
         struct pollfd pfd = {.fd = f->efd, .events = POLLIN};
@@ -786,6 +790,12 @@ void sc_sink_notify(sc_sink_feeder_t *f)
     (void)w;
 }
 
+void sc_sink_committed(sc_sink_feeder_t *f)
+{
+    if (f && atomic_load(&f->n_ports) > 0)
+        sc_sink_notify(f);
+}
+
 /* ------------------------------------------------------------------ */
 /* ports                                                               */
 
@@ -846,6 +856,7 @@ sc_sink_port_t *sc_sink_attach(sc_sink_feeder_t *f, const char *name,
         }
     p->next = f->ports;
     f->ports = p;
+    atomic_fetch_add(&f->n_ports, 1);
     pthread_mutex_unlock(&f->mu);
     sc_sink_notify(f);
     return p;
@@ -862,6 +873,7 @@ void sc_sink_detach(sc_sink_port_t **p_p)
     for (sc_sink_port_t **q = &f->ports; *q; q = &(*q)->next)
         if (*q == p) {
             *q = p->next;
+            atomic_fetch_sub(&f->n_ports, 1);
             break;
         }
     /* acknowledged but unwritten cursors are kept for the feeder */

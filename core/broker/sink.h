@@ -11,7 +11,8 @@
  * DATA_DIR/sinks.db (SQLite, WAL, 0600), written by this thread only.
  *
  * Never writes the journal and never blocks the core: the core calls only
- * sc_sink_notify() after a commit (one eventfd write). A slow or stuck sink
+ * sc_sink_committed() after a commit (one eventfd write per group, none
+ * while no sink is attached). A slow or stuck sink
  * only stops its own delivery: its backlog is what the journal holds, the
  * feeder keeps at most `max_inflight` of its messages in memory.
  *
@@ -65,8 +66,12 @@ sc_sink_feeder_t *sc_sink_feeder_new(const sc_journal_t *journal,
  * free. Every port must have been detached. */
 void sc_sink_feeder_destroy(sc_sink_feeder_t **f_p);
 
-/* Any thread: something was committed (wakes the feeder; never blocks). */
+/* Any thread: wakes the feeder (never blocks). */
 void sc_sink_notify(sc_sink_feeder_t *f);
+
+/* The core, after a group committed: sc_sink_notify() if any sink is
+ * attached, else nothing (no system call per group without sinks). */
+void sc_sink_committed(sc_sink_feeder_t *f);
 
 /* Attach instance `name` for the subtrees `receives` (each ending in
  * '.'). `max_inflight` 0 = default, capped at SC_SINK_INFLIGHT_MAX. The

@@ -1,0 +1,23 @@
+/*
+ * threads.h - how the broker's threads show and yield: names for ps,
+ * top -H and perf, and a lower CPU priority for bulk work.
+ *
+ * Owns only those two rules. Never fails: a name or priority that cannot
+ * be set is left as it was (an unprivileged broker can always lower its
+ * own threads' priority).
+ */
+#ifndef SC_THREADS_H
+#define SC_THREADS_H
+
+/* Names the calling thread "sc-<role>" or "sc-<role>:<detail>" (detail
+ * may be NULL), truncated to the kernel's 15 bytes. */
+void sc_thread_name(const char *role, const char *detail);
+
+/* The calling thread does bulk work (replay and snapshots, sink feeding)
+ * that must not delay live delivery: on a busy machine the scheduler
+ * gives the core, signing and plugin threads the CPU first (nice
+ * SC_THREAD_BACKGROUND_NICE for this thread only). */
+#define SC_THREAD_BACKGROUND_NICE 10
+void sc_thread_background(void);
+
+#endif
