@@ -318,6 +318,11 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
         snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
         return -1;
     }
+    /* two I/O threads: live traffic (publish socket, plugin children) on
+     * the first, the service socket's replays and snapshots on the second,
+     * which runs at background priority (threads.h): a subscriber
+     * replaying at full speed never queues live messages behind its own */
+    zmq_ctx_set(b->zctx, ZMQ_IO_THREADS, 2);
     /* ZAP first: with CURVE and no ZAP handler, libzmq admits everyone */
     b->zap = zmq_socket(b->zctx, ZMQ_REP);
     int linger = 0;
@@ -342,6 +347,9 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
     }
     curve_fingerprint(cfg, b->curve_fp);
     b->xpub = zmq_socket(b->zctx, ZMQ_XPUB);
+    uint64_t live_io = SC_IO_LIVE;
+    if (b->xpub)
+        zmq_setsockopt(b->xpub, ZMQ_AFFINITY, &live_io, sizeof live_io);
     /* each connection's queue is bounded in bytes: limits.send_queue_bytes
      * worth of the largest messages (conns.h) */
     int one = 1, hwm = sc_conns_sndhwm(cfg);
@@ -430,6 +438,9 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
     if (w > 0 && (size_t)w < sizeof b->ipc_path && w - 6 <= 107) {
         unlink(b->ipc_path + 6);
         b->pull_ipc = zmq_socket(b->zctx, ZMQ_ROUTER);
+        uint64_t live = SC_IO_LIVE;
+        if (b->pull_ipc)
+            zmq_setsockopt(b->pull_ipc, ZMQ_AFFINITY, &live, sizeof live);
         int64_t maxmsg = MAX_FRAME_BYTES;
         /* a send to a child that is not connected or is full fails
          * (EHOSTUNREACH/EAGAIN with ZMQ_DONTWAIT) instead of being

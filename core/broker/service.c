@@ -194,6 +194,9 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
         return NULL;
     }
     s->sock = zmq_socket(zctx, ZMQ_ROUTER);
+    uint64_t bulk_io = SC_IO_BULK;
+    if (s->sock)
+        zmq_setsockopt(s->sock, ZMQ_AFFINITY, &bulk_io, sizeof bulk_io);
     /* the queue per connection within limits.send_queue_bytes */
     int one = 1, linger = 0, hwm = sc_conns_sndhwm(cfg);
     int64_t maxmsg = MAX_REQ_BYTES + 33; /* + CURVE framing per frame */
@@ -303,6 +306,7 @@ static void *service_main(void *arg)
     sc_service_t *s = arg;
     sc_thread_name("service", NULL);
     sc_thread_background();
+    sc_thread_background_named(SC_IO_BULK_THREAD);
     while (!atomic_load(&s->stop)) {
         take_handover(s);
         int64_t now = sc_mono_ms();

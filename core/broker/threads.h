@@ -20,4 +20,15 @@ void sc_thread_name(const char *role, const char *detail);
 #define SC_THREAD_BACKGROUND_NICE 10
 void sc_thread_background(void);
 
+/* The same for every thread of this process named `comm` (e.g. a libzmq
+ * I/O thread). Returns how many were found. */
+int sc_thread_background_named(const char *comm);
+
+/* The broker's ZeroMQ context has two I/O threads (ZMQ_AFFINITY bits):
+ * live traffic on the first, the service socket's on the second, which
+ * runs in the background. */
+#define SC_IO_LIVE 1u
+#define SC_IO_BULK 2u
+#define SC_IO_BULK_THREAD "ZMQbg/IO/1"
+
 #endif
