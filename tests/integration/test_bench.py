@@ -45,6 +45,7 @@ ROWS = [
     "replay from seq 1, 3,000 messages signed this run",
     "replay from seq 1 after a restart",
     "live p99 at 1,000 msg/s while another sub replays",
+    "the same, the replaying client at nice 19",
 ]
 
 
