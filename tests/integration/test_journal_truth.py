@@ -4,6 +4,9 @@ a journal deleted or replaced under the running broker stops publishing
 with a clear error instead of journaling into a ghost; a read that hits a
 damaged page logs SQLite's message; the journal's files are 0600.
 
+A full disk under full-speed publishing with two signing threads (groups
+numbered ahead of a failing commit) loses and repeats no seq.
+
 Disk full and read-only use a small tmpfs mounted on the gateway's data
 directory (the tests need root, as CI has; they fail, not skip, without).
 
@@ -17,13 +20,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Gateway, crash_plugin, journal_head, run_tests,  # noqa: E402
-                     service_request, wait_for, zmq_socket)
+from harness import (Gateway, burst_plugin, crash_plugin, journal_head,  # noqa: E402
+                     jws_envelope, run_tests, service_request, wait_for, zmq_socket)
 
 CH = "energy.test.t"
 
@@ -104,6 +108,67 @@ def test_disk_full_reports_no_space_and_recovers():
         assert "no space left on device" in msg, msg
         assert journal(gw) in msg, msg
         assert "damaged" not in msg, msg
+
+
+def test_disk_full_under_full_speed_loses_and_repeats_nothing():
+    # four plugins at full speed, two signing threads: while one group
+    # commits the next is already numbered and being signed. The disk
+    # fills under that load, commits fail for a while, space comes back:
+    # a subscriber sees every channel 1, 2, 3, ... exactly, no seq lost,
+    # repeated or reused for another message.
+    n_chan, count = 4, 5000
+    plugins = [burst_plugin(channel="energy.load.c%d" % i, count=count,
+                            name="b%d" % i, start_delay_ms=1500, pad_bytes=300)
+               for i in range(n_chan)]
+    gw = Gateway(plugins=plugins, extra={"gateway": {"sign_threads": 2}}, start=False)
+    seen, bad, total = {}, [], [0]
+    stop = threading.Event()
+
+    def collect(s):
+        while not stop.is_set() and total[0] < n_chan * count:
+            if not s.poll(200):
+                continue
+            f = s.recv_multipart()
+            if len(f) != 2:
+                continue  # heartbeat
+            env = jws_envelope(f[1])
+            ch = env["channel"]
+            if env["seq"] != seen.get(ch, 0) + 1 or env["data"]["n"] != env["seq"]:
+                bad.append((ch, seen.get(ch, 0), env["seq"], env["data"]["n"]))
+            seen[ch] = env["seq"]
+            total[0] += 1
+
+    ctx = zmq.Context()
+    try:
+        with gw, tmpfs_data(gw, "96m") as data:
+            gw.start()
+            s = zmq_socket(ctx, zmq.SUB, gw, "motie")
+            s.rcvhwm = 0
+            s.connect(gw.endpoint)
+            s.setsockopt(zmq.SUBSCRIBE, b"energy.load.")
+            gw.wait_subscribed("motie", "energy.load.")
+            t = threading.Thread(target=collect, args=(s,))
+            t.start()
+            try:
+                wait_for(lambda: journal_head(gw, "energy.load.c0") >= 500, 60,
+                         "publishing at full speed")
+                filler = os.path.join(data, "filler")
+                fill(filler)
+                wait_for(lambda: "no space left on device" in gw.broker.log(), 30,
+                         "no-space report")
+                time.sleep(2.5)  # a few failed retries while the plugins wait
+                os.remove(filler)
+                wait_for(lambda: total[0] >= n_chan * count or bad, 120,
+                         "every message after the disk came back")
+            finally:
+                stop.set()
+                t.join(10)
+            assert not bad, bad[:10]
+            assert seen == {"energy.load.c%d" % i: count for i in range(n_chan)}, seen
+            assert "publishing paused" in gw.broker.log(), gw.broker.log()[-3000:]
+            assert gw.broker.alive()
+    finally:
+        ctx.destroy(linger=0)
 
 
 def test_read_only_file_system_is_reported_as_such():
@@ -227,6 +292,7 @@ def test_damaged_page_read_logs_sqlite_error():
 if __name__ == "__main__":
     run_tests([
         test_disk_full_reports_no_space_and_recovers,
+        test_disk_full_under_full_speed_loses_and_repeats_nothing,
         test_read_only_file_system_is_reported_as_such,
         test_deleted_journal_stops_publishing,
         test_deleted_journal_noticed_while_idle,
