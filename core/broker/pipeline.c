@@ -820,15 +820,25 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
         double c = GROUP_TARGET_US / p->us_per_msg;
         cap = c < 16 ? 16 : c > GROUP_MAX ? GROUP_MAX : (size_t)c;
     }
+    /* a source found empty is not asked again for this group: an empty
+     * non-blocking read costs libzmq two system calls (its mailbox's poll
+     * and fork check), which at full speed were two per message */
+    bool threads_left = true, children_left = p->pull_ipc != NULL;
     for (unsigned it = 1; f->n < cap; it++) {
         int got = 0;
-        if (read_publish(p, f, p->pull) == 0)
-            got++;
-        if (p->pull_ipc && f->n < GROUP_MAX) {
+        if (threads_left) {
+            if (read_publish(p, f, p->pull) == 0)
+                got++;
+            else
+                threads_left = false;
+        }
+        if (children_left && f->n < GROUP_MAX) {
             size_t before = f->n;
             if (read_publish(p, f, p->pull_ipc) == 0) {
                 got++;
                 acked = acked || f->n > before;
+            } else {
+                children_left = false;
             }
         }
         if (!got)
