@@ -319,25 +319,20 @@ def test_child_as_unprivileged_user_cannot_read_keys():
     # user first, like the running child
     r = gw.check()
     assert r.returncode == 0, r.stdout + r.stderr
+    def check_fails(pattern, plugins, extra=None):
+        with Gateway(plugins=plugins, start=False, extra=extra) as bad:
+            r = bad.check()
+            assert r.returncode != 0 and re.search(pattern, r.stdout + r.stderr), \
+                r.stdout + r.stderr
     # a thread cannot change user: --check says so at the line
-    bad = Gateway(plugins=[crash_plugin("t", user="nobody")], start=False)
-    r = bad.check()
-    assert r.returncode != 0 and re.search(
-        r"sectorcast\.conf:\d+: plugin 't': 'user' needs isolation = \"process\"",
-        r.stdout + r.stderr), r.stdout + r.stderr
+    check_fails(r"sectorcast\.conf:\d+: plugin 't': 'user' needs isolation = \"process\"",
+                [crash_plugin("t", user="nobody")])
     # an unknown user, on the entry or as gateway.plugin_user, at its line
-    bad = Gateway(plugins=[crash_plugin("t", isolation="process", user="no-such-user-sc")],
-                  start=False)
-    r = bad.check()
-    assert r.returncode != 0 and re.search(
-        r"sectorcast\.conf:\d+: plugin 't': 'user': no such user 'no-such-user-sc'",
-        r.stdout + r.stderr), r.stdout + r.stderr
-    bad = Gateway(plugins=[crash_plugin("t", isolation="process")], start=False,
-                  extra={"gateway": {"plugin_user": "no-such-user-sc"}})
-    r = bad.check()
-    assert r.returncode != 0 and re.search(
-        r"sectorcast\.conf:1: 'plugin_user': no such user 'no-such-user-sc'",
-        r.stdout + r.stderr), r.stdout + r.stderr
+    check_fails(r"sectorcast\.conf:\d+: plugin 't': 'user': no such user 'no-such-user-sc'",
+                [crash_plugin("t", isolation="process", user="no-such-user-sc")])
+    check_fails(r"sectorcast\.conf:1: 'plugin_user': no such user 'no-such-user-sc'",
+                [crash_plugin("t", isolation="process")],
+                {"gateway": {"plugin_user": "no-such-user-sc"}})
     gw.start()
     with gw:
         sub = gw.subscriber("motie", ["energy.test."])

@@ -393,8 +393,7 @@ def test_receives_outside_sectors_fails_check():
     bad = {"name": "bridge", "path": os.path.join(harness.PLUGINS, "nats_bridge.so"),
            "receives": ["energy.", "finance."],
            "settings": {"servers": ["nats://127.0.0.1:1"]}}
-    gw = Gateway(plugins=[bad], start=False)
-    try:
+    with Gateway(plugins=[bad], start=False) as gw:
         r = gw.check()
         assert r.returncode != 0, r.stdout + r.stderr
         out = r.stdout + r.stderr
@@ -407,8 +406,6 @@ def test_receives_outside_sectors_fails_check():
         gw.write_config()
         r = gw.check()
         assert r.returncode == 0, r.stdout + r.stderr
-    finally:
-        gw.close()
 
 
 if __name__ == "__main__":

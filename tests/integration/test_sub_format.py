@@ -9,6 +9,7 @@ it (TZ=KST-9), stream.json the signed payloads, decoded independently.
 import base64
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,11 +107,14 @@ def test_input_still_verifies():
     path = os.path.join(tmp, "stream.txt")
     h, p, s = frames[0][1].split(b".")
     forged = h + b"." + p[:-4] + (b"AAAA" if p[-4:] != b"AAAA" else b"BBBB") + b"." + s
-    with open(path, "wb") as f:
-        f.write(frames[0][0] + b" " + forged + b"\n")
-        f.write(b"energy.nuclear.tasks. " + frames[1][1] + b"\n")
-        f.write(frames[1][0] + b" " + frames[1][1] + b"\n")
-    r = sub_input("--format", "text", stream=path)
+    try:
+        with open(path, "wb") as f:
+            f.write(frames[0][0] + b" " + forged + b"\n")
+            f.write(b"energy.nuclear.tasks. " + frames[1][1] + b"\n")
+            f.write(frames[1][0] + b" " + frames[1][1] + b"\n")
+        r = sub_input("--format", "text", stream=path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout == golden("stream.text").splitlines(True)[1], r.stdout
     err = r.stderr.decode()

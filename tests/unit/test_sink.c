@@ -94,11 +94,35 @@ static void append(sc_journal_t *j, const char *channel, int count)
     assert_int_equal(sc_journal_commit(j, err, sizeof err), 0);
 }
 
+/* The temporary directories the tests made, removed after the group
+ * (a failed assertion leaves its test early, so not at each test's end). */
+static char made_dirs[16][40];
+static int n_made;
+
+static void made(const char *dir)
+{
+    if (n_made < 16)
+        snprintf(made_dirs[n_made++], sizeof made_dirs[0], "%s", dir);
+}
+
+static int remove_made(void **state)
+{
+    (void)state;
+    for (int i = 0; i < n_made; i++) {
+        char cmd[sizeof made_dirs[0] + 16];
+        snprintf(cmd, sizeof cmd, "rm -rf '%.39s'", made_dirs[i]);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void test_cursor_ack_resume_gap(void **state)
 {
     (void)state;
     char dir[] = "/tmp/sc-test-sink-XXXXXX";
     assert_non_null(mkdtemp(dir));
+    made(dir);
     char err[512];
     sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err,
                                       sizeof err);
@@ -210,6 +234,7 @@ static void test_status_lag(void **state)
     (void)state;
     char dir[] = "/tmp/sc-test-sink-XXXXXX";
     assert_non_null(mkdtemp(dir));
+    made(dir);
     char err[512];
     sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err,
                                       sizeof err);
@@ -263,6 +288,7 @@ static void test_stuck_sink_delays_no_other(void **state)
     (void)state;
     char dir[] = "/tmp/sc-test-sink-XXXXXX";
     assert_non_null(mkdtemp(dir));
+    made(dir);
     char err[512];
     sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err,
                                       sizeof err);
@@ -370,6 +396,9 @@ static void test_old_epoch_lost_and_cleanup(void **state)
     assert_non_null(mkdtemp(d1));
     assert_non_null(mkdtemp(d2));
     assert_non_null(mkdtemp(dc));
+    made(d1);
+    made(d2);
+    made(dc);
     char err[512];
     epoch_rec_t e;
     memset(&e, 0, sizeof e);
@@ -525,5 +554,5 @@ int main(void)
         cmocka_unit_test(test_sink_lost_frame),
         cmocka_unit_test(test_msg_id),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, remove_made);
 }
