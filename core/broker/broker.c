@@ -75,6 +75,8 @@ struct sc_broker {
     sc_access_t *access;
     sc_service_t *service;
     void *xpub_mon;          /* monitor of the XPUB: disconnects */
+    bool cold_used;          /* ZAP, xpub_mon or the control pipe used or
+                                answered on: ask them again (loop_poll) */
     sc_subs_t *subs;
     sc_pipeline_t *pipe;
     pthread_t reload_thread;     /* prepares a reload (reload.c) */
@@ -940,6 +942,7 @@ static void *reload_main(void *arg)
 static void reload_answer(sc_broker_t *b, json_t *rep)
 {
     sc_control_t *ctl = sc_ops_control(b->ops);
+    b->cold_used = true;
     for (size_t i = 0; i < b->n_ctl_now; i++)
         sc_control_core_answer(ctl, &b->ctl_now[i], rep);
     b->n_ctl_now = 0;
@@ -1146,10 +1149,81 @@ static void *stop_watchdog(void *arg)
     return NULL;
 }
 
+/* zmq_poll, without its cost per socket where it is not needed.
+ * zmq_poll asks every socket's ZMQ_EVENTS twice per call (before and after
+ * it waits), and each ask is two system calls (libzmq's mailbox poll and
+ * fork check): with six sockets, ~26 system calls per turn of the loop,
+ * the largest part of the core thread's time per message at light load.
+ * Here a socket's ZMQ_EVENTS is asked before the wait only when `ask[i]`
+ * (it was used since it was last asked: something may be waiting that no
+ * signal will announce), and after the wait only when its ZMQ_FD fired (a
+ * command arrived: its state may have changed). A socket neither used nor
+ * signalled cannot have become readable, so nothing is missed. Same
+ * revents as zmq_poll; -1 with errno on error. */
+static int loop_poll(zmq_pollitem_t *items, int n, const bool *ask,
+                     long timeout_ms)
+{
+    struct pollfd pfd[16];
+    bool ready = false;
+    if (n > 16) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        items[i].revents = 0;
+        pfd[i] = (struct pollfd){.fd = items[i].fd, .events = POLLIN};
+        if (!items[i].socket)
+            continue;
+        size_t sz = sizeof pfd[i].fd;
+        if (zmq_getsockopt(items[i].socket, ZMQ_FD, &pfd[i].fd, &sz) != 0)
+            return -1;
+        if (ask[i] && items[i].events) {
+            int ev = 0;
+            sz = sizeof ev;
+            if (zmq_getsockopt(items[i].socket, ZMQ_EVENTS, &ev, &sz) != 0)
+                return -1;
+            items[i].revents = (short)(ev & items[i].events);
+            ready = ready || items[i].revents;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (!items[i].events)
+            pfd[i].fd = -1; /* not wanted now (plugin sockets while paused) */
+    int rc = poll(pfd, (nfds_t)n, ready ? 0 : (int)timeout_ms);
+    if (rc < 0)
+        return -1;
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (items[i].socket) {
+            if ((pfd[i].revents & POLLIN) && items[i].events) {
+                int ev = 0;
+                size_t sz = sizeof ev;
+                if (zmq_getsockopt(items[i].socket, ZMQ_EVENTS, &ev, &sz) !=
+                    0)
+                    return -1;
+                items[i].revents |= (short)(ev & items[i].events);
+            }
+        } else if (pfd[i].revents) {
+            items[i].revents =
+                (short)((pfd[i].revents & POLLIN ? ZMQ_POLLIN : 0) |
+                        (pfd[i].revents & (POLLERR | POLLHUP) ? ZMQ_POLLERR
+                                                               : 0));
+        }
+        if (items[i].revents)
+            count++;
+    }
+    return count;
+}
+
 int sc_broker_run(sc_broker_t *b)
 {
     int status = 0;
     bool more = false; /* the plugins had more than one group ready */
+    /* the rarely used sockets (ZAP, the publish socket's monitor, the
+     * control pipe) are asked only after they were used or signalled, or
+     * after a turn that found nothing (loop_poll) */
+    b->cold_used = true;
+    bool ipc_ready = true; /* the children's socket was readable last turn */
     for (;;) {
         int64_t retry_at = sc_pipeline_retry_at(b->pipe);
         bool paused = retry_at != 0;
@@ -1163,13 +1237,18 @@ int sc_broker_run(sc_broker_t *b)
             {b->pull, 0, paused ? 0 : ZMQ_POLLIN, 0},
             {NULL, b->reload_pipe[0], ZMQ_POLLIN, 0},
         };
-        int n_items = 6;
-        if (b->pull_ipc)
+        int n_items = 6, ipc_item = -1;
+        if (b->pull_ipc) {
+            ipc_item = n_items;
             items[n_items++] =
                 (zmq_pollitem_t){b->pull_ipc, 0, paused ? 0 : ZMQ_POLLIN, 0};
+        }
         void *ctl = sc_control_core_socket(sc_ops_control(b->ops));
-        if (ctl)
+        int ctl_item = -1;
+        if (ctl) {
+            ctl_item = n_items;
             items[n_items++] = (zmq_pollitem_t){ctl, 0, ZMQ_POLLIN, 0};
+        }
         /* sink frames queued by the feeder for plugin child processes */
         int sink_fd = sc_supervisor_sink_fd(b->sv), sink_item = -1;
         if (sink_fd >= 0 && b->pull_ipc) {
@@ -1188,7 +1267,17 @@ int sc_broker_run(sc_broker_t *b)
         if (b->next_log_flush_ms < wake)
             wake = b->next_log_flush_ms;
         long timeout = wake <= now || more ? 0 : (long)(wake - now);
-        if (zmq_poll(items, n_items, timeout) < 0) {
+        /* items: 1 ZAP, 2 publish socket, 3 its monitor, 4 plugin threads,
+         * then the children's socket and the control pipe if present */
+        bool ask[10];
+        for (int i = 0; i < n_items; i++)
+            ask[i] = items[i].socket != NULL &&
+                     (b->cold_used || i == 2 || i == 4 ||
+                      (i == ipc_item &&
+                       (svw >= 0 || sink_item >= 0 || ipc_ready)));
+        int got = loop_poll(items, n_items, ask, timeout);
+        b->cold_used = got == 0;
+        if (got < 0) {
             if (errno == EINTR)
                 continue;
             sc_log(SC_L_ERROR, "core", "zmq_poll: %s", zmq_strerror(errno));
@@ -1219,30 +1308,40 @@ int sc_broker_run(sc_broker_t *b)
             if (stop)
                 break;
         }
-        /* handshakes wait on ZAP: answer all pending first */
-        for (int k = 0; k < 64; k++) {
+        /* Each socket below is read only when zmq_poll saw it readable:
+         * asking libzmq again costs two system calls per socket (its
+         * mailbox's poll and fork check) on every turn of this loop.
+         * handshakes wait on ZAP: answer all pending first */
+        for (int k = 0; k < 64 && (items[1].revents & ZMQ_POLLIN); k++) {
             int ev = 0;
             size_t sz = sizeof ev;
             if (zmq_getsockopt(b->zap, ZMQ_EVENTS, &ev, &sz) != 0 ||
                 !(ev & ZMQ_POLLIN))
                 break;
             sc_access_zap_handle(b->access, b->zap);
+            b->cold_used = true;
         }
-        for (int k = 0; k < 256; k++) {
+        for (int k = 0; k < 256 && (items[2].revents & ZMQ_POLLIN); k++) {
             int ev = 0;
             size_t sz = sizeof ev;
             if (zmq_getsockopt(b->xpub, ZMQ_EVENTS, &ev, &sz) != 0 ||
                 !(ev & ZMQ_POLLIN))
                 break;
             sc_subs_handle_monitor(b->subs); /* fresh records first */
+            b->cold_used = true;
             sc_subs_handle(b->subs, b->access, b->cfg);
         }
-        if (items[5].revents & ZMQ_POLLIN)
-            reload_finish(b, false);
-        if (items[3].revents & ZMQ_POLLIN)
+        if (items[5].revents & ZMQ_POLLIN) {
+            reload_finish(b, false); /* may answer on the control pipe */
+            b->cold_used = true;
+        }
+        if (items[3].revents & ZMQ_POLLIN) {
             sc_subs_handle_monitor(b->subs);
+            b->cold_used = true;
+        }
         sc_subs_enforce(b->subs, sc_mono_ms());
-        if (ctl) {
+        if (ctl && (items[ctl_item].revents & ZMQ_POLLIN)) {
+            b->cold_used = true;
             sc_control_core_handle(sc_ops_control(b->ops), control_cmd, b);
             if (b->stop_requested)
                 break;
@@ -1275,6 +1374,9 @@ int sc_broker_run(sc_broker_t *b)
         /* one bounded slice of publishing, then everything above is
          * served again before the next (fairness: ZAP, subscriptions,
          * service requests and signals wait at most one group) */
+        ipc_ready = ipc_item >= 0 && (items[ipc_item].revents & ZMQ_POLLIN);
+        sc_pipeline_sources(b->pipe, (items[4].revents & ZMQ_POLLIN) != 0,
+                            ipc_ready);
         more = sc_pipeline_drain(b->pipe);
     }
     /* bounded: a watchdog exits at stop_timeout_ms or a second signal */

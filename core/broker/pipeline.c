@@ -126,6 +126,8 @@ struct sc_pipeline {
      * failed commit both are kept (flight first) until the retry. */
     group_t g[2];
     group_t *fill, *flight;
+    /* sources the next drain reads (sc_pipeline_sources; then both) */
+    bool read_threads, read_children;
     int64_t retry_at_ms; /* journal failure: pause until then */
     uint64_t n_sent;
     double us_per_msg;   /* moving average of a group's cost per message */
@@ -166,6 +168,7 @@ sc_pipeline_t *sc_pipeline_new(const sc_pipeline_env_t *env, char *err,
     p->g[0].p = p->g[1].p = p;
     p->fill = &p->g[0];
     p->flight = NULL;
+    p->read_threads = p->read_children = true;
     p->n_scratch = threads;
     p->scratch = calloc((size_t)threads, sizeof *p->scratch);
     if (!p->pool || !p->scratch) {
@@ -791,6 +794,12 @@ static int flush_kept(sc_pipeline_t *p)
     return flush_now(p, p->fill);
 }
 
+void sc_pipeline_sources(sc_pipeline_t *p, bool threads, bool children)
+{
+    p->read_threads = threads;
+    p->read_children = children;
+}
+
 /* Nothing in flight afterwards (unless its commit failed). */
 void sc_pipeline_settle(sc_pipeline_t *p)
 {
@@ -823,7 +832,9 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
     /* a source found empty is not asked again for this group: an empty
      * non-blocking read costs libzmq two system calls (its mailbox's poll
      * and fork check), which at full speed were two per message */
-    bool threads_left = true, children_left = p->pull_ipc != NULL;
+    bool threads_left = p->read_threads,
+         children_left = p->pull_ipc != NULL && p->read_children;
+    p->read_threads = p->read_children = true;
     for (unsigned it = 1; f->n < cap; it++) {
         int got = 0;
         if (threads_left) {

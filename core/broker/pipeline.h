@@ -80,6 +80,11 @@ void sc_pipeline_finish(sc_pipeline_t *p);
 /* Messages sent since start. */
 uint64_t sc_pipeline_sent(const sc_pipeline_t *p);
 
+/* The next sc_pipeline_drain() reads only the sources given as having
+ * something (the core loop knows it from its poll: asking libzmq again
+ * costs two system calls per socket); later calls read both again. */
+void sc_pipeline_sources(sc_pipeline_t *p, bool threads, bool children);
+
 /* Commit and send the group in flight, if any (it is signed on the
  * signing threads while the core reads the next one). Call before other
  * journal writes on the core thread (pruning), so that no seq is handed
