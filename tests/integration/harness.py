@@ -554,6 +554,17 @@ def jws_envelope(jws):
     return _jws_part(jws, 1)
 
 
+def recv_envelope(sock, timeout_ms):
+    """(topic, envelope, unverified) of the next message on a SUB socket;
+    None if nothing came within timeout_ms or it was a heartbeat."""
+    if not sock.poll(timeout_ms):
+        return None
+    f = sock.recv_multipart()
+    if len(f) != 2:
+        return None  # heartbeat
+    return f[0], jws_envelope(f[1])
+
+
 # ---------------------------------------------------------------------------
 # Operations: sectorcast-ctl and the monitoring HTTP server.
 

@@ -27,7 +27,7 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Gateway, burst_plugin, crash_plugin, journal_head,  # noqa: E402
-                     jws_envelope, run_tests, service_request, wait_for, zmq_socket)
+                     recv_envelope, run_tests, service_request, wait_for, zmq_socket)
 
 CH = "energy.test.t"
 
@@ -126,12 +126,10 @@ def test_disk_full_under_full_speed_loses_and_repeats_nothing():
 
     def collect(s):
         while not stop.is_set() and total[0] < n_chan * count:
-            if not s.poll(200):
+            got = recv_envelope(s, 200)
+            if not got:
                 continue
-            f = s.recv_multipart()
-            if len(f) != 2:
-                continue  # heartbeat
-            env = jws_envelope(f[1])
+            env = got[1]
             ch = env["channel"]
             if env["seq"] != seen.get(ch, 0) + 1 or env["data"]["n"] != env["seq"]:
                 bad.append((ch, seen.get(ch, 0), env["seq"], env["data"]["n"]))

@@ -10,7 +10,7 @@ import time
 import zmq
 
 from harness import (Gateway, burst_plugin, crash_plugin, journal_head,
-                     journal_query, journal_rows, jws_envelope, run_tests,
+                     journal_query, journal_rows, jws_envelope, recv_envelope, run_tests,
                      service_request, wait_for, zmq_socket)
 
 
@@ -42,14 +42,12 @@ def test_signing_threads_keep_per_channel_order():
             deadline = time.monotonic() + 90
             total = 0
             while total < n_chan * count and time.monotonic() < deadline:
-                if not s.poll(1000):
+                got = recv_envelope(s, 1000)
+                if not got:
                     continue
-                f = s.recv_multipart()
-                if len(f) != 2:
-                    continue  # heartbeat
-                env = jws_envelope(f[1])
+                topic, env = got
                 ch = env["channel"]
-                assert f[0].decode() == ch + ".", (f[0], ch)
+                assert topic.decode() == ch + ".", (topic, ch)
                 last = seen.get(ch, 0)
                 assert env["seq"] == last + 1, (ch, last, env["seq"])
                 assert env["data"]["n"] == env["seq"], env
