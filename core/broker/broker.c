@@ -1276,11 +1276,14 @@ int sc_broker_run(sc_broker_t *b)
                       (i == ipc_item &&
                        (svw >= 0 || sink_item >= 0 || ipc_ready)));
         int got = loop_poll(items, n_items, ask, timeout);
-        b->cold_used = got == 0;
+        /* after a turn that found nothing (or failed: what its asks found
+         * is lost), ask every socket on the next */
+        b->cold_used = got <= 0;
         if (got < 0) {
             if (errno == EINTR)
                 continue;
-            sc_log(SC_L_ERROR, "core", "zmq_poll: %s", zmq_strerror(errno));
+            sc_log(SC_L_ERROR, "core", "polling the core's sockets: %s",
+                   zmq_strerror(errno));
             status = -1;
             break;
         }
