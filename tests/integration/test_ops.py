@@ -390,8 +390,11 @@ def test_audit_log_records_subscriptions_and_replay():
         def events():
             with open(path) as f:
                 return [json.loads(l) for l in f if l.strip()]
-        wait_for(lambda: len([e for e in events() if e["event"] == "subscription"]) >= 2,
-                 10, "two subscription events")
+        # the audit log is written by a thread of its own: wait for every
+        # event asserted below, not only for the subscriptions
+        wait_for(lambda: len([e for e in events() if e["event"] == "subscription"]) >= 2
+                 and any(e["event"] == "replay" for e in events()),
+                 10, "two subscription events and the replay")
         ev = events()
         assert oct(os.stat(path).st_mode & 0o777) == "0o600"
         sub = [e for e in ev if e["event"] == "subscription"]
