@@ -476,6 +476,22 @@ static void test_socket_plain(void **state)
     join(pub, c, good, len);
     sc_client_stats_t base;
     sc_client_stats(c, &base);
+    /* A program built against the header before the origin counters calls
+     * the plain symbol with the shorter struct (up to `heartbeats`): it
+     * gets those members and nothing past them is written. */
+    struct {
+        uint64_t old[8];  /* received .. heartbeats */
+        uint64_t past[3]; /* what the old struct did not have */
+    } older;
+    assert_int_equal(offsetof(sc_client_stats_t, snapshot),
+                     sizeof older.old);
+    memset(&older, 0xab, sizeof older);
+    (sc_client_stats)(c, (sc_client_stats_t *)(void *)&older);
+    assert_int_equal(older.old[0], base.received);
+    assert_int_equal(older.old[1], base.delivered);
+    assert_int_equal(older.old[7], base.heartbeats);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(older.past[i], 0xababababababababULL);
 
     /* Forged, 3 frames, 1 frame, unsubscribed channel, then good. */
     assert_int_equal(send_pair(pub, TOPIC, rogue, rlen), 0);
