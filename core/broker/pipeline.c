@@ -234,14 +234,12 @@ void sc_pipeline_set_supervisor(sc_pipeline_t *p, const sc_supervisor_t *sv)
     p->sv = sv;
 }
 
-static void settle(sc_pipeline_t *p);
-
 void sc_pipeline_set_keyring(sc_pipeline_t *p, const sc_keyring_t *kr,
                              const char *gateway_id)
 {
     /* the group in flight was signed with the old keys and points at
      * them: it is committed and sent before they go */
-    settle(p);
+    sc_pipeline_settle(p);
     p->keyring = kr;
     if (gateway_id && strcmp(gateway_id, p->gateway_id) != 0) {
         char *g = strdup(gateway_id);
@@ -738,47 +736,34 @@ fail:
     return -1;
 }
 
+static int flush_now(sc_pipeline_t *p, group_t *g);
+
+/* Commit a numbered and signed group. A message that could not be signed
+ * (rare) is dropped first, after the journal gave back every seq not
+ * committed, and the rest is numbered and signed again: only when nothing
+ * is numbered after this group. */
+static int commit_signed(sc_pipeline_t *p, group_t *g)
+{
+    if (!any_failed(g))
+        return commit_send(p, g);
+    sc_journal_rollback(p->journal);
+    drop_failed(p, g);
+    return flush_now(p, g);
+}
+
 /* Number, sign (on every signing thread, the core's included) and commit
  * one group, nothing else in flight. */
 static int flush_now(sc_pipeline_t *p, group_t *g)
 {
     char err[512];
-    for (;;) {
-        if (g->n == 0)
-            return 0;
-        if (number(p, g, err, sizeof err) != 0) {
-            commit_failed(p, g, err);
-            return -1;
-        }
-        sc_signpool_run(p->pool, sign_job, g, g->n);
-        if (!any_failed(g))
-            return commit_send(p, g);
-        /* give this group's seqs back and number what is left again */
-        sc_journal_rollback(p->journal);
-        drop_failed(p, g);
-    }
-}
-
-/* Finish the group in flight: wait for its signatures, commit, send. On
- * failure it stays in flight (publishing paused; the retry flushes it). */
-static int finish_flight(sc_pipeline_t *p)
-{
-    group_t *s = p->flight;
-    if (!s)
+    if (g->n == 0)
         return 0;
-    sc_signpool_wait(p->pool);
-    int rc;
-    if (any_failed(s)) {
-        /* nothing is numbered after it yet: give its seqs back */
-        sc_journal_rollback(p->journal);
-        drop_failed(p, s);
-        rc = flush_now(p, s);
-    } else {
-        rc = commit_send(p, s);
+    if (number(p, g, err, sizeof err) != 0) {
+        commit_failed(p, g, err);
+        return -1;
     }
-    if (rc == 0)
-        p->flight = NULL;
-    return rc;
+    sc_signpool_run(p->pool, sign_job, g, g->n);
+    return commit_signed(p, g);
 }
 
 /* Commit whatever is kept (after a failure, the flight group first, then
@@ -800,17 +785,15 @@ void sc_pipeline_sources(sc_pipeline_t *p, bool threads, bool children)
     p->read_children = children;
 }
 
-/* Nothing in flight afterwards (unless its commit failed). */
+/* Nothing in flight afterwards (unless its commit failed: it stays in
+ * flight, publishing paused, and the retry flushes it). */
 void sc_pipeline_settle(sc_pipeline_t *p)
 {
-    if (p)
-        settle(p);
-}
-
-static void settle(sc_pipeline_t *p)
-{
-    if (p->retry_at_ms == 0)
-        finish_flight(p);
+    if (!p || !p->flight || p->retry_at_ms != 0)
+        return;
+    sc_signpool_wait(p->pool);
+    if (commit_signed(p, p->flight) == 0)
+        p->flight = NULL;
 }
 
 bool sc_pipeline_drain(sc_pipeline_t *p)
@@ -874,16 +857,15 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
          * numbered, so that its seq can be given back */
         sc_signpool_wait(p->pool);
         if (any_failed(s)) {
-            sc_journal_rollback(p->journal);
-            drop_failed(p, s);
-            if (flush_now(p, s) != 0)
+            if (commit_signed(p, s) != 0)
                 return false; /* s and f kept */
             p->flight = s = NULL;
         }
     }
     /* number f and, while more is coming, hand it to the signing threads
-     * before committing s: they sign it while this thread journals */
-    bool overlap = false;
+     * before committing s: they sign it while this thread journals, and
+     * it stays in flight until the next call */
+    bool async = more && sc_signpool_threads(p->pool) > 0;
     if (f->n) {
         if (number(p, f, err, sizeof err) != 0) {
             /* out of memory: s is committed if it can be, f kept */
@@ -893,13 +875,12 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
                 commit_failed(p, f, err);
             return false;
         }
-        overlap = more && s && sc_signpool_threads(p->pool) > 0;
-        if (overlap)
+        if (async)
             sc_signpool_start(p->pool, sign_job, f, f->n);
     }
     if (s) {
         if (commit_send(p, s) != 0) {
-            if (overlap)
+            if (async && f->n)
                 sc_signpool_wait(p->pool); /* its seqs are void too */
             return false; /* s (flight) and f (fill) kept */
         }
@@ -907,22 +888,14 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
     }
     if (f->n == 0)
         return more;
-    if (overlap || (more && sc_signpool_threads(p->pool) > 0)) {
-        /* leave f in flight; the next call commits it */
-        if (!overlap)
-            sc_signpool_start(p->pool, sign_job, f, f->n);
+    if (async) {
         p->flight = f;
         p->fill = f == &p->g[0] ? &p->g[1] : &p->g[0];
         return true;
     }
     /* light load: sign, commit and send now */
     sc_signpool_run(p->pool, sign_job, f, f->n);
-    if (any_failed(f)) {
-        sc_journal_rollback(p->journal);
-        drop_failed(p, f);
-        return flush_now(p, f) == 0 && more;
-    }
-    return commit_send(p, f) == 0 && more;
+    return commit_signed(p, f) == 0 && more;
 }
 
 void sc_pipeline_retry(sc_pipeline_t *p)
@@ -935,7 +908,7 @@ void sc_pipeline_retry(sc_pipeline_t *p)
 
 void sc_pipeline_finish(sc_pipeline_t *p)
 {
-    settle(p);
+    sc_pipeline_settle(p);
     for (int tries = 0; (p->flight || p->fill->n) && tries < 5; tries++) {
         p->retry_at_ms = 0;
         if (flush_kept(p) != 0)
