@@ -554,6 +554,15 @@ def jws_envelope(jws):
     return _jws_part(jws, 1)
 
 
+def rss_kib(pid):
+    """Resident memory of process `pid` in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def recv_envelope(sock, timeout_ms):
     """(topic, envelope, unverified) of the next message on a SUB socket;
     None if nothing came within timeout_ms or it was a heartbeat."""

@@ -14,20 +14,12 @@ import time
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Gateway, burst_plugin, run_tests, wait_for, zmq_socket  # noqa: E402
+from harness import Gateway, burst_plugin, rss_kib, run_tests, wait_for, zmq_socket  # noqa: E402
 
 
 def wait_log(gw, needle, count=1, timeout=15):
     wait_for(lambda: gw.broker.log().count(needle) >= count, timeout,
              "broker log %r" % needle)
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 

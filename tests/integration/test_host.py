@@ -102,6 +102,29 @@ def test_sighup_bad_setting_keeps_plugin_on_old_settings():
         assert set(gaps) == {1}, gaps
 
 
+def reload_into_failing_init(gw, timeout):
+    """Plugin 'b' publishing; a reload gives it settings that pass the
+    checks but make its init() fail: the log says so, the plugin is
+    restarted on its previous settings before "reload done" and publishes
+    again. Returns the subscriber."""
+    sub = gw.subscriber("motie", ["energy.test."])
+    gw.wait_subscribed("motie", "energy.test.")
+    wait_for(lambda: count(sub, "energy.test.b") > 10, 20, "b publishing")
+    gw.plugins[1]["settings"]["interval_ms"] = 0
+    gw.write_config()
+    gw.broker.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload done" in gw.broker.log(), timeout, "reload done")
+    log = gw.broker.log()
+    assert "[b] plugin init failed" in log, log
+    assert ("[b] reload: the new instance did not start; restarting the plugin on "
+            "its previous configuration") in log, log
+    assert "reload done: 0 plugin(s) started or restarted, 1 kept, 1 failed" in log, log
+    assert log.index("restarting the plugin on its previous") < log.index("reload done")
+    n = count(sub, "energy.test.b")
+    wait_for(lambda: count(sub, "energy.test.b") > n + 10, 20, "b publishing again")
+    return sub
+
+
 def test_sighup_new_instance_failing_init_restarts_previous():
     """A reload whose new settings pass the checks but make init() fail
     (crash.so: interval_ms 0 cannot make a repeating timer): the plugin is
@@ -109,21 +132,7 @@ def test_sighup_new_instance_failing_init_restarts_previous():
     comes after, with what was started, kept and failed."""
     gw = Gateway(plugins=[crash_plugin("a"), crash_plugin("b")])
     with gw:
-        sub = gw.subscriber("motie", ["energy.test."])
-        gw.wait_subscribed("motie", "energy.test.")
-        wait_for(lambda: count(sub, "energy.test.b") > 10, 20, "b publishing")
-        gw.plugins[1]["settings"]["interval_ms"] = 0
-        gw.write_config()
-        gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload done" in gw.broker.log(), 20, "reload done")
-        log = gw.broker.log()
-        assert "[b] plugin init failed" in log, log
-        assert ("[b] reload: the new instance did not start; restarting the plugin on "
-                "its previous configuration") in log, log
-        assert "reload done: 0 plugin(s) started or restarted, 1 kept, 1 failed" in log, log
-        assert log.index("restarting the plugin on its previous") < log.index("reload done")
-        n = count(sub, "energy.test.b")
-        wait_for(lambda: count(sub, "energy.test.b") > n + 10, 20, "b publishing again")
+        sub = reload_into_failing_init(gw, 20)
         # a second reload back to good settings frees the kept config
         gw.plugins[1]["settings"]["interval_ms"] = 25
         gw.write_config()
@@ -147,21 +156,7 @@ def test_sighup_isolated_new_instance_failing_init_restarts_previous():
     gw = Gateway(plugins=[crash_plugin("a"),
                           crash_plugin("b", interval_ms=30, isolation="process")])
     with gw:
-        sub = gw.subscriber("motie", ["energy.test."])
-        gw.wait_subscribed("motie", "energy.test.")
-        wait_for(lambda: count(sub, "energy.test.b") > 10, 20, "b publishing")
-        gw.plugins[1]["settings"]["interval_ms"] = 0
-        gw.write_config()
-        gw.broker.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "reload done" in gw.broker.log(), 30, "reload done")
-        log = gw.broker.log()
-        assert "[b] plugin init failed" in log, log
-        assert ("[b] reload: the new instance did not start; restarting the plugin on "
-                "its previous configuration") in log, log
-        assert "reload done: 0 plugin(s) started or restarted, 1 kept, 1 failed" in log, log
-        assert log.index("restarting the plugin on its previous") < log.index("reload done")
-        n = count(sub, "energy.test.b")
-        wait_for(lambda: count(sub, "energy.test.b") > n + 10, 20, "b publishing again")
+        sub = reload_into_failing_init(gw, 30)
         time.sleep(1.5)
         log = gw.broker.log()
         # the failed child was reaped by the reload, not restarted as a crash

@@ -17,18 +17,10 @@ import time
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Gateway, burst_plugin, jws_envelope, run_tests, wait_for,  # noqa: E402
-                     zmq_socket)
+from harness import (Gateway, burst_plugin, jws_envelope, rss_kib, run_tests,  # noqa: E402
+                     wait_for, zmq_socket)
 
 COUNT, KEYS, PAD = 8000, 3000, 5000
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def read_reply(sock, rid, timeout):
