@@ -16,6 +16,24 @@
  *       per second paced on a 1 ms tick like tests/plugins/load.c. The body
  *       carries the send time: rate and one-way latency as bench_sub.
  *
+ *   bench_raw sqlite dir=D blob_bytes=1256 rows=1 n=5000 sync=normal rate=0
+ *       Raw SQLite, the floor under the journal: a fresh D/raw.db in WAL
+ *       mode (synchronous NORMAL or FULL), one rowid table (channel,
+ *       seq, blob) with the unique (channel, seq) index any replayable
+ *       journal needs, n transactions of `rows` INSERTs of a blob of that
+ *       size each (BEGIN IMMEDIATE .. COMMIT), SQLite's own checkpoints;
+ *       rate = 0: back to back, else R transactions per second on a 1 ms
+ *       tick (a transaction on an idle machine costs more than one in a
+ *       loop: caches, CPU wake-up).
+ *       Reports rows per second, the time per transaction (p50/p99) and
+ *       the bytes on disk per row (db + wal after a final checkpoint).
+ *
+ *   bench_raw hop rate=1000 n=5000
+ *       One thread hand-off, the wake-up a message pays to go from one
+ *       thread to another: PUSH -> PULL over inproc in one context, the
+ *       receiver blocked in zmq_msg_recv, paced on a 1 ms tick like the
+ *       load plugin. Reports the one-way latency as bench_sub.
+ *
  *   bench_raw replay service=tcp://.. server_key=FILE client=BASE
  *             channel=C [from=1] [duration_ms=0]
  *       Replay C from `from` to its head through the service socket
@@ -27,11 +45,13 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "bench_common.h"
@@ -259,6 +279,155 @@ static int run_curve(int argc, char **argv)
     return 0;
 }
 
+/* ------------------------------------------------------------ sqlite */
+
+static long long file_bytes(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+static int run_sqlite(int argc, char **argv)
+{
+    const char *dir = bench_arg(argc, argv, "dir", NULL);
+    long long blob = bench_int(argc, argv, "blob_bytes", 1256);
+    long long rows = bench_int(argc, argv, "rows", 1);
+    long long n = bench_int(argc, argv, "n", 5000);
+    const char *sync = bench_arg(argc, argv, "sync", "normal");
+    long long rate = bench_int(argc, argv, "rate", 0);
+    char path[4096], sql[256];
+    if (!dir || blob < 1 || rows < 1 || n < 1 ||
+        (strcmp(sync, "normal") && strcmp(sync, "full")))
+        return 2;
+    snprintf(path, sizeof path, "%s/raw.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    snprintf(sql, sizeof sql,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+             "CREATE TABLE t(id INTEGER PRIMARY KEY, ch INTEGER NOT NULL,"
+             " seq INTEGER NOT NULL, blob BLOB NOT NULL);"
+             "CREATE UNIQUE INDEX t_seq ON t(ch, seq);", sync);
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO t(ch, seq, blob) VALUES(1,?,?)",
+                           -1, &ins, NULL) != SQLITE_OK) {
+        fprintf(stderr, "bench_raw: %s: %s\n", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return 1;
+    }
+    unsigned char *b = malloc((size_t)blob);
+    int64_t *lat = malloc((size_t)n * sizeof *lat);
+    randombytes_buf(b, (size_t)blob);
+    long long seq = 0;
+    int rc = 0;
+    int64_t t0 = bench_now_ns();
+    for (long long i = 0; i < n && !rc; i++) {
+        while (rate > 0 && i >= (bench_now_ns() - t0) / 1000 * rate / 1000000) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        int64_t t = bench_now_ns();
+        rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        for (long long r = 0; r < rows && !rc; r++) {
+            sqlite3_bind_int64(ins, 1, ++seq);
+            sqlite3_bind_blob(ins, 2, b, (int)blob, SQLITE_STATIC);
+            rc = sqlite3_step(ins) == SQLITE_DONE ? 0 : 1;
+            sqlite3_reset(ins);
+        }
+        if (!rc)
+            rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        lat[i] = bench_now_ns() - t;
+    }
+    double s = (double)(bench_now_ns() - t0) / 1e9;
+    if (rc)
+        fprintf(stderr, "bench_raw: %s: %s\n", path, sqlite3_errmsg(db));
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    long long bytes = file_bytes(path) + file_bytes(wal);
+    printf("{\"rows\":%lld,\"transactions\":%lld,\"rate\":%.1f,"
+           "\"bytes_per_row\":%.1f,", rows, n,
+           s > 0 ? (double)(n * rows) / s : 0.0,
+           (double)bytes / (double)(n * rows));
+    bench_print_latency(stdout, lat, (size_t)n);
+    printf("}\n");
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    free(b);
+    free(lat);
+    return rc ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ hop */
+
+typedef struct hop {
+    void *ctx;
+    long long n;
+    int64_t *lat;
+    size_t n_lat;
+} hop_t;
+
+static void *hop_recv(void *arg)
+{
+    hop_t *h = arg;
+    void *z = zmq_socket(h->ctx, ZMQ_PULL);
+    int zero = 0;
+    zmq_setsockopt(z, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_connect(z, "inproc://hop");
+    for (;;) {
+        int64_t v[2];
+        if (zmq_recv(z, v, sizeof v, 0) != (int)sizeof v)
+            break;
+        int64_t now = bench_now_ns();
+        if (v[1] < 1)
+            continue;
+        if (h->n_lat < (size_t)h->n)
+            h->lat[h->n_lat++] = now - v[0];
+        if (v[1] >= h->n)
+            break;
+    }
+    zmq_close(z);
+    return NULL;
+}
+
+static int run_hop(int argc, char **argv)
+{
+    long long rate = bench_int(argc, argv, "rate", 1000);
+    hop_t h = {.n = bench_int(argc, argv, "n", 5000)};
+    if (rate < 1 || h.n < 1)
+        return 2;
+    h.ctx = zmq_ctx_new();
+    h.lat = malloc((size_t)h.n * sizeof *h.lat);
+    void *z = zmq_socket(h.ctx, ZMQ_PUSH);
+    int zero = 0;
+    zmq_setsockopt(z, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(z, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(z, "inproc://hop") != 0)
+        return 1;
+    pthread_t th;
+    pthread_create(&th, NULL, hop_recv, &h);
+    int64_t t0 = bench_now_ns();
+    for (long long i = 1; i <= h.n; i++) {
+        for (;;) { /* 1 ms ticks, as the load plugin */
+            int64_t due = (bench_now_ns() - t0) / 1000 * rate / 1000000 + 1;
+            if (i <= due)
+                break;
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        int64_t v[2] = {bench_now_ns(), i};
+        zmq_send(z, v, sizeof v, 0);
+    }
+    pthread_join(th, NULL);
+    printf("{\"count\":%lld,\"rate\":%lld,", h.n, rate);
+    bench_print_latency(stdout, h.lat, h.n_lat);
+    printf("}\n");
+    zmq_close(z);
+    zmq_ctx_term(h.ctx);
+    free(h.lat);
+    return 0;
+}
+
 /* ------------------------------------------------------------ replay */
 
 static int run_replay(int argc, char **argv)
@@ -382,7 +551,12 @@ int main(int argc, char **argv)
         return run_curve(argc, argv);
     if (!strcmp(mode, "replay"))
         return run_replay(argc, argv);
-    fprintf(stderr, "usage: bench_raw sign|curve|replay key=value...\n"
+    if (!strcmp(mode, "sqlite"))
+        return run_sqlite(argc, argv);
+    if (!strcmp(mode, "hop"))
+        return run_hop(argc, argv);
+    fprintf(stderr, "usage: bench_raw sign|curve|sqlite|hop|replay "
+            "key=value...\n"
             "(see the comment at the top of bench/bench_raw.c)\n");
     return 2;
 }

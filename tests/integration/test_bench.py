@@ -24,6 +24,10 @@ ROWS = [
     "raw CURVE PUB/SUB, %d B data frames, %s" % (size, subs)
     for size in (512, 4096) for subs in ("1 sub", "10 subs")
 ] + [
+    "raw SQLite, one ",
+    "raw SQLite, groups of 1,000 rows",
+    "one thread hand-off (inproc PUSH/PULL) at 1,000/s",
+] + [
     "end to end %d B, durability %s, %s" % (size, dur, subs)
     for size in (512, 4096) for dur in ("normal", "full")
     for subs in ("1 verifying sub", "10 verifying subs")
@@ -34,6 +38,7 @@ ROWS = [
     "one-way latency at 1,000 msg/s, 512 B, verifying sub",
     "one-way latency at 10,000 msg/s, 512 B, bare sub",
     "one-way latency at 10,000 msg/s, 512 B, verifying sub",
+    "latency floor at 1,000 msg/s",
     "fan-out to 100 bare subs",
     "broker RSS per subscriber (100 subs)",
     "broker allocations per message",
