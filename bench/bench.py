@@ -205,6 +205,13 @@ class Bench:
         return out
 
     @staticmethod
+    def machine_ticks():
+        """busy clock ticks of the whole machine, every core (/proc/stat)"""
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v) - v[3] - v[4]  # all but idle and iowait
+
+    @staticmethod
     def rss_kib(pid):
         with open("/proc/%d/status" % pid) as f:
             for line in f:
@@ -244,6 +251,7 @@ class Bench:
             c0 = self.counts(cfile) if cfile else None
             cpu0, t0 = self.cpu_ticks(broker.proc.pid), time.monotonic()
             th0 = self.thread_ticks(broker.proc.pid)
+            m0 = self.machine_ticks()
             self.touch(start)
             state = {"next_hup": time.monotonic() + 1.0, "hups": 0}
 
@@ -257,6 +265,9 @@ class Bench:
             r = self.wait_result(sub, 120 + 3 * expect, sample)
             wall = max(time.monotonic() - t0, 1e-6) * os.sysconf("SC_CLK_TCK")
             r["cpu_cores"] = (self.cpu_ticks(broker.proc.pid) - cpu0) / wall
+            # CPU of everything on the machine per message received
+            r["machine_us"] = ((self.machine_ticks() - m0) / float(os.sysconf("SC_CLK_TCK"))
+                               * 1e6 / max(r["received_min"], 1))
             th1 = self.thread_ticks(broker.proc.pid)
             busy = sorted((th1[t] - th0.get(t, 0) for t in th1), reverse=True)
             r["threads_cores"] = [x / wall for x in busy[:4]]
@@ -497,6 +508,7 @@ class Bench:
         threads = [int(t) for t in a.sign_threads.split(",")]
         alone = {t: [] for t in threads}
         lat, rawlat, hop, sql_one = {}, {1000: [], 10000: []}, [], []
+        ceiling = []
         for rep in range(reps):
             tag = " (run %d of %d)" % (rep + 1, reps) if reps > 1 else ""
             for t in threads:
@@ -508,6 +520,20 @@ class Bench:
                 r["sign_rate"] = (before + sign_now()) / 2.0
                 r["ratio"] = r["rate"] / r["sign_rate"]
                 alone[t].append(r)
+            # the most any broker that signs and CURVE-sends each message
+            # could deliver here, the subscriber on the same cores: the
+            # transport's CPU per message (both ends) and one signature,
+            # nothing else
+            self.log("raw CURVE CPU per message" + tag)
+            c = self.run_json([os.path.join(self.bin, "bench_raw"), "curve",
+                               "topic_bytes=%d" % (len(CHANNEL) + 1),
+                               "frame_bytes=%d" % sign[512]["jws_bytes"], "subs=1",
+                               "n=%d" % n_raw], 600)
+            sgn = sign_now()
+            cpu = c["cpu_us_per_msg"] + 1e6 / sgn
+            ceiling.append({"curve_us": c["cpu_us_per_msg"], "sign_us": 1e6 / sgn,
+                            "sign_rate": sgn, "rate": os.cpu_count() * 1e6 / cpu,
+                            "ratio": os.cpu_count() * 1e6 / cpu / sgn})
             for rate in (1000, 10000):
                 b = raw_latency(rate)  # just before ours
                 rawlat[rate].append(b)
@@ -594,6 +620,16 @@ class Bench:
                      "sign %.0f/s (just before+after)" % r["sign_rate"],
                      "%.2fx sign%s" % (r["ratio"], spread(r, "ratio", lambda v: "%.2f" % v)),
                      ">= 0.8x sign")
+        c = combine(ceiling, "ratio")
+        best = combine(alone[threads[-1]], "ratio")
+        self.row("throughput ceiling: %d cores / CPU of (raw CURVE + one signature) per message"
+                 % os.cpu_count(),
+                 "%.0f msg/s (CURVE both ends %.1f us + sign %.1f us of CPU)"
+                 % (c["rate"], c["curve_us"], c["sign_us"]),
+                 "sign %.0f/s; broker alone used %.1f us of the machine's CPU per message"
+                 % (c["sign_rate"], best["machine_us"]),
+                 "%.2fx sign%s" % (c["ratio"], spread(c, "ratio", lambda v: "%.2f" % v)),
+                 "0.8x sign = %.0f msg/s" % (0.8 * c["sign_rate"]))
         for rate in (1000, 10000):
             b = combine(rawlat[rate], "p50_us")
             for verify in (False, True):

@@ -14,7 +14,9 @@
  *       of those sizes, one PUB and K SUB threads (own contexts). rate = 0:
  *       as fast as possible, no high-water mark (nothing dropped); else R
  *       per second paced on a 1 ms tick like tests/plugins/load.c. The body
- *       carries the send time: rate and one-way latency as bench_sub.
+ *       carries the send time: rate and one-way latency as bench_sub, and
+ *       the CPU time of the whole process (publisher, subscribers and
+ *       their libzmq threads: both ends of the transport) per message.
  *
  *   bench_raw sqlite dir=D blob_bytes=1256 rows=1 n=5000 sync=normal rate=0
  *       Raw SQLite, the floor under the journal: a fresh D/raw.db in WAL
@@ -51,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <zmq.h>
 
@@ -237,6 +240,8 @@ static int run_curve(int argc, char **argv)
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     t0 = bench_now_ns();
     for (long long i = 1; i <= c_n; i++) {
         if (rate > 0) { /* 1 ms ticks, as the load plugin */
@@ -263,15 +268,22 @@ static int run_curve(int argc, char **argv)
             last = subs[i].last_arrival;
         total += subs[i].n_lat;
     }
+    getrusage(RUSAGE_SELF, &ru1);
+    double cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+                   (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                   (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
+                            ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
     int64_t *all = malloc((total ? total : 1) * sizeof *all);
     size_t at = 0;
     for (int i = 0; i < k; i++) {
         memcpy(all + at, subs[i].lat, subs[i].n_lat * sizeof *all);
         at += subs[i].n_lat;
     }
-    printf("{\"subs\":%d,\"count\":%lld,\"received_min\":%lld,\"rate\":%.1f,",
+    printf("{\"subs\":%d,\"count\":%lld,\"received_min\":%lld,\"rate\":%.1f,"
+           "\"cpu_us_per_msg\":%.2f,",
            k, c_n, min_rx,
-           last > first && min_rx > 0 ? (double)min_rx * 1e9 / (double)(last - first) : 0.0);
+           last > first && min_rx > 0 ? (double)min_rx * 1e9 / (double)(last - first) : 0.0,
+           cpu_s * 1e6 / (double)c_n);
     bench_print_latency(stdout, all, total);
     printf("}\n");
     zmq_close(z);

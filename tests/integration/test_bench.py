@@ -34,6 +34,7 @@ ROWS = [
 ] + [
     "broker alone 512 B normal, bare sub, sign_threads=1",
     "broker alone 512 B normal, bare sub, sign_threads=0",
+    "throughput ceiling: ",
     "one-way latency at 1,000 msg/s, 512 B, bare sub",
     "one-way latency at 1,000 msg/s, 512 B, verifying sub",
     "one-way latency at 10,000 msg/s, 512 B, bare sub",
