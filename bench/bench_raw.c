@@ -37,11 +37,14 @@
  *       load plugin. Reports the one-way latency as bench_sub.
  *
  *   bench_raw replay service=tcp://.. server_key=FILE client=BASE
- *             channel=C [from=1] [duration_ms=0]
+ *             channel=C [from=1] [duration_ms=0] [page=N] [pace=R]
  *       Replay C from `from` to its head through the service socket
  *       (DEALER, pages as the gateway caps them), counting messages
  *       without verifying; with duration_ms, start again from `from` until
- *       that much time has passed. Reports messages per second.
+ *       that much time has passed; page: messages asked for per request
+ *       (the gateway caps it at limits.replay_batch); pace: at most R
+ *       messages per second on average, the client waiting before a
+ *       request. Reports messages per second.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -450,6 +453,8 @@ static int run_replay(int argc, char **argv)
     const char *channel = bench_arg(argc, argv, "channel", NULL);
     long long from = bench_int(argc, argv, "from", 1);
     long long duration_ms = bench_int(argc, argv, "duration_ms", 0);
+    long long page = bench_int(argc, argv, "page", 100000);
+    long long pace = bench_int(argc, argv, "pace", 0);
     char spub[41], csec[41], cpub[41], path[4096], err[256];
     if (!service || !server_key || !client || !channel)
         return 2;
@@ -482,7 +487,13 @@ static int run_replay(int argc, char **argv)
             int idl = snprintf(id, sizeof id, "r%lld", requests++);
             int rl = snprintf(req, sizeof req,
                               "{\"channel\":\"%s\",\"from\":%lld,"
-                              "\"limit\":100000}", channel, next);
+                              "\"limit\":%lld}", channel, next, page);
+            /* pace=R: no more than R messages per second on average */
+            while (pace > 0 && count * 1000000000LL / pace >
+                                   bench_now_ns() - t0) {
+                struct timespec ts = {0, 200000};
+                nanosleep(&ts, NULL);
+            }
             zmq_send(z, id, (size_t)idl, ZMQ_SNDMORE);
             zmq_send(z, "replay", 6, ZMQ_SNDMORE);
             zmq_send(z, req, (size_t)rl, 0);

@@ -671,7 +671,7 @@ static void load_limits(loader_t *L, const config_setting_t *root)
 {
     static const char *const known[] = {
         "max_subscriptions", "service_rate", "service_burst", "replay_batch",
-        "handshake_timeout_ms", "max_unauthenticated",
+        "replay_rate", "handshake_timeout_ms", "max_unauthenticated",
         "max_connections_per_address", "max_connections_per_agency",
         "send_queue_bytes", "slow_subscriber_ms", "max_heartbeats",
         "max_channels_per_plugin", NULL};
@@ -680,6 +680,7 @@ static void load_limits(loader_t *L, const config_setting_t *root)
     cfg->service_rate = 50;
     cfg->service_burst = 100;
     cfg->replay_batch = 1000;
+    cfg->replay_rate = 60000;
     cfg->handshake_timeout_ms = 5000;
     cfg->max_unauthenticated = 256;
     cfg->max_connections_per_address = 64;
@@ -699,6 +700,7 @@ static void load_limits(loader_t *L, const config_setting_t *root)
         {"service_rate", 1, 1000000, offsetof(sc_config_t, service_rate)},
         {"service_burst", 1, 1000000, offsetof(sc_config_t, service_burst)},
         {"replay_batch", 1, 100000, offsetof(sc_config_t, replay_batch)},
+        {"replay_rate", 0, 10000000, offsetof(sc_config_t, replay_rate)},
         {"handshake_timeout_ms", 100, 120000,
          offsetof(sc_config_t, handshake_timeout_ms)},
         {"max_unauthenticated", 1, 1000000,

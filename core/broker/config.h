@@ -102,6 +102,7 @@ typedef struct sc_config {
     int64_t service_rate;        /* requests/s per agency (default 50) */
     int64_t service_burst;       /* bucket size (default 100) */
     int64_t replay_batch;        /* messages per replay reply (default 1000) */
+    int64_t replay_rate;         /* messages/s of all replays (60000; 0: no cap) */
     int64_t handshake_timeout_ms;        /* ZMQ_HANDSHAKE_IVL (default 5000) */
     int64_t max_unauthenticated;         /* connections in handshake (256) */
     int64_t max_connections_per_address; /* open, per peer IP (64) */

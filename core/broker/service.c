@@ -18,6 +18,16 @@
  * in all (beyond, a request is dropped and logged: the client times out).
  * A replay is bounded by limits.replay_batch per request.
  *
+ * Replays together send at most limits.replay_rate messages per second,
+ * in slices of at most two milliseconds' worth (a token bucket holding
+ * rate / 500 tokens; the thread wakes about every PACE_MS, so a smaller
+ * bucket would lose what accrues while it sleeps longer): a replay out
+ * of tokens waits as a blocked job does. A replay never sends the socket
+ * a burst of more than one slice, which keeps its loopback and CPU load
+ * from delaying live delivery by more than about a slice's time
+ * (docs/performance.md). Snapshots (bounded by MAX_SNAPSHOT; resuming
+ * one rereads it from its start) are not paced.
+ *
  * Connections are tracked by conns.c (monitor events; the fd of each
  * request): per-address, per-agency and handshake caps as on the publish
  * socket. A peer that goes away drops its jobs (EHOSTUNREACH).
@@ -51,6 +61,7 @@
 #define MAX_JOBS_PER_PEER 8 /* requests waiting per peer */
 #define MAX_JOBS 4096       /* requests waiting in all */
 #define RETRY_MS 10         /* a blocked job is tried again after */
+#define PACE_MS 1           /* a replay out of tokens is tried again after */
 
 typedef struct req req_t;
 
@@ -76,7 +87,7 @@ typedef struct trust {
 typedef struct handover {
     sc_access_t *access;
     sc_jwks_t *jwks;
-    int64_t rate, burst, batch;
+    int64_t rate, burst, batch, replay_rate;
     sc_config_t limits; /* a shallow copy: only its scalar limits are read */
 } handover_t;
 
@@ -87,6 +98,10 @@ struct sc_service {
     sc_access_t *access;        /* owned; replaced from `next` */
     sc_jwks_t *jwks;            /* owned copy */
     int64_t rate, burst, batch;
+    int64_t replay_rate;        /* messages/s of all replays, 0 = no cap */
+    double tokens;              /* of the replay bucket */
+    int64_t tokens_ns;          /* when it was last filled */
+    bool paced;                 /* a replay waits for tokens */
     bucket_t *buckets;
     sc_ratelimit_t *log_refused; /* refused requests, per agency */
     int64_t next_flush_ms;
@@ -168,6 +183,7 @@ sc_service_t *sc_service_new(void *zctx, const sc_config_t *cfg,
     s->rate = cfg->service_rate;
     s->burst = cfg->service_burst;
     s->batch = cfg->replay_batch;
+    s->replay_rate = cfg->replay_rate;
     if (!(s->jwks = jwks_copy(jwks))) {
         snprintf(err, errlen, "out of memory");
         sc_service_destroy(&s);
@@ -257,6 +273,7 @@ void sc_service_set_access(sc_service_t *s, sc_access_t *access,
                     .rate = cfg->service_rate,
                     .burst = cfg->service_burst,
                     .batch = cfg->replay_batch,
+                    .replay_rate = cfg->replay_rate,
                     .limits = *cfg};
     if (!h.jwks) {
         sc_log(SC_L_ERROR, "service",
@@ -291,6 +308,7 @@ static void take_handover(sc_service_t *s)
     s->rate = h.rate;
     s->burst = h.burst;
     s->batch = h.batch;
+    s->replay_rate = h.replay_rate;
     /* SNDHWM applies to connections made from now on */
     int hwm = sc_conns_sndhwm(&h.limits), hs_ms = (int)h.limits.handshake_timeout_ms;
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -319,8 +337,9 @@ static void *service_main(void *arg)
         sc_conns_enforce(s->conns, now);
         zmq_pollitem_t it[2] = {{s->sock, 0, ZMQ_POLLIN, 0},
                                 {s->mon, 0, ZMQ_POLLIN, 0}};
-        /* blocked jobs are tried again soon: the peer may have read */
-        int rc = zmq_poll(it, 2, s->jobs ? RETRY_MS : 100);
+        /* blocked jobs are tried again soon: the peer may have read, a
+         * paced replay has its next slice of tokens */
+        int rc = zmq_poll(it, 2, s->paced ? PACE_MS : s->jobs ? RETRY_MS : 100);
         if (rc < 0 && errno != EINTR) {
             if (errno == ETERM)
                 break;
@@ -411,7 +430,8 @@ struct req {
     char *user;         /* its ZAP User-Id (re-resolved after a reload) */
     const sc_agency_t *agency; /* resolved at each run */
     int failed;         /* a send failed, the peer is gone: drop the job */
-    int blocked;        /* the peer's queue is full: continue later */
+    int blocked;        /* the peer's queue is full, or the replay is out
+                           of tokens: continue later */
     long sent;
     jstate_t state;
     /* J_NEW */
@@ -584,11 +604,36 @@ static int send_held(req_t *r)
     return rc;
 }
 
+/* One token of the replay bucket; false when a replay must wait. */
+static bool pace_take(sc_service_t *s)
+{
+    if (s->replay_rate <= 0)
+        return true;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    double cap = s->replay_rate >= 500 ? (double)s->replay_rate / 500.0 : 1.0;
+    s->tokens += (double)(now - s->tokens_ns) * (double)s->replay_rate / 1e9;
+    if (s->tokens > cap || s->tokens_ns == 0)
+        s->tokens = cap;
+    s->tokens_ns = now;
+    if (s->tokens < 1.0) {
+        s->paced = true;
+        return false;
+    }
+    s->tokens -= 1.0;
+    return true;
+}
+
 static int stream_row(void *arg, const char *channel, uint64_t seq,
                       const char *jws, size_t jws_len)
 {
     stream_t *st = arg;
     req_t *r = st->r;
+    if (r->state == J_REPLAY && !pace_take(r->s)) {
+        r->blocked = 1; /* continues from r->next_seq */
+        return 1;
+    }
     /* a snapshot that continues: skip what was sent */
     if (r->state == J_SNAPSHOT && (r->sent > 0 || r->last_ch[0])) {
         int c = strcmp(channel, r->last_ch);
@@ -1057,6 +1102,7 @@ static void job_unlink(sc_service_t *s, req_t *prev, req_t *r)
 /* Continue each peer's first job (a peer's replies stay in order). */
 static void jobs_run(sc_service_t *s)
 {
+    s->paced = false;
     req_t *prev = NULL, *r = s->jobs;
     while (r) {
         bool first = true;

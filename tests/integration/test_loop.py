@@ -1,8 +1,9 @@
 """The core loop (issue 10, issue 12 rows 2 and 6): signing threads keep
 per-channel order; ZAP, subscriptions, service requests and snapshots are
 answered while a plugin publishes at full speed; a process plugin beside a
-full-speed thread plugin gets its messages journaled. Timing assertions:
-release build only (tests/release-only)."""
+full-speed thread plugin gets its messages journaled; replays together
+keep to limits.replay_rate, complete and in order, while other requests
+are answered. Timing assertions: release build only (tests/release-only)."""
 import os
 import threading
 import time
@@ -165,6 +166,65 @@ def test_snapshot_of_empty_subtree_is_fast_over_a_big_journal():
             ctx.destroy(linger=0)
 
 
+def test_replays_keep_to_replay_rate_complete_and_in_order():
+    # two agencies replay 3,000 messages each at once, limits.replay_rate
+    # 2,000 for all replays together: 6,000 messages take at least ~3 s
+    # (a slower machine only makes it longer), every seq arrives once and
+    # in order, and a heads request is answered at once meanwhile
+    n, rate = 3000, 2000
+    fill = burst_plugin(channel="energy.test.fill", count=n, name="fill")
+    with Gateway(plugins=[fill], groups={"limits": {"replay_rate": rate}},
+                 agencies={"motie": ["energy."], "doe": ["energy."]}) as gw:
+        wait_for(lambda: journal_head(gw, "energy.test.fill") >= n, 60,
+                 "%d journaled messages" % n)
+        ctx = zmq.Context()
+        try:
+            got, errors = {}, []
+
+            def replay(agency):
+                d = zmq_socket(ctx, zmq.DEALER, gw, agency)
+                d.connect(gw.service)
+                seqs, nxt, i = [], 1, 0
+                try:
+                    while nxt <= n:
+                        i += 1
+                        items, kind, body = service_request(
+                            d, ("%s%d" % (agency, i)).encode(), b"replay",
+                            {"channel": "energy.test.fill", "from": nxt}, timeout=30)
+                        assert kind == "end", body
+                        seqs += [jws_envelope(f[1])["seq"] for f in items]
+                        nxt = body["next"]
+                except Exception as e:  # reported by the main thread
+                    errors.append("%s: %r" % (agency, e))
+                finally:
+                    d.close(linger=0)
+                got[agency] = seqs
+            t0 = time.monotonic()
+            ths = [threading.Thread(target=replay, args=(a,)) for a in ("motie", "doe")]
+            for th in ths:
+                th.start()
+            time.sleep(0.5)
+            q = zmq_socket(ctx, zmq.DEALER, gw, "doe")
+            q.connect(gw.service)
+            t = time.monotonic()
+            items, kind, body = service_request(q, b"h", b"heads", {})
+            heads_s = time.monotonic() - t
+            for th in ths:
+                th.join(120)
+            took = time.monotonic() - t0
+            assert not errors, errors
+            for agency in ("motie", "doe"):
+                assert got[agency] == list(range(1, n + 1)), (
+                    agency, len(got[agency]), got[agency][:5])
+            print("2 x %d messages replayed at replay_rate %d in %.2f s; heads "
+                  "answered in %.0f ms meanwhile" % (n, rate, took, heads_s * 1e3))
+            assert took >= 2 * n / rate * 0.9, took
+            assert kind == "end" and body["heads"]["energy.test.fill"] == n, body
+            assert heads_s < 1.0, heads_s
+        finally:
+            ctx.destroy(linger=0)
+
+
 def test_child_beside_full_speed_thread_gets_its_messages_journaled():
     # issue 12 row 6: a process plugin at 100 msg/s (burst.c with catch_up:
     # a steady rate; each 10 ms tick publishes what is due, then records
@@ -219,5 +279,6 @@ if __name__ == "__main__":
         test_signing_threads_keep_per_channel_order,
         test_heads_and_new_subscription_answered_under_full_speed,
         test_snapshot_of_empty_subtree_is_fast_over_a_big_journal,
+        test_replays_keep_to_replay_rate_complete_and_in_order,
         test_child_beside_full_speed_thread_gets_its_messages_journaled,
     ])

@@ -235,6 +235,7 @@ static void test_default_conf_loads(void **state)
     assert_true(cfg->durability_full);
     assert_int_equal(cfg->heartbeat_ms, 1000);
     assert_int_equal(cfg->max_subscriptions, 256);
+    assert_int_equal(cfg->replay_rate, 60000);
     snprintf(want, sizeof want, "%s/keys/broker.secret", confdir);
     assert_string_equal(cfg->curve_secret_file, want);
     snprintf(want, sizeof want, "%s/keys/broker.public", confdir);
