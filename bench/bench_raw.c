@@ -312,7 +312,7 @@ static int run_sqlite(int argc, char **argv)
     long long rate = bench_int(argc, argv, "rate", 0);
     char path[4096], sql[256];
     if (!dir || blob < 1 || rows < 1 || n < 1 ||
-        (strcmp(sync, "normal") && strcmp(sync, "full")))
+        (strcmp(sync, "normal") && strcmp(sync, "full")) || sodium_init() < 0)
         return 2;
     snprintf(path, sizeof path, "%s/raw.db", dir);
     sqlite3 *db = NULL;

@@ -339,7 +339,7 @@ static void *service_main(void *arg)
                                 {s->mon, 0, ZMQ_POLLIN, 0}};
         /* blocked jobs are tried again soon: the peer may have read, a
          * paced replay has its next slice of tokens */
-        int rc = zmq_poll(it, 2, s->paced ? PACE_MS : s->jobs ? RETRY_MS : 100);
+        int rc = zmq_poll(it, 2, !s->jobs ? 100 : s->paced ? PACE_MS : RETRY_MS);
         if (rc < 0 && errno != EINTR) {
             if (errno == ETERM)
                 break;
