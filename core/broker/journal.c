@@ -75,6 +75,15 @@
  * once in ~20 s (p99 1.8 ms). docs/operations.md states the bound. */
 #define WAL_RESTART_PAGES 65536
 #define WAL_FORCE_PAGES (2 * WAL_RESTART_PAGES)
+/* On a file system with less free space than the WAL's size plus this,
+ * the WAL restarts at every checkpoint (every CKPT_PAGES, ~4 MiB) instead:
+ * a WAL that may grow to 256 MiB would otherwise fill a small data
+ * partition by itself, and once full it could not restart (the copy into
+ * the database needs room), so publishing would stay paused after the
+ * operator freed space. */
+#define WAL_LOW_SPACE_BYTES (64LL * 1024 * 1024)
+/* bytes of one WAL frame (the journal's 4 KiB page and its header) */
+#define WAL_FRAME_BYTES (4096 + 24)
 #define CKPT_BUSY_MS 200
 #define CKPT_GAP_MS 20
 /* after a checkpoint resets it, the WAL file is truncated to this size */
@@ -802,6 +811,17 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+/* Less free space on dir's file system than a WAL of `frames` frames
+ * plus WAL_LOW_SPACE_BYTES (an unknown answer counts as enough). */
+static bool space_low(const char *dir, int frames)
+{
+    struct statvfs vf;
+    if (statvfs(dir, &vf) != 0)
+        return false;
+    long long free_b = (long long)vf.f_bavail * (long long)vf.f_frsize;
+    return free_b < (long long)frames * WAL_FRAME_BYTES + WAL_LOW_SPACE_BYTES;
+}
+
 static void *checkpointer(void *arg)
 {
     sc_journal_t *j = arg;
@@ -827,7 +847,7 @@ static void *checkpointer(void *arg)
         sc_log(SC_L_ERROR, "journal", "%s", err);
     }
     int last_rc = SQLITE_OK;
-    bool ghost_seen = false;
+    bool ghost_seen = false, low_space = false;
     pthread_mutex_lock(&j->mu);
     while (!j->ckpt_stop) {
         if (j->wal_pages < CKPT_PAGES) {
@@ -865,7 +885,19 @@ static void *checkpointer(void *arg)
          * it is copied: past WAL_RESTART_PAGES, copy the few frames
          * written meanwhile with RESTART (it holds the writer off for that
          * tail only, waiting at most CKPT_BUSY_MS for a group to commit). */
-        if (rc == SQLITE_OK && log >= WAL_RESTART_PAGES)
+        bool low = rc == SQLITE_OK && log > 0 && log < WAL_RESTART_PAGES &&
+                   space_low(j->dir, log);
+        if (low != low_space)
+            sc_log(low ? SC_L_WARN : SC_L_INFO, "journal",
+                   low ? "%s: little free space on its file system: the WAL "
+                         "now restarts at every checkpoint (a few ms of "
+                         "publishing delay each time) so that it cannot fill "
+                         "the disk"
+                       : "%s: free space is back: the WAL restarts every "
+                         "256 MiB again",
+                   j->path);
+        low_space = low;
+        if (rc == SQLITE_OK && log > 0 && (log >= WAL_RESTART_PAGES || low))
             rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART,
                                            &log, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_rc) {
