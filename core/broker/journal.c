@@ -812,14 +812,16 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 /* Less free space on dir's file system than a WAL of `frames` frames
- * plus WAL_LOW_SPACE_BYTES (an unknown answer counts as enough). */
-static bool space_low(const char *dir, int frames)
+ * plus `margins` x WAL_LOW_SPACE_BYTES (an unknown answer counts as
+ * enough). */
+static bool space_low(const char *dir, int frames, int margins)
 {
     struct statvfs vf;
     if (statvfs(dir, &vf) != 0)
         return false;
     long long free_b = (long long)vf.f_bavail * (long long)vf.f_frsize;
-    return free_b < (long long)frames * WAL_FRAME_BYTES + WAL_LOW_SPACE_BYTES;
+    return free_b < (long long)frames * WAL_FRAME_BYTES +
+                        margins * WAL_LOW_SPACE_BYTES;
 }
 
 static void *checkpointer(void *arg)
@@ -885,19 +887,23 @@ static void *checkpointer(void *arg)
          * it is copied: past WAL_RESTART_PAGES, copy the few frames
          * written meanwhile with RESTART (it holds the writer off for that
          * tail only, waiting at most CKPT_BUSY_MS for a group to commit). */
-        bool low = rc == SQLITE_OK && log > 0 && log < WAL_RESTART_PAGES &&
-                   space_low(j->dir, log);
-        if (low != low_space)
-            sc_log(low ? SC_L_WARN : SC_L_INFO, "journal",
-                   low ? "%s: little free space on its file system: the WAL "
+        /* low space: entered below WAL + WAL_LOW_SPACE_BYTES free, left
+         * above twice that margin (no flapping log lines) */
+        if (rc == SQLITE_OK && log > 0 && log < WAL_RESTART_PAGES &&
+            space_low(j->dir, log, low_space ? 2 : 1) != low_space) {
+            low_space = !low_space;
+            sc_log(low_space ? SC_L_WARN : SC_L_INFO, "journal",
+                   low_space
+                       ? "%s: little free space on its file system: the WAL "
                          "now restarts at every checkpoint (a few ms of "
                          "publishing delay each time) so that it cannot fill "
                          "the disk"
                        : "%s: free space is back: the WAL restarts every "
                          "256 MiB again",
                    j->path);
-        low_space = low;
-        if (rc == SQLITE_OK && log > 0 && (log >= WAL_RESTART_PAGES || low))
+        }
+        if (rc == SQLITE_OK && log > 0 &&
+            (log >= WAL_RESTART_PAGES || low_space))
             rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART,
                                            &log, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_rc) {
