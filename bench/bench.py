@@ -225,14 +225,6 @@ class Bench:
         return sum(v) - v[3] - v[4]  # all but idle and iowait
 
     @staticmethod
-    def rss_kib(pid):
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    @staticmethod
     def counts(path):
         with open(path, "rb") as f:
             b = f.read(40)
@@ -257,10 +249,10 @@ class Bench:
             os.unlink(cfile)
         broker, _ = self.start(preload=cfile)
         try:
-            rss0 = self.rss_kib(broker.proc.pid)
+            rss0 = self.h.rss_kib(broker.proc.pid)
             sub = self.subscriber(subs, count, verify=verify)
             self.wait_ready(sub)
-            rss = [self.rss_kib(broker.proc.pid)]
+            rss = [self.h.rss_kib(broker.proc.pid)]
             c0 = self.counts(cfile) if cfile else None
             cpu0, t0 = self.cpu_ticks(broker.proc.pid), time.monotonic()
             th0 = self.thread_ticks(broker.proc.pid)
@@ -269,7 +261,7 @@ class Bench:
             state = {"next_hup": time.monotonic() + 1.0, "hups": 0}
 
             def sample():
-                rss.append(self.rss_kib(broker.proc.pid))
+                rss.append(self.h.rss_kib(broker.proc.pid))
                 if hup and state["hups"] < hup and time.monotonic() >= state["next_hup"]:
                     broker.proc.send_signal(signal.SIGHUP)
                     state["hups"] += 1

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static inline int64_t bench_now_ns(void)
@@ -35,6 +36,24 @@ static inline long long bench_int(int argc, char **argv, const char *name,
 {
     const char *v = bench_arg(argc, argv, name, NULL);
     return v ? atoll(v) : dflt;
+}
+
+/* Wait until item i (1, 2, ...) of a stream of `rate` per second started
+ * at t0 is due, sleeping on 1 ms ticks as tests/plugins/load.c does. */
+static inline void bench_pace(int64_t t0, long long i, long long rate)
+{
+    while (rate > 0 &&
+           i > (bench_now_ns() - t0) / 1000 * rate / 1000000 + 1) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* size of a file, 0 if it is not there */
+static inline long long bench_file_bytes(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
 }
 
 static int bench_cmp_i64(const void *a, const void *b)

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bench_common.h"
 #include "broker/journal.h"
@@ -29,9 +28,8 @@
 static long long file_size(const char *dir, const char *name)
 {
     char p[4096];
-    struct stat st;
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    return stat(p, &st) == 0 ? (long long)st.st_size : 0;
+    return bench_file_bytes(p);
 }
 
 int main(int argc, char **argv)

@@ -57,7 +57,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <zmq.h>
 
 #include "bench_common.h"
@@ -247,15 +246,7 @@ static int run_curve(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru0);
     t0 = bench_now_ns();
     for (long long i = 1; i <= c_n; i++) {
-        if (rate > 0) { /* 1 ms ticks, as the load plugin */
-            for (;;) {
-                int64_t due = (bench_now_ns() - t0) / 1000 * rate / 1000000 + 1;
-                if (i <= due)
-                    break;
-                struct timespec ts = {0, 1000000};
-                nanosleep(&ts, NULL);
-            }
-        }
+        bench_pace(t0, i, rate);
         curve_send(z, i, frame_bytes, topic, body);
     }
     long long min_rx = -1;
@@ -296,12 +287,6 @@ static int run_curve(int argc, char **argv)
 
 /* ------------------------------------------------------------ sqlite */
 
-static long long file_bytes(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
-}
-
 static int run_sqlite(int argc, char **argv)
 {
     const char *dir = bench_arg(argc, argv, "dir", NULL);
@@ -337,10 +322,7 @@ static int run_sqlite(int argc, char **argv)
     int rc = 0;
     int64_t t0 = bench_now_ns();
     for (long long i = 0; i < n && !rc; i++) {
-        while (rate > 0 && i >= (bench_now_ns() - t0) / 1000 * rate / 1000000) {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
+        bench_pace(t0, i + 1, rate);
         int64_t t = bench_now_ns();
         rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         for (long long r = 0; r < rows && !rc; r++) {
@@ -359,7 +341,7 @@ static int run_sqlite(int argc, char **argv)
     sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     char wal[4200];
     snprintf(wal, sizeof wal, "%s-wal", path);
-    long long bytes = file_bytes(path) + file_bytes(wal);
+    long long bytes = bench_file_bytes(path) + bench_file_bytes(wal);
     printf("{\"rows\":%lld,\"transactions\":%lld,\"rate\":%.1f,"
            "\"bytes_per_row\":%.1f,", rows, n,
            s > 0 ? (double)(n * rows) / s : 0.0,
@@ -423,13 +405,7 @@ static int run_hop(int argc, char **argv)
     pthread_create(&th, NULL, hop_recv, &h);
     int64_t t0 = bench_now_ns();
     for (long long i = 1; i <= h.n; i++) {
-        for (;;) { /* 1 ms ticks, as the load plugin */
-            int64_t due = (bench_now_ns() - t0) / 1000 * rate / 1000000 + 1;
-            if (i <= due)
-                break;
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
+        bench_pace(t0, i, rate);
         int64_t v[2] = {bench_now_ns(), i};
         zmq_send(z, v, sizeof v, 0);
     }
@@ -489,11 +465,7 @@ static int run_replay(int argc, char **argv)
                               "{\"channel\":\"%s\",\"from\":%lld,"
                               "\"limit\":%lld}", channel, next, page);
             /* pace=R: no more than R messages per second on average */
-            while (pace > 0 && count * 1000000000LL / pace >
-                                   bench_now_ns() - t0) {
-                struct timespec ts = {0, 200000};
-                nanosleep(&ts, NULL);
-            }
+            bench_pace(t0, count + 1, pace);
             zmq_send(z, id, (size_t)idl, ZMQ_SNDMORE);
             zmq_send(z, "replay", 6, ZMQ_SNDMORE);
             zmq_send(z, req, (size_t)rl, 0);
