@@ -29,6 +29,7 @@
 #include "common/channel.h"
 #include "common/clock.h"
 #include "common/envelope.h"
+#include "common/jsoncheck.h"
 #include "host/frame.h"
 #include "host/host.h"
 #include "log.h"
@@ -489,12 +490,10 @@ done:
  * kind and key syntax were checked by the frame decoder). */
 static const char *untrusted_problem(pending_t *m)
 {
-    json_error_t je;
-    json_t *d = json_loadb(PART(m, SC_PUB_F_DATA), m->len[SC_PUB_F_DATA],
-                           JSON_REJECT_DUPLICATES, &je);
-    bool obj = d && json_is_object(d);
-    json_decref(d);
-    return obj ? NULL : "data not a JSON object";
+    return sc_json_object_check(PART(m, SC_PUB_F_DATA),
+                                m->len[SC_PUB_F_DATA], NULL, 0) == 0
+               ? NULL
+               : "data not a JSON object";
 }
 
 /* The source object's text for (plugin, sector), cached per thread. */

@@ -88,14 +88,15 @@ int sc_jws_signer_sign(const sc_jws_signer_t *s, const char *payload,
     unsigned char sig[SIG_LEN];
     memcpy(jws, s->hdr_b64, hlen);
     jws[hlen] = '.';
-    sc_b64url_encode(jws + hlen + 1, plen + 1,
-                     (const unsigned char *)payload, payload_len);
+    sc_b64url_encode_public(jws + hlen + 1, plen + 1,
+                            (const unsigned char *)payload, payload_len);
     /* Signing input: ASCII(b64(header) || '.' || b64(payload)). */
     if (sc_sigkey_sign(s->key, (const unsigned char *)jws, hlen + 1 + plen,
                        sig) != 0)
         return -1;
     jws[hlen + 1 + plen] = '.';
-    sc_b64url_encode(jws + hlen + 1 + plen + 1, slen + 1, sig, SIG_LEN);
+    sc_b64url_encode_public(jws + hlen + 1 + plen + 1, slen + 1, sig,
+                            SIG_LEN);
     if (out_len)
         *out_len = total;
     return 0;
@@ -211,12 +212,13 @@ int sc_jws_verify(const sc_jwks_t *jwks, const char *jws, size_t len,
     }
     unsigned char hbuf[HEADER_B64_MAX];
     size_t hbin = 0;
-    if (sc_b64url_decode(hbuf, sizeof hbuf, &hbin, jws, h_len) != 0) {
+    if (sc_b64url_decode_public(hbuf, sizeof hbuf, &hbin, jws, h_len) != 0) {
         SETERR("JWS header is not base64url");
         return SC_JWS_EMALFORMED;
     }
     unsigned char sig[SIG_LEN];
-    if (sc_b64url_decode_exact(sig, sizeof sig, s_b64, s_b64_len) != 0) {
+    if (sc_b64url_decode_public_exact(sig, sizeof sig, s_b64, s_b64_len) !=
+        0) {
         SETERR("JWS signature is not %u bytes of base64url", (unsigned)SIG_LEN);
         return SC_JWS_EMALFORMED;
     }
@@ -228,8 +230,8 @@ int sc_jws_verify(const sc_jwks_t *jwks, const char *jws, size_t len,
         SETERR("out of memory");
         return SC_JWS_EMALFORMED;
     }
-    if (sc_b64url_decode(pbuf, p_b64_len / 4 * 3 + 3, &pbin, p_b64,
-                         p_b64_len) != 0) {
+    if (sc_b64url_decode_public(pbuf, p_b64_len / 4 * 3 + 3, &pbin, p_b64,
+                                p_b64_len) != 0) {
         SETERR("JWS payload is not base64url");
         free(pbuf);
         return SC_JWS_EMALFORMED;

@@ -11,7 +11,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/channel.h"
+#include "common/jsoncheck.h"
 
 typedef struct htimer {
     int id;
@@ -287,9 +287,7 @@ bool sc_host_key_valid(const char *k)
             return false;
     if (n == 0 || n > SC_HOST_MAX_KEY)
         return false;
-    json_t *s = json_string(k); /* NULL unless valid UTF-8 */
-    json_decref(s);
-    return s != NULL;
+    return sc_json_utf8_valid(k, n);
 }
 
 bool sc_host_state_key_valid(const char *key)
@@ -449,25 +447,13 @@ static int h_publish(sc_host_t *h, const char *channel, const char *kind,
                  (long long)p->max_data);
         return refuse(p, SC_ERR_TOO_BIG, channel, d);
     }
-    json_error_t jerr;
-    json_t *v = json_loadb(json_data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!v || !json_is_object(v)) {
-        char d[240];
-        if (v)
-            snprintf(d, sizeof d, "top level is not an object");
-        else
-            snprintf(d, sizeof d, "line %d column %d: %s", jerr.line,
-                     jerr.column, jerr.text);
-        json_decref(v);
+    char d[240];
+    if (sc_json_object_check(json_data, len, d, sizeof d) != 0)
         return refuse(p, SC_ERR_BAD_JSON, channel, d);
-    }
-    if (!p->ops->publish) {
-        json_decref(v);
+    if (!p->ops->publish)
         return refuse(p, SC_ERR_UNSUPPORTED, channel, NULL);
-    }
-    sc_host_pub_t pub = {channel, kind, key, json_data, len, v};
+    sc_host_pub_t pub = {channel, kind, key, json_data, len};
     int rc = p->ops->publish(p->ctx, &pub);
-    json_decref(v);
     if (rc != SC_OK && rc != SC_ERR_STOPPING)
         return refuse(p, rc, channel, NULL);
     return rc;

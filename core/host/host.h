@@ -70,16 +70,15 @@ void sc_host_lib_close(sc_host_lib_t *lib);
 
 typedef struct sc_host sc_host_inst_t; /* = the plugin's sc_host_t */
 
-/* A publish that passed every check of the host. `data` is the parsed
- * JSON object (a jansson json_t *, borrowed for the call): the core uses
- * it as is, so a publish's JSON is parsed once. */
+/* A publish that passed every check of the host: `data_text` is one JSON
+ * object (common/jsoncheck.h); the envelope is built around this text, so
+ * a publish's JSON is checked once and never parsed again. */
 typedef struct sc_host_pub {
     const char *channel;
     const char *kind;
     const char *key;        /* NULL = none */
     const char *data_text;  /* as the plugin passed it */
     size_t data_len;
-    void *data;             /* json_t * (object) */
 } sc_host_pub_t;
 
 /* Where things go. Every member may be NULL (then the call is refused

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/codec.h"
 #include "common/envelope.h"
 #include "common/jwks.h"
 #include "common/jws.h"
@@ -668,6 +669,99 @@ static void test_helpers(void **state)
     assert_int_equal(ts[23], 'Z');
 }
 
+/* The table codec for public bytes (a JWS's parts) against libsodium's:
+ * the same text for every byte string, and for every text the same
+ * verdict and bytes as the libsodium-based strict decoder. */
+static void test_public_codec_matches_libsodium(void **state)
+{
+    (void)state;
+    unsigned char bin[4200], a[4200], b[4200];
+    char t1[5700], t2[5700];
+    size_t sizes[] = {900, 1256, 4096, 4200};
+    for (size_t k = 0; k < 300 + sizeof sizes / sizeof *sizes; k++) {
+        size_t n = k < 300 ? k : sizes[k - 300];
+        randombytes_buf(bin, n);
+        sodium_bin2base64(t1, sizeof t1, bin, n, V);
+        assert_int_equal(sc_b64url_encode_public(t2, sizeof t2, bin, n),
+                         (int)strlen(t1));
+        assert_string_equal(t1, t2);
+        size_t got = 0;
+        assert_int_equal(sc_b64url_decode_public(a, sizeof a, &got, t2,
+                                                 strlen(t2)), 0);
+        assert_int_equal(got, n);
+        assert_memory_equal(a, bin, n);
+        /* one byte short of room is refused, as libsodium does */
+        if (n > 0) {
+            assert_int_equal(sc_b64url_decode_public(a, n - 1, &got, t2,
+                                                     strlen(t2)), -1);
+            assert_int_equal(sc_b64url_decode(a, n - 1, &got, t2,
+                                              strlen(t2)), -1);
+        }
+    }
+    /* too small an output buffer for the encoder */
+    assert_int_equal(sc_b64url_encode_public(t2, 4, bin, 3), -1);
+    /* every text of 1 to 3 characters over the alphabet and a few bytes
+     * outside it ('=', '+', '/', ' ', 0x80, 0xff, NUL) */
+    static const char extra[] = "=+/ \x80\xff";
+    char chars[80];
+    size_t nc = 0;
+    for (int c = 0; c < 256; c++)
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+            (c >= '0' && c <= '9') || c == '-' || c == '_')
+            chars[nc++] = (char)c;
+    memcpy(chars + nc, extra, sizeof extra - 1);
+    nc += sizeof extra - 1;
+    chars[nc++] = '\0';
+    size_t tried = 0, accepted = 0;
+    for (size_t len = 1; len <= 3; len++) {
+        size_t total = 1;
+        for (size_t i = 0; i < len; i++)
+            total *= nc;
+        for (size_t v = 0; v < total; v++) {
+            size_t x = v;
+            for (size_t i = 0; i < len; i++, x /= nc)
+                t1[i] = chars[x % nc];
+            size_t na = 99, nb = 99;
+            int ra = sc_b64url_decode(a, sizeof a, &na, t1, len);
+            int rb = sc_b64url_decode_public(b, sizeof b, &nb, t1, len);
+            assert_int_equal(ra, rb);
+            if (ra == 0) {
+                assert_int_equal(na, nb);
+                assert_memory_equal(a, b, na);
+                accepted++;
+            }
+            tried++;
+        }
+    }
+    /* 2 characters: 64 x 4 texts with zero trailing bits; 3: 64^2 x 16 */
+    assert_int_equal(accepted, 64 * 4 + 64 * 64 * 16);
+    /* longer random texts, mostly of the alphabet */
+    for (int r = 0; r < 20000; r++) {
+        size_t len = randombytes_uniform(40);
+        for (size_t i = 0; i < len; i++)
+            t1[i] = randombytes_uniform(50) ? chars[randombytes_uniform(64)]
+                                            : chars[randombytes_uniform(
+                                                  (uint32_t)nc)];
+        size_t na = 99, nb = 99;
+        int ra = sc_b64url_decode(a, sizeof a, &na, t1, len);
+        int rb = sc_b64url_decode_public(b, sizeof b, &nb, t1, len);
+        assert_int_equal(ra, rb);
+        if (ra == 0) {
+            assert_int_equal(na, nb);
+            assert_memory_equal(a, b, na);
+        }
+        tried++;
+    }
+    assert_true(tried > 300000);
+    unsigned char sig[64];
+    assert_int_equal(sc_b64url_decode_public_exact(sig, 64, A1_X,
+                                                   strlen(A1_X)), -1);
+    assert_int_equal(sc_b64url_decode_public_exact(sig, 32, A1_X,
+                                                   strlen(A1_X)), 0);
+    assert_int_equal(sc_b64url_decode_exact(a, 32, A1_X, strlen(A1_X)), 0);
+    assert_memory_equal(sig, a, 32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_envelope_channel_topic),
         cmocka_unit_test(test_envelope_shape),
         cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_public_codec_matches_libsodium),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
