@@ -295,7 +295,8 @@ static int run_sqlite(int argc, char **argv)
     long long n = bench_int(argc, argv, "n", 5000);
     const char *sync = bench_arg(argc, argv, "sync", "normal");
     long long rate = bench_int(argc, argv, "rate", 0);
-    char path[4096], sql[256];
+    long long page_size = bench_int(argc, argv, "page_size", 4096);
+    char path[4096], sql[320];
     if (!dir || blob < 1 || rows < 1 || n < 1 ||
         (strcmp(sync, "normal") && strcmp(sync, "full")) || sodium_init() < 0)
         return 2;
@@ -303,10 +304,11 @@ static int run_sqlite(int argc, char **argv)
     sqlite3 *db = NULL;
     sqlite3_stmt *ins = NULL;
     snprintf(sql, sizeof sql,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+             "PRAGMA page_size=%lld; PRAGMA journal_mode=WAL;"
+             " PRAGMA synchronous=%s;"
              "CREATE TABLE t(id INTEGER PRIMARY KEY, ch INTEGER NOT NULL,"
              " seq INTEGER NOT NULL, blob BLOB NOT NULL);"
-             "CREATE UNIQUE INDEX t_seq ON t(ch, seq);", sync);
+             "CREATE UNIQUE INDEX t_seq ON t(ch, seq);", page_size, sync);
     if (sqlite3_open(path, &db) != SQLITE_OK ||
         sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "INSERT INTO t(ch, seq, blob) VALUES(1,?,?)",

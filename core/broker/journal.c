@@ -64,26 +64,31 @@
 /* a journal file up to this size gets a full quick_check at open (it costs
  * at most a few tens of ms); a larger one a check of its small tables */
 #define FULL_CHECK_MAX_BYTES (32LL * 1024 * 1024)
-/* the checkpointer is woken when the WAL holds this many pages */
-#define CKPT_PAGES 1000
+/* pages of a new journal: at 8 KiB a group of 1,000 messages is half as
+ * many WAL frames (two writes each) and checkpoint copies as at 4 KiB; a
+ * raw SQLite table of the same rows took 142k rows/s instead of 100k, one
+ * row per transaction about as long (docs/performance.md). An existing
+ * journal keeps the page size it was created with. */
+#define JOURNAL_PAGE_SIZE_TEXT "8192"
+/* the checkpointer is woken when the WAL holds this many bytes */
+#define CKPT_BYTES (4LL * 1024 * 1024)
 /* and runs at least this often while the WAL is not empty */
 #define CKPT_EVERY_MS 1000
-/* beyond this many pages (256 MiB) the checkpointer makes the WAL
+/* beyond this many bytes the checkpointer makes the WAL
  * restart. A restart holds the writer off while it copies the last frames
  * and syncs the file (10-20 ms on the development VM): at 32 MiB it did so
  * every 2-3 s at 10,000 msg/s and made the p99 latency 16 ms; at 256 MiB
  * once in ~20 s (p99 1.8 ms). docs/operations.md states the bound. */
-#define WAL_RESTART_PAGES 65536
-#define WAL_FORCE_PAGES (2 * WAL_RESTART_PAGES)
+#define WAL_RESTART_BYTES (256LL * 1024 * 1024)
 /* On a file system with less free space than the WAL's size plus this,
- * the WAL restarts at every checkpoint (every CKPT_PAGES, ~4 MiB) instead:
+ * the WAL restarts at every checkpoint (every CKPT_BYTES, 4 MiB) instead:
  * a WAL that may grow to 256 MiB would otherwise fill a small data
  * partition by itself, and once full it could not restart (the copy into
  * the database needs room), so publishing would stay paused after the
  * operator freed space. */
 #define WAL_LOW_SPACE_BYTES (64LL * 1024 * 1024)
-/* bytes of one WAL frame (the journal's 4 KiB page and its header) */
-#define WAL_FRAME_BYTES (4096 + 24)
+/* bytes of a WAL frame's header (before its page) */
+#define WAL_FRAME_HEADER 24
 #define CKPT_BUSY_MS 200
 #define CKPT_GAP_MS 20
 /* after a checkpoint resets it, the WAL file is truncated to this size */
@@ -139,6 +144,8 @@ struct sc_journal {
     pthread_cond_t cv;
     bool ckpt_stop;
     int wal_pages; /* WAL size at the last commit (pages) */
+    /* the file's page size and the WAL bounds above in its pages */
+    int page_size, ckpt_pages, restart_pages, force_pages;
 };
 
 /* ------------------------------------------------------------------ */
@@ -795,8 +802,9 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     sc_journal_t *j = arg;
     /* the checkpointer could not make the WAL restart (the writer never
      * left it a gap): copy the tail here, between two groups, so that the
-     * next group restarts the WAL. Bounds the WAL at WAL_FORCE_PAGES. */
-    if (pages >= WAL_FORCE_PAGES) {
+     * next group restarts the WAL. Bounds the WAL at force_pages (twice
+     * WAL_RESTART_BYTES). */
+    if (pages >= j->force_pages) {
         int log = 0, done = 0;
         if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
                                       &log, &done) == SQLITE_OK &&
@@ -805,22 +813,22 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     }
     pthread_mutex_lock(&j->mu);
     j->wal_pages = pages;
-    if (pages >= CKPT_PAGES)
+    if (pages >= j->ckpt_pages)
         pthread_cond_signal(&j->cv);
     pthread_mutex_unlock(&j->mu);
     return SQLITE_OK;
 }
 
-/* Less free space on dir's file system than a WAL of `frames` frames
- * plus `margins` x WAL_LOW_SPACE_BYTES (an unknown answer counts as
- * enough). */
-static bool space_low(const char *dir, int frames, int margins)
+/* Less free space on dir's file system than a WAL of `frames` frames of
+ * `page` bytes plus `margins` x WAL_LOW_SPACE_BYTES (an unknown answer
+ * counts as enough). */
+static bool space_low(const char *dir, int frames, int page, int margins)
 {
     struct statvfs vf;
     if (statvfs(dir, &vf) != 0)
         return false;
     long long free_b = (long long)vf.f_bavail * (long long)vf.f_frsize;
-    return free_b < (long long)frames * WAL_FRAME_BYTES +
+    return free_b < (long long)frames * (page + WAL_FRAME_HEADER) +
                         margins * WAL_LOW_SPACE_BYTES;
 }
 
@@ -852,7 +860,7 @@ static void *checkpointer(void *arg)
     bool ghost_seen = false, low_space = false;
     pthread_mutex_lock(&j->mu);
     while (!j->ckpt_stop) {
-        if (j->wal_pages < CKPT_PAGES) {
+        if (j->wal_pages < j->ckpt_pages) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += CKPT_EVERY_MS / 1000;
@@ -884,13 +892,14 @@ static void *checkpointer(void *arg)
                                            &log, &done);
         /* Under continuous writes a PASSIVE checkpoint never catches up
          * with the end of the WAL, and the WAL restarts only once all of
-         * it is copied: past WAL_RESTART_PAGES, copy the few frames
+         * it is copied: past restart_pages, copy the few frames
          * written meanwhile with RESTART (it holds the writer off for that
          * tail only, waiting at most CKPT_BUSY_MS for a group to commit). */
         /* low space: entered below WAL + WAL_LOW_SPACE_BYTES free, left
          * above twice that margin (no flapping log lines) */
-        if (rc == SQLITE_OK && log > 0 && log < WAL_RESTART_PAGES &&
-            space_low(j->dir, log, low_space ? 2 : 1) != low_space) {
+        if (rc == SQLITE_OK && log > 0 && log < j->restart_pages &&
+            space_low(j->dir, log, j->page_size, low_space ? 2 : 1) !=
+                low_space) {
             low_space = !low_space;
             sc_log(low_space ? SC_L_WARN : SC_L_INFO, "journal",
                    low_space
@@ -903,7 +912,7 @@ static void *checkpointer(void *arg)
                    j->path);
         }
         if (rc == SQLITE_OK && log > 0 &&
-            (log >= WAL_RESTART_PAGES || low_space))
+            (log >= j->restart_pages || low_space))
             rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART,
                                            &log, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != last_rc) {
@@ -976,8 +985,12 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
     j->rd.db = j->db;
     sqlite3_extended_result_codes(j->db, 1);
     sqlite3_busy_timeout(j->db, 5000);
-    /* A foreign file shows up here, a torn one here or at the checks. */
-    if (exec(j, "PRAGMA journal_mode=WAL", "opening the journal", err,
+    /* A new journal gets JOURNAL_PAGE_SIZE_TEXT pages (an existing file keeps
+     * its own: SQLite ignores the pragma once the file has content). A
+     * foreign file shows up here, a torn one here or at the checks. */
+    if (exec(j, "PRAGMA page_size=" JOURNAL_PAGE_SIZE_TEXT, "opening the journal",
+             err, errlen) != 0 ||
+        exec(j, "PRAGMA journal_mode=WAL", "opening the journal", err,
              errlen) != 0)
         goto fail;
     {
@@ -1005,6 +1018,20 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
     }
     if (schema_setup(j, err, errlen) != 0)
         goto fail;
+    {
+        /* the file's page size (JOURNAL_PAGE_SIZE_TEXT for a new file) */
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(j->db, "PRAGMA page_size", -1, &st, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            j->page_size = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        if (j->page_size < 512)
+            j->page_size = 4096;
+        j->ckpt_pages = (int)(CKPT_BYTES / j->page_size);
+        j->restart_pages = (int)(WAL_RESTART_BYTES / j->page_size);
+        j->force_pages = 2 * j->restart_pages;
+    }
     {
         struct stat st;
         static const char *const small[] = {"meta", "channels", "kids",

@@ -164,6 +164,9 @@ def test_layout1_journal_is_converted_and_serves_replay():
                                        (ch,), quiet=True) == [(300,)], 30, "burst journaled")
         assert gw.stop() == 0
         path = journal(gw)
+        # a new journal has 8 KiB pages; a layout-1 file written with 4 KiB
+        # keeps them after the conversion
+        assert journal_query(gw, "PRAGMA page_size") == [(8192,)]
         before = journal_query(gw, "SELECT seq, jws FROM messages WHERE channel=?"
                                    " ORDER BY seq", (ch,))
         epoch = journal_query(gw, "SELECT v FROM meta WHERE k='epoch'")[0][0]
@@ -176,6 +179,7 @@ def test_layout1_journal_is_converted_and_serves_replay():
         gw.start()
         log = gw.broker.log()
         assert "from layout 1 to layout 2 (300 message(s))" in log, log
+        assert journal_query(gw, "PRAGMA page_size") == [(4096,)]
         assert journal_query(gw, "SELECT type FROM sqlite_master WHERE name='messages'") \
             == [("view",)]
         assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)

@@ -202,6 +202,17 @@ static long long file_size(const char *suffix)
     return stat(p, &st) == 0 ? (long long)st.st_size : 0;
 }
 
+/* the page size in a SQLite file's header */
+static int page_size_of(const char *path)
+{
+    unsigned char h[18];
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(h, 1, sizeof h, f) : 0;
+    if (f)
+        fclose(f);
+    return got == sizeof h ? h[16] << 8 | h[17] : -1;
+}
+
 /* bytes on disk per message: within 1.3x of the JWS (a few thousand JWS
  * of ~1.2 KB, the size of a 512 B data envelope) */
 static void test_bytes_per_message(void **state)
@@ -227,6 +238,8 @@ static void test_bytes_per_message(void **state)
     snprintf(p, sizeof p, "%s/journal.db", dir);
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    /* a new journal has 8 KiB pages (the SQLite header's bytes 16-17) */
+    assert_int_equal(page_size_of(p), 8192);
 }
 
 static int kid_count(void *arg, const char *kid, uint64_t count)
@@ -323,8 +336,10 @@ static void test_open_reads_bounded_pages(void **state)
     j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err, sizeof err);
     assert_non_null(j);
     uint64_t pages = sc_journal_pages_read(j);
+    char p[128];
+    snprintf(p, sizeof p, "%s/journal.db", dir);
     printf("journal: opening %lld bytes (%lld pages) read %llu pages\n",
-           bytes, bytes / 4096, (unsigned long long)pages);
+           bytes, bytes / page_size_of(p), (unsigned long long)pages);
     assert_true(pages < 300);
     assert_int_equal(sc_journal_head(j, "energy.nuclear.tasks"), 10000);
 
