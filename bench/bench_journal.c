@@ -3,7 +3,7 @@
  * SIGHUP figures (bench/bench.py):
  *
  *   bench_journal dir=DATA_DIR key=SIGNING.jwk n=1000000 [channels=20]
- *                 [keys=500] [data_bytes=512]
+ *                 [keys=500] [data_bytes=512] [group=1000] [rate=0]
  *
  * Appends n messages to DATA_DIR/journal.db through sc_journal (the
  * broker's own journal code, durability normal, groups of 1,000),
@@ -13,6 +13,12 @@
  * and shape of a real one at the speed of SQLite; the broker's start and
  * reload read no message, and the benchmark never replays this journal.
  * Prints {"n":..,"file_bytes":..,"jws_bytes":..} (file = db + wal).
+ *
+ * With group=1 rate=1000 it is the journal's side of the latency floor:
+ * one message per transaction (begin, append, commit, as the core does at
+ * light load) paced at 1,000/s, and it adds the transaction's p50/p99
+ * (the "lat_n", "p50_us", ... fields of bench_raw), to set beside raw
+ * SQLite's one-row transaction (bench_raw sqlite rows=1 rate=1000).
  */
 #include <jansson.h>
 #include <sodium.h>
@@ -40,11 +46,14 @@ int main(int argc, char **argv)
     int channels = (int)bench_int(argc, argv, "channels", 20);
     int nkeys = (int)bench_int(argc, argv, "keys", 500);
     long long bytes = bench_int(argc, argv, "data_bytes", 512);
+    long long group = bench_int(argc, argv, "group", 1000);
+    long long rate = bench_int(argc, argv, "rate", 0);
     char err[512];
     if (!dir || !keyfile || n < 1 || channels < 1 || nkeys < 1 ||
-        bytes < 64 || sodium_init() < 0) {
+        bytes < 64 || group < 1 || rate < 0 || sodium_init() < 0) {
         fprintf(stderr, "usage: bench_journal dir=D key=K.jwk n=N "
-                "[channels=20] [keys=500] [data_bytes=512]\n");
+                "[channels=20] [keys=500] [data_bytes=512] [group=1000] "
+                "[rate=0]\n");
         return 2;
     }
     sc_sigkey_t *key = sc_sigkey_load(keyfile, true, err, sizeof err);
@@ -85,12 +94,20 @@ int main(int argc, char **argv)
     }
     const char *kid = sc_sigkey_kid(key);
     char ch[64], kk[32];
+    int64_t *lat = rate ? malloc((size_t)(n / group + 1) * sizeof *lat) : NULL;
+    size_t nlat = 0;
+    int64_t t0 = bench_now_ns();
     for (long long i = 0; i < n;) {
+        int64_t t = 0;
+        if (rate) {
+            bench_pace(t0, (long long)nlat + 1, rate);
+            t = bench_now_ns();
+        }
         if (sc_journal_begin(j, err, sizeof err) != 0) {
             fprintf(stderr, "bench_journal: %s\n", err);
             return 1;
         }
-        for (int g = 0; g < 1000 && i < n; g++, i++) {
+        for (long long g = 0; g < group && i < n; g++, i++) {
             snprintf(ch, sizeof ch, "energy.bench.big.c%lld", i % channels);
             snprintf(kk, sizeof kk, "k%lld", (i / channels) % nkeys);
             uint64_t seq = sc_journal_next_seq(j, ch);
@@ -104,11 +121,19 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_journal: %s\n", err);
             return 1;
         }
+        if (rate)
+            lat[nlat++] = bench_now_ns() - t;
     }
     sc_journal_close(&j);
-    printf("{\"n\":%lld,\"file_bytes\":%lld,\"jws_bytes\":%zu}\n", n,
+    printf("{\"n\":%lld,\"file_bytes\":%lld,\"jws_bytes\":%zu", n,
            file_size(dir, "journal.db") + file_size(dir, "journal.db-wal"),
            len);
+    if (rate) {
+        printf(",");
+        bench_print_latency(stdout, lat, nlat);
+    }
+    printf("}\n");
+    free(lat);
     free(jws);
     free(text);
     json_decref(data);

@@ -123,7 +123,7 @@ struct sc_journal {
     char *dir;
     char epoch[33];
     sqlite3_stmt *ins_msg, *ins_chan, *upd_head, *ins_latest, *ins_kid,
-        *upd_kid;
+        *upd_kid, *begin, *commit;
     rd_t rd;
     head_t **heads; /* sorted by channel name */
     size_t n_heads, cap_heads;
@@ -144,6 +144,7 @@ struct sc_journal {
     pthread_cond_t cv;
     bool ckpt_stop;
     int wal_pages; /* WAL size at the last commit (pages) */
+    bool ckpt_idle; /* the checkpointer waits for wal_pages to grow */
     /* the file's page size and the WAL bounds above in its pages */
     int page_size, ckpt_pages, restart_pages, force_pages;
 };
@@ -813,8 +814,12 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     }
     pthread_mutex_lock(&j->mu);
     j->wal_pages = pages;
-    if (pages >= j->ckpt_pages)
+    /* woken once, when it waits for work: a wake-up per commit while it
+     * checkpoints or rests cost the core thread a futex call per group */
+    if (pages >= j->ckpt_pages && j->ckpt_idle) {
+        j->ckpt_idle = false;
         pthread_cond_signal(&j->cv);
+    }
     pthread_mutex_unlock(&j->mu);
     return SQLITE_OK;
 }
@@ -864,7 +869,9 @@ static void *checkpointer(void *arg)
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += CKPT_EVERY_MS / 1000;
+            j->ckpt_idle = true;
             pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+            j->ckpt_idle = false;
         }
         if (j->ckpt_stop)
             break;
@@ -1073,9 +1080,12 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
         " WHERE excluded.seq>seq",
         "INSERT INTO kids(kid,n) VALUES(?,0)",
         "UPDATE kids SET n=n+?2 WHERE id=?1",
+        "BEGIN IMMEDIATE",
+        "COMMIT",
     };
     sqlite3_stmt **wout[] = {&j->ins_msg,    &j->ins_chan, &j->upd_head,
-                             &j->ins_latest, &j->ins_kid,  &j->upd_kid};
+                             &j->ins_latest, &j->ins_kid,  &j->upd_kid,
+                             &j->begin,      &j->commit};
     for (size_t i = 0; i < sizeof wsql / sizeof wsql[0]; i++)
         if (sqlite3_prepare_v3(j->db, wsql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                wout[i], NULL) != SQLITE_OK) {
@@ -1129,7 +1139,8 @@ void sc_journal_close(sc_journal_t **j_p)
         pthread_join(j->ckpt_thread, NULL);
     }
     sqlite3_stmt **all[] = {&j->ins_msg,    &j->ins_chan, &j->upd_head,
-                            &j->ins_latest, &j->ins_kid,  &j->upd_kid};
+                            &j->ins_latest, &j->ins_kid,  &j->upd_kid,
+                            &j->begin,      &j->commit};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(*all[i]);
     rd_finalize(&j->rd);
@@ -1173,12 +1184,18 @@ int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen)
 {
     if (j->in_txn)
         return 0;
-    if (identity_check(j) != 0) {
+    /* (a file removed or replaced is noticed at the commit, before
+     * anything is committed or sent: one stat per group, not two) */
+    if (j->ghost[0]) {
         snprintf(err, errlen, "%s", j->ghost);
         return -1;
     }
-    if (exec(j, "BEGIN IMMEDIATE", "starting a write", err, errlen) != 0)
+    if (sqlite3_step(j->begin) != SQLITE_DONE) {
+        db_error(j->db, j->path, j->dir, "starting a write", err, errlen);
+        sqlite3_reset(j->begin);
         return -1;
+    }
+    sqlite3_reset(j->begin);
     j->in_txn = 1;
     j->n_dirty = 0;
     return 0;
@@ -1350,8 +1367,9 @@ int sc_journal_commit(sc_journal_t *j, char *err, size_t errlen)
         if (step_done(j->upd_kid) != 0)
             goto fail;
     }
-    if (sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_step(j->commit) != SQLITE_DONE)
         goto fail;
+    sqlite3_reset(j->commit);
     j->in_txn = 0;
     for (size_t i = 0; i < j->n_dirty; i++) {
         head_t *h = j->dirty[i];
@@ -1365,6 +1383,7 @@ int sc_journal_commit(sc_journal_t *j, char *err, size_t errlen)
     return 0;
 fail:
     db_error(j->db, j->path, j->dir, "committing", err, errlen);
+    sqlite3_reset(j->commit);
     sc_journal_rollback(j);
     return -1;
 }
