@@ -61,6 +61,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_journal: %s\n", err);
         return 1;
     }
+    sc_journal_process_init(); /* as sectorcastd */
     sc_journal_t *j = sc_journal_open(dir, SC_DURABILITY_NORMAL, err, sizeof err);
     if (!j) {
         fprintf(stderr, "bench_journal: %s\n", err);

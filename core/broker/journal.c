@@ -1180,6 +1180,11 @@ uint64_t sc_journal_head(sc_journal_t *j, const char *channel)
     return h ? h->committed : 0;
 }
 
+void sc_journal_process_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int sc_journal_begin(sc_journal_t *j, char *err, size_t errlen)
 {
     if (j->in_txn)

@@ -28,6 +28,14 @@ typedef enum {
  * space), a read-only file system, permission, or a damaged database --
  * only the last is called damage. A layout-1 journal is converted once.
  * Starts the journal's checkpointer thread. */
+/* SQLite's process-wide settings for the journal: once, before any other
+ * use of SQLite in the process (the broker's main() calls it first thing).
+ * Turns off SQLite's memory statistics, whose global mutex every SQLite
+ * allocation took, from the core thread, the checkpointer and the journal
+ * readers alike (we never read them). Harmless if called late (SQLite
+ * then keeps its defaults). */
+void sc_journal_process_init(void);
+
 sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
                               char *err, size_t errlen);
 void sc_journal_close(sc_journal_t **j_p);

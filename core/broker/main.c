@@ -15,6 +15,7 @@
 #include "config.h"
 #include "host/settings.h"
 #include "diag.h"
+#include "journal.h"
 #include "log.h"
 #include "plugin_host.h"
 #include "supervisor.h"
@@ -123,6 +124,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sectorcastd: libsodium failed to initialise\n");
         return 1;
     }
+    sc_journal_process_init();
     if (desc)
         return describe(desc);
     if (child) {
