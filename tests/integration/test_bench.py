@@ -25,6 +25,7 @@ ROWS = [
     for size in (512, 4096) for subs in ("1 sub", "10 subs")
 ] + [
     "raw SQLite, one ",
+    "our journal (sc_journal), one message per transaction",
     "raw SQLite, groups of 1,000 rows",
     "one thread hand-off (inproc PUSH/PULL) at 1,000/s",
 ] + [
