@@ -74,11 +74,12 @@
 #define CKPT_BYTES (4LL * 1024 * 1024)
 /* and runs at least this often while the WAL is not empty */
 #define CKPT_EVERY_MS 1000
-/* beyond this many bytes the checkpointer makes the WAL
- * restart. A restart holds the writer off while it copies the last frames
- * and syncs the file (10-20 ms on the development VM): at 32 MiB it did so
- * every 2-3 s at 10,000 msg/s and made the p99 latency 16 ms; at 256 MiB
- * once in ~20 s (p99 1.8 ms). docs/operations.md states the bound. */
+/* beyond this many bytes the checkpointer makes the WAL restart. A
+ * restart holds the writer off while it copies the last frames and syncs
+ * them (2-3 ms on the development VM, the checkpointer having flushed the
+ * database file after each checkpoint before it): at 32 MiB it happened
+ * every 2-3 s at 10,000 msg/s, at 256 MiB every ~4 s with 8 KiB pages.
+ * docs/operations.md states the bound. */
 #define WAL_RESTART_BYTES (256LL * 1024 * 1024)
 /* On a file system with less free space than the WAL's size plus this,
  * the WAL restarts at every checkpoint (every CKPT_BYTES, 4 MiB) instead:

@@ -23,11 +23,6 @@ typedef enum {
     SC_DURABILITY_NORMAL = 1  /* survives a broker crash, not power loss */
 } sc_durability_t;
 
-/* Open or create DIR/journal.db (mode 0600, as its -wal and -shm). NULL on
- * failure; err names the file and what is wrong: no space (with the free
- * space), a read-only file system, permission, or a damaged database --
- * only the last is called damage. A layout-1 journal is converted once.
- * Starts the journal's checkpointer thread. */
 /* SQLite's process-wide settings for the journal: once, before any other
  * use of SQLite in the process (the broker's main() calls it first thing).
  * Turns off SQLite's memory statistics, whose global mutex every SQLite
@@ -36,6 +31,11 @@ typedef enum {
  * then keeps its defaults). */
 void sc_journal_process_init(void);
 
+/* Open or create DIR/journal.db (mode 0600, as its -wal and -shm). NULL on
+ * failure; err names the file and what is wrong: no space (with the free
+ * space), a read-only file system, permission, or a damaged database --
+ * only the last is called damage. A layout-1 journal is converted once.
+ * Starts the journal's checkpointer thread. */
 sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
                               char *err, size_t errlen);
 void sc_journal_close(sc_journal_t **j_p);
