@@ -19,8 +19,10 @@
  *       their libzmq threads: both ends of the transport) per message.
  *
  *   bench_raw sqlite dir=D blob_bytes=1256 rows=1 n=5000 sync=normal rate=0
+ *                    [page_size=4096]
  *       Raw SQLite, the floor under the journal: a fresh D/raw.db in WAL
- *       mode (synchronous NORMAL or FULL), one rowid table (channel,
+ *       mode (synchronous NORMAL or FULL; pages of page_size bytes, the
+ *       bench passes 8192 like a new journal), one rowid table (channel,
  *       seq, blob) with the unique (channel, seq) index any replayable
  *       journal needs, n transactions of `rows` INSERTs of a blob of that
  *       size each (BEGIN IMMEDIATE .. COMMIT), SQLite's own checkpoints;
