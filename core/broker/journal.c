@@ -91,9 +91,8 @@
 /* bytes of a WAL frame's header (before its page) */
 #define WAL_FRAME_HEADER 24
 #define CKPT_BUSY_MS 200
-/* the writer waits for a lock by sleeps of WRITER_BUSY_US, 5 s in all */
-#define WRITER_BUSY_US 200
-#define WRITER_BUSY_TRIES (5 * 1000 * 1000 / WRITER_BUSY_US)
+/* lock waits poll at this period (busy_poll) */
+#define BUSY_POLL_US 200
 #define CKPT_GAP_MS 20
 /* The WAL file is not truncated when the WAL restarts (it is written
  * again from its start; at most WAL_RESTART_BYTES plus the frames written
@@ -156,7 +155,7 @@ struct sc_journal {
     int wal_pages; /* WAL size at the last commit (pages) */
     bool ckpt_idle; /* the checkpointer waits for wal_pages to grow */
     /* the file's page size and the WAL bounds above in its pages */
-    int page_size, ckpt_pages, restart_pages, force_pages;
+    int page_size, ckpt_pages, restart_pages;
 };
 
 /* ------------------------------------------------------------------ */
@@ -813,9 +812,9 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     sc_journal_t *j = arg;
     /* the checkpointer could not make the WAL restart (the writer never
      * left it a gap): copy the tail here, between two groups, so that the
-     * next group restarts the WAL. Bounds the WAL at force_pages (twice
-     * WAL_RESTART_BYTES). */
-    if (pages >= j->force_pages) {
+     * next group restarts the WAL. Bounds the WAL at twice
+     * WAL_RESTART_BYTES. */
+    if (pages >= 2 * j->restart_pages) {
         int log = 0, done = 0;
         if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
                                       &log, &done) == SQLITE_OK &&
@@ -847,31 +846,22 @@ static bool space_low(const char *dir, int frames, int page, int margins)
                         margins * WAL_LOW_SPACE_BYTES;
 }
 
-/* The writer's wait for a lock the checkpointer holds (a WAL restart):
- * short sleeps, up to 5 s in all. SQLite's own busy timeout backs off to
- * sleeps of up to 100 ms, which made a restart of ~20 ms a stall of
- * 50-80 ms at 10,000 msg/s. */
-static int writer_busy(void *arg, int count)
+/* A connection's wait for a lock the other holds (the writer's for a
+ * WAL restart, up to 5 s; the checkpointer's RESTART for the group being
+ * committed, up to CKPT_BUSY_MS): sleeps of BUSY_POLL_US, `*arg` of them
+ * at most. SQLite's own busy timeout backs off to sleeps of up to 100
+ * ms, which made a restart of ~20 ms a stall of 50-80 ms at 10,000
+ * msg/s. */
+static int busy_poll(void *arg, int count)
 {
-    (void)arg;
-    if (count >= WRITER_BUSY_TRIES)
+    if (count >= *(const int *)arg)
         return 0;
-    struct timespec d = {0, WRITER_BUSY_US * 1000L};
+    struct timespec d = {0, BUSY_POLL_US * 1000L};
     nanosleep(&d, NULL);
     return 1;
 }
-
-/* The checkpointer's wait for the writer (a RESTART waits for the group
- * being committed): the same short sleeps, up to CKPT_BUSY_MS. */
-static int ckpt_busy(void *arg, int count)
-{
-    (void)arg;
-    if (count >= CKPT_BUSY_MS * 1000 / WRITER_BUSY_US)
-        return 0;
-    struct timespec d = {0, WRITER_BUSY_US * 1000L};
-    nanosleep(&d, NULL);
-    return 1;
-}
+static const int WRITER_BUSY_POLLS = 5 * 1000 * 1000 / BUSY_POLL_US;
+static const int CKPT_BUSY_POLLS = CKPT_BUSY_MS * 1000 / BUSY_POLL_US;
 
 static void *checkpointer(void *arg)
 {
@@ -888,7 +878,7 @@ static void *checkpointer(void *arg)
         sqlite3_close(db);
         return NULL;
     }
-    sqlite3_busy_handler(db, ckpt_busy, NULL);
+    sqlite3_busy_handler(db, busy_poll, (void *)&CKPT_BUSY_POLLS);
     /* a connection knows the file is in WAL mode once it has read it */
     if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) !=
         SQLITE_OK) {
@@ -1044,7 +1034,7 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
     }
     j->rd.db = j->db;
     sqlite3_extended_result_codes(j->db, 1);
-    sqlite3_busy_handler(j->db, writer_busy, j);
+    sqlite3_busy_handler(j->db, busy_poll, (void *)&WRITER_BUSY_POLLS);
     /* A new journal gets JOURNAL_PAGE_SIZE_TEXT pages (an existing file keeps
      * its own: SQLite ignores the pragma once the file has content). A
      * foreign file shows up here, a torn one here or at the checks. */
@@ -1090,7 +1080,6 @@ sc_journal_t *sc_journal_open(const char *dir, sc_durability_t durability,
             j->page_size = 4096;
         j->ckpt_pages = (int)(CKPT_BYTES / j->page_size);
         j->restart_pages = (int)(WAL_RESTART_BYTES / j->page_size);
-        j->force_pages = 2 * j->restart_pages;
     }
     {
         struct stat st;

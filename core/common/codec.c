@@ -59,7 +59,9 @@ char *sc_b64url_encode_alloc(const unsigned char *bin, size_t n,
     return out;
 }
 
-/* The base64url alphabet (RFC 4648 section 5). */
+/* The base64url alphabet (RFC 4648 section 5), by comparisons: a
+ * secret's characters must not index a table (B64URL_VAL below is for
+ * public bytes only). */
 static int b64url_char(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -88,16 +90,25 @@ int sc_b64url_decode(unsigned char *out, size_t maxlen, size_t *n,
     return 0;
 }
 
-int sc_b64url_decode_exact(unsigned char *out, size_t want, const char *text,
-                           size_t len)
+typedef int (*decode_fn)(unsigned char *out, size_t maxlen, size_t *n,
+                         const char *text, size_t len);
+
+static int decode_exact(decode_fn decode, unsigned char *out, size_t want,
+                        const char *text, size_t len)
 {
     size_t got = 0;
     /* A longer text cannot decode to `want` bytes; refuse before work. */
     if (len != sc_b64url_len(want))
         return -1;
-    if (sc_b64url_decode(out, want, &got, text, len) != 0 || got != want)
+    if (decode(out, want, &got, text, len) != 0 || got != want)
         return -1;
     return 0;
+}
+
+int sc_b64url_decode_exact(unsigned char *out, size_t want, const char *text,
+                           size_t len)
+{
+    return decode_exact(sc_b64url_decode, out, want, text, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -196,11 +207,5 @@ int sc_b64url_decode_public(unsigned char *out, size_t maxlen, size_t *n,
 int sc_b64url_decode_public_exact(unsigned char *out, size_t want,
                                   const char *text, size_t len)
 {
-    size_t got = 0;
-    if (len != sc_b64url_len(want))
-        return -1;
-    if (sc_b64url_decode_public(out, want, &got, text, len) != 0 ||
-        got != want)
-        return -1;
-    return 0;
+    return decode_exact(sc_b64url_decode_public, out, want, text, len);
 }
