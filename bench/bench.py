@@ -495,31 +495,29 @@ class Bench:
             return self.run_json([os.path.join(self.bin, "bench_raw"), "sign",
                                   "data_bytes=512", "n=%d" % n_sign], 300)["sign_rate"]
 
-        def raw_sqlite(rows, n, rate):
-            d = os.path.join(self.tmp, "raw-sqlite")
-            shutil.rmtree(d, ignore_errors=True)
-            os.makedirs(d)
-            try:
-                # the page size of a new journal (8 KiB), like for like
-                return self.run_json([os.path.join(self.bin, "bench_raw"), "sqlite",
-                                      "dir=" + d, "blob_bytes=%d" % sign[512]["jws_bytes"],
-                                      "rows=%d" % rows, "n=%d" % n, "rate=%d" % rate,
-                                      "page_size=8192"], 600)
-            finally:
-                shutil.rmtree(d, ignore_errors=True)
-
-        def journal_one(n):
-            # the broker's own journal code, one message per transaction
-            d = os.path.join(self.tmp, "journal-one")
+        def in_fresh_dir(name, argv):
+            # argv + dir=<a fresh scratch directory>, removed afterwards
+            d = os.path.join(self.tmp, name)
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d, mode=0o700)
             try:
-                return self.run_json([os.path.join(self.bin, "bench_journal"), "dir=" + d,
-                                      "key=" + os.path.join(self.keys, "k1.jwk"),
-                                      "n=%d" % n, "group=1", "rate=1000", "channels=1",
-                                      "keys=100"], 600)
+                return self.run_json(argv + ["dir=" + d], 600)
             finally:
                 shutil.rmtree(d, ignore_errors=True)
+
+        def raw_sqlite(rows, n, rate):
+            # the page size of a new journal (8 KiB), like for like
+            return in_fresh_dir("raw-sqlite", [
+                os.path.join(self.bin, "bench_raw"), "sqlite",
+                "blob_bytes=%d" % sign[512]["jws_bytes"], "rows=%d" % rows, "n=%d" % n,
+                "rate=%d" % rate, "page_size=8192"])
+
+        def journal_one(n):
+            # the broker's own journal code, one message per transaction
+            return in_fresh_dir("journal-one", [
+                os.path.join(self.bin, "bench_journal"),
+                "key=" + os.path.join(self.keys, "k1.jwk"), "n=%d" % n, "group=1",
+                "rate=1000", "channels=1", "keys=100"])
 
         self.log("raw SQLite, groups of 1,000 rows")
         sql_group = raw_sqlite(1000, 20 if smoke else 100, 0)
