@@ -647,46 +647,52 @@ static bool sink_blocked(sc_plugin_inst_t *p, const char *channel,
     return false;
 }
 
-/* On the plugin thread: hand one queued message to the plugin. */
-static void deliver_one(sc_plugin_inst_t *p, sink_item_t *it)
+/* On the plugin thread: hand one queued message to the plugin. false
+ * when the sink's window is full: the message stays first in the queue,
+ * offered again after the plugin's next callback (where it acknowledges). */
+static bool deliver_one(sc_plugin_inst_t *p, sink_item_t *it)
 {
     if (!it->jws) {
         sc_host_sink_lost(p->h, it->channel, it->epoch, it->seq, it->last);
-        return;
+        return true;
     }
     if (sink_blocked(p, it->channel, it->seq))
-        return;
+        return true;
     sc_sink_msg_t m = {sizeof m, it->channel, it->epoch, it->seq, it->jws,
                        it->jws_len};
     int rc = sc_host_sink_deliver(p->h, &m);
+    if (rc == SC_HOST_SINK_HELD)
+        return false;
     if (rc != SC_OK) {
         sink_block(p, it->channel, it->seq);
         sc_frame_t f = {.type = SC_FRAME_SINK_NACK,
                         .channel = FSTR(it->channel), .seq = it->seq};
         send_frame(p, &f, "sink nack");
     }
+    return true;
 }
 
+/* The queue's first item is taken out only once it was handled (only
+ * this thread removes items; others append behind the last). */
 static void drain_sinkq(sc_plugin_inst_t *p)
 {
     char buf[64];
     while (read(p->sink_pipe[0], buf, sizeof buf) > 0)
         ;
     for (;;) {
-        sink_item_t it;
+        sink_item_t *it;
         pthread_mutex_lock(&p->sink_mu);
-        if (p->sink_n == 0) {
-            pthread_mutex_unlock(&p->sink_mu);
+        it = p->sink_n ? &p->sinkq[p->sink_head] : NULL;
+        pthread_mutex_unlock(&p->sink_mu);
+        if (!it || (!sc_host_stopping(p->h) && !deliver_one(p, it)))
             return;
-        }
-        it = p->sinkq[p->sink_head];
-        memset(&p->sinkq[p->sink_head], 0, sizeof it);
+        pthread_mutex_lock(&p->sink_mu);
+        sink_item_t done = *it;
+        memset(it, 0, sizeof *it);
         p->sink_head = (p->sink_head + 1) % SC_PLUGIN_SINK_WINDOW;
         p->sink_n--;
         pthread_mutex_unlock(&p->sink_mu);
-        if (!sc_host_stopping(p->h))
-            deliver_one(p, &it);
-        sink_item_free(&it);
+        sink_item_free(&done);
     }
 }
 

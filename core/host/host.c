@@ -24,6 +24,7 @@
 
 #include "common/channel.h"
 #include "common/jsoncheck.h"
+#include "host/sinkwin.h"
 
 typedef struct htimer {
     int id;
@@ -70,6 +71,9 @@ struct sc_host {
     void *state;
     bool sink_set;
     sc_sink_def_t sink;
+    sc_sinkwin_t *sink_win;            /* the def's max_inflight, or NULL */
+    const sc_sink_msg_t *delivering;   /* in deliver(): the message */
+    bool delivering_acked;             /* ...acknowledged inside deliver() */
 
     htimer_t timers[SC_HOST_MAX_TIMERS];
     size_t n_timers;
@@ -724,6 +728,12 @@ static int h_capability_register(sc_host_t *h, uint32_t cap,
     memset(&p->sink, 0, sizeof p->sink);
     memcpy(&p->sink, d, d->size < sizeof p->sink ? d->size : sizeof p->sink);
     p->sink.size = sizeof p->sink;
+    if (p->sink.max_inflight &&
+        !(p->sink_win = sc_sinkwin_new(p->sink.max_inflight))) {
+        hlog(p, SC_LOG_ERROR,
+             "capability_register(SC_CAP_SINK) refused: out of memory");
+        return SC_ERR_NO_MEMORY;
+    }
     p->sink_set = true;
     return SC_OK;
 }
@@ -737,7 +747,14 @@ static int h_sink_ack(sc_host_t *h, const char *channel, uint64_t seq)
         return SC_ERR_ARG;
     if (!p->ops->sink_ack)
         return SC_ERR_UNSUPPORTED;
-    return p->ops->sink_ack(p->ctx, channel, seq);
+    int rc = p->ops->sink_ack(p->ctx, channel, seq);
+    if (rc == SC_OK) {
+        sc_sinkwin_acked(p->sink_win, channel, seq);
+        if (p->delivering && seq >= p->delivering->seq &&
+            strcmp(channel, p->delivering->channel) == 0)
+            p->delivering_acked = true;
+    }
+    return rc;
 }
 
 static void fill_api(sc_host_api_t *a, uint32_t abi)
@@ -852,6 +869,7 @@ int sc_host_init(sc_host_inst_t *h)
                  h->n_timers, h->n_watches);
         h->n_timers = h->n_watches = 0;
         h->sink_set = false;
+        sc_sinkwin_destroy(&h->sink_win);
         return rc < 0 ? rc : SC_ERR_INTERNAL;
     }
     h->state = state;
@@ -893,6 +911,7 @@ void sc_host_destroy(sc_host_inst_t **h_p)
     free(h->seen);
     free(h->name);
     free(h->stop_reason);
+    sc_sinkwin_destroy(&h->sink_win);
     for (int i = 0; i < 2; i++)
         if (h->wake[i] >= 0)
             close(h->wake[i]);
@@ -1134,12 +1153,32 @@ int sc_host_sink_deliver(sc_host_inst_t *h, const sc_sink_msg_t *msg)
 {
     if (!h || !h->sink_set || h->phase != PH_RUN)
         return SC_ERR_UNSUPPORTED;
-    return h->sink.deliver(h, msg, h->sink.arg);
+    if (sc_sinkwin_full(h->sink_win))
+        return SC_HOST_SINK_HELD;
+    h->delivering = msg;
+    h->delivering_acked = false;
+    int rc = h->sink.deliver(h, msg, h->sink.arg);
+    h->delivering = NULL;
+    if (rc == SC_OK && !h->delivering_acked &&
+        sc_sinkwin_delivered(h->sink_win, msg->channel, msg->epoch,
+                             msg->seq) != 0)
+        hlog(h, SC_LOG_WARN, "out of memory: %s seq %llu not counted in the "
+             "sink's max_inflight", msg->channel,
+             (unsigned long long)msg->seq);
+    return rc;
+}
+
+size_t sc_host_sink_open(const sc_host_inst_t *h)
+{
+    return h ? sc_sinkwin_open(h->sink_win) : 0;
 }
 
 void sc_host_sink_lost(sc_host_inst_t *h, const char *channel,
                        const char *epoch, uint64_t first, uint64_t last)
 {
-    if (h && h->sink_set && h->phase == PH_RUN && h->sink.lost)
+    if (!h || !h->sink_set || h->phase != PH_RUN)
+        return;
+    sc_sinkwin_lost(h->sink_win, channel, epoch, last);
+    if (h->sink.lost)
         h->sink.lost(h, channel, epoch, first, last, h->sink.arg);
 }

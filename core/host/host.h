@@ -184,8 +184,17 @@ const char *sc_host_strerror(int code);
 /* The sink definition the instance registered (copy), or NULL. */
 const sc_sink_def_t *sc_host_sink(const sc_host_inst_t *h);
 /* On the plugin's thread: hand one message to the sink's deliver().
- * Returns its result (SC_OK / SC_ERR_LIMIT) or SC_ERR_UNSUPPORTED. */
+ * Returns its result (SC_OK / SC_ERR_LIMIT) or SC_ERR_UNSUPPORTED; or
+ * SC_HOST_SINK_HELD without calling deliver() while the def's
+ * max_inflight messages are delivered and not acknowledged (sinkwin.h):
+ * keep the message and offer it again after the plugin's next sink_ack
+ * (the plugin acknowledges on its own thread, so after any of its
+ * callbacks). A max_inflight of 0 sets no window here. */
+#define SC_HOST_SINK_HELD 1
 int sc_host_sink_deliver(sc_host_inst_t *h, const sc_sink_msg_t *msg);
+/* Messages delivered to the sink and not acknowledged (0 without a
+ * window). */
+size_t sc_host_sink_open(const sc_host_inst_t *h);
 /* On the plugin's thread: tell the sink that first..last of channel can
  * no longer be delivered (the def's lost(), if any). */
 void sc_host_sink_lost(sc_host_inst_t *h, const char *channel,

@@ -839,7 +839,8 @@ SC_PT_API int sc_pt_sink_deliver(sc_pt_t *pt, const char *channel,
     if (!pt || !channel || !epoch || !jws)
         return SC_ERR_ARG;
     sc_sink_msg_t m = {sizeof m, channel, epoch, seq, jws, strlen(jws)};
-    return sc_host_sink_deliver(pt->h, &m);
+    int rc = sc_host_sink_deliver(pt->h, &m);
+    return rc == SC_HOST_SINK_HELD ? SC_ERR_LIMIT : rc;
 }
 
 SC_PT_API uint64_t sc_pt_sink_acked(sc_pt_t *pt, const char *channel)

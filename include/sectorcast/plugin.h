@@ -325,8 +325,10 @@ typedef struct sc_sink_def {
     void (*lost)(sc_host_t *host, const char *channel, const char *epoch,
                  uint64_t first, uint64_t last, void *arg);
     void *arg;
-    uint32_t max_inflight;  /* delivered but unacknowledged messages the
-                               host allows per instance; 0 = host default */
+    uint32_t max_inflight;  /* at most this many delivered and not
+                               acknowledged (1..65536): the host holds the
+                               next until an ack; 0 = the host's own bound
+                               only */
 } sc_sink_def_t;
 
 /* ---------------------------------------------------------------------

@@ -156,7 +156,10 @@ const char *sc_pt_error(sc_pt_t *pt);
 
 /* Sink plugins (SC_CAP_SINK): 1 if the plugin registered as a sink at
  * init. Deliver one message to it as the broker would; returns what the
- * plugin's deliver() returned (SC_ERR_UNSUPPORTED if it is not a sink). */
+ * plugin's deliver() returned (SC_ERR_UNSUPPORTED if it is not a sink),
+ * or SC_ERR_LIMIT without calling deliver() while the max_inflight of its
+ * sc_sink_def_t are delivered and not acknowledged (the broker holds the
+ * message until the plugin acknowledges one). */
 int sc_pt_is_sink(sc_pt_t *pt);
 int sc_pt_sink_deliver(sc_pt_t *pt, const char *channel, const char *epoch,
                        uint64_t seq, const char *jws);
