@@ -1363,6 +1363,7 @@ int sc_broker_run(sc_broker_t *b)
         if (now >= b->next_log_flush_ms) {
             sc_access_flush_log(b->access);
             sc_subs_flush_log(b->subs);
+            sc_pipeline_flush_log(b->pipe);
             b->next_log_flush_ms = now + LOG_FLUSH_MS;
         }
         if (svw >= 0)

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "ops.h"
 #include "plugin_host.h"
+#include "ratelimit.h"
 #include "signpool.h"
 
 #define GROUP_MAX 1024
@@ -58,6 +59,12 @@ enum {
 #define KEEP_BUF 65536       /* slot buffers above this are freed after use */
 #define SOURCE_CACHE 16      /* source objects kept per worker */
 #define RANDOM_BATCH 1024    /* random bytes fetched at once per worker */
+/* the log lines of refused plugin frames, per plugin (or "core" for a
+ * sender that is none): a burst, then a few a second, the rest counted
+ * (ratelimit.h; docs/security.md) */
+#define REFUSED_LOG_BURST 20
+#define REFUSED_LOG_PER_SEC 5.0
+#define REFUSED_LOG_SOURCES 256
 
 /* One message (or plugin state write) of the group. The slot's buffers
  * are kept from group to group (up to KEEP_BUF each), so a steady stream
@@ -119,6 +126,7 @@ struct sc_pipeline {
     sc_pipeline_commit_fn on_commit;
     void *on_commit_arg;
     sc_signpool_t *pool;
+    sc_ratelimit_t *log_refused; /* refused frames' lines, per plugin */
     scratch_t *scratch;          /* one per pool thread + the core */
     int n_scratch;
 
@@ -172,7 +180,9 @@ sc_pipeline_t *sc_pipeline_new(const sc_pipeline_env_t *env, char *err,
     p->read_threads = p->read_children = true;
     p->n_scratch = threads;
     p->scratch = calloc((size_t)threads, sizeof *p->scratch);
-    if (!p->pool || !p->scratch) {
+    p->log_refused = sc_ratelimit_new("core", REFUSED_LOG_PER_SEC,
+                                      REFUSED_LOG_BURST, REFUSED_LOG_SOURCES);
+    if (!p->pool || !p->scratch || !p->log_refused) {
         snprintf(err, errlen, "cannot start %d signing thread(s)", threads);
         sc_pipeline_destroy(&p);
         return NULL;
@@ -216,6 +226,7 @@ void sc_pipeline_destroy(sc_pipeline_t **p_p)
     if (p->flight && p->pool)
         sc_signpool_wait(p->pool);
     sc_signpool_destroy(&p->pool);
+    sc_ratelimit_destroy(&p->log_refused);
     for (int g = 0; g < 2; g++)
         for (size_t i = 0; i < GROUP_MAX; i++) {
             free(p->g[g].m[i].buf);
@@ -258,6 +269,12 @@ void sc_pipeline_on_commit(sc_pipeline_t *p, sc_pipeline_commit_fn fn,
 {
     p->on_commit = fn;
     p->on_commit_arg = arg;
+}
+
+void sc_pipeline_flush_log(sc_pipeline_t *p)
+{
+    if (p)
+        sc_ratelimit_flush(p->log_refused);
 }
 
 uint64_t sc_pipeline_sent(const sc_pipeline_t *p) { return p->n_sent; }
@@ -371,15 +388,18 @@ static int read_publish(sc_pipeline_t *p, group_t *g, void *sock)
     if (bad || n != 2 ||
         sc_frame_decode(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), &f,
                         err, sizeof err) != 0) {
-        sc_log(SC_L_ERROR, "core", "discarded malformed frame from %s: %s",
-               who ? from : "an unknown plugin", err[0] ? err : "framing");
+        sc_ratelimit_log(p->log_refused, who ? from : "(unknown)",
+                         SC_L_ERROR, "discarded malformed frame from %s: %s",
+                         who ? from : "an unknown plugin",
+                         err[0] ? err : "framing");
         goto refuse;
     }
     if (!who) {
-        sc_log(SC_L_ERROR, "core",
-               "discarded frame from %s: no such plugin is running",
-               sock == p->pull_ipc ? "a process without a valid credential"
-                                   : name);
+        sc_ratelimit_log(p->log_refused, "(unknown)", SC_L_ERROR,
+                         "discarded frame from %s: no such plugin is running",
+                         sock == p->pull_ipc
+                             ? "a process without a valid credential"
+                             : name);
         goto refuse;
     }
     switch (f.type) {
@@ -388,10 +408,10 @@ static int read_publish(sc_pipeline_t *p, group_t *g, void *sock)
         sc_frame_str_copy(f.channel, ch, sizeof ch); /* checked by decode */
         if (!sc_host_granted((const char *const *)who->channels,
                              who->n_channels, ch)) {
-            sc_log(SC_L_ERROR, "core",
-                   "discarded publish from plugin '%s' to '%.200s': not "
-                   "granted",
-                   who->name, ch);
+            sc_ratelimit_log(p->log_refused, who->name, SC_L_ERROR,
+                             "discarded publish from plugin '%s' to "
+                             "'%.200s': not granted",
+                             who->name, ch);
             sc_ops_refused(who->name, ch, "not-granted", f.data.len);
             goto refuse;
         }
@@ -464,10 +484,10 @@ static int read_publish(sc_pipeline_t *p, group_t *g, void *sock)
                                f.seq);
         goto done;
     default:
-        sc_log(SC_L_ERROR, "core",
-               "discarded frame of type '%c' from plugin '%s': not "
-               "expected from a plugin",
-               (char)f.type, who->name);
+        sc_ratelimit_log(p->log_refused, who->name, SC_L_ERROR,
+                         "discarded frame of type '%c' from plugin '%s': not "
+                         "expected from a plugin",
+                         (char)f.type, who->name);
         goto refuse;
     }
     zmq_msg_close(&part[0]);
@@ -606,9 +626,11 @@ static void drop_failed(sc_pipeline_t *p, group_t *g)
             k++;
             continue;
         }
-        sc_log(SC_L_ERROR, PART(m, SC_PUB_F_PLUGIN),
-               "cannot sign message for %s: %s; dropped",
-               PART(m, SC_PUB_F_CHANNEL), m->err);
+        sc_ratelimit_log(p->log_refused, PART(m, SC_PUB_F_PLUGIN),
+                         SC_L_ERROR,
+                         "plugin '%s': message for %s dropped: %s",
+                         PART(m, SC_PUB_F_PLUGIN),
+                         PART(m, SC_PUB_F_CHANNEL), m->err);
         sc_ops_refused(PART(m, SC_PUB_F_PLUGIN), PART(m, SC_PUB_F_CHANNEL),
                        "cannot-sign", m->len[SC_PUB_F_DATA]);
         ack(p, m, SC_PUB_ACK_REFUSED);

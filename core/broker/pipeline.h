@@ -77,6 +77,10 @@ void sc_pipeline_retry(sc_pipeline_t *p);
  * what could not be. */
 void sc_pipeline_finish(sc_pipeline_t *p);
 
+/* Write the due "N similar line(s) suppressed" summaries of refused
+ * plugin frames (the core loop calls it about once a second). */
+void sc_pipeline_flush_log(sc_pipeline_t *p);
+
 /* Messages sent since start. */
 uint64_t sc_pipeline_sent(const sc_pipeline_t *p);
 

@@ -166,7 +166,8 @@ class Gateway:
     """
 
     def __init__(self, plugins=(), agencies=None, extra=None, start=True, tmp=None,
-                 groups=None):
+                 groups=None, env=None):
+        self.env = env  # the broker's whole environment (None: ours)
         self.tmp = tmp or tempfile.mkdtemp(prefix="sc-it-")
         self.keys = os.path.join(self.tmp, "keys")
         os.makedirs(self.keys, exist_ok=True)
@@ -245,7 +246,8 @@ class Gateway:
     # -- broker ---------------------------------------------------------
     def start(self, timeout=20):
         self.broker = Process([os.path.join(BIN, "sectorcastd"), "-c", self.config],
-                              os.path.join(self.tmp, "broker-%d.log" % len(self.procs)))
+                              os.path.join(self.tmp, "broker-%d.log" % len(self.procs)),
+                              env=self.env)
         self.procs.append(self.broker)
         wait_for(lambda: "publishing on" in self.broker.log() or not self.broker.alive(),
                  timeout, "broker start")
