@@ -968,26 +968,12 @@ static void inst_free(sc_plugin_inst_t *p)
 }
 
 sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
-                                  const sc_cfg_plugin_t *cfg,
-                                  int64_t max_data_bytes, void *zctx,
-                                  const char *core_endpoint,
-                                  const char *state_db, bool acked,
-                                  const char *routing_id, char *err,
+                                  const sc_plugin_start_opts_t *o, char *err,
                                   size_t errlen)
 {
-    return sc_plugin_start_on(lib, cfg, max_data_bytes, zctx, core_endpoint,
-                              state_db, acked, routing_id, NULL, NULL, err,
-                              errlen);
-}
-
-sc_plugin_inst_t *sc_plugin_start_on(sc_plugin_lib_t *lib,
-                                     const sc_cfg_plugin_t *cfg,
-                                     int64_t max_data_bytes, void *zctx,
-                                     const char *core_endpoint,
-                                     const char *state_db, bool acked,
-                                     const char *routing_id, void *sock,
-                                     void *db, char *err, size_t errlen)
-{
+    const sc_cfg_plugin_t *cfg = o->cfg;
+    const char *routing_id = o->routing_id;
+    void *sock = o->sock, *db = o->db;
     sc_plugin_inst_t *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
@@ -1004,15 +990,15 @@ sc_plugin_inst_t *sc_plugin_start_on(sc_plugin_lib_t *lib,
     pthread_mutex_init(&p->sink_mu, NULL);
     pthread_mutex_init(&p->done_mu, NULL);
     pthread_cond_init(&p->done_cv, NULL);
-    p->acked = acked;
+    p->acked = o->acked;
     p->window = cfg->publish_window >= 1 &&
                         cfg->publish_window <= SC_PLUGIN_CHILD_WINDOW_MAX
                     ? (size_t)cfg->publish_window
                     : SC_PLUGIN_CHILD_WINDOW;
-    p->zctx = zctx;
+    p->zctx = o->zctx;
     p->name = strdup(cfg->name);
-    p->core_endpoint = strdup(core_endpoint);
-    p->state_db_path = strdup(state_db);
+    p->core_endpoint = strdup(o->core_endpoint);
+    p->state_db_path = strdup(o->state_db);
     p->routing_id = routing_id ? strdup(routing_id) : NULL;
     if (cfg->settings) {
         p->settings = sc_settings_copy(cfg->settings);
@@ -1033,7 +1019,7 @@ sc_plugin_inst_t *sc_plugin_start_on(sc_plugin_lib_t *lib,
         .settings = p->settings,
         .channels = (const char *const *)cfg->channels,
         .n_channels = cfg->n_channels,
-        .max_data_bytes = max_data_bytes,
+        .max_data_bytes = o->max_data_bytes,
         .sink_capable = cfg->n_receives > 0, /* config `receives` */
         .max_channels = cfg->max_channels > 0 ? (size_t)cfg->max_channels : 0,
     };

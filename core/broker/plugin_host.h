@@ -55,33 +55,32 @@ void sc_plugin_lib_close(sc_plugin_lib_t *lib);
 
 typedef struct sc_plugin_inst sc_plugin_inst_t;
 
-/* Start an instance of `lib` (ownership moves to the instance) for the
- * config entry `cfg` (copied; settings already validated and the
- * plugin's check() already run, by host/settings.c). `zctx`: the
- * ZeroMQ context; `core_endpoint`: the core's inproc PULL (threads) or
- * ipc ROUTER (children, `acked`). `routing_id`: the child's credential
- * (acked mode only; NULL otherwise). `state_db`: the journal database
- * (read-only here). Runs the plugin's init() on the new thread; a
- * failure ends the thread (see sc_plugin_exited). */
-sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
-                                  const sc_cfg_plugin_t *cfg,
-                                  int64_t max_data_bytes, void *zctx,
-                                  const char *core_endpoint,
-                                  const char *state_db, bool acked,
-                                  const char *routing_id, char *err,
-                                  size_t errlen);
+/* What an instance runs with (sc_plugin_start). */
+typedef struct sc_plugin_start_opts {
+    /* the config entry (copied; settings already validated and the
+     * plugin's check() already run, by host/settings.c) */
+    const sc_cfg_plugin_t *cfg;
+    int64_t max_data_bytes;
+    void *zctx;                /* the ZeroMQ context */
+    /* the core's inproc PULL (threads) or ipc ROUTER (children, acked) */
+    const char *core_endpoint;
+    const char *state_db;      /* the journal database (read-only here) */
+    bool acked;                /* a child: every frame is ACKed */
+    const char *routing_id;    /* the child's credential (acked only) */
+    /* a socket and a state connection opened beforehand, owned by the
+     * instance from now on (also on failure): a child that drops its
+     * privileges opens them first (sc_plugin_child_connect,
+     * sc_plugin_state_open + sc_plugin_state_warm). NULL: opened here. */
+    void *sock;
+    void *db;
+} sc_plugin_start_opts_t;
 
-/* Same, on a socket and a state connection opened beforehand (both
- * owned by the instance from now on, also on failure): a child that drops
- * its privileges opens them first (sc_plugin_child_connect,
- * sc_plugin_state_open + sc_plugin_state_warm). NULL: opened as usual. */
-sc_plugin_inst_t *sc_plugin_start_on(sc_plugin_lib_t *lib,
-                                     const sc_cfg_plugin_t *cfg,
-                                     int64_t max_data_bytes, void *zctx,
-                                     const char *core_endpoint,
-                                     const char *state_db, bool acked,
-                                     const char *routing_id, void *sock,
-                                     void *db, char *err, size_t errlen);
+/* Start an instance of `lib` (ownership moves to the instance). Runs the
+ * plugin's init() on the new thread; a failure ends the thread (see
+ * sc_plugin_exited). NULL + err if it cannot start at all. */
+sc_plugin_inst_t *sc_plugin_start(sc_plugin_lib_t *lib,
+                                  const sc_plugin_start_opts_t *o, char *err,
+                                  size_t errlen);
 /* A child's DEALER towards the core's ipc ROUTER, connected (waits up to
  * timeout_ms for the connection to exist). NULL + err. */
 void *sc_plugin_child_connect(void *zctx, const char *core_endpoint,

@@ -492,8 +492,12 @@ static int start_slot(sc_supervisor_t *sv, slot_t *s)
         sc_log(SC_L_ERROR, p->name, "out of memory; plugin not started");
         return -1;
     }
-    s->inst = sc_plugin_start(&lib, p, sv->cfg->max_data_bytes, sv->zctx,
-                              sv->inproc_ep, db, false, NULL, err, sizeof err);
+    sc_plugin_start_opts_t so = {.cfg = p,
+                                 .max_data_bytes = sv->cfg->max_data_bytes,
+                                 .zctx = sv->zctx,
+                                 .core_endpoint = sv->inproc_ep,
+                                 .state_db = db};
+    s->inst = sc_plugin_start(&lib, &so, err, sizeof err);
     free(db);
     if (!s->inst) {
         sc_log(SC_L_ERROR, p->name, "%s; plugin not started", err);
@@ -1333,10 +1337,18 @@ int sc_supervisor_child_main(const char *name, const char *core_ep,
         sc_plugin_lib_close(&lib);
         goto out;
     }
-    inst = sc_plugin_start_on(
-        &lib, &p,
-        (int64_t)json_integer_value(json_object_get(c, "max_data_bytes")),
-        zctx, core_ep, db, true, token, sock, sdb, err, sizeof err);
+    sc_plugin_start_opts_t so = {
+        .cfg = &p,
+        .max_data_bytes =
+            (int64_t)json_integer_value(json_object_get(c, "max_data_bytes")),
+        .zctx = zctx,
+        .core_endpoint = core_ep,
+        .state_db = db,
+        .acked = true,
+        .routing_id = token,
+        .sock = sock,
+        .db = sdb};
+    inst = sc_plugin_start(&lib, &so, err, sizeof err);
     sock = sdb = NULL; /* the instance's now */
     if (!inst) {
         sc_log(SC_L_ERROR, name, "cannot start: %s", err);

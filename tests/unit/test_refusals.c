@@ -121,9 +121,12 @@ static void broker_path(const char *so, lines_t *out)
     dup2(fd, STDERR_FILENO);
     close(fd);
     sc_log_set_level(SC_L_DEBUG);
-    sc_plugin_inst_t *p =
-        sc_plugin_start(&lib, &cfg, 1024, zctx, "inproc://refusals", db,
-                        false, NULL, err, sizeof err);
+    sc_plugin_start_opts_t start = {.cfg = &cfg,
+                                    .max_data_bytes = 1024,
+                                    .zctx = zctx,
+                                    .core_endpoint = "inproc://refusals",
+                                    .state_db = db};
+    sc_plugin_inst_t *p = sc_plugin_start(&lib, &start, err, sizeof err);
     int started = p ? sc_plugin_wait_started(p, 20000) : -2;
     bool stopped = sc_plugin_destroy(&p, 10000);
     fflush(stderr);
