@@ -363,7 +363,11 @@ typedef struct sc_plugin {
      * the settings getters, instance_name, channel_count/at, is_granted,
      * log and setting_problem; other host calls return
      * SC_ERR_UNSUPPORTED. Report each problem with setting_problem and
-     * return SC_ERR_BAD_SETTING, or SC_OK. May be NULL. */
+     * return SC_ERR_BAD_SETTING, or SC_OK. May be NULL. At a reload it
+     * runs on the broker's reload thread while the running instance of
+     * an isolation = "thread" plugin goes on on its own thread (same
+     * library, same globals): it must only read its arguments, never
+     * state the instance uses. */
     int (*check)(sc_host_t *host, const sc_host_api_t *api);
 
     /* Reserved for later ABIs; must be NULL/zero. */
