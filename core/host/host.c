@@ -1168,10 +1168,6 @@ int sc_host_sink_deliver(sc_host_inst_t *h, const sc_sink_msg_t *msg)
     return rc;
 }
 
-size_t sc_host_sink_open(const sc_host_inst_t *h)
-{
-    return h ? sc_sinkwin_open(h->sink_win) : 0;
-}
 
 void sc_host_sink_lost(sc_host_inst_t *h, const char *channel,
                        const char *epoch, uint64_t first, uint64_t last)

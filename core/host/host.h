@@ -192,9 +192,6 @@ const sc_sink_def_t *sc_host_sink(const sc_host_inst_t *h);
  * callbacks). A max_inflight of 0 sets no window here. */
 #define SC_HOST_SINK_HELD 1
 int sc_host_sink_deliver(sc_host_inst_t *h, const sc_sink_msg_t *msg);
-/* Messages delivered to the sink and not acknowledged (0 without a
- * window). */
-size_t sc_host_sink_open(const sc_host_inst_t *h);
 /* On the plugin's thread: tell the sink that first..last of channel can
  * no longer be delivered (the def's lost(), if any). */
 void sc_host_sink_lost(sc_host_inst_t *h, const char *channel,
