@@ -59,7 +59,7 @@ enum {
 #define KEEP_BUF 65536       /* slot buffers above this are freed after use */
 #define SOURCE_CACHE 16      /* source objects kept per worker */
 #define RANDOM_BATCH 1024    /* random bytes fetched at once per worker */
-/* the log lines of refused plugin frames, per plugin (or "core" for a
+/* the log lines of refused plugin frames, per plugin ("(unknown)" for a
  * sender that is none): a burst, then a few a second, the rest counted
  * (ratelimit.h; docs/security.md) */
 #define REFUSED_LOG_BURST 20
