@@ -92,8 +92,6 @@
  * the database needs room), so publishing would stay paused after the
  * operator freed space. */
 #define WAL_LOW_SPACE_BYTES (64LL * 1024 * 1024)
-/* bytes of a WAL frame's header (before its page) */
-#define WAL_FRAME_HEADER 24
 #define CKPT_BUSY_MS 200
 /* lock waits poll at this period (busy_poll) */
 #define BUSY_POLL_US 200
@@ -846,7 +844,7 @@ static bool space_low(const char *dir, int frames, int page, int margins)
     if (statvfs(dir, &vf) != 0)
         return false;
     long long free_b = (long long)vf.f_bavail * (long long)vf.f_frsize;
-    return free_b < (long long)frames * (page + WAL_FRAME_HEADER) +
+    return free_b < (long long)frames * (page + SC_WAL_FRAME_HEADER) +
                         margins * WAL_LOW_SPACE_BYTES;
 }
 

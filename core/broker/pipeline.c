@@ -183,7 +183,8 @@ sc_pipeline_t *sc_pipeline_new(const sc_pipeline_env_t *env, char *err,
     p->log_refused = sc_ratelimit_new("core", REFUSED_LOG_PER_SEC,
                                       REFUSED_LOG_BURST, REFUSED_LOG_SOURCES);
     if (!p->pool || !p->scratch || !p->log_refused) {
-        snprintf(err, errlen, "cannot start %d signing thread(s)", threads);
+        snprintf(err, errlen, "cannot start %d signing thread(s)%s", threads,
+                 p->log_refused ? "" : ": out of memory");
         sc_pipeline_destroy(&p);
         return NULL;
     }

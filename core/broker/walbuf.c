@@ -28,8 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAL_HDR 32
-#define FRAME_HDR 24
 
 typedef struct {
     sqlite3_file base;
@@ -52,10 +50,13 @@ static uint32_t be32(const unsigned char *p)
            (uint32_t)p[2] << 8 | p[3];
 }
 
+/* a WAL header's page size, 0 if it is not a valid one */
 static uint32_t page_size_of(const unsigned char *hdr)
 {
     uint32_t v = be32(hdr + 8);
-    return v == 1 ? 65536u : v;
+    if (v == 1)
+        return 65536u;
+    return v >= 512 && v <= 32768 && (v & (v - 1)) == 0 ? v : 0;
 }
 
 static int flush(walbuf_file *f)
@@ -95,11 +96,10 @@ static void append(walbuf_file *f, const void *p, size_t amt,
  * not start); 0 if there is none yet */
 static uint32_t page_size_on_disk(walbuf_file *f)
 {
-    unsigned char hdr[WAL_HDR];
-    if (f->real->pMethods->xRead(f->real, hdr, WAL_HDR, 0) != SQLITE_OK)
+    unsigned char hdr[SC_WAL_HEADER];
+    if (f->real->pMethods->xRead(f->real, hdr, SC_WAL_HEADER, 0) != SQLITE_OK)
         return 0;
-    uint32_t v = page_size_of(hdr);
-    return v >= 512 && v <= 65536 && (v & (v - 1)) == 0 ? v : 0;
+    return page_size_of(hdr);
 }
 
 static int w_write(sqlite3_file *pf, const void *p, int amt,
@@ -107,19 +107,18 @@ static int w_write(sqlite3_file *pf, const void *p, int amt,
 {
     walbuf_file *f = (walbuf_file *)pf;
     atomic_fetch_add_explicit(&st_asked, 1, memory_order_relaxed);
-    if (off == 0 && amt >= WAL_HDR) { /* a new WAL header */
-        uint32_t v = page_size_of(p);
-        f->page = v >= 512 && v <= 65536 && (v & (v - 1)) == 0 ? v : 0;
+    if (off == 0 && amt >= SC_WAL_HEADER) { /* a new WAL header */
+        f->page = page_size_of(p);
         return direct(f, p, amt, off);
     }
-    if (off < WAL_HDR)
+    if (off < SC_WAL_HEADER)
         return direct(f, p, amt, off);
     if (f->page == 0 && (f->page = page_size_on_disk(f)) == 0)
         return direct(f, p, amt, off);
-    sqlite3_int64 frame = FRAME_HDR + (sqlite3_int64)f->page;
-    sqlite3_int64 at = (off - WAL_HDR) % frame;
+    sqlite3_int64 frame = SC_WAL_FRAME_HEADER + (sqlite3_int64)f->page;
+    sqlite3_int64 at = (off - SC_WAL_HEADER) % frame;
     bool contiguous = f->len == 0 || off == f->off + (sqlite3_int64)f->len;
-    if (at == 0 && amt == FRAME_HDR) { /* a frame's header */
+    if (at == 0 && amt == SC_WAL_FRAME_HEADER) { /* a frame's header */
         int rc = SQLITE_OK;
         if (!contiguous || f->commit || f->len + frame > SC_WALBUF_MAX)
             rc = flush(f);
@@ -127,12 +126,13 @@ static int w_write(sqlite3_file *pf, const void *p, int amt,
             return rc;
         if (!f->buf && !(f->buf = malloc(SC_WALBUF_MAX)))
             return direct(f, p, amt, off);
-        append(f, p, FRAME_HDR, off);
+        append(f, p, SC_WAL_FRAME_HEADER, off);
         f->commit = be32((const unsigned char *)p + 4) != 0;
         return SQLITE_OK;
     }
-    if (at == FRAME_HDR && amt == (int)f->page && f->len > 0 && contiguous &&
-        f->len + f->page <= SC_WALBUF_MAX) { /* the page after it */
+    /* the page after it (the header made room for it) */
+    if (at == SC_WAL_FRAME_HEADER && amt == (int)f->page && f->len > 0 &&
+        contiguous) {
         append(f, p, f->page, off);
         return f->commit ? flush(f) : SQLITE_OK;
     }

@@ -30,6 +30,9 @@
 #include <stdint.h>
 
 #define SC_WALBUF_VFS "sc-walbuf"
+/* the WAL format's sizes (SQLite's file format: "WAL file format") */
+#define SC_WAL_HEADER 32       /* the file's header */
+#define SC_WAL_FRAME_HEADER 24 /* each frame's header, before its page */
 #define SC_WALBUF_MAX (127u * 1024)
 
 /* Registers the VFS (once per process; thread-safe). 0, or an SQLite
