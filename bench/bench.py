@@ -58,6 +58,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 CHANNEL = "energy.bench.load"
 SUBTREE = CHANNEL + "."
+# the "many channels" row: the load plugin publishes on this many channels
+# in turn (status tracks up to 4,096, metrics label sets up to 1,024)
+CHANNELS_MANY = 4000
 
 
 class Bench:
@@ -87,14 +90,16 @@ class Bench:
             raise RuntimeError("%s failed (%d): %s" % (argv[0], r.returncode, r.stderr[-2000:]))
         return json.loads(r.stdout.strip().split("\n")[-1])
 
-    def load_plugin(self, name, channel, count, rate=0, size=512, start_file=""):
+    def load_plugin(self, name, channel, count, rate=0, size=512, start_file="",
+                    channels=1):
         return {
             "name": name,
             "path": os.path.join(self.build, "tests", "plugins", "load.so"),
             "sector": "energy",
             "channels": [channel + "."],
             "settings": {"channel": channel, "count": count, "rate": rate,
-                         "data_bytes": size, "start_file": start_file},
+                         "data_bytes": size, "start_file": start_file,
+                         "channel_count": channels},
         }
 
     def configure(self, plugins, durability="normal", sign_threads=0, fresh=True):
@@ -119,7 +124,8 @@ class Bench:
                                 "max_subscriptions": 1000,
                                 "send_queue_bytes": 1 << 30,
                                 "service_rate": 100000,
-                                "service_burst": 100000}}
+                                "service_burst": 100000,
+                                "max_channels_per_plugin": CHANNELS_MANY}}
         gw.write_config()
 
     def start(self, preload=None, timeout=120):
@@ -241,11 +247,12 @@ class Bench:
 
     # ------------------------------------------------------------ phases
     def e2e(self, size=512, durability="normal", subs=1, count=1000, rate=0,
-            verify=True, sign_threads=0, preload=False, hup=0):
+            verify=True, sign_threads=0, preload=False, hup=0, channels=1):
         """One broker run: load plugin -> broker -> bench_sub. Returns the
         subscriber's result plus broker CPU (cores), RSS, counts."""
         start = os.path.join(self.tmp, "start-load")
-        self.configure([self.load_plugin("load", CHANNEL, count, rate, size, start)],
+        self.configure([self.load_plugin("load", CHANNEL, count, rate, size, start,
+                                         channels)],
                        durability, sign_threads)
         cfile = os.path.join(self.tmp, "counts") if preload else None
         if cfile and os.path.exists(cfile):
@@ -534,6 +541,10 @@ class Bench:
         reps = a.repeat or (1 if smoke else 5)
         threads = [int(t) for t in a.sign_threads.split(",")]
         alone = {t: [] for t in threads}
+        many = []
+        # the many-channel row runs with the default thread count if it is
+        # measured, else one per core, else the first one asked for
+        many_t = next((t for t in (0, os.cpu_count()) if t in threads), threads[0])
         lat, rawlat, hop, sql_one, jrn_one = {}, {1000: [], 10000: []}, [], [], []
         ceiling = []
         for rep in range(reps):
@@ -547,6 +558,17 @@ class Bench:
                 r["sign_rate"] = (before + sign_now()) / 2.0
                 r["ratio"] = r["rate"] / r["sign_rate"]
                 alone[t].append(r)
+            # the same with every message on another of 4,000 channels:
+            # what the per-channel state (journal heads, status, metrics)
+            # costs, beside the one-channel run of the default threads
+            before = sign_now()
+            self.log("broker alone, %d channels%s" % (CHANNELS_MANY, tag))
+            r = self.e2e(512, "normal", 1, n_e2e * 2, verify=False, sign_threads=many_t,
+                         channels=CHANNELS_MANY)
+            r["sign_rate"] = (before + sign_now()) / 2.0
+            r["ratio"] = r["rate"] / r["sign_rate"]
+            r["vs_one"] = r["ratio"] / alone[many_t][-1]["ratio"]
+            many.append(r)
             # the most any broker that signs and CURVE-sends each message
             # could deliver here, the subscriber on the same cores: the
             # transport's CPU per message (both ends) and one signature,
@@ -656,6 +678,13 @@ class Bench:
                      "sign %.0f/s (just before+after)" % r["sign_rate"],
                      "%.2fx sign%s" % (r["ratio"], spread(r, "ratio", lambda v: "%.2f" % v)),
                      ">= 0.8x sign")
+        r = combine(many, "vs_one")
+        self.row("broker alone 512 B normal, bare sub, %s channels in turn" % thousands(CHANNELS_MANY),
+                 "%.0f msg/s (broker %s%s)" % (r["rate"], cores(r), lost(r)),
+                 "sign %.0f/s; one channel: sign_threads=%s above"
+                 % (r["sign_rate"], many_t or "0 (cores)"),
+                 "%.2fx sign; %.2fx one channel%s"
+                 % (r["ratio"], r["vs_one"], spread(r, "vs_one", lambda v: "%.2f" % v)))
         c = combine(ceiling, "ratio")
         # the broker-alone row with the best median ratio
         best = max((combine(alone[t], "ratio") for t in threads), key=lambda r: r["ratio"])

@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+#include "common/hindex.h"
+
 typedef struct {
-    uint64_t hash;
     char values[SC_METRIC_MAX_LABELS][SC_METRIC_LABEL_MAX];
     double value;                           /* counter/gauge; hist sum */
     uint64_t count;                         /* histogram observations */
@@ -32,6 +34,7 @@ struct sc_metric {
     pthread_mutex_t mu;
     series_t *series; /* grows by doubling up to SC_METRIC_MAX_SERIES + 1 */
     size_t n_series, cap_series;
+    sc_hindex_t ix;   /* series by label values */
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -152,36 +155,38 @@ sc_metric_t *sc_metric_histogram(const char *name, const char *help,
                            n_bounds);
 }
 
-/* FNV-1a over the label values, with a separator byte between them */
+/* the label values, with a separator between them */
 static uint64_t hash_values(const char *v[], int n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < n; i++) {
-        for (const char *p = v[i]; *p; p++) {
-            h ^= (unsigned char)*p;
-            h *= 1099511628211ULL;
-        }
-        h ^= 0xff;
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = SC_HASH_INIT;
+    for (int i = 0; i < n; i++)
+        h = sc_hash_sep(sc_hash_add(h, v[i]));
     return h;
 }
 
 static void count_dropped(void);
 
+typedef struct {
+    const sc_metric_t *m;
+    const char *const *v;
+} labels_key_t;
+
+static bool series_is(const void *key, size_t pos, void *arg)
+{
+    (void)arg;
+    const labels_key_t *k = key;
+    const series_t *se = &k->m->series[pos];
+    for (int i = 0; i < k->m->n_labels; i++)
+        if (strcmp(se->values[i], k->v[i]) != 0)
+            return false;
+    return true;
+}
+
 static series_t *find_locked(sc_metric_t *m, const char *v[], uint64_t h)
 {
-    for (size_t s = 0; s < m->n_series; s++) {
-        series_t *se = &m->series[s];
-        if (se->hash != h)
-            continue;
-        int eq = 1;
-        for (int i = 0; eq && i < m->n_labels; i++)
-            eq = strcmp(se->values[i], v[i]) == 0;
-        if (eq)
-            return se;
-    }
-    return NULL;
+    labels_key_t k = {m, v};
+    long at = sc_hindex_find(&m->ix, h, series_is, &k, NULL);
+    return at >= 0 ? &m->series[at] : NULL;
 }
 
 /* Find or create the series for these values; m->mu held. Past the bound
@@ -223,9 +228,10 @@ static series_t *series_locked(sc_metric_t *m, const char *v[], int *dropped)
         m->series = ns;
         m->cap_series = cap;
     }
+    if (sc_hindex_add(&m->ix, h, m->n_series) != 0)
+        return NULL;
     se = &m->series[m->n_series++];
     memset(se, 0, sizeof *se);
-    se->hash = h;
     for (int i = 0; i < m->n_labels; i++)
         snprintf(se->values[i], SC_METRIC_LABEL_MAX, "%s", v[i]);
     return se;
@@ -329,6 +335,7 @@ void sc_metric_clear(sc_metric_t *m)
         return;
     pthread_mutex_lock(&m->mu);
     m->n_series = 0;
+    sc_hindex_clear(&m->ix);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -430,9 +437,20 @@ static void render_metric(FILE *f, sc_metric_t *m)
     fprintf(f, "# HELP %s ", m->name);
     put_escaped(f, m->help, 0);
     fprintf(f, "\n# TYPE %s %s\n", m->name, kinds[m->kind]);
+    /* format a copy: the lock is the publishing thread's too, and it
+     * should wait for a memcpy, not for the text (under the lock only if
+     * the copy cannot be made) */
     pthread_mutex_lock(&m->mu);
-    for (size_t s = 0; s < m->n_series; s++) {
-        const series_t *se = &m->series[s];
+    size_t n = m->n_series;
+    series_t *copy = n ? malloc(n * sizeof *copy) : NULL;
+    const series_t *all = m->series;
+    if (copy) {
+        memcpy(copy, m->series, n * sizeof *copy);
+        pthread_mutex_unlock(&m->mu);
+        all = copy;
+    }
+    for (size_t s = 0; s < n; s++) {
+        const series_t *se = &all[s];
         if (m->kind != SC_METRIC_HISTOGRAM) {
             fputs(m->name, f);
             put_labels(f, m, se, NULL);
@@ -463,7 +481,10 @@ static void render_metric(FILE *f, sc_metric_t *m)
         put_labels(f, m, se, NULL);
         fprintf(f, " %llu\n", (unsigned long long)se->count);
     }
-    pthread_mutex_unlock(&m->mu);
+    if (copy)
+        free(copy);
+    else
+        pthread_mutex_unlock(&m->mu);
 }
 
 char *sc_metrics_render(void)
@@ -506,6 +527,7 @@ void sc_metrics_reset(void)
     for (size_t i = 0; i < g_n; i++) {
         pthread_mutex_destroy(&g_metrics[i]->mu);
         free(g_metrics[i]->series);
+        sc_hindex_free(&g_metrics[i]->ix);
         free(g_metrics[i]->help);
         free(g_metrics[i]);
         g_metrics[i] = NULL;

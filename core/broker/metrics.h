@@ -3,9 +3,11 @@
  * labels, rendered in the Prometheus text exposition format (0.0.4).
  *
  * Owns one process-wide registry. Any thread may register or update a
- * metric (each metric has its own mutex; updates never allocate after a
- * label set was first seen). Never decides what is measured, never does
- * I/O: http.c serves sc_metrics_render()'s text.
+ * metric (each metric has its own mutex; an update finds its label set by
+ * an index, not a scan, and never allocates after the label set was first
+ * seen; rendering holds a metric's mutex only to copy its series, so an
+ * update never waits for the text to be formatted). Never decides what is
+ * measured, never does I/O: http.c serves sc_metrics_render()'s text.
  *
  *   static sc_metric_t *pub;
  *   pub = sc_metric_counter("sectorcast_messages_published_total",

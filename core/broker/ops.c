@@ -223,12 +223,12 @@ void sc_ops_channel_head(const char *channel, uint64_t head)
     sc_status_channel_head(st(), channel, head);
 }
 
-void sc_ops_published(const char *channel, const char *plugin, uint64_t seq,
-                      size_t bytes)
+void sc_ops_published(const char *channel, const char *plugin, uint64_t head,
+                      uint64_t n, size_t bytes)
 {
-    sc_metric_add(M.published, 1, channel, plugin);
+    sc_metric_add(M.published, (double)n, channel, plugin);
     sc_metric_add(M.bytes, (double)bytes, channel, plugin);
-    sc_status_published(st(), channel, plugin, seq, bytes);
+    sc_status_published(st(), channel, plugin, head, n, bytes);
 }
 
 void sc_ops_refused(const char *plugin, const char *channel,

@@ -38,14 +38,19 @@ double sc_ops_now(void);
 
 /* --- hooks ---------------------------------------------------------- */
 void sc_ops_channel_head(const char *channel, uint64_t head);
-void sc_ops_published(const char *channel, const char *plugin, uint64_t seq,
-                      size_t bytes);
+/* `n` messages of `plugin` on `channel`, `bytes` in all (JWS), committed
+ * and sent; `head` the last one's seq. The core reports each run of one
+ * plugin's messages on one channel within a group once. */
+void sc_ops_published(const char *channel, const char *plugin, uint64_t head,
+                      uint64_t n, size_t bytes);
 /* A publish refused (reason: a short word: "not-granted", "bad-json"...;
  * channel "" or NULL when it was not a channel name; bytes: the length of
  * its data). */
 void sc_ops_refused(const char *plugin, const char *channel,
                     const char *reason, size_t bytes);
 void sc_ops_group(size_t n, double commit_seconds);
+/* One message signed in `seconds` (called by the core thread when it
+ * commits the message, not by the signing thread). */
 void sc_ops_signed(double seconds);
 /* The journal accepted (NULL) or refused (error text) a group. */
 void sc_ops_journal(const char *error);

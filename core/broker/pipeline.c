@@ -86,6 +86,7 @@ typedef struct pending {
     char *jws;                  /* signed bytes (signing worker) */
     size_t jws_cap, jws_len;
     const char *kid;
+    double sign_s;              /* how long signing took (signing worker) */
     char err[200];
 } pending_t;
 
@@ -601,7 +602,7 @@ static void sign_job(void *arg, size_t i, int worker)
         return;
     }
     m->kid = sc_jws_signer_kid(signer);
-    sc_ops_signed(sc_ops_now() - t0);
+    m->sign_s = sc_ops_now() - t0;
 }
 
 static int64_t mono_us(void)
@@ -715,16 +716,20 @@ static int commit_send(sc_pipeline_t *p, group_t *g)
     sc_ops_group(g->n, (double)(mono_us() - g->t0_us) / 1e6);
 
     /* durable: now send. XPUB never blocks; a subscriber over its HWM
-     * loses the message and repairs the gap by replay. */
+     * loses the message and repairs the gap by replay. The metrics and
+     * the status hear of each run of one plugin's messages on one channel
+     * once (run_*), not of every message: their locks are shared with
+     * the threads that render them. */
     size_t n_msg = 0;
+    const char *run_ch = NULL, *run_pl = NULL;
+    uint64_t run_n = 0, run_head = 0;
+    size_t run_bytes = 0;
     for (size_t i = 0; i < g->n; i++) {
         pending_t *m = &g->m[i];
-        if (m->is_state) {
-            ack(p, m, SC_PUB_ACK_OK);
-            pending_clear(m);
+        if (m->is_state)
             continue;
-        }
         const char *channel = PART(m, SC_PUB_F_CHANNEL);
+        const char *plugin = PART(m, SC_PUB_F_PLUGIN);
         char topic[SC_CHANNEL_MAX + 2];
         int tl = sc_channel_topic(channel, topic, sizeof topic);
         if (tl > 0 &&
@@ -733,8 +738,17 @@ static int commit_send(sc_pipeline_t *p, group_t *g)
             zmq_send(p->xpub, m->jws, m->jws_len, ZMQ_DONTWAIT);
         p->n_sent++;
         n_msg++;
-        sc_ops_published(channel, PART(m, SC_PUB_F_PLUGIN), m->seq,
-                         m->jws_len);
+        sc_ops_signed(m->sign_s);
+        if (run_n && (strcmp(run_ch, channel) || strcmp(run_pl, plugin))) {
+            sc_ops_published(run_ch, run_pl, run_head, run_n, run_bytes);
+            run_n = 0;
+            run_bytes = 0;
+        }
+        run_ch = channel;
+        run_pl = plugin;
+        run_n++;
+        run_head = m->seq;
+        run_bytes += m->jws_len;
         if (sc_log_enabled(SC_L_DEBUG)) {
             const char *keyf = PART(m, SC_PUB_F_KEY);
             sc_log(SC_L_DEBUG, PART(m, SC_PUB_F_PLUGIN),
@@ -742,8 +756,13 @@ static int commit_send(sc_pipeline_t *p, group_t *g)
                    (unsigned long long)m->seq, PART(m, SC_PUB_F_KIND),
                    keyf[0] == 'k' ? keyf + 1 : "-");
         }
-        ack(p, m, SC_PUB_ACK_OK);
-        pending_clear(m);
+    }
+    if (run_n)
+        sc_ops_published(run_ch, run_pl, run_head, run_n, run_bytes);
+    /* the slots' text (run_ch, run_pl) is used up to here */
+    for (size_t i = 0; i < g->n; i++) {
+        ack(p, &g->m[i], SC_PUB_ACK_OK);
+        pending_clear(&g->m[i]);
     }
     if (p->on_commit && n_msg)
         p->on_commit(p->on_commit_arg, n_msg);

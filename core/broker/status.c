@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/hash.h"
+#include "common/hindex.h"
 #include "log.h"
 #include "sink.h"
 
@@ -61,9 +63,11 @@ struct sc_status {
     char *journal_error; /* last write failure, NULL when writes succeed */
     time_t journal_error_since;
     chan_t *chans;
-    size_t n_chans;
+    size_t n_chans, cap_chans;
+    sc_hindex_t chan_ix; /* chans by name */
     plug_t *plugs;
-    size_t n_plugs;
+    size_t n_plugs, cap_plugs;
+    sc_hindex_t plug_ix; /* plugs by name */
     conn_t *conns;
     size_t n_conns;
     agency_t *agencies;
@@ -114,11 +118,13 @@ void sc_status_destroy(sc_status_t **s_p)
     for (size_t i = 0; i < s->n_chans; i++)
         free(s->chans[i].name);
     free(s->chans);
+    sc_hindex_free(&s->chan_ix);
     for (size_t i = 0; i < s->n_plugs; i++) {
         free(s->plugs[i].name);
         free(s->plugs[i].last_error);
     }
     free(s->plugs);
+    sc_hindex_free(&s->plug_ix);
     for (size_t i = 0; i < s->n_conns; i++)
         free_strv(s->conns[i].subs, s->conns[i].n_subs);
     free(s->conns);
@@ -199,47 +205,78 @@ void sc_status_journal_result(sc_status_t *s, const char *error)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* mu held */
+static bool chan_is(const void *name, size_t pos, void *arg)
+{
+    return strcmp(((sc_status_t *)arg)->chans[pos].name, name) == 0;
+}
+
+static bool plug_is(const void *name, size_t pos, void *arg)
+{
+    return strcmp(((sc_status_t *)arg)->plugs[pos].name, name) == 0;
+}
+
+/* Room for one more of n entries of `size` bytes in *v (capacity *cap,
+ * doubling); false if out of memory. */
+static bool room(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *nv = realloc(*v, c * size);
+    if (!nv)
+        return false;
+    *v = nv;
+    *cap = c;
+    return true;
+}
+
+/* mu held: the channel's entry, created if new and within the bound */
 static chan_t *chan_locked(sc_status_t *s, const char *name)
 {
-    for (size_t i = 0; i < s->n_chans; i++)
-        if (strcmp(s->chans[i].name, name) == 0)
-            return &s->chans[i];
+    uint64_t h = sc_hash_str(name);
+    long at = sc_hindex_find(&s->chan_ix, h, chan_is, name, s);
+    if (at >= 0)
+        return &s->chans[at];
     if (s->n_chans >= SC_STATUS_MAX_CHANNELS) {
         s->untracked++;
         return NULL;
     }
-    chan_t *v = realloc(s->chans, (s->n_chans + 1) * sizeof *v);
-    if (!v)
+    if (!room((void **)&s->chans, &s->cap_chans, s->n_chans, sizeof *s->chans))
         return NULL;
-    s->chans = v;
-    chan_t *c = &v[s->n_chans];
+    chan_t *c = &s->chans[s->n_chans];
     memset(c, 0, sizeof *c);
     if (!(c->name = strdup(name)))
         return NULL;
+    if (sc_hindex_add(&s->chan_ix, h, s->n_chans) != 0) {
+        free(c->name);
+        return NULL;
+    }
     c->rate_t0_ms = sc_mono_ms();
     s->n_chans++;
     return c;
 }
 
-/* mu held */
+/* mu held: the plugin's entry, created if new and within the bound */
 static plug_t *plug_locked(sc_status_t *s, const char *name)
 {
-    for (size_t i = 0; i < s->n_plugs; i++)
-        if (strcmp(s->plugs[i].name, name) == 0)
-            return &s->plugs[i];
+    uint64_t h = sc_hash_str(name);
+    long at = sc_hindex_find(&s->plug_ix, h, plug_is, name, s);
+    if (at >= 0)
+        return &s->plugs[at];
     if (s->n_plugs >= SC_STATUS_MAX_PLUGINS) {
         s->untracked++;
         return NULL;
     }
-    plug_t *v = realloc(s->plugs, (s->n_plugs + 1) * sizeof *v);
-    if (!v)
+    if (!room((void **)&s->plugs, &s->cap_plugs, s->n_plugs, sizeof *s->plugs))
         return NULL;
-    s->plugs = v;
-    plug_t *p = &v[s->n_plugs];
+    plug_t *p = &s->plugs[s->n_plugs];
     memset(p, 0, sizeof *p);
     if (!(p->name = strdup(name)))
         return NULL;
+    if (sc_hindex_add(&s->plug_ix, h, s->n_plugs) != 0) {
+        free(p->name);
+        return NULL;
+    }
     snprintf(p->state, sizeof p->state, "starting");
     p->configured = true;
     s->n_plugs++;
@@ -259,22 +296,24 @@ void sc_status_channel_head(sc_status_t *s, const char *channel,
 }
 
 void sc_status_published(sc_status_t *s, const char *channel,
-                         const char *plugin, uint64_t seq, size_t bytes)
+                         const char *plugin, uint64_t head, uint64_t n,
+                         size_t bytes)
 {
     if (!s || !channel)
         return;
+    time_t now = time(NULL);
     pthread_mutex_lock(&s->mu);
     chan_t *c = chan_locked(s, channel);
     if (c) {
-        if (seq > c->head)
-            c->head = seq;
-        c->msgs++;
+        if (head > c->head)
+            c->head = head;
+        c->msgs += n;
         c->bytes += bytes;
-        c->last_ts = time(NULL);
+        c->last_ts = now;
     }
     plug_t *p = plugin ? plug_locked(s, plugin) : NULL;
     if (p)
-        p->published++;
+        p->published += n;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -433,6 +472,11 @@ void sc_status_plugins_prune(sc_status_t *s, const sc_config_t *cfg)
         free(s->plugs[i].last_error);
         s->plugs[i] = s->plugs[--s->n_plugs];
     }
+    /* positions moved: index them again (the index keeps its slots, so
+     * this cannot run out of memory) */
+    sc_hindex_clear(&s->plug_ix);
+    for (size_t i = 0; i < s->n_plugs; i++)
+        (void)sc_hindex_add(&s->plug_ix, sc_hash_str(s->plugs[i].name), i);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -454,18 +498,29 @@ static int64_t file_size(const char *dir, const char *name)
     return stat(p, &st) == 0 ? (int64_t)st.st_size : 0;
 }
 
+/* The journal's size on disk: stat(2) outside the lock (the publishing
+ * thread takes it too). */
+static int64_t journal_bytes(sc_status_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    char *dir = s->data_dir ? strdup(s->data_dir) : NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!dir)
+        return 0;
+    int64_t n = file_size(dir, "journal.db") +
+                file_size(dir, "journal.db-wal");
+    free(dir);
+    return n;
+}
+
 /* mu held */
-static json_t *status_locked(sc_status_t *s)
+static json_t *status_locked(sc_status_t *s, int64_t jbytes)
 {
     char ts[32];
     iso_time(s->started, ts);
     json_t *kids = json_array();
     for (size_t i = 0; i < s->n_kids; i++)
         json_array_append_new(kids, json_string(s->kids[i]));
-    int64_t jbytes = 0;
-    if (s->data_dir)
-        jbytes = file_size(s->data_dir, "journal.db") +
-                 file_size(s->data_dir, "journal.db-wal");
     return json_pack("{s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I, s:o, s:s?, "
                      "s:b, s:I}",
                      "version", SC_BROKER_VERSION, "gateway", s->gateway_id,
@@ -477,10 +532,12 @@ static json_t *status_locked(sc_status_t *s)
                      "untracked", (json_int_t)s->untracked);
 }
 
-/* mu held */
-static json_t *channels_locked(sc_status_t *s)
+/* mu held: bring the channels' rates up to date and copy the channels
+ * (their names stay valid: a channel entry lives as long as the status),
+ * so that their JSON is built after the lock is released. NULL with *n 0
+ * if there are none or out of memory. */
+static chan_t *channels_copy_locked(sc_status_t *s, size_t *n)
 {
-    json_t *a = json_array();
     int64_t now = sc_mono_ms();
     for (size_t i = 0; i < s->n_chans; i++) {
         chan_t *c = &s->chans[i];
@@ -491,6 +548,19 @@ static json_t *channels_locked(sc_status_t *s)
             c->rate_t0_ms = now;
             c->rate_m0 = c->msgs;
         }
+    }
+    chan_t *v = s->n_chans ? malloc(s->n_chans * sizeof *v) : NULL;
+    *n = v ? s->n_chans : 0;
+    if (v)
+        memcpy(v, s->chans, s->n_chans * sizeof *v);
+    return v;
+}
+
+static json_t *channels_json(chan_t *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const chan_t *c = &v[i];
         char ts[32] = "";
         if (c->last_ts)
             iso_time(c->last_ts, ts);
@@ -501,33 +571,58 @@ static json_t *channels_locked(sc_status_t *s)
                          "last_publish", c->last_ts ? ts : NULL, "rate",
                          c->rate));
     }
+    free(v);
     return a;
 }
 
-/* mu held */
+static bool agency_is(const void *id, size_t pos, void *arg)
+{
+    return strcmp(((sc_status_t *)arg)->agencies[pos].id, id) == 0;
+}
+
+/* mu held: one pass over the connections (an index of the agencies by
+ * id, built per call), not one per agency */
 static json_t *agencies_locked(sc_status_t *s)
 {
     json_t *a = json_array();
+    size_t *conns = calloc(s->n_agencies + 1, sizeof *conns);
+    json_t **subs = calloc(s->n_agencies + 1, sizeof *subs);
+    sc_hindex_t ix = SC_HINDEX_INIT;
+    bool indexed = conns && subs;
+    for (size_t i = 0; indexed && i < s->n_agencies; i++)
+        indexed = sc_hindex_add(&ix, sc_hash_str(s->agencies[i].id), i) == 0;
+    if (!indexed) {
+        free(conns);
+        free(subs);
+        sc_hindex_free(&ix);
+        return a;
+    }
+    for (size_t i = 0; i < s->n_agencies; i++)
+        subs[i] = json_array();
+    for (size_t c = 0; c < s->n_conns; c++) {
+        const conn_t *cn = &s->conns[c];
+        long at = sc_hindex_find(&ix, sc_hash_str(cn->agency), agency_is,
+                                 cn->agency, s);
+        if (at < 0)
+            continue;
+        conns[at]++;
+        for (size_t k = 0; k < cn->n_subs; k++)
+            json_array_append_new(subs[at], json_string(cn->subs[k]));
+    }
     for (size_t i = 0; i < s->n_agencies; i++) {
         agency_t *ag = &s->agencies[i];
-        json_t *grants = json_array(), *subs = json_array();
+        json_t *grants = json_array();
         for (size_t g = 0; g < ag->n_grants; g++)
             json_array_append_new(grants, json_string(ag->grants[g]));
-        size_t conns = 0;
-        for (size_t c = 0; c < s->n_conns; c++) {
-            if (strcmp(s->conns[c].agency, ag->id) != 0)
-                continue;
-            conns++;
-            for (size_t k = 0; k < s->conns[c].n_subs; k++)
-                json_array_append_new(subs,
-                                      json_string(s->conns[c].subs[k]));
-        }
         json_array_append_new(
             a, json_pack("{s:s, s:I, s:o, s:o, s:I}", "agency", ag->id,
-                         "connections", (json_int_t)conns, "grants", grants,
-                         "subscriptions", subs, "refused",
+                         "connections", (json_int_t)conns[i], "grants",
+                         grants, "subscriptions", subs[i], "refused",
                          (json_int_t)ag->refused));
     }
+    free(conns);
+    free(subs);
+    sc_hindex_free(&ix);
     return a;
 }
 
@@ -596,9 +691,29 @@ static json_t *health_locked(sc_status_t *s, bool *ok)
         pthread_mutex_unlock(&s->mu);                                         \
         return j;                                                             \
     }
-VIEW(sc_status_json_status, status_locked)
-VIEW(sc_status_json_channels, channels_locked)
 VIEW(sc_status_json_agencies, agencies_locked)
+
+json_t *sc_status_json_status(sc_status_t *s)
+{
+    if (!s)
+        return NULL;
+    int64_t jbytes = journal_bytes(s);
+    pthread_mutex_lock(&s->mu);
+    json_t *j = status_locked(s, jbytes);
+    pthread_mutex_unlock(&s->mu);
+    return j;
+}
+
+json_t *sc_status_json_channels(sc_status_t *s)
+{
+    if (!s)
+        return NULL;
+    size_t n;
+    pthread_mutex_lock(&s->mu);
+    chan_t *v = channels_copy_locked(s, &n);
+    pthread_mutex_unlock(&s->mu);
+    return channels_json(v, n);
+}
 
 /* a sink plugin's lag and state, from the sink feeder (sink.h) */
 static void add_sink(void *arg, const sc_sink_status_t *st)
@@ -657,13 +772,19 @@ json_t *sc_status_json_all(sc_status_t *s)
     json_t *warn = json_array();
     sc_log_recent(add_warning, warn);
     bool ok;
+    size_t n_chans;
+    int64_t jbytes = journal_bytes(s);
     pthread_mutex_lock(&s->mu);
     json_t *plugins = plugins_locked(s);
-    json_t *j = json_pack("{s:o, s:O, s:o, s:o, s:o, s:o}", "status",
-                          status_locked(s), "plugins", plugins, "channels",
-                          channels_locked(s), "agencies", agencies_locked(s),
-                          "health", health_locked(s, &ok), "warnings", warn);
+    json_t *status = status_locked(s, jbytes);
+    chan_t *chans = channels_copy_locked(s, &n_chans);
+    json_t *agencies = agencies_locked(s);
+    json_t *health = health_locked(s, &ok);
     pthread_mutex_unlock(&s->mu);
+    json_t *j = json_pack("{s:o, s:O, s:o, s:o, s:o, s:o}", "status", status,
+                          "plugins", plugins, "channels",
+                          channels_json(chans, n_chans), "agencies", agencies,
+                          "health", health, "warnings", warn);
     if (plugins && sc_sink_global())
         sc_sink_status(sc_sink_global(), add_sink, plugins);
     json_decref(plugins);

@@ -5,9 +5,13 @@
  * Owns plain copies of the facts the other modules report through small
  * hooks: broker info, per-channel heads and counts, per-connection agency
  * subscriptions, plugin states and crash history, journal health. Readers
- * on other threads get JSON built under one mutex; the hooks only copy a
- * few numbers and never block on I/O. Never decides anything: it only
- * remembers and tells.
+ * on other threads get JSON; the hooks, which the core thread calls, only
+ * copy a few numbers under one mutex (channels and plugins are found by
+ * an index, not a scan), and a reader holds that mutex only to copy the
+ * channels (their JSON is built after it) and to build the small parts
+ * (plugins, agencies in one pass over the connections, health), never
+ * for I/O (the journal's size is stat'ed outside it). Never decides
+ * anything: it only remembers and tells.
  *
  * Bounds: SC_STATUS_MAX_CHANNELS (4096) channels, SC_STATUS_MAX_PLUGINS
  * (256) plugins, SC_STATUS_MAX_CONNS (65536) connections; past a bound new
@@ -48,9 +52,11 @@ void sc_status_journal_result(sc_status_t *s, const char *error);
 /* A channel's head as found in the journal at start. */
 void sc_status_channel_head(sc_status_t *s, const char *channel,
                             uint64_t head);
-/* One message signed, journaled and sent. */
+/* `n` messages of `plugin` on `channel` signed, journaled and sent,
+ * `bytes` in all; `head` the last one's seq. */
 void sc_status_published(sc_status_t *s, const char *channel,
-                         const char *plugin, uint64_t seq, size_t bytes);
+                         const char *plugin, uint64_t head, uint64_t n,
+                         size_t bytes);
 /* A publish of `plugin` refused (by the plugin host or the core). */
 void sc_status_refused(sc_status_t *s, const char *plugin);
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/channel.h"
+#include "common/hash.h"
 #include "common/jsoncheck.h"
 #include "host/sinkwin.h"
 
@@ -380,14 +381,6 @@ static int refuse(sc_host_inst_t *p, int code, const char *channel,
     return code;
 }
 
-static uint64_t chan_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* true if `channel` would be one channel more than max_channels; else
  * remembers it (a bounded set: at most max_channels names) */
 static bool channel_new_over(sc_host_inst_t *p, const char *channel)
@@ -399,7 +392,7 @@ static bool channel_new_over(sc_host_inst_t *p, const char *channel)
         if (!(p->seen = calloc(p->seen_cap, sizeof *p->seen)))
             return true;
     }
-    size_t i = (size_t)chan_hash(channel) & (p->seen_cap - 1);
+    size_t i = (size_t)sc_hash_str(channel) & (p->seen_cap - 1);
     while (p->seen[i]) {
         if (strcmp(p->seen[i], channel) == 0)
             return false;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+
 typedef struct {
     char *channel; /* NULL: free slot */
     char *epoch;
@@ -25,14 +27,6 @@ struct sc_sinkwin {
     size_t cap; /* slots, a power of two */
     size_t used;
 };
-
-static uint64_t hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 sc_sinkwin_t *sc_sinkwin_new(uint32_t max)
 {
@@ -76,7 +70,7 @@ bool sc_sinkwin_full(const sc_sinkwin_t *w) { return w && w->open >= w->max; }
 
 static chan_t *find(const sc_sinkwin_t *w, const char *channel)
 {
-    for (size_t i = hash(channel) & (w->cap - 1);; i = (i + 1) & (w->cap - 1)) {
+    for (size_t i = sc_hash_str(channel) & (w->cap - 1);; i = (i + 1) & (w->cap - 1)) {
         if (!w->t[i].channel)
             return NULL;
         if (strcmp(w->t[i].channel, channel) == 0)
@@ -91,7 +85,7 @@ static void remove_slot(sc_sinkwin_t *w, chan_t *c)
     chan_free(&w->t[i]);
     w->used--;
     for (size_t j = (i + 1) & mask; w->t[j].channel; j = (j + 1) & mask) {
-        size_t home = hash(w->t[j].channel) & mask;
+        size_t home = sc_hash_str(w->t[j].channel) & mask;
         /* move j back to i if its home is not within (i, j] */
         if (((j - home) & mask) >= ((j - i) & mask)) {
             w->t[i] = w->t[j];
@@ -110,7 +104,7 @@ static int grow(sc_sinkwin_t *w)
     for (size_t i = 0; i < w->cap; i++) {
         if (!w->t[i].channel)
             continue;
-        size_t k = hash(w->t[i].channel) & (cap - 1);
+        size_t k = sc_hash_str(w->t[i].channel) & (cap - 1);
         while (t[k].channel)
             k = (k + 1) & (cap - 1);
         t[k] = w->t[i];
@@ -125,7 +119,7 @@ static chan_t *add(sc_sinkwin_t *w, const char *channel, const char *epoch)
 {
     if ((w->used + 1) * 2 > w->cap && grow(w) != 0)
         return NULL;
-    size_t i = hash(channel) & (w->cap - 1);
+    size_t i = sc_hash_str(channel) & (w->cap - 1);
     while (w->t[i].channel)
         i = (i + 1) & (w->cap - 1);
     chan_t *c = &w->t[i];

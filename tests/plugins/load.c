@@ -1,6 +1,7 @@
 /*
  * load.c - the benchmark's load plugin (bench/bench.py, docs/performance.md):
- * publishes `count` messages of kind "bench.load" on `channel`, keys
+ * publishes `count` messages of kind "bench.load" on `channel` (or, with
+ * channel_count N > 1, on `channel`.c0 .. `channel`.c<N-1> in turn), keys
  * "k0".."k<key_count-1>" cycling, whose data is exactly `data_bytes` bytes
  * of JSON:
  *
@@ -28,12 +29,13 @@
 
 #define MAX_PER_TICK 1000
 #define MAX_DATA 1048576
+#define MAX_CHANNELS 100000
 
 typedef struct load {
     sc_host_t *host;
     const sc_host_api_t *api;
     const char *channel, *start_file;
-    int64_t count, rate, data_bytes, key_count, warmup_ms;
+    int64_t count, rate, data_bytes, key_count, warmup_ms, channel_count;
     char *buf;          /* data_bytes + 1 */
     int64_t done;       /* counted messages published */
     int64_t t0;         /* ns: when counting started */
@@ -50,6 +52,8 @@ static const sc_setting_def_t load_settings[] = {
     SC_SETTING("data_bytes", SC_SETTING_INT, "512", 0,
       "size of each message's data JSON (at least 64)"),
     SC_SETTING("key_count", SC_SETTING_INT, "100", 0, "distinct keys"),
+    SC_SETTING("channel_count", SC_SETTING_INT, "1", 0,
+      "channels: 1 = `channel`, N = `channel`.c0 .. c<N-1> in turn"),
     SC_SETTING("start_file", SC_SETTING_STRING, "", 0,
       "start counting once this file exists (\"\" = at once)"),
     SC_SETTING("warmup_ms", SC_SETTING_INT, "20", 0,
@@ -67,9 +71,12 @@ static int64_t now_ns(void)
 /* 0, or the publish error */
 static int publish_one(load_t *l, int64_t n)
 {
-    char key[32];
-    snprintf(key, sizeof key, "k%lld",
-             (long long)((n > 0 ? n - 1 : 0) % l->key_count));
+    char key[32], channel[256];
+    int64_t i = n > 0 ? n - 1 : 0;
+    snprintf(key, sizeof key, "k%lld", (long long)(i % l->key_count));
+    if (l->channel_count > 1)
+        snprintf(channel, sizeof channel, "%s.c%lld", l->channel,
+                 (long long)(i % l->channel_count));
     int k = snprintf(l->buf, (size_t)l->data_bytes + 1,
                      "{\"bench_t\":%lld,\"n\":%lld,\"pad\":\"",
                      (long long)now_ns(), (long long)n);
@@ -78,7 +85,8 @@ static int publish_one(load_t *l, int64_t n)
         pad = 0;
     memset(l->buf + k, 'x', (size_t)pad);
     memcpy(l->buf + k + pad, "\"}", 3);
-    return l->api->publish(l->host, l->channel, "bench.load", key, l->buf);
+    return l->api->publish(l->host, l->channel_count > 1 ? channel : l->channel,
+                           "bench.load", key, l->buf);
 }
 
 static void load_tick(sc_host_t *host, int timer_id, void *arg)
@@ -140,12 +148,16 @@ static int load_init(sc_host_t *host, const sc_host_api_t *api, void **state)
         api->setting_int(host, "data_bytes", &l->data_bytes) != SC_OK ||
         api->setting_int(host, "key_count", &l->key_count) != SC_OK ||
         api->setting_int(host, "warmup_ms", &l->warmup_ms) != SC_OK ||
+        api->setting_int(host, "channel_count", &l->channel_count) != SC_OK ||
+        l->channel_count < 1 || l->channel_count > MAX_CHANNELS ||
+        strlen(l->channel) > 200 ||
         l->count < 0 || l->rate < 0 || l->rate > 10000000 ||
         l->data_bytes < 64 || l->data_bytes > MAX_DATA || l->key_count < 1 ||
         l->warmup_ms < 1 || l->warmup_ms > 60000) {
         api->log(host, SC_LOG_ERROR, "bad settings (count >= 0, rate "
                  "0..10000000, data_bytes 64..1048576, key_count >= 1, "
-                 "warmup_ms 1..60000)");
+                 "warmup_ms 1..60000, channel_count 1..100000, channel at "
+                 "most 200 bytes)");
         free(l);
         return SC_ERR_ARG;
     }

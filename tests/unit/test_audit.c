@@ -124,7 +124,7 @@ static void test_health(void **state)
     /* subscriptions per connection, gone with the connection */
     sc_status_subscribed(s, 7, "motie", "energy.");
     sc_status_channel_head(s, "energy.a", 5);
-    sc_status_published(s, "energy.a", "c", 6, 100);
+    sc_status_published(s, "energy.a", "c", 6, 1, 100);
     json_t *ch = sc_status_json_channels(s);
     assert_int_equal(json_integer_value(json_object_get(
                          json_array_get(ch, 0), "head")),
@@ -136,11 +136,88 @@ static void test_health(void **state)
     assert_null(s);
 }
 
+/* the published count of channel `name` in the channels JSON, -1 if absent */
+static json_int_t channel_messages(json_t *ch, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(ch, i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "channel")), name) == 0)
+            return json_integer_value(json_object_get(c, "messages"));
+    }
+    return -1;
+}
+
+static json_int_t plugin_published(sc_status_t *s, const char *name)
+{
+    json_t *pl = sc_status_json_plugins(s);
+    size_t i;
+    json_t *p;
+    json_int_t n = -1;
+    json_array_foreach(pl, i, p) {
+        if (strcmp(json_string_value(json_object_get(p, "plugin")), name) == 0)
+            n = json_integer_value(json_object_get(p, "published"));
+    }
+    json_decref(pl);
+    return n;
+}
+
+/* Channels and plugins are found by an index: every one of the channels
+ * up to the bound keeps its own counts, the ones past it are counted as
+ * untracked, and a plugin found after a prune moved the others is still
+ * the right one. */
+static void test_many_channels_and_pruned_plugins(void **state)
+{
+    (void)state;
+    sc_status_t *s = sc_status_new();
+    assert_non_null(s);
+    char name[64];
+    const int over = 10;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < SC_STATUS_MAX_CHANNELS + over; i++) {
+            snprintf(name, sizeof name, "energy.c%d", i);
+            /* i + 1 messages in one run, head 100 * round + i */
+            sc_status_published(s, name, "p", (uint64_t)(100 * round + i),
+                                (uint64_t)i + 1, 10 * ((size_t)i + 1));
+        }
+    json_t *ch = sc_status_json_channels(s);
+    assert_int_equal(json_array_size(ch), SC_STATUS_MAX_CHANNELS);
+    for (int i = 0; i < SC_STATUS_MAX_CHANNELS + over; i++) {
+        snprintf(name, sizeof name, "energy.c%d", i);
+        assert_int_equal(channel_messages(ch, name),
+                         i < SC_STATUS_MAX_CHANNELS ? 2 * (i + 1) : -1);
+    }
+    json_decref(ch);
+    json_t *st = sc_status_json_status(s);
+    assert_int_equal(json_integer_value(json_object_get(st, "untracked")),
+                     2 * over);
+    json_decref(st);
+
+    sc_status_plugin(s, "a", "running", 1, NULL);
+    sc_status_plugin(s, "b", "running", 2, NULL);
+    sc_status_plugin(s, "c", "running", 3, NULL);
+    sc_cfg_plugin_t kept[2];
+    memset(kept, 0, sizeof kept);
+    kept[0].name = "a";
+    kept[1].name = "c";
+    sc_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.plugins = kept;
+    cfg.n_plugins = 2;
+    sc_status_plugins_prune(s, &cfg); /* "c" moves into "b"'s place */
+    sc_status_published(s, "energy.c0", "c", 1, 5, 50);
+    assert_int_equal(plugin_published(s, "c"), 5);
+    assert_int_equal(plugin_published(s, "a"), 0);
+    assert_int_equal(plugin_published(s, "b"), -1);
+    sc_status_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_mode_rotation),
         cmocka_unit_test(test_health),
+        cmocka_unit_test(test_many_channels_and_pruned_plugins),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

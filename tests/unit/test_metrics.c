@@ -99,6 +99,38 @@ static void test_series_bound(void **state)
     free(t);
 }
 
+/* Label sets are found by an index: each of many keeps its own value
+ * (sc_metric_value finds them by a scan, independently), also after a
+ * clear re-adds them in another order. */
+static void test_many_series(void **state)
+{
+    (void)state;
+    sc_metric_t *c = sc_metric_counter("t_many_total", "Many.", "ch,pl");
+    char a[32], b[32];
+    for (int round = 0; round < 2; round++) {
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < SC_METRIC_MAX_SERIES; i++) {
+                int j = round ? SC_METRIC_MAX_SERIES - 1 - i : i;
+                snprintf(a, sizeof a, "c%d", j / 7);
+                snprintf(b, sizeof b, "p%d", j % 7);
+                sc_metric_add(c, j + 1, a, b);
+            }
+        for (int j = 0; j < SC_METRIC_MAX_SERIES; j++) {
+            snprintf(a, sizeof a, "c%d", j / 7);
+            snprintf(b, sizeof b, "p%d", j % 7);
+            assert_true(sc_metric_value(c, a, b) == 3.0 * (j + 1));
+        }
+        assert_true(sc_metric_value(c, "_other", "_other") == 0);
+        sc_metric_clear(c);
+        assert_true(sc_metric_value(c, "c0", "p0") == 0);
+    }
+    /* the same characters split differently are two label sets */
+    sc_metric_add(c, 1, "ab", "c");
+    sc_metric_add(c, 2, "a", "bc");
+    assert_true(sc_metric_value(c, "ab", "c") == 1);
+    assert_true(sc_metric_value(c, "a", "bc") == 2);
+}
+
 static sc_metric_t *g_par;
 
 static void *adder(void *arg)
@@ -150,6 +182,7 @@ int main(void)
         cmocka_unit_test_setup(test_invalid, reset),
         cmocka_unit_test_setup(test_histogram, reset),
         cmocka_unit_test_setup(test_series_bound, reset),
+        cmocka_unit_test_setup(test_many_series, reset),
         cmocka_unit_test_setup(test_threads, reset),
         cmocka_unit_test_setup(test_collect_hook, reset),
     };
