@@ -130,6 +130,20 @@ static int grow(char **buf, size_t *cap, size_t need)
     return 0;
 }
 
+/* `v` in decimal into out[24]; its length */
+static int u64_text(char out[24], uint64_t v)
+{
+    char t[24];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++)
+        out[i] = t[n - 1 - i];
+    return n;
+}
+
 int sc_envelope_text(const sc_envelope_text_in_t *in, char **buf,
                      size_t *cap, size_t *len)
 {
@@ -153,19 +167,47 @@ int sc_envelope_text(const sc_envelope_text_in_t *in, char **buf,
         free(key_esc);
         return -1;
     }
-    int n = snprintf(*buf, *cap,
-                     "{\"v\":%d,\"id\":\"%s\",\"channel\":\"%s\",\"epoch\":"
-                     "\"%s\",\"seq\":%llu,\"ts\":\"%s\",\"kind\":\"%s\","
-                     "\"key\":%s%s%s,\"source\":",
-                     SC_ENVELOPE_VERSION, in->id, in->channel, in->epoch,
-                     (unsigned long long)in->seq, in->ts, in->kind,
-                     key_esc ? "" : in->key ? "\"" : "",
-                     key_esc ? key_esc : in->key ? in->key : "null",
-                     key_esc ? "" : in->key ? "\"" : "");
+    /* appended piece by piece (no printf: this runs once per message on
+     * the signing threads); `need` covers every piece */
+    char *p = *buf;
+#define PUT(s, n) (memcpy(p, (s), (n)), p += (n))
+#define PUTS(lit) PUT(lit, sizeof lit - 1)
+#define PUTZ(z) PUT((z), strlen(z))
+    PUTS("{\"v\":");
+    char num[24];
+    int nl = u64_text(num, SC_ENVELOPE_VERSION);
+    PUT(num, (size_t)nl);
+    PUTS(",\"id\":\"");
+    PUTZ(in->id);
+    PUTS("\",\"channel\":\"");
+    PUTZ(in->channel);
+    PUTS("\",\"epoch\":\"");
+    PUTZ(in->epoch);
+    PUTS("\",\"seq\":");
+    nl = u64_text(num, in->seq);
+    PUT(num, (size_t)nl);
+    PUTS(",\"ts\":\"");
+    PUTZ(in->ts);
+    PUTS("\",\"kind\":\"");
+    PUTZ(in->kind);
+    PUTS("\",\"key\":");
+    if (key_esc) {
+        PUTZ(key_esc);
+    } else if (in->key) {
+        PUTS("\"");
+        PUT(in->key, klen);
+        PUTS("\"");
+    } else {
+        PUTS("null");
+    }
+    PUTS(",\"source\":");
+#undef PUTZ
+#undef PUTS
+#undef PUT
     free(key_esc);
-    if (n < 0 || (size_t)n + in->source_len + in->data_len + 10 > *cap)
+    size_t n = (size_t)(p - *buf);
+    if (n + in->source_len + in->data_len + 10 > *cap)
         return -1;
-    char *p = *buf + n;
     memcpy(p, in->source_json, in->source_len);
     p += in->source_len;
     memcpy(p, ",\"data\":", 8);

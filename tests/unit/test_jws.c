@@ -763,6 +763,69 @@ static void test_public_codec_matches_libsodium(void **state)
     assert_memory_equal(sig, a, 32);
 }
 
+/* The broker's envelope text (sc_envelope_text, built piece by piece
+ * around the data's text) is byte for byte what jansson writes for the
+ * same fields in the same order (as sc_envelope_sign builds it): keys
+ * plain, escaped and absent, seqs up to the largest, a reused buffer. */
+static void test_envelope_text_matches_jansson(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {NULL, "k1", "a\"b\\c", "\xea\xb0\x80/x y",
+                                       ""};
+    static const uint64_t seqs[] = {1, 9, 10, 1234567890123ULL,
+                                    18446744073709551615ULL};
+    const char *source = "{\"plugin\":\"energy\",\"sector\":\"energy\"}";
+    /* as jansson writes it (the text path keeps the data as written) */
+    const char *data = "{\"a\":[1,2,{\"b\":\"\xc3\xa9\"}],\"t\":\"x\"}";
+    char *buf = NULL;
+    size_t cap = 0;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        for (size_t q = 0; q < sizeof seqs / sizeof seqs[0]; q++) {
+            sc_envelope_text_in_t in = {
+                .id = "0123456789abcdef0123456789abcdef",
+                .channel = "energy.nuclear.tasks",
+                .epoch = "fedcba9876543210",
+                .seq = seqs[q],
+                .ts = "2026-11-30T06:40:00.123Z",
+                .kind = "task.updated",
+                .key = keys[k],
+                .source_json = source,
+                .source_len = strlen(source),
+                .data_json = data,
+                .data_len = strlen(data),
+            };
+            size_t len = 0;
+            assert_int_equal(sc_envelope_text(&in, &buf, &cap, &len), 0);
+            assert_int_equal(strlen(buf), len);
+            json_t *src = json_loads(source, 0, NULL);
+            json_t *dat = json_loads(data, 0, NULL);
+            json_t *env = json_pack(
+                "{s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:o, s:o, s:o}", "v",
+                SC_ENVELOPE_VERSION, "id", in.id, "channel", in.channel,
+                "epoch", in.epoch, "seq", (json_int_t)0, "ts", in.ts, "kind",
+                in.kind, "key", in.key ? json_string(in.key) : json_null(),
+                "source", src, "data", dat);
+            assert_non_null(env);
+            /* jansson's integers are signed: the seq is put in as text */
+            char *want = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            char seqtxt[32];
+            snprintf(seqtxt, sizeof seqtxt, "\"seq\":%llu",
+                     (unsigned long long)seqs[q]);
+            char *at = strstr(want, "\"seq\":0,");
+            assert_non_null(at);
+            size_t head = (size_t)(at - want);
+            char *expect = malloc(strlen(want) + 32);
+            memcpy(expect, want, head);
+            strcpy(expect + head, seqtxt);
+            strcat(expect, at + strlen("\"seq\":0"));
+            assert_string_equal(buf, expect);
+            free(expect);
+            free(want);
+            json_decref(env);
+        }
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -775,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_envelope_roundtrip),
         cmocka_unit_test(test_envelope_channel_topic),
         cmocka_unit_test(test_envelope_shape),
+        cmocka_unit_test(test_envelope_text_matches_jansson),
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_public_codec_matches_libsodium),
     };
