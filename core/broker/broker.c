@@ -47,6 +47,7 @@ extern char **environ;
 #include "ops.h"
 #include "pipeline.h"
 #include "plugin_host.h"
+#include "sink_relay.h"
 #include "ratelimit.h"
 #include "reload.h"
 #include "service.h"
@@ -447,10 +448,16 @@ static int setup_sockets(sc_broker_t *b, char *err, size_t errlen)
         /* a send to a child that is not connected or is full fails
          * (EHOSTUNREACH/EAGAIN with ZMQ_DONTWAIT) instead of being
          * dropped silently: sink frames are kept and sent again */
-        int mandatory = 1;
+        int mandatory = 1, sndhwm = SC_PLUGIN_CHILD_SNDHWM;
+        _Static_assert(SC_PLUGIN_CHILD_WINDOW_MAX + SC_SINK_RELAY_MAX +
+                               SC_PLUGIN_CHILD_PINGS_MAX <
+                           SC_PLUGIN_CHILD_SNDHWM,
+                       "a child's ACKs, sink frames and pings must fit "
+                       "below the ROUTER's high-water mark");
         if (!b->pull_ipc ||
             zmq_setsockopt(b->pull_ipc, ZMQ_ROUTER_MANDATORY, &mandatory,
                            sizeof mandatory) ||
+            zmq_setsockopt(b->pull_ipc, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) ||
             zmq_setsockopt(b->pull_ipc, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||
             zmq_setsockopt(b->pull_ipc, ZMQ_MAXMSGSIZE, &maxmsg,
                            sizeof maxmsg) ||

@@ -284,18 +284,30 @@ uint64_t sc_pipeline_sent(const sc_pipeline_t *p) { return p->n_sent; }
 int64_t sc_pipeline_retry_at(const sc_pipeline_t *p) { return p->retry_at_ms; }
 
 /* Tell a plugin child process what became of its frame. */
-static void ack(sc_pipeline_t *p, pending_t *m, const char *what)
+/* The ACK of a child's frame (plugin: the child's instance name, for the
+ * log). The child counts one per frame; the ROUTER's high-water mark
+ * leaves room for every ACK a child can be owed (plugin_host.h,
+ * SC_PLUGIN_CHILD_SNDHWM), so a send fails only when the child is gone
+ * (its window goes with it) or out of memory, and is then logged. */
+static void ack(sc_pipeline_t *p, pending_t *m, const char *what,
+                const char *plugin)
 {
     if (!m->has_rid || !p->pull_ipc)
         return;
     sc_frame_t f = {.type = SC_FRAME_ACK, .data = {what, strlen(what)}};
-    unsigned char *buf;
+    unsigned char *buf = NULL;
     size_t len;
-    if (sc_frame_encode(&f, &buf, &len) != 0)
-        return;
-    if (zmq_send(p->pull_ipc, m->rid, m->rid_len,
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(p->pull_ipc, buf, len, ZMQ_DONTWAIT);
+    int rc = sc_frame_encode(&f, &buf, &len);
+    if (rc == 0 && (zmq_send(p->pull_ipc, m->rid, m->rid_len,
+                             ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+                    zmq_send(p->pull_ipc, buf, len, ZMQ_DONTWAIT) < 0))
+        rc = -1;
+    if (rc != 0 && errno != EHOSTUNREACH)
+        sc_ratelimit_log(p->log_refused, plugin, SC_L_ERROR,
+                         "plugin '%s': ACK of a frame not sent (%s): the "
+                         "child's publish window stays one short until it "
+                         "restarts", plugin,
+                         buf ? zmq_strerror(errno) : "out of memory");
     free(buf);
 }
 
@@ -468,7 +480,7 @@ static int read_publish(sc_pipeline_t *p, group_t *g, void *sock)
             sc_plugin_sink_acked(who->name, ch, f.seq, 0);
         else
             sc_plugin_sink_acked(who->name, ch, 0, f.seq);
-        ack(p, m, SC_PUB_ACK_OK);
+        ack(p, m, SC_PUB_ACK_OK, who->name);
         goto done;
     }
     case SC_FRAME_REFUSED: {
@@ -497,7 +509,7 @@ static int read_publish(sc_pipeline_t *p, group_t *g, void *sock)
     g->n++;
     return 0;
 refuse:
-    ack(p, m, SC_PUB_ACK_REFUSED);
+    ack(p, m, SC_PUB_ACK_REFUSED, who ? who->name : "(unknown)");
 done:
     for (int i = 0; i < n && i < 2; i++)
         zmq_msg_close(&part[i]);
@@ -635,7 +647,7 @@ static void drop_failed(sc_pipeline_t *p, group_t *g)
                          PART(m, SC_PUB_F_CHANNEL), m->err);
         sc_ops_refused(PART(m, SC_PUB_F_PLUGIN), PART(m, SC_PUB_F_CHANNEL),
                        "cannot-sign", m->len[SC_PUB_F_DATA]);
-        ack(p, m, SC_PUB_ACK_REFUSED);
+        ack(p, m, SC_PUB_ACK_REFUSED, PART(m, SC_PUB_F_PLUGIN));
         pending_clear(m);
     }
     g->n = k;
@@ -761,7 +773,7 @@ static int commit_send(sc_pipeline_t *p, group_t *g)
         sc_ops_published(run_ch, run_pl, run_head, run_n, run_bytes);
     /* the slots' text (run_ch, run_pl) is used up to here */
     for (size_t i = 0; i < g->n; i++) {
-        ack(p, &g->m[i], SC_PUB_ACK_OK);
+        ack(p, &g->m[i], SC_PUB_ACK_OK, PART(&g->m[i], SC_PUB_F_PLUGIN));
         pending_clear(&g->m[i]);
     }
     if (p->on_commit && n_msg)

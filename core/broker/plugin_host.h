@@ -33,13 +33,25 @@
  * returns once its frame is sent, and blocks while this many frames await
  * the core's ACK (one per frame, sent after the frame's group is
  * committed, or at once if refused); a state write returns once it and
- * every frame before it are ACKed. Bounded well below the
- * core socket's send high-water mark (1,000) so that no ACK is dropped.
+ * every frame before it are ACKed.
  * A stopping child waits up to SC_PLUGIN_CHILD_DRAIN_MS for the ACKs of
  * what it sent (the supervisor kills it after 5 s). */
 #define SC_PLUGIN_CHILD_WINDOW 64
 #define SC_PLUGIN_CHILD_WINDOW_MAX 256 /* config publish_window: 1..this */
 #define SC_PLUGIN_CHILD_DRAIN_MS 3000
+
+/* What the core's ROUTER towards the children holds for one child that
+ * does not read (ZMQ_SNDHWM; ZMQ_ROUTER_MANDATORY makes a full pipe an
+ * error, never a silent drop): room for every frame the core can owe or
+ * offer it at once: the ACKs of its window (SC_PLUGIN_CHILD_WINDOW_MAX),
+ * the sink frames the feeder keeps in flight to a child
+ * (SC_SINK_RELAY_MAX, sink_relay.h) and the pings of the time it may stay
+ * silent before it is killed (5 at one a second, supervisor.c), with room
+ * to spare. So an ACK is never refused for a full pipe, and a child's
+ * window never loses a slot while it lives (broker.c checks the sum at
+ * compile time). */
+#define SC_PLUGIN_CHILD_SNDHWM 1024
+#define SC_PLUGIN_CHILD_PINGS_MAX 16
 
 /* Replies of the core to an acked frame (ACK status). */
 #define SC_PUB_ACK_OK "ok"

@@ -70,6 +70,9 @@ extern char **environ;
 #define STABLE_MS 60000
 #define PING_MS 1000      /* liveness check of a child, every ... */
 #define DEAD_MS 5000      /* ... killed when no answer for this long */
+_Static_assert(DEAD_MS / PING_MS + 1 <= SC_PLUGIN_CHILD_PINGS_MAX,
+               "the pings a silent child is sent before it is killed must "
+               "fit the room plugin_host.h keeps for them");
 #define TOKEN_LEN 32      /* a child's credential: hex of 16 random bytes */
 #define RELAY_RETRY_MS 10 /* sink frames a child could not take yet */
 
