@@ -34,7 +34,6 @@
 
 #define MAX_DATA_MIN 64
 #define MAX_DATA_MAX 16777216
-#define MAX_DATA_DEFAULT 65536
 #define IPC_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
 
 /* ------------------------------------------------------------------------
@@ -106,6 +105,8 @@ static int line_of(const config_setting_t *s)
  * from an @include'd file are reported against that file. */
 static void err(loader_t *L, const config_setting_t *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void add_problem(loader_t *L, const char *file, int line, char *msg);
+
 static void err(loader_t *L, const config_setting_t *s, const char *fmt, ...)
 {
     const char *file = L->path;
@@ -115,6 +116,12 @@ static void err(loader_t *L, const config_setting_t *s, const char *fmt, ...)
     va_start(ap, fmt);
     char *msg = vformat(fmt, ap);
     va_end(ap);
+    add_problem(L, file, line_of(s), msg);
+}
+
+/* Keep `msg` (malloc'ed, or NULL if out of memory) for FILE:LINE. */
+static void add_problem(loader_t *L, const char *file, int line, char *msg)
+{
     L->errors++;
     if (msg != NULL && L->n_probs == L->cap_probs) {
         size_t cap = L->cap_probs ? 2 * L->cap_probs : 16;
@@ -125,13 +132,13 @@ static void err(loader_t *L, const config_setting_t *s, const char *fmt, ...)
         }
     }
     if (msg == NULL || L->n_probs == L->cap_probs) {
-        sc_diag_add(L->diag, file, line_of(s), "%s",
+        sc_diag_add(L->diag, file, line, "%s",
                     msg != NULL ? msg : "out of memory");
         free(msg);
         return;
     }
     L->probs[L->n_probs] = (problem_t){file, strcmp(file, L->path) != 0,
-                                       line_of(s), L->n_probs, msg};
+                                       line, L->n_probs, msg};
     L->n_probs++;
 }
 
@@ -582,164 +589,252 @@ static void check_secret(loader_t *L, const config_setting_t *s,
  * Groups
  * ---------------------------------------------------------------------- */
 
+/* ------------------------------------------------------------------------
+ * The scalar groups, declared as tables and checked by the settings
+ * engine (host/settings.h), like a plugin's settings
+ * ---------------------------------------------------------------------- */
+
+#define RANGE(lo, hi) \
+    .flags = SC_SETTING_F_MIN | SC_SETTING_F_MAX, .min = (lo), .max = (hi)
+
+static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error",
+                                         NULL};
+static const char *const DURABILITIES[] = {"full", "normal", NULL};
+
+static const sc_setting_def_t GATEWAY_SETTINGS[] = {
+    {SC_SETTING_FIELDS("id", SC_SETTING_STRING, NULL, 1,
+                       "this gateway's id, [a-z0-9_-]+")},
+    {SC_SETTING_FIELDS("data_dir", SC_SETTING_PATH, "var", 0,
+                       "journal, JWKS and plugin state")},
+    {SC_SETTING_FIELDS("max_data_bytes", SC_SETTING_INT, "65536", 0,
+                       "largest data JSON of one message, in bytes"),
+     RANGE(MAX_DATA_MIN, MAX_DATA_MAX)},
+    {SC_SETTING_FIELDS("log_level", SC_SETTING_STRING, "info", 0,
+                       "least severe level logged"),
+     .allowed = LOG_LEVELS},
+    {SC_SETTING_FIELDS("durability", SC_SETTING_STRING, "full", 0,
+                       "full: fsync at every commit; normal: at checkpoints"),
+     .allowed = DURABILITIES},
+    {SC_SETTING_FIELDS("heartbeat_ms", SC_SETTING_INT, "1000", 0,
+                       "heartbeat interval; 0 = off, else at least 50"),
+     RANGE(0, 3600000)},
+    {SC_SETTING_FIELDS("sign_threads", SC_SETTING_INT, "0", 0,
+                       "signing threads; 0 = one per core"),
+     RANGE(0, 64)},
+    {SC_SETTING_FIELDS("stop_timeout_ms", SC_SETTING_INT, "5000", 0,
+                       "how long a stop waits for plugins and clients"),
+     RANGE(100, 600000)},
+    {SC_SETTING_FIELDS("plugin_user", SC_SETTING_STRING, NULL, 0,
+                       "user isolated plugins run as unless their entry "
+                       "names one; \"\" = the broker's")},
+    SC_SETTINGS_END};
+
+/* limits: every member an integer; `off` is where it goes in sc_config_t */
+typedef struct limit {
+    sc_setting_def_t def;
+    size_t off;
+} limit_t;
+
+#define LIMIT(name, dflt, lo, hi, text, field)                               \
+    {{SC_SETTING_FIELDS(name, SC_SETTING_INT, dflt, 0, text), RANGE(lo, hi)}, \
+     offsetof(sc_config_t, field)}
+
+static const limit_t LIMITS[] = {
+    LIMIT("max_subscriptions", "256", 1, 100000,
+          "subscriptions per connection", max_subscriptions),
+    LIMIT("service_rate", "50", 1, 1000000,
+          "service requests per second per agency", service_rate),
+    LIMIT("service_burst", "100", 1, 1000000,
+          "service requests an agency may make at once", service_burst),
+    LIMIT("replay_batch", "1000", 1, 100000, "messages per replay page",
+          replay_batch),
+    LIMIT("replay_rate", "60000", 0, 10000000,
+          "messages per second of all replays together; 0 = no cap",
+          replay_rate),
+    LIMIT("handshake_timeout_ms", "5000", 100, 120000,
+          "time a connection has for its handshake", handshake_timeout_ms),
+    LIMIT("max_unauthenticated", "256", 1, 1000000,
+          "connections in their handshake at once, per socket",
+          max_unauthenticated),
+    LIMIT("max_connections_per_address", "64", 1, 1000000,
+          "open connections per IP address, per socket",
+          max_connections_per_address),
+    LIMIT("max_connections_per_agency", "16", 1, 1000000,
+          "subscribed connections per agency", max_connections_per_agency),
+    LIMIT("send_queue_bytes", "268435456", 1048576, 17179869184.0,
+          "send queue per connection, in bytes", send_queue_bytes),
+    LIMIT("slow_subscriber_ms", "10000", 0, 3600000,
+          "a subscriber that reads nothing this long is cut; 0 = never",
+          slow_subscriber_ms),
+    LIMIT("max_heartbeats", "1000", 1, 1000000,
+          "heartbeats per interval in total", max_heartbeats),
+    LIMIT("max_channels_per_plugin", "1000", 1, 1000000,
+          "distinct channels one plugin instance may publish to per run",
+          max_channels_per_plugin),
+};
+#define N_LIMITS (sizeof LIMITS / sizeof LIMITS[0])
+
+static void engine_problem(void *arg, const char *file, int line,
+                           const char *msg)
+{
+    loader_t *L = arg;
+    char *m = strdup(msg);
+    add_problem(L, file ? file : L->path, line, m);
+}
+
+/* Group `name` of the root checked against `defs` (entries `stride` bytes
+ * apart) by the settings engine, defaults filled in. NULL if the group is
+ * not a group, or has problems (all reported), or is absent and required
+ * (reported); an absent optional group gives its defaults. *gp: the group
+ * as written (NULL if absent). */
+static sc_settings_t *check_group(loader_t *L, const config_setting_t *root,
+                                  const char *name, bool required,
+                                  const sc_setting_def_t *defs, size_t stride,
+                                  config_setting_t **gp)
+{
+    scope_t top = {root, "", "", NULL};
+    config_setting_t *g = get_group(L, &top, name, required);
+    *gp = g;
+    if (g == NULL && (required || member(&top, name) != NULL))
+        return NULL;
+    sc_sv_t *written = NULL;
+    if (g != NULL && (written = sc_sv_from_config(g)) == NULL) {
+        err(L, g, "out of memory");
+        return NULL;
+    }
+    const char *file = g && config_setting_source_file(g)
+                           ? config_setting_source_file(g)
+                           : L->path;
+    sc_settings_where_t w = {.file = file, .dir = L->cfg->dir,
+                             .line = line_of(g), .group = name};
+    sc_settings_t *s = NULL;
+    sc_settings_validate(&w, written, defs, stride, engine_problem, L, &s);
+    sc_sv_destroy(&written);
+    return s;
+}
+
+/* The resolved value at `key` (declared in the table, so present unless
+ * optional without a default and not written). */
+static int64_t set_int(const sc_settings_t *s, const char *key)
+{
+    int64_t v = 0;
+    (void)sc_settings_int(s, key, &v);
+    return v;
+}
+
+static const char *set_str(const sc_settings_t *s, const char *key)
+{
+    const char *v = NULL;
+    return sc_settings_string(s, key, &v) == 0 ? v : NULL;
+}
+
+/* A member as written, if it has the type the table declares (else the
+ * engine reported it): for the checks a table cannot express, which run
+ * even when the engine found problems elsewhere in the group. */
+static config_setting_t *written(config_setting_t *g, const char *key)
+{
+    return g != NULL ? config_setting_get_member(g, key) : NULL;
+}
+
+static const char *written_str(config_setting_t *g, const char *key,
+                               config_setting_t **sp)
+{
+    config_setting_t *m = *sp = written(g, key);
+    return m != NULL && config_setting_type(m) == CONFIG_TYPE_STRING
+               ? config_setting_get_string(m)
+               : NULL;
+}
+
+static bool written_int(config_setting_t *g, const char *key, int64_t *v,
+                        config_setting_t **sp)
+{
+    config_setting_t *m = *sp = written(g, key);
+    int t = m != NULL ? config_setting_type(m) : CONFIG_TYPE_NONE;
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+        return false;
+    *v = (int64_t)config_setting_get_int64(m);
+    return true;
+}
+
 static void load_gateway(loader_t *L, const config_setting_t *root)
 {
-    static const char *const known[] = {"id", "data_dir", "max_data_bytes",
-                                        "log_level", "durability",
-                                        "heartbeat_ms", "sign_threads",
-                                        "stop_timeout_ms", "plugin_user",
-                                        NULL};
     sc_config_t *cfg = L->cfg;
-    scope_t top = {root, "", "", NULL};
-    scope_t sc = {get_group(L, &top, "gateway", true), "", "gateway.",
-                  "group 'gateway'"};
-    if (sc.g != NULL)
-        check_unknown(L, &sc, known);
-
-    config_setting_t *s = NULL;
-    const char *v = sc.g ? get_string(L, &sc, "id", true, &s) : NULL;
-    if (v != NULL) {
-        if (!id_valid(v))
-            err(L, s, "'id' value '%s' is not a valid id ([a-z0-9_-]+)", v);
-        cfg->gateway_id = xdup(L, v);
-    }
-
-    v = get_string(L, &sc, "data_dir", false, NULL);
-    cfg->data_dir = resolve(L, v != NULL ? v : "var");
-
-    cfg->max_data_bytes = MAX_DATA_DEFAULT;
+    config_setting_t *g = NULL, *m;
+    sc_settings_t *s = check_group(L, root, "gateway", true, GATEWAY_SETTINGS,
+                                   sizeof GATEWAY_SETTINGS[0], &g);
+    /* what the table cannot say */
+    const char *v = written_str(g, "id", &m);
+    if (v != NULL && !id_valid(v))
+        err(L, m, "setting 'gateway.id': \"%s\" is not a valid id "
+                  "([a-z0-9_-]+)", v);
+    v = written_str(g, "data_dir", &m);
+    if (v != NULL && v[0] == '\0')
+        err(L, m, "setting 'gateway.data_dir': must not be empty");
     int64_t n;
-    if (get_int(L, &sc, "max_data_bytes", &n, &s) > 0) {
-        if (n < MAX_DATA_MIN || n > MAX_DATA_MAX)
-            err(L, s, "'max_data_bytes' must be in %d..%d (got %lld)",
-                MAX_DATA_MIN, MAX_DATA_MAX, (long long)n);
-        else
-            cfg->max_data_bytes = n;
-    }
-
-    v = get_string(L, &sc, "log_level", false, &s);
-    if (s == NULL || v != NULL) {
-        if (v == NULL)
-            v = "info";
-        if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") &&
-            strcmp(v, "error"))
-            err(L, s, "'log_level' must be one of debug, info, warn, error "
-                      "(got '%s')", v);
-        cfg->log_level = xdup(L, v);
-    }
-
-    /* the user isolated plugins drop to unless their entry names one */
-    v = get_string(L, &sc, "plugin_user", false, &s);
-    if (v != NULL) {
-        if (v[0] != '\0' && getpwnam(v) == NULL)
-            err(L, s, "'plugin_user': no such user '%s'", v);
+    if (written_int(g, "heartbeat_ms", &n, &m) && n > 0 && n < 50)
+        err(L, m, "setting 'gateway.heartbeat_ms': %lld is out of range (0 = "
+                  "off, or 50..3600000)", (long long)n);
+    v = written_str(g, "plugin_user", &m);
+    if (v != NULL && v[0] != '\0' && getpwnam(v) == NULL)
+        err(L, m, "setting 'gateway.plugin_user': no such user '%s'", v);
+    if (s == NULL)
+        return;
+    cfg->gateway_id = xdup(L, set_str(s, "id"));
+    cfg->data_dir = xdup(L, set_str(s, "data_dir"));
+    cfg->max_data_bytes = set_int(s, "max_data_bytes");
+    cfg->log_level = xdup(L, set_str(s, "log_level"));
+    cfg->durability_full = strcmp(set_str(s, "durability"), "full") == 0;
+    cfg->heartbeat_ms = set_int(s, "heartbeat_ms");
+    cfg->sign_threads = (int)set_int(s, "sign_threads");
+    cfg->stop_timeout_ms = set_int(s, "stop_timeout_ms");
+    if ((v = set_str(s, "plugin_user")) != NULL)
         cfg->plugin_user = xdup(L, v);
-    }
-
-    cfg->durability_full = true;
-    v = get_string(L, &sc, "durability", false, &s);
-    if (v != NULL) {
-        if (strcmp(v, "full") == 0)
-            cfg->durability_full = true;
-        else if (strcmp(v, "normal") == 0)
-            cfg->durability_full = false;
-        else
-            err(L, s, "'durability' must be \"full\" or \"normal\" (got '%s')",
-                v);
-    }
-
-    cfg->heartbeat_ms = 1000;
-    if (get_int(L, &sc, "heartbeat_ms", &n, &s) > 0) {
-        if (n != 0 && (n < 50 || n > 3600000))
-            err(L, s, "'heartbeat_ms' must be 0 (off) or in 50..3600000 "
-                      "(got %lld)", (long long)n);
-        else
-            cfg->heartbeat_ms = n;
-    }
-
-    cfg->sign_threads = 0; /* 0 = one per online core */
-    if (get_int(L, &sc, "sign_threads", &n, &s) > 0) {
-        if (n < 0 || n > 64)
-            err(L, s, "'sign_threads' must be 0 (one per core) or in 1..64 "
-                      "(got %lld)", (long long)n);
-        else
-            cfg->sign_threads = (int)n;
-    }
+    sc_settings_destroy(&s);
 }
 
 static void load_limits(loader_t *L, const config_setting_t *root)
 {
-    static const char *const known[] = {
-        "max_subscriptions", "service_rate", "service_burst", "replay_batch",
-        "replay_rate", "handshake_timeout_ms", "max_unauthenticated",
-        "max_connections_per_address", "max_connections_per_agency",
-        "send_queue_bytes", "slow_subscriber_ms", "max_heartbeats",
-        "max_channels_per_plugin", NULL};
     sc_config_t *cfg = L->cfg;
-    cfg->max_subscriptions = 256;
-    cfg->service_rate = 50;
-    cfg->service_burst = 100;
-    cfg->replay_batch = 1000;
-    cfg->replay_rate = 60000;
-    cfg->handshake_timeout_ms = 5000;
-    cfg->max_unauthenticated = 256;
-    cfg->max_connections_per_address = 64;
-    cfg->max_connections_per_agency = 16;
-    cfg->send_queue_bytes = 256LL * 1024 * 1024;
-    cfg->slow_subscriber_ms = 10000;
-    cfg->max_heartbeats = 1000;
-    cfg->max_channels_per_plugin = 1000;
-    scope_t top = {root, "", "", NULL};
-    scope_t sc = {get_group(L, &top, "limits", false), "", "limits.",
-                  "group 'limits'"};
-    if (sc.g == NULL)
+    sc_setting_def_t defs[N_LIMITS + 1];
+    for (size_t i = 0; i < N_LIMITS; i++)
+        defs[i] = LIMITS[i].def;
+    defs[N_LIMITS] = (sc_setting_def_t)SC_SETTINGS_END;
+    config_setting_t *g = NULL, *m;
+    sc_settings_t *s = check_group(L, root, "limits", false, defs,
+                                   sizeof defs[0], &g);
+    int64_t n;
+    if (written_int(g, "slow_subscriber_ms", &n, &m) && n > 0 && n < 1000)
+        err(L, m, "setting 'limits.slow_subscriber_ms': %lld is out of range "
+                  "(0 = never cut, or 1000..3600000)", (long long)n);
+    if (s == NULL)
         return;
-    check_unknown(L, &sc, known);
-    static const struct { const char *name; int64_t lo, hi; size_t off; } lim[] = {
-        {"max_subscriptions", 1, 100000, offsetof(sc_config_t, max_subscriptions)},
-        {"service_rate", 1, 1000000, offsetof(sc_config_t, service_rate)},
-        {"service_burst", 1, 1000000, offsetof(sc_config_t, service_burst)},
-        {"replay_batch", 1, 100000, offsetof(sc_config_t, replay_batch)},
-        {"replay_rate", 0, 10000000, offsetof(sc_config_t, replay_rate)},
-        {"handshake_timeout_ms", 100, 120000,
-         offsetof(sc_config_t, handshake_timeout_ms)},
-        {"max_unauthenticated", 1, 1000000,
-         offsetof(sc_config_t, max_unauthenticated)},
-        {"max_connections_per_address", 1, 1000000,
-         offsetof(sc_config_t, max_connections_per_address)},
-        {"max_connections_per_agency", 1, 1000000,
-         offsetof(sc_config_t, max_connections_per_agency)},
-        {"send_queue_bytes", 1048576, 17179869184LL,
-         offsetof(sc_config_t, send_queue_bytes)},
-        {"slow_subscriber_ms", 0, 3600000,
-         offsetof(sc_config_t, slow_subscriber_ms)},
-        {"max_heartbeats", 1, 1000000, offsetof(sc_config_t, max_heartbeats)},
-        {"max_channels_per_plugin", 1, 1000000,
-         offsetof(sc_config_t, max_channels_per_plugin)},
-    };
-    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
-        int64_t n;
-        config_setting_t *s = NULL;
-        if (get_int(L, &sc, lim[i].name, &n, &s) > 0) {
-            if (n < lim[i].lo || n > lim[i].hi)
-                err(L, s, "'%s' must be in %lld..%lld (got %lld)", lim[i].name,
-                    (long long)lim[i].lo, (long long)lim[i].hi, (long long)n);
-            else
-                *(int64_t *)((char *)cfg + lim[i].off) = n;
-        }
-    }
-    config_setting_t *s = member(&sc, "slow_subscriber_ms");
-    if (s && cfg->slow_subscriber_ms != 0 && cfg->slow_subscriber_ms < 1000)
-        err(L, s, "'slow_subscriber_ms' must be 0 (never cut) or at least "
-                  "1000 (got %lld)", (long long)cfg->slow_subscriber_ms);
-    /* the queue must hold at least 16 messages of the largest size */
+    for (size_t i = 0; i < N_LIMITS; i++)
+        *(int64_t *)((char *)cfg + LIMITS[i].off) =
+            set_int(s, LIMITS[i].def.name);
+    sc_settings_destroy(&s);
+    /* the queue must hold at least 16 messages of the largest size (when
+     * gateway.max_data_bytes is known: else the gateway's own problem is
+     * what is reported) */
     int64_t largest = (cfg->max_data_bytes + 2048) / 3 * 4 + 772;
-    s = member(&sc, "send_queue_bytes");
-    if (s && cfg->send_queue_bytes < 16 * largest)
-        err(L, s, "'send_queue_bytes' (%lld) must hold at least 16 messages "
-                  "of the largest size gateway.max_data_bytes allows: at "
-                  "least %lld",
+    if (cfg->max_data_bytes > 0 && cfg->send_queue_bytes < 16 * largest)
+        err(L, written(g, "send_queue_bytes"),
+            "setting 'limits.send_queue_bytes': %lld cannot hold 16 messages "
+            "of the largest size gateway.max_data_bytes allows: at least %lld",
             (long long)cfg->send_queue_bytes, (long long)(16 * largest));
+}
+
+/* Every setting of the scalar groups, for `sectorcastd --settings`. */
+void sc_config_describe(FILE *out)
+{
+    sc_setting_def_t limits[N_LIMITS + 1];
+    for (size_t i = 0; i < N_LIMITS; i++)
+        limits[i] = LIMITS[i].def;
+    limits[N_LIMITS] = (sc_setting_def_t)SC_SETTINGS_END;
+    fprintf(out, "gateway:\n");
+    sc_settings_describe_table(out, GATEWAY_SETTINGS,
+                               sizeof GATEWAY_SETTINGS[0]);
+    fprintf(out, "limits:\n");
+    sc_settings_describe_table(out, limits, sizeof limits[0]);
 }
 
 static void load_retention(loader_t *L, const config_setting_t *root)
@@ -1398,18 +1493,6 @@ static void load_ops(loader_t *L, const config_setting_t *root)
     scope_t top = {root, "", "", NULL};
     config_setting_t *s = NULL;
     int64_t n;
-
-    cfg->stop_timeout_ms = 5000;
-    scope_t gw = {config_setting_get_member(root, "gateway"), "", "gateway.",
-                  "group 'gateway'"};
-    if (gw.g != NULL && config_setting_type(gw.g) == CONFIG_TYPE_GROUP &&
-        get_int(L, &gw, "stop_timeout_ms", &n, &s) > 0) {
-        if (n < 100 || n > 600000)
-            err(L, s, "'stop_timeout_ms' must be in 100..600000 (got %lld)",
-                (long long)n);
-        else
-            cfg->stop_timeout_ms = n;
-    }
 
     cfg->control_enabled = true;
     scope_t cs = {get_group(L, &top, "control", false), "", "control.",

@@ -170,6 +170,11 @@ void sc_config_destroy(sc_config_t **cfg_p);
  * "FILE:LINE: plugin 'x': setting 'y': ..." errors. On success p->settings
  * holds the resolved settings (defaults filled in, PATH values resolved).
  * Returns 0 if valid, -1 otherwise. */
+/* Print the broker's own scalar groups (gateway, limits) as declared:
+ * each setting's type, default, range, allowed values and description
+ * (`sectorcastd --settings`). */
+void sc_config_describe(FILE *out);
+
 int sc_config_check_plugin_settings(const sc_config_t *cfg, sc_cfg_plugin_t *p,
                                     const sc_setting_def_t *table,
                                     size_t stride, sc_diag_t *diag);

@@ -27,6 +27,7 @@ static void usage(FILE *out)
     fprintf(out,
 "usage: sectorcastd -c FILE [--check]\n"
 "       sectorcastd --describe PLUGIN.so\n"
+"       sectorcastd --settings\n"
 "\n"
 "The sectorcast broker: runs sector plugins, signs their messages (JWS\n"
 "EdDSA), journals them and publishes them over ZeroMQ (CURVE) to the\n"
@@ -39,6 +40,8 @@ static void usage(FILE *out)
 "                      problem as FILE:LINE: message; exit 0 if valid, 1 if\n"
 "                      not. Starts nothing.\n"
 "      --describe SO   print a plugin's name, version, ABI and settings\n"
+"      --settings      print the broker's own gateway and limits settings\n"
+"                      (type, default, range, meaning), as checked\n"
 "  -h, --help          this text\n"
 "  -V, --version       print the version and the plugin ABI version\n"
 "\n"
@@ -85,6 +88,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"check", no_argument, NULL, 'k'},
         {"describe", required_argument, NULL, 'd'},
+        {"settings", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"plugin-child", required_argument, NULL, 'P'},
@@ -102,6 +106,7 @@ int main(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'k': check = 1; break;
         case 'd': desc = optarg; break;
+        case 'S': sc_config_describe(stdout); return 0;
         case 'P': child = optarg; break;
         case 'C': core = optarg; break;
         case 'F': child_fd = atoi(optarg); break;

@@ -184,8 +184,9 @@ sc_settings_t *sc_settings_copy(const sc_settings_t *s)
 {
     if (s == NULL)
         return NULL;
-    sc_settings_where_t w = {s->file, NULL, s->plugin, s->line,
-                             s->settings_line};
+    sc_settings_where_t w = {.file = s->file, .plugin = s->plugin,
+                             .line = s->line,
+                             .settings_line = s->settings_line};
     sc_settings_t *c = settings_new(&w);
     if (c != NULL && (c->root = sc_sv_copy(s->root)) == NULL)
         sc_settings_destroy(&c);
@@ -263,6 +264,8 @@ typedef struct vctx {
     const sc_settings_where_t *w;
     const char *file;
     const char *plugin;
+    const char *group;  /* the broker's own group, or NULL */
+    const char *author; /* whose bug a bad table is */
     size_t stride;
     sc_settings_report_fn report;
     void *arg;
@@ -275,7 +278,11 @@ static void vproblem(vctx_t *V, int line, const char *path, const char *fmt,
 {
     char text[768], msg[1100];
     vsnprintf(text, sizeof text, fmt, ap);
-    if (path != NULL && *path)
+    if (V->group && path != NULL && *path)
+        snprintf(msg, sizeof msg, "setting '%s.%s': %s", V->group, path, text);
+    else if (V->group)
+        snprintf(msg, sizeof msg, "group '%s': %s", V->group, text);
+    else if (path != NULL && *path)
         snprintf(msg, sizeof msg, "plugin '%s': setting '%s': %s", V->plugin,
                  path, text);
     else
@@ -430,8 +437,9 @@ static int check_scalar(vctx_t *V, const sc_setting_def_t *d,
         }
         if (low || high) {
             range_text(d, range, sizeof range);
-            problem(V, line, path, "%s%s is out of range (%s)%s", what, shown,
-                    range, *what ? " (a bug in the plugin)" : "");
+            problem(V, line, path, "%s%s is out of range (%s)%s%s%s", what,
+                    shown, range, *what ? " (a bug in " : "",
+                    *what ? V->author : "", *what ? ")" : "");
             return -1;
         }
     }
@@ -442,9 +450,10 @@ static int check_scalar(vctx_t *V, const sc_setting_def_t *d,
             ok = strcmp(d->allowed[i], v->s ? v->s : "") == 0;
         if (!ok) {
             char *list = join_allowed(d->allowed);
-            problem(V, line, path, "%s\"%s\" is not one of %s%s", what,
+            problem(V, line, path, "%s\"%s\" is not one of %s%s%s%s", what,
                     v->s ? v->s : "", list ? list : "the allowed values",
-                    *what ? " (a bug in the plugin)" : "");
+                    *what ? " (a bug in " : "", *what ? V->author : "",
+                    *what ? ")" : "");
             free(list);
             return -1;
         }
@@ -642,13 +651,14 @@ static bool def_sane(vctx_t *V, const sc_setting_def_t *d, const char *path)
 {
     if (d->type < SC_SETTING_STRING || d->type > SC_SETTING_GROUP) {
         problem(V, V->w ? V->w->line : 0, path,
-                "declared with unknown type %d (a bug in the plugin)",
-                (int)d->type);
+                "declared with unknown type %d (a bug in %s)",
+                (int)d->type, V->author);
         return false;
     }
     if (d->type == SC_SETTING_GROUP && d->fields == NULL) {
         problem(V, V->w ? V->w->line : 0, path,
-                "declared as a group without fields (a bug in the plugin)");
+                "declared as a group without fields (a bug in %s)",
+                V->author);
         return false;
     }
     return true;
@@ -797,6 +807,8 @@ int sc_settings_validate(const sc_settings_where_t *where,
         .w = where,
         .file = where->file ? where->file : "config",
         .plugin = where->plugin ? where->plugin : "?",
+        .group = where->group,
+        .author = where->group ? "sectorcastd" : "the plugin",
         .stride = stride,
         .report = report,
         .arg = arg,
@@ -807,8 +819,8 @@ int sc_settings_validate(const sc_settings_where_t *where,
     if (defs != NULL && (stride < SC_SETTINGS_ABI1_STRIDE ||
                          stride % sizeof(void *) != 0)) {
         problem(&V, where->line, NULL, "settings table entries of %zu bytes "
-                "(setting_def_size) cannot be read (a bug in the plugin)",
-                stride);
+                "(setting_def_size) cannot be read (a bug in %s)",
+                stride, V.author);
         return V.problems;
     }
     if (written != NULL && written->kind != SC_SV_GROUP) {
@@ -1341,4 +1353,11 @@ void sc_settings_describe(FILE *out, const sc_plugin_t *desc)
         return;
     }
     describe_table(out, desc->settings, sc_settings_def_stride(desc), 2, 0);
+}
+
+void sc_settings_describe_table(FILE *out, const sc_setting_def_t *defs,
+                                size_t stride)
+{
+    if (out != NULL && defs != NULL)
+        describe_table(out, defs, stride, 2, 0);
 }

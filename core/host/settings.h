@@ -15,7 +15,9 @@
  *
  * Every problem is reported as "plugin 'x': setting 'y': text" through a
  * callback together with the file and line where it belongs, so the caller
- * decides where it goes (a diag list, a log, a test's buffer).
+ * decides where it goes (a diag list, a log, a test's buffer). The broker
+ * declares its own scalar groups (gateway, limits) as tables too and has
+ * them checked here: their problems read "setting 'gateway.y': text".
  *
  * Never: libconfig types (settings_lc.h turns a libconfig group into an
  * sc_sv_t), loading plugins, logging by itself, threads (a resolved
@@ -88,6 +90,10 @@ typedef struct sc_settings_where {
     const char *plugin;    /* instance name */
     int line;              /* line of the plugin's group */
     int settings_line;     /* line of its settings group (0: `line`) */
+    /* The broker's own config (config.c): a top-level group's name. Set,
+     * problems read "setting 'GROUP.NAME': text" ("group 'GROUP': text"
+     * for the group as a whole) and `plugin` is not used. */
+    const char *group;
 } sc_settings_where_t;
 
 /* The stride of a descriptor's settings table: setting_def_size for ABI 2
@@ -199,5 +205,9 @@ int sc_settings_run_check(sc_settings_check_fn check, const sc_settings_t *s,
  * setting's name, shape (type, list, group), required/default, range,
  * allowed values and description, group fields indented below. */
 void sc_settings_describe(FILE *out, const sc_plugin_t *desc);
+/* The same for a table whose entries are `stride` bytes apart (the
+ * broker's own groups: `sectorcastd --settings`). */
+void sc_settings_describe_table(FILE *out, const sc_setting_def_t *defs,
+                                size_t stride);
 
 #endif

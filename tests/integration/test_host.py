@@ -325,7 +325,7 @@ def test_child_as_unprivileged_user_cannot_read_keys():
     # an unknown user, on the entry or as gateway.plugin_user, at its line
     check_fails(r"sectorcast\.conf:\d+: plugin 't': 'user': no such user 'no-such-user-sc'",
                 [crash_plugin("t", isolation="process", user="no-such-user-sc")])
-    check_fails(r"sectorcast\.conf:1: 'plugin_user': no such user 'no-such-user-sc'",
+    check_fails(r"sectorcast\.conf:1: setting 'gateway.plugin_user': no such user 'no-such-user-sc'",
                 [crash_plugin("t", isolation="process")],
                 {"gateway": {"plugin_user": "no-such-user-sc"}})
     gw.start()

@@ -6,6 +6,7 @@ checks; `--describe x.so` finds a file in the current directory and shows
 ranges, allowed values and shapes.
 """
 import os
+import re
 import signal
 import subprocess
 
@@ -172,10 +173,73 @@ def test_describe_shows_ranges_and_finds_a_local_file():
     assert "check: the plugin checks its settings itself too" in out, out
 
 
+def broker_settings():
+    """`sectorcastd --settings` as {group: {name: (default, range)}}."""
+    r = subprocess.run([os.path.join(BIN, "sectorcastd"), "--settings"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    groups, cur = {}, None
+    for line in r.stdout.splitlines():
+        m = re.match(r"^(\w+):$", line)
+        if m:
+            cur = groups.setdefault(m.group(1), {})
+            continue
+        m = re.match(r"^  (\w+) +(.*)$", line)
+        if m and cur is not None:
+            d = re.search(r"default (\S+?)(;|$)", m.group(2))
+            rg = re.search(r"range (\S+)", m.group(2))
+            cur[m.group(1)] = (d.group(1) if d else None, rg.group(1) if rg else None)
+    return groups
+
+
+def docs_table(group):
+    """docs/configuration.md's table of `group` as {name: (type, default)}."""
+    text = open(os.path.join(ROOT, "docs", "configuration.md")).read()
+    sec = re.search(r"^## `%s` \(group[^\n]*\n(.*?)(?=^## )" % group, text, re.S | re.M)
+    assert sec, "no section for %s" % group
+    rows = {}
+    for line in sec.group(1).splitlines():
+        m = re.match(r"^\| `(\w+)` \| ([^|]*) \| ([^|]*) \|", line)
+        if m:
+            rows[m.group(1)] = (m.group(2).strip(), m.group(3).strip())
+    return rows
+
+
+def test_broker_settings_are_the_documented_ones():
+    """The gateway and limits groups are declared as tables and checked by
+    the settings engine (like a plugin's settings); `sectorcastd --settings`
+    prints the tables, and docs/configuration.md states the same settings,
+    defaults and ranges."""
+    got = broker_settings()
+    assert set(got) == {"gateway", "limits"}, got
+    assert len(got["gateway"]) == 9 and len(got["limits"]) == 13, got
+    for group, table in got.items():
+        docs = docs_table(group)
+        assert set(docs) == set(table), (group, sorted(set(docs) ^ set(table)))
+        for name, (default, rng) in table.items():
+            dtype, ddefault = docs[name]
+            if default is None:
+                assert ddefault.startswith(("—", "none")), (group, name, ddefault)
+            else:
+                shown = re.match(r'^`"?([^`"]*)"?`', ddefault)
+                assert shown and shown.group(1) == default, (group, name, default, ddefault)
+            if rng:
+                lo, hi = rng.split("..")
+                # the range as the docs write it (bytes may be in MiB/GiB)
+                human = {"1048576": "1 MiB", "17179869184": "16 GiB"}
+                lo, hi = human.get(lo, lo), human.get(hi, hi)
+                # "0 or 50..3600000": the table's range holds 0..max and the
+                # loader refuses what lies between (a check no table says)
+                assert ("%s..%s" % (lo, hi) in dtype or
+                        re.search(r"\b%s or \d+\.\.%s\b" % (lo, hi), dtype)), \
+                    (group, name, lo, hi, dtype)
+
+
 if __name__ == "__main__":
     run_tests([
         test_check_names_each_bad_setting_at_its_line,
         test_check_refuses_the_old_rule_string_and_bad_list_items,
         test_reload_runs_the_same_checks,
         test_describe_shows_ranges_and_finds_a_local_file,
+        test_broker_settings_are_the_documented_ones,
     ])

@@ -307,6 +307,25 @@ static void test_defaults_filled(void **state)
     assert_string_equal(cfg->jwks_file, want);
     assert_int_equal(cfg->max_data_bytes, 65536);
     assert_string_equal(cfg->log_level, "info");
+    assert_true(cfg->durability_full);
+    assert_int_equal(cfg->heartbeat_ms, 1000);
+    assert_int_equal(cfg->sign_threads, 0);
+    assert_int_equal(cfg->stop_timeout_ms, 5000);
+    assert_null(cfg->plugin_user);
+    /* limits absent: every default (docs/configuration.md) */
+    assert_int_equal(cfg->max_subscriptions, 256);
+    assert_int_equal(cfg->service_rate, 50);
+    assert_int_equal(cfg->service_burst, 100);
+    assert_int_equal(cfg->replay_batch, 1000);
+    assert_int_equal(cfg->replay_rate, 60000);
+    assert_int_equal(cfg->handshake_timeout_ms, 5000);
+    assert_int_equal(cfg->max_unauthenticated, 256);
+    assert_int_equal(cfg->max_connections_per_address, 64);
+    assert_int_equal(cfg->max_connections_per_agency, 16);
+    assert_int_equal(cfg->send_queue_bytes, 256LL * 1024 * 1024);
+    assert_int_equal(cfg->slow_subscriber_ms, 10000);
+    assert_int_equal(cfg->max_heartbeats, 1000);
+    assert_int_equal(cfg->max_channels_per_plugin, 1000);
     assert_null(cfg->service_endpoint);
     assert_null(cfg->curve_secret_file);
     assert_null(cfg->curve_public_file);
@@ -325,6 +344,83 @@ static void test_defaults_filled(void **state)
 
     sc_config_destroy(&cfg);   /* already NULL: no-op */
     sc_config_destroy(NULL);
+}
+
+/* The gateway and limits groups are read through the settings engine:
+ * every value lands in its own field. */
+static void test_scalar_groups_values(void **state)
+{
+    (void)state;
+    char path[PATH_MAX];
+    fixture(path, sizeof path, "limits_ok.conf");
+    sc_diag_t d = {0};
+    sc_config_t *cfg = sc_config_load(path, false, &d);
+    if (cfg == NULL)
+        dump(&d);
+    assert_non_null(cfg);
+    assert_false(cfg->durability_full);
+    assert_int_equal(cfg->heartbeat_ms, 0);
+    assert_int_equal(cfg->sign_threads, 3);
+    assert_int_equal(cfg->stop_timeout_ms, 700);
+    assert_string_equal(cfg->plugin_user, "");
+    assert_string_equal(cfg->data_dir, "/var/lib/sc");
+    assert_int_equal(cfg->max_subscriptions, 11);
+    assert_int_equal(cfg->service_rate, 12);
+    assert_int_equal(cfg->service_burst, 13);
+    assert_int_equal(cfg->replay_batch, 14);
+    assert_int_equal(cfg->replay_rate, 15);
+    assert_int_equal(cfg->handshake_timeout_ms, 1016);
+    assert_int_equal(cfg->max_unauthenticated, 17);
+    assert_int_equal(cfg->max_connections_per_address, 18);
+    assert_int_equal(cfg->max_connections_per_agency, 19);
+    assert_int_equal(cfg->send_queue_bytes, 2000020);
+    assert_int_equal(cfg->slow_subscriber_ms, 1021);
+    assert_int_equal(cfg->max_heartbeats, 22);
+    assert_int_equal(cfg->max_channels_per_plugin, 23);
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+}
+
+/* Their problems, each at its line: the engine's (range, type, unknown)
+ * and the ones a table cannot say (0 or at least N; the send queue
+ * against the largest message). */
+static void test_scalar_groups_problems(void **state)
+{
+    (void)state;
+    char p[PATH_MAX];
+    sc_diag_t d = {0};
+    load_bad("limits.conf", p, sizeof p, &d);
+    expect(&d, "%s:3: setting 'gateway.heartbeat_ms': 10 is out of range (0 "
+               "= off, or 50..3600000)", p);
+    expect(&d, "%s:9: setting 'limits.replay_rate': -1 is out of range "
+               "(0..10000000)", p);
+    expect(&d, "%s:10: setting 'limits.service_rate': must be an integer, "
+               "not a string", p);
+    expect(&d, "%s:11: setting 'limits.slow_subscriber_ms': 500 is out of "
+               "range (0 = never cut, or 1000..3600000)", p);
+    expect_like(&d, p, "12: setting 'limits.max_channel': unknown setting "
+                       "(known: max_subscriptions, ");
+    expect_count(&d, 5);
+    sc_diag_clear(&d);
+
+    /* the send queue must hold 16 of the largest messages: 16 x 1.4 MB */
+    tmpdir_t t;
+    tmp_init(&t);
+    tmp_write(&t, "q.conf", 0644, "%s",
+              "gateway: { id = \"gw\"; max_data_bytes = 1048576; };\n"
+              "listen: { publish = \"ipc:///tmp/sc-q.sock\"; };\n"
+              "signing: { keys = ( { id = \"k1\"; file = \"k1.jwk\"; } ); "
+              "active = \"k1\"; };\n"
+              "sectors: { energy = [ \"energy.\" ]; };\n"
+              "limits: { send_queue_bytes = 1048576; };\n");
+    tmp_path(&t, "q.conf", p, sizeof p);
+    assert_null(sc_config_load(p, false, &d));
+    expect(&d, "%s:5: setting 'limits.send_queue_bytes': 1048576 cannot hold "
+               "16 messages of the largest size gateway.max_data_bytes "
+               "allows: at least 22425664", p);
+    expect_count(&d, 1);
+    sc_diag_clear(&d);
+    tmp_cleanup(&t);
 }
 
 /* ------------------------------------------------------------------------
@@ -360,7 +456,10 @@ static void test_unknown_settings(void **state)
     char p[PATH_MAX];
     sc_diag_t d = {0};
     load_bad("unknown.conf", p, sizeof p, &d);
-    expect(&d, "%s:2: unknown setting 'colour' in group 'gateway'", p);
+    expect(&d, "%s:2: setting 'gateway.colour': unknown setting (known: id, "
+               "data_dir, max_data_bytes, log_level, durability, "
+               "heartbeat_ms, sign_threads, stop_timeout_ms, plugin_user)",
+           p);
     expect(&d, "%s:5: unknown setting 'publsh' in group 'listen'", p);
     expect(&d, "%s:3: missing required setting 'listen.publish'", p);
     expect(&d, "%s:7: signing key 'k1': unknown setting 'size'", p);
@@ -380,10 +479,14 @@ static void test_wrong_types(void **state)
     char p[PATH_MAX];
     sc_diag_t d = {0};
     load_bad("types.conf", p, sizeof p, &d);
-    expect(&d, "%s:4: 'id' must be a string", p);
-    expect(&d, "%s:5: 'max_data_bytes' must be an integer", p);
-    expect(&d, "%s:6: 'log_level' must be a string", p);
-    expect(&d, "%s:7: 'data_dir' must be a string", p);
+    expect(&d, "%s:4: setting 'gateway.id': must be a string, not an "
+               "integer", p);
+    expect(&d, "%s:5: setting 'gateway.max_data_bytes': must be an integer, "
+               "not a string", p);
+    expect(&d, "%s:6: setting 'gateway.log_level': must be a string, not a "
+               "boolean", p);
+    expect(&d, "%s:7: setting 'gateway.data_dir': must be a string (a path), "
+               "not a number", p);
     expect(&d, "%s:9: 'listen' must be a group ( listen: { ... }; )", p);
     expect(&d, "%s:12: 'keys' must be a list of groups ( { ... }, ... )", p);
     expect(&d, "%s:13: 'active' must be a string", p);
@@ -409,7 +512,8 @@ static void test_missing_required(void **state)
     char p[PATH_MAX];
     sc_diag_t d = {0};
     load_bad("missing.conf", p, sizeof p, &d);
-    expect(&d, "%s:2: missing required setting 'gateway.id'", p);
+    expect(&d, "%s:2: setting 'gateway.id': required but not set (this "
+               "gateway's id, [a-z0-9_-]+)", p);
     expect(&d, "%s:5: missing required setting 'listen.publish'", p);
     expect(&d, "%s:6: signing.keys[0]: missing required setting 'id'", p);
     expect(&d, "%s:6: missing required setting 'signing.active'", p);
@@ -473,11 +577,12 @@ static void test_bad_values(void **state)
     char p[PATH_MAX];
     sc_diag_t d = {0};
     load_bad("values.conf", p, sizeof p, &d);
-    expect(&d, "%s:4: 'id' value 'KUS Gateway' is not a valid id "
-               "([a-z0-9_-]+)", p);
-    expect(&d, "%s:5: 'max_data_bytes' must be in 64..16777216 (got 63)", p);
-    expect(&d, "%s:6: 'log_level' must be one of debug, info, warn, error "
-               "(got 'verbose')", p);
+    expect(&d, "%s:4: setting 'gateway.id': \"KUS Gateway\" is not a valid "
+               "id ([a-z0-9_-]+)", p);
+    expect(&d, "%s:5: setting 'gateway.max_data_bytes': 63 is out of range "
+               "(64..16777216)", p);
+    expect(&d, "%s:6: setting 'gateway.log_level': \"verbose\" is not one of "
+               "\"debug\", \"info\", \"warn\", \"error\"", p);
     expect(&d, "%s:9: signing.keys[0]: 'id' value 'k.1' is not a valid id "
                "([a-z0-9_-]+)", p);
     expect(&d, "%s:10: sector 'empty': no subtrees (write e.g. empty = "
@@ -500,7 +605,8 @@ static void test_odd_shapes(void **state)
     char p[PATH_MAX];
     sc_diag_t d = {0};
     load_bad("shapes.conf", p, sizeof p, &d);
-    expect(&d, "%s:2: 'id' must not be empty", p);
+    expect(&d, "%s:2: setting 'gateway.id': \"\" is not a valid id "
+               "([a-z0-9_-]+)", p);
     expect(&d, "%s:4: 'keys'[1] must be a group { ... }", p);
     expect(&d, "%s:5: 'sectors' must be a group ( sectors: { ... }; )", p);
     expect(&d, "%s:6: 'plugins'[0] must be a group { ... }", p);
@@ -1060,6 +1166,8 @@ int main(void)
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_unknown_settings),
         cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_scalar_groups_values),
+        cmocka_unit_test(test_scalar_groups_problems),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_channels_and_sectors),
         cmocka_unit_test(test_duplicates_and_key_refs),
