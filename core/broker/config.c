@@ -3,9 +3,13 @@
  *
  * Owns the translation of one libconfig file into sc_config_t (plain C
  * structs: no libconfig type escapes), every check on it, and the check of
- * a plugin's `settings` group against the table the plugin declares. Every
- * problem becomes one "FILE:LINE: message" in an sc_diag_t; loading goes on
- * after a problem so that one run reports all of them.
+ * a plugin's `settings` group against the table the plugin declares. The
+ * broker's own scalar groups are declared here as settings tables too and
+ * checked by the same engine (host/settings.h), followed by what a table
+ * cannot say; the lists and maps whose entries refer to each other
+ * (signing, sectors, agencies, plugins, retention) have their own checks.
+ * Every problem becomes one "FILE:LINE: message" in an sc_diag_t; loading
+ * goes on after a problem so that one run reports all of them.
  *
  * Never opens a socket, loads a plugin or reads a secret key's bytes: with
  * check_files it only looks at files (existence, type, mode, owner) and
@@ -674,6 +678,54 @@ static const limit_t LIMITS[] = {
 };
 #define N_LIMITS (sizeof LIMITS / sizeof LIMITS[0])
 
+static const sc_setting_def_t LISTEN_SETTINGS[] = {
+    {SC_SETTING_FIELDS("publish", SC_SETTING_STRING, NULL, 1,
+                       "endpoint agencies subscribe on: tcp://HOST:PORT, "
+                       "ipc:///path or inproc://name")},
+    {SC_SETTING_FIELDS("service", SC_SETTING_STRING, NULL, 0,
+                       "endpoint of who-am-I, replay and snapshots; none = "
+                       "no service socket")},
+    SC_SETTINGS_END};
+
+static const sc_setting_def_t CURVE_SETTINGS[] = {
+    {SC_SETTING_FIELDS("secret_key", SC_SETTING_PATH, NULL, 1,
+                       "the broker's CURVE secret key file (mode 0600)")},
+    {SC_SETTING_FIELDS("public_key", SC_SETTING_PATH, NULL, 1,
+                       "the broker's CURVE public key file")},
+    SC_SETTINGS_END};
+
+static const sc_setting_def_t MONITORING_SETTINGS[] = {
+    {SC_SETTING_FIELDS("listen", SC_SETTING_STRING, NULL, 1,
+                       "HOST:PORT of /metrics, /healthz, /api/status and the "
+                       "status page")},
+    SC_SETTINGS_END};
+
+static const sc_setting_def_t AUDIT_SETTINGS[] = {
+    {SC_SETTING_FIELDS("path", SC_SETTING_PATH, NULL, 1,
+                       "the audit log, one JSON object per line")},
+    {SC_SETTING_FIELDS("max_bytes", SC_SETTING_INT, "10485760", 0,
+                       "rotate past this size; 0 = never, else at least "
+                       "4096"),
+     RANGE(0, 1099511627776.0)},
+    {SC_SETTING_FIELDS("keep", SC_SETTING_INT, "5", 0,
+                       "rotated files kept"),
+     RANGE(1, 100)},
+    SC_SETTINGS_END};
+
+static const sc_setting_def_t LOGGING_SETTINGS[] = {
+    {SC_SETTING_FIELDS("target", SC_SETTING_STRING, "stderr", 0,
+                       "\"stderr\", \"syslog\" or a file path")},
+    SC_SETTINGS_END};
+
+static const sc_setting_def_t CONTROL_SETTINGS[] = {
+    {SC_SETTING_FIELDS("enabled", SC_SETTING_BOOL, "true", 0,
+                       "the control socket (sectorcast-ctl)")},
+    {SC_SETTING_FIELDS("admin_keys", SC_SETTING_STRING, NULL, 0,
+                       "CURVE public keys (Z85 text or key files) allowed "
+                       "to use it over TCP"),
+     .flags = SC_SETTING_F_LIST},
+    SC_SETTINGS_END};
+
 static void engine_problem(void *arg, const char *file, int line,
                            const char *msg)
 {
@@ -684,18 +736,20 @@ static void engine_problem(void *arg, const char *file, int line,
 
 /* Group `name` of the root checked against `defs` (entries `stride` bytes
  * apart) by the settings engine, defaults filled in. NULL if the group is
- * not a group, or has problems (all reported), or is absent and required
- * (reported); an absent optional group gives its defaults. *gp: the group
- * as written (NULL if absent). */
+ * not a group, or has problems (all reported), or is absent: reported if
+ * G_REQUIRED, silent if G_OPTIONAL; G_DEFAULTS gives an absent group's
+ * defaults. *gp: the group as written (NULL if absent). */
+typedef enum { G_REQUIRED, G_OPTIONAL, G_DEFAULTS } group_mode_t;
+
 static sc_settings_t *check_group(loader_t *L, const config_setting_t *root,
-                                  const char *name, bool required,
+                                  const char *name, group_mode_t mode,
                                   const sc_setting_def_t *defs, size_t stride,
                                   config_setting_t **gp)
 {
     scope_t top = {root, "", "", NULL};
-    config_setting_t *g = get_group(L, &top, name, required);
+    config_setting_t *g = get_group(L, &top, name, mode == G_REQUIRED);
     *gp = g;
-    if (g == NULL && (required || member(&top, name) != NULL))
+    if (g == NULL && (mode != G_DEFAULTS || member(&top, name) != NULL))
         return NULL;
     sc_sv_t *written = NULL;
     if (g != NULL && (written = sc_sv_from_config(g)) == NULL) {
@@ -745,6 +799,19 @@ static const char *written_str(config_setting_t *g, const char *key,
                : NULL;
 }
 
+/* A string member written as "" where a path or name is needed: reported
+ * (the engine takes "" as a string like any other). true if so. */
+static bool written_empty(loader_t *L, config_setting_t *g, const char *group,
+                          const char *key)
+{
+    config_setting_t *m;
+    const char *v = written_str(g, key, &m);
+    if (v == NULL || v[0] != '\0')
+        return false;
+    err(L, m, "setting '%s.%s': must not be empty", group, key);
+    return true;
+}
+
 static bool written_int(config_setting_t *g, const char *key, int64_t *v,
                         config_setting_t **sp)
 {
@@ -760,16 +827,15 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
 {
     sc_config_t *cfg = L->cfg;
     config_setting_t *g = NULL, *m;
-    sc_settings_t *s = check_group(L, root, "gateway", true, GATEWAY_SETTINGS,
+    sc_settings_t *s = check_group(L, root, "gateway", G_REQUIRED,
+                                   GATEWAY_SETTINGS,
                                    sizeof GATEWAY_SETTINGS[0], &g);
     /* what the table cannot say */
     const char *v = written_str(g, "id", &m);
     if (v != NULL && !id_valid(v))
         err(L, m, "setting 'gateway.id': \"%s\" is not a valid id "
                   "([a-z0-9_-]+)", v);
-    v = written_str(g, "data_dir", &m);
-    if (v != NULL && v[0] == '\0')
-        err(L, m, "setting 'gateway.data_dir': must not be empty");
+    written_empty(L, g, "gateway", "data_dir");
     int64_t n;
     if (written_int(g, "heartbeat_ms", &n, &m) && n > 0 && n < 50)
         err(L, m, "setting 'gateway.heartbeat_ms': %lld is out of range (0 = "
@@ -792,15 +858,21 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
     sc_settings_destroy(&s);
 }
 
+/* LIMITS as a plain settings table */
+static void limits_table(sc_setting_def_t defs[N_LIMITS + 1])
+{
+    for (size_t i = 0; i < N_LIMITS; i++)
+        defs[i] = LIMITS[i].def;
+    defs[N_LIMITS] = (sc_setting_def_t)SC_SETTINGS_END;
+}
+
 static void load_limits(loader_t *L, const config_setting_t *root)
 {
     sc_config_t *cfg = L->cfg;
     sc_setting_def_t defs[N_LIMITS + 1];
-    for (size_t i = 0; i < N_LIMITS; i++)
-        defs[i] = LIMITS[i].def;
-    defs[N_LIMITS] = (sc_setting_def_t)SC_SETTINGS_END;
+    limits_table(defs);
     config_setting_t *g = NULL, *m;
-    sc_settings_t *s = check_group(L, root, "limits", false, defs,
+    sc_settings_t *s = check_group(L, root, "limits", G_DEFAULTS, defs,
                                    sizeof defs[0], &g);
     int64_t n;
     if (written_int(g, "slow_subscriber_ms", &n, &m) && n > 0 && n < 1000)
@@ -827,14 +899,22 @@ static void load_limits(loader_t *L, const config_setting_t *root)
 void sc_config_describe(FILE *out)
 {
     sc_setting_def_t limits[N_LIMITS + 1];
-    for (size_t i = 0; i < N_LIMITS; i++)
-        limits[i] = LIMITS[i].def;
-    limits[N_LIMITS] = (sc_setting_def_t)SC_SETTINGS_END;
-    fprintf(out, "gateway:\n");
-    sc_settings_describe_table(out, GATEWAY_SETTINGS,
-                               sizeof GATEWAY_SETTINGS[0]);
-    fprintf(out, "limits:\n");
-    sc_settings_describe_table(out, limits, sizeof limits[0]);
+    limits_table(limits);
+    static const struct {
+        const char *name;
+        const sc_setting_def_t *defs;
+    } groups[] = {
+        {"gateway", GATEWAY_SETTINGS}, {"listen", LISTEN_SETTINGS},
+        {"limits", NULL},              {"curve", CURVE_SETTINGS},
+        {"control", CONTROL_SETTINGS}, {"monitoring", MONITORING_SETTINGS},
+        {"audit", AUDIT_SETTINGS},     {"logging", LOGGING_SETTINGS},
+    };
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        fprintf(out, "%s:\n", groups[i].name);
+        sc_settings_describe_table(out, groups[i].defs ? groups[i].defs
+                                                       : limits,
+                                   sizeof limits[0]);
+    }
 }
 
 static void load_retention(loader_t *L, const config_setting_t *root)
@@ -888,55 +968,50 @@ static void load_retention(loader_t *L, const config_setting_t *root)
 
 static void load_listen(loader_t *L, const config_setting_t *root)
 {
-    static const char *const known[] = {"publish", "service", NULL};
     sc_config_t *cfg = L->cfg;
-    scope_t top = {root, "", "", NULL};
-    scope_t sc = {get_group(L, &top, "listen", true), "", "listen.",
-                  "group 'listen'"};
-    if (sc.g == NULL)
-        return;
-    check_unknown(L, &sc, known);
-
+    config_setting_t *g = NULL, *ps, *ss;
+    sc_settings_t *s = check_group(L, root, "listen", G_REQUIRED,
+                                   LISTEN_SETTINGS, sizeof LISTEN_SETTINGS[0],
+                                   &g);
     char buf[160];
-    config_setting_t *s = NULL;
-    const char *pub = get_string(L, &sc, "publish", true, &s);
-    if (pub != NULL) {
-        const char *why = endpoint_problem(pub, buf, sizeof buf);
-        if (why != NULL)
-            err(L, s, "bad endpoint '%s' for 'publish': %s", pub, why);
-        cfg->publish_endpoint = xdup(L, pub);
-    }
-    const char *svc = get_string(L, &sc, "service", false, &s);
-    if (svc != NULL) {
-        const char *why = endpoint_problem(svc, buf, sizeof buf);
-        if (why != NULL)
-            err(L, s, "bad endpoint '%s' for 'service': %s", svc, why);
-        else if (pub != NULL && strcmp(pub, svc) == 0)
-            err(L, s, "'service' must differ from 'publish' (both '%s')", svc);
+    const char *pub = written_str(g, "publish", &ps);
+    const char *svc = written_str(g, "service", &ss);
+    const char *why;
+    if (pub != NULL && (why = endpoint_problem(pub, buf, sizeof buf)) != NULL)
+        err(L, ps, "setting 'listen.publish': bad endpoint '%s': %s", pub, why);
+    if (svc != NULL && (why = endpoint_problem(svc, buf, sizeof buf)) != NULL)
+        err(L, ss, "setting 'listen.service': bad endpoint '%s': %s", svc, why);
+    else if (svc != NULL && pub != NULL && strcmp(pub, svc) == 0)
+        err(L, ss, "setting 'listen.service': must differ from "
+                   "listen.publish (both '%s')", svc);
+    if (s == NULL)
+        return;
+    cfg->publish_endpoint = xdup(L, set_str(s, "publish"));
+    if ((svc = set_str(s, "service")) != NULL)
         cfg->service_endpoint = xdup(L, svc);
-    }
+    sc_settings_destroy(&s);
 }
 
 static void load_curve(loader_t *L, const config_setting_t *root)
 {
-    static const char *const known[] = {"secret_key", "public_key", NULL};
     sc_config_t *cfg = L->cfg;
-    scope_t top = {root, "", "", NULL};
-    scope_t sc = {get_group(L, &top, "curve", false), "", "curve.",
-                  "group 'curve'"};
-    if (sc.g == NULL)
+    config_setting_t *g = NULL;
+    sc_settings_t *s = check_group(L, root, "curve", G_OPTIONAL,
+                                   CURVE_SETTINGS, sizeof CURVE_SETTINGS[0],
+                                   &g);
+    bool empty = written_empty(L, g, "curve", "secret_key");
+    empty = written_empty(L, g, "curve", "public_key") || empty;
+    if (s == NULL || empty) {
+        sc_settings_destroy(&s);
         return;
-    check_unknown(L, &sc, known);
-
-    config_setting_t *ss = NULL, *ps = NULL;
-    const char *sec = get_string(L, &sc, "secret_key", true, &ss);
-    const char *pub = get_string(L, &sc, "public_key", true, &ps);
-    if (sec != NULL)
-        cfg->curve_secret_file = resolve(L, sec);
-    if (pub != NULL)
-        cfg->curve_public_file = resolve(L, pub);
+    }
+    cfg->curve_secret_file = xdup(L, set_str(s, "secret_key"));
+    cfg->curve_public_file = xdup(L, set_str(s, "public_key"));
+    sc_settings_destroy(&s);
     if (!L->check_files)
         return;
+    config_setting_t *ss = written(g, "secret_key"),
+                     *ps = written(g, "public_key");
     if (cfg->curve_secret_file != NULL)
         check_secret(L, ss, "curve secret key: ", "file",
                      cfg->curve_secret_file);
@@ -1487,110 +1562,117 @@ static int check_includes(const char *file, const char *dir, int depth,
 
 /* control, monitoring, audit, logging and gateway.stop_timeout_ms
  * (docs/configuration.md, docs/operations.md) */
+/* An integer setting's default as its table declares it. */
+static int64_t default_int(const sc_setting_def_t *defs, const char *name)
+{
+    for (; defs->name != NULL; defs++)
+        if (strcmp(defs->name, name) == 0 && defs->default_value != NULL)
+            return strtoll(defs->default_value, NULL, 10);
+    return 0;
+}
+
+/* control.admin_keys: each a Z85 key or a key file (resolved against the
+ * config's directory), reported at its own element */
+static void load_admin_keys(loader_t *L, config_setting_t *ks)
+{
+    sc_config_t *cfg = L->cfg;
+    int k = config_setting_length(ks);
+    cfg->control_admin_keys = calloc((size_t)k + 1, 41);
+    if (cfg->control_admin_keys == NULL) {
+        err(L, ks, "out of memory");
+        return;
+    }
+    for (int i = 0; i < k; i++) {
+        config_setting_t *e = config_setting_get_elem(ks, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        char *key = cfg->control_admin_keys[cfg->n_control_admin_keys];
+        uint8_t raw[32];
+        if (v && strlen(v) == SC_Z85_KEY_LEN && !strchr(v, '/') &&
+            zmq_z85_decode(raw, v) != NULL) {
+            memcpy(key, v, SC_Z85_KEY_LEN + 1);
+            cfg->n_control_admin_keys++;
+            continue;
+        }
+        char *f = resolve(L, v ? v : "");
+        char e2[512] = "";
+        if (f == NULL)
+            continue;
+        if (L->check_files &&
+            !check_readable(L, e, "control: ", "admin key file", f)) {
+            free(f);
+            continue;
+        }
+        if (access(f, R_OK) == 0 &&
+            sc_curve_read(f, false, key, e2, sizeof e2) == 0)
+            cfg->n_control_admin_keys++;
+        else if (L->check_files)
+            err(L, e, "control: %s", e2[0] ? e2 : "bad public key file");
+        free(f);
+    }
+    if (cfg->n_control_admin_keys > 0 && cfg->curve_secret_file == NULL)
+        err(L, ks, "setting 'control.admin_keys': needs the 'curve' group "
+                   "(the control socket uses the broker's key)");
+}
+
 static void load_ops(loader_t *L, const config_setting_t *root)
 {
     sc_config_t *cfg = L->cfg;
-    scope_t top = {root, "", "", NULL};
-    config_setting_t *s = NULL;
+    config_setting_t *g = NULL, *m;
+    sc_settings_t *s;
+    int b = 1;
+
+    s = check_group(L, root, "control", G_DEFAULTS, CONTROL_SETTINGS,
+                    sizeof CONTROL_SETTINGS[0], &g);
+    if (s != NULL) {
+        (void)sc_settings_bool(s, "enabled", &b);
+        cfg->control_enabled = b != 0;
+        sc_settings_destroy(&s);
+        if ((m = written(g, "admin_keys")) != NULL)
+            load_admin_keys(L, m);
+    }
+
+    s = check_group(L, root, "monitoring", G_OPTIONAL, MONITORING_SETTINGS,
+                    sizeof MONITORING_SETTINGS[0], &g);
+    const char *v = written_str(g, "listen", &m);
+    char host[64];
+    int port;
+    const char *why = NULL;
+    if (v != NULL && sc_http_parse_listen(v, host, sizeof host, &port,
+                                          &why) != 0)
+        err(L, m, "setting 'monitoring.listen': bad address '%s': %s", v, why);
+    else if (s != NULL)
+        cfg->http_listen = xdup(L, set_str(s, "listen"));
+    sc_settings_destroy(&s);
+
+    /* the rotation limits apply (on reload too) even without the group */
+    cfg->audit_max_bytes = default_int(AUDIT_SETTINGS, "max_bytes");
+    cfg->audit_keep = default_int(AUDIT_SETTINGS, "keep");
+    s = check_group(L, root, "audit", G_OPTIONAL, AUDIT_SETTINGS,
+                    sizeof AUDIT_SETTINGS[0], &g);
     int64_t n;
-
-    cfg->control_enabled = true;
-    scope_t cs = {get_group(L, &top, "control", false), "", "control.",
-                  "group 'control'"};
-    if (cs.g != NULL) {
-        static const char *const known[] = {"enabled", "admin_keys", NULL};
-        check_unknown(L, &cs, known);
-        get_bool(L, &cs, "enabled", &cfg->control_enabled);
-        config_setting_t *ks = member(&cs, "admin_keys");
-        if (ks != NULL && string_array(L, ks, "control: ", "admin_keys")) {
-            int k = config_setting_length(ks);
-            cfg->control_admin_keys = calloc((size_t)k + 1, 41);
-            for (int i = 0; cfg->control_admin_keys && i < k; i++) {
-                config_setting_t *e = config_setting_get_elem(ks, (unsigned)i);
-                const char *v = config_setting_get_string(e);
-                char *key = cfg->control_admin_keys[cfg->n_control_admin_keys];
-                uint8_t raw[32];
-                if (v && strlen(v) == SC_Z85_KEY_LEN && !strchr(v, '/') &&
-                    zmq_z85_decode(raw, v) != NULL) {
-                    memcpy(key, v, SC_Z85_KEY_LEN + 1);
-                    cfg->n_control_admin_keys++;
-                    continue;
-                }
-                char *f = resolve(L, v ? v : "");
-                char e2[512] = "";
-                if (f == NULL)
-                    continue;
-                if (L->check_files &&
-                    !check_readable(L, e, "control: ", "admin key file", f)) {
-                    free(f);
-                    continue;
-                }
-                if (access(f, R_OK) == 0 &&
-                    sc_curve_read(f, false, key, e2, sizeof e2) == 0)
-                    cfg->n_control_admin_keys++;
-                else if (L->check_files)
-                    err(L, e, "control: %s", e2[0] ? e2 : "bad public key file");
-                free(f);
-            }
-            if (cfg->n_control_admin_keys > 0 && cfg->curve_secret_file == NULL)
-                err(L, ks, "control: 'admin_keys' needs the 'curve' group "
-                           "(the control socket uses the broker's key)");
-        }
+    if (written_int(g, "max_bytes", &n, &m) && n > 0 && n < 4096)
+        err(L, m, "setting 'audit.max_bytes': %lld is out of range (0 = never "
+                  "rotate, or 4096..1099511627776)", (long long)n);
+    if (written_empty(L, g, "audit", "path"))
+        sc_settings_destroy(&s);
+    if (s != NULL) {
+        cfg->audit_path = xdup(L, set_str(s, "path"));
+        cfg->audit_max_bytes = set_int(s, "max_bytes");
+        cfg->audit_keep = set_int(s, "keep");
+        sc_settings_destroy(&s);
     }
 
-    scope_t ms = {get_group(L, &top, "monitoring", false), "",
-                  "monitoring.", "group 'monitoring'"};
-    if (ms.g != NULL) {
-        static const char *const known[] = {"listen", NULL};
-        check_unknown(L, &ms, known);
-        const char *v = get_string(L, &ms, "listen", true, &s);
-        char host[64];
-        int port;
-        const char *why = NULL;
-        if (v != NULL && sc_http_parse_listen(v, host, sizeof host, &port,
-                                              &why) != 0)
-            err(L, s, "monitoring: bad 'listen' '%s': %s", v, why);
-        else if (v != NULL)
-            cfg->http_listen = xdup(L, v);
-    }
-
-    cfg->audit_max_bytes = 10 * 1024 * 1024;
-    cfg->audit_keep = 5;
-    scope_t as = {get_group(L, &top, "audit", false), "", "audit.",
-                  "group 'audit'"};
-    if (as.g != NULL) {
-        static const char *const known[] = {"path", "max_bytes", "keep", NULL};
-        check_unknown(L, &as, known);
-        const char *v = get_string(L, &as, "path", true, &s);
-        if (v != NULL)
-            cfg->audit_path = resolve(L, v);
-        if (get_int(L, &as, "max_bytes", &n, &s) > 0) {
-            if (n != 0 && (n < 4096 || n > ((int64_t)1 << 40)))
-                err(L, s, "audit: 'max_bytes' must be 0 (never rotate) or "
-                          "at least 4096 (got %lld)", (long long)n);
-            else
-                cfg->audit_max_bytes = n;
-        }
-        if (get_int(L, &as, "keep", &n, &s) > 0) {
-            if (n < 1 || n > 100)
-                err(L, s, "audit: 'keep' must be in 1..100 (got %lld)",
-                    (long long)n);
-            else
-                cfg->audit_keep = n;
-        }
-    }
-
-    scope_t ls = {get_group(L, &top, "logging", false), "", "logging.",
-                  "group 'logging'"};
-    if (ls.g != NULL) {
-        static const char *const known[] = {"target", NULL};
-        check_unknown(L, &ls, known);
-        const char *v = get_string(L, &ls, "target", false, &s);
-        if (v != NULL && (strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0))
+    s = check_group(L, root, "logging", G_OPTIONAL, LOGGING_SETTINGS,
+                    sizeof LOGGING_SETTINGS[0], &g);
+    if (s != NULL && written(g, "target") != NULL &&
+        !written_empty(L, g, "logging", "target")) {
+        v = set_str(s, "target");
+        if (strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0)
             cfg->log_target = xdup(L, v);
-        else if (v != NULL)
+        else
             cfg->log_target = resolve(L, v);
     }
+    sc_settings_destroy(&s);
 }
 
 static sc_config_t *load(const char *path, bool check_files,

@@ -170,8 +170,9 @@ void sc_config_destroy(sc_config_t **cfg_p);
  * "FILE:LINE: plugin 'x': setting 'y': ..." errors. On success p->settings
  * holds the resolved settings (defaults filled in, PATH values resolved).
  * Returns 0 if valid, -1 otherwise. */
-/* Print the broker's own scalar groups (gateway, limits) as declared:
- * each setting's type, default, range, allowed values and description
+/* Print the broker's own scalar groups (gateway, listen, limits, curve,
+ * control, monitoring, audit, logging) as declared and checked: each
+ * setting's type, default, range, allowed values and description
  * (`sectorcastd --settings`). */
 void sc_config_describe(FILE *out);
 

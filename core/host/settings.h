@@ -16,8 +16,9 @@
  * Every problem is reported as "plugin 'x': setting 'y': text" through a
  * callback together with the file and line where it belongs, so the caller
  * decides where it goes (a diag list, a log, a test's buffer). The broker
- * declares its own scalar groups (gateway, limits) as tables too and has
- * them checked here: their problems read "setting 'gateway.y': text".
+ * declares its own scalar groups (gateway, listen, limits, curve, control,
+ * monitoring, audit, logging) as tables too and has them checked here:
+ * their problems read "setting 'gateway.y': text".
  *
  * Never: libconfig types (settings_lc.h turns a libconfig group into an
  * sc_sv_t), loading plugins, logging by itself, threads (a resolved

@@ -206,12 +206,14 @@ def docs_table(group):
 
 
 def test_broker_settings_are_the_documented_ones():
-    """The gateway and limits groups are declared as tables and checked by
-    the settings engine (like a plugin's settings); `sectorcastd --settings`
+    """The broker's scalar groups (gateway, listen, limits, curve, control,
+    monitoring, audit, logging) are declared as tables and checked by the
+    settings engine (like a plugin's settings); `sectorcastd --settings`
     prints the tables, and docs/configuration.md states the same settings,
     defaults and ranges."""
     got = broker_settings()
-    assert set(got) == {"gateway", "limits"}, got
+    assert set(got) == {"gateway", "listen", "limits", "curve", "control",
+                        "monitoring", "audit", "logging"}, got
     assert len(got["gateway"]) == 9 and len(got["limits"]) == 13, got
     for group, table in got.items():
         docs = docs_table(group)

@@ -101,6 +101,18 @@ static void expect_count(const sc_diag_t *d, size_t n)
     }
 }
 
+/* Load a fixture that must load (its problems are printed if not). */
+static sc_config_t *load_good(const char *name, char *path, size_t n,
+                              sc_diag_t *d)
+{
+    fixture(path, n, name);
+    sc_config_t *cfg = sc_config_load(path, false, d);
+    if (cfg == NULL)
+        dump(d);
+    assert_non_null(cfg);
+    return cfg;
+}
+
 /* Load a fixture that must fail; returns its path in `path`. */
 static void load_bad(const char *name, char *path, size_t n, sc_diag_t *d)
 {
@@ -294,13 +306,9 @@ static void test_defaults_filled(void **state)
 {
     (void)state;
     char path[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 64];
-    fixture(path, sizeof path, "defaults.conf");
     fixture_dir(dir);
     sc_diag_t d = {0};
-    sc_config_t *cfg = sc_config_load(path, false, &d);
-    if (cfg == NULL)
-        dump(&d);
-    assert_non_null(cfg);
+    sc_config_t *cfg = load_good("defaults.conf", path, sizeof path, &d);
     snprintf(want, sizeof want, "%s/var", dir);
     assert_string_equal(cfg->data_dir, want);
     snprintf(want, sizeof want, "%s/var/jwks.json", dir);
@@ -326,6 +334,13 @@ static void test_defaults_filled(void **state)
     assert_int_equal(cfg->slow_subscriber_ms, 10000);
     assert_int_equal(cfg->max_heartbeats, 1000);
     assert_int_equal(cfg->max_channels_per_plugin, 1000);
+    /* operations groups absent */
+    assert_true(cfg->control_enabled);
+    assert_null(cfg->http_listen);
+    assert_null(cfg->audit_path);
+    assert_int_equal(cfg->audit_max_bytes, 10485760);
+    assert_int_equal(cfg->audit_keep, 5);
+    assert_null(cfg->log_target);
     assert_null(cfg->service_endpoint);
     assert_null(cfg->curve_secret_file);
     assert_null(cfg->curve_public_file);
@@ -352,12 +367,8 @@ static void test_scalar_groups_values(void **state)
 {
     (void)state;
     char path[PATH_MAX];
-    fixture(path, sizeof path, "limits_ok.conf");
     sc_diag_t d = {0};
-    sc_config_t *cfg = sc_config_load(path, false, &d);
-    if (cfg == NULL)
-        dump(&d);
-    assert_non_null(cfg);
+    sc_config_t *cfg = load_good("limits_ok.conf", path, sizeof path, &d);
     assert_false(cfg->durability_full);
     assert_int_equal(cfg->heartbeat_ms, 0);
     assert_int_equal(cfg->sign_threads, 3);
@@ -423,6 +434,42 @@ static void test_scalar_groups_problems(void **state)
     tmp_cleanup(&t);
 }
 
+/* The operations groups go through the same engine: values land in their
+ * fields, problems are reported at their lines in the same words. */
+static void test_ops_groups(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], dir[PATH_MAX], want[PATH_MAX + 32];
+    fixture_dir(dir);
+    sc_diag_t d = {0};
+    sc_config_t *cfg = load_good("ops_ok.conf", path, sizeof path, &d);
+    assert_false(cfg->control_enabled);
+    assert_string_equal(cfg->http_listen, "127.0.0.1:9464");
+    snprintf(want, sizeof want, "%s/audit.log", dir);
+    assert_string_equal(cfg->audit_path, want);
+    assert_int_equal(cfg->audit_max_bytes, 0);
+    assert_int_equal(cfg->audit_keep, 7);
+    assert_string_equal(cfg->log_target, "syslog");
+    sc_config_destroy(&cfg);
+    sc_diag_clear(&d);
+
+    load_bad("ops.conf", path, sizeof path, &d);
+    expect(&d, "%s:6: setting 'control.enabled': must be a boolean (true or "
+               "false), not a string", path);
+    expect_like(&d, path, ":7: setting 'monitoring.listen': bad address "
+                          "'localhost': ");
+    expect(&d, "%s:8: setting 'audit.max_bytes': 100 is out of range (0 = "
+               "never rotate, or 4096..1099511627776)", path);
+    expect(&d, "%s:8: setting 'audit.keep': 0 is out of range (1..100)",
+           path);
+    expect(&d, "%s:9: setting 'logging.target': must not be empty", path);
+    expect(&d, "%s:10: setting 'curve.secret_key': must not be empty", path);
+    expect_like(&d, path, ":10: setting 'curve.colour': unknown setting "
+                          "(known: secret_key, public_key)");
+    expect_count(&d, 7);
+    sc_diag_clear(&d);
+}
+
 /* ------------------------------------------------------------------------
  * Each class of error, with its FILE:LINE
  * ---------------------------------------------------------------------- */
@@ -460,8 +507,11 @@ static void test_unknown_settings(void **state)
                "data_dir, max_data_bytes, log_level, durability, "
                "heartbeat_ms, sign_threads, stop_timeout_ms, plugin_user)",
            p);
-    expect(&d, "%s:5: unknown setting 'publsh' in group 'listen'", p);
-    expect(&d, "%s:3: missing required setting 'listen.publish'", p);
+    expect(&d, "%s:5: setting 'listen.publsh': unknown setting (known: "
+               "publish, service)", p);
+    expect(&d, "%s:3: setting 'listen.publish': required but not set "
+               "(endpoint agencies subscribe on: tcp://HOST:PORT, "
+               "ipc:///path or inproc://name)", p);
     expect(&d, "%s:7: signing key 'k1': unknown setting 'size'", p);
     expect(&d, "%s:9: agency 'a': unknown setting 'typo'", p);
     expect(&d, "%s:10: plugin 'p': unknown setting 'enable'", p);
@@ -514,7 +564,7 @@ static void test_missing_required(void **state)
     load_bad("missing.conf", p, sizeof p, &d);
     expect(&d, "%s:2: setting 'gateway.id': required but not set (this "
                "gateway's id, [a-z0-9_-]+)", p);
-    expect(&d, "%s:5: missing required setting 'listen.publish'", p);
+    expect_like(&d, p, ":5: setting 'listen.publish': required but not set");
     expect(&d, "%s:6: signing.keys[0]: missing required setting 'id'", p);
     expect(&d, "%s:6: missing required setting 'signing.active'", p);
     expect(&d, "%s: missing required setting 'sectors'", p);
@@ -689,8 +739,8 @@ static void test_endpoints(void **state)
             assert_string_equal(cfg->publish_endpoint, cases[i].ep);
         } else {
             assert_null(cfg);
-            expect(&d, "%s:3: bad endpoint '%s' for 'publish': %s", path,
-                   cases[i].ep, cases[i].why);
+            expect(&d, "%s:3: setting 'listen.publish': bad endpoint '%s': "
+                       "%s", path, cases[i].ep, cases[i].why);
             expect_count(&d, 1);
         }
         sc_config_destroy(&cfg);
@@ -710,14 +760,15 @@ static void test_endpoints(void **state)
     tmp_write(&t, "ep.conf", 0644, endpoint_conf, "tcp://127.0.0.1:7601",
               "service = \"tcp://127.0.0.1:7601\";");
     assert_null(sc_config_load(path, false, &d));
-    expect(&d, "%s:4: 'service' must differ from 'publish' (both "
-               "'tcp://127.0.0.1:7601')", path);
+    expect(&d, "%s:4: setting 'listen.service': must differ from "
+               "listen.publish (both 'tcp://127.0.0.1:7601')", path);
     sc_diag_clear(&d);
     tmp_write(&t, "ep.conf", 0644, endpoint_conf, "tcp://127.0.0.1:7601",
               "service = \"tcp://127.0.0.1\";");
     assert_null(sc_config_load(path, false, &d));
-    expect(&d, "%s:4: bad endpoint 'tcp://127.0.0.1' for 'service': missing "
-               "':PORT' (expected tcp://HOST:PORT)", path);
+    expect(&d, "%s:4: setting 'listen.service': bad endpoint "
+               "'tcp://127.0.0.1': missing ':PORT' (expected tcp://HOST:PORT)",
+           path);
     sc_diag_clear(&d);
     tmp_write(&t, "ep.conf", 0644, endpoint_conf, "tcp://127.0.0.1:7601",
               "service = \"tcp://127.0.0.1:7602\";");
@@ -1168,6 +1219,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_scalar_groups_values),
         cmocka_unit_test(test_scalar_groups_problems),
+        cmocka_unit_test(test_ops_groups),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_channels_and_sectors),
         cmocka_unit_test(test_duplicates_and_key_refs),
