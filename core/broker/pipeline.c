@@ -283,9 +283,8 @@ uint64_t sc_pipeline_sent(const sc_pipeline_t *p) { return p->n_sent; }
 
 int64_t sc_pipeline_retry_at(const sc_pipeline_t *p) { return p->retry_at_ms; }
 
-/* Tell a plugin child process what became of its frame. */
-/* The ACK of a child's frame (plugin: the child's instance name, for the
- * log). The child counts one per frame; the ROUTER's high-water mark
+/* Tell a plugin child process what became of its frame (plugin: the
+ * child's instance name, for the log). The child counts one ACK per frame; the ROUTER's high-water mark
  * leaves room for every ACK a child can be owed (plugin_host.h,
  * SC_PLUGIN_CHILD_SNDHWM), so a send fails only when the child is gone
  * (its window goes with it) or out of memory, and is then logged. */
@@ -302,7 +301,7 @@ static void ack(sc_pipeline_t *p, pending_t *m, const char *what,
                              ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
                     zmq_send(p->pull_ipc, buf, len, ZMQ_DONTWAIT) < 0))
         rc = -1;
-    if (rc != 0 && errno != EHOSTUNREACH)
+    if (rc != 0 && (buf == NULL || errno != EHOSTUNREACH))
         sc_ratelimit_log(p->log_refused, plugin, SC_L_ERROR,
                          "plugin '%s': ACK of a frame not sent (%s): the "
                          "child's publish window stays one short until it "
