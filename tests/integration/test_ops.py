@@ -18,7 +18,7 @@ import time
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, Gateway, burst_plugin, crash_plugin, ctl, free_port,  # noqa: E402
+from harness import (BIN, BUILD, Gateway, burst_plugin, crash_plugin, ctl, free_port,  # noqa: E402
                      http_get, journal_head, journal_query, journal_rows, keygen, run_tests,
                      service_request, wait_for, zmq_socket)
 
@@ -277,6 +277,37 @@ def test_metrics_promtool_and_counters_move():
         assert code == 200 and json.loads(body)["ok"] is True, (code, body)
         s.close()
         ctx.term()
+
+
+def test_counts_per_channel_exact_when_groups_mix_channels():
+    """The core reports each run of one plugin's messages on one channel
+    in a group once (not each message): with one plugin publishing at full
+    speed on 7 channels in turn (every group mixes them), the published
+    counters, the status's per-channel counts and heads, and the plugin's
+    total are exact."""
+    port = free_port()
+    n, chans = 7000, 7
+    load = {"name": "load", "sector": "energy",
+            "path": os.path.join(BUILD, "tests", "plugins", "load.so"),
+            "channels": ["energy.test."],
+            "settings": {"channel": "energy.test.m", "count": n,
+                         "channel_count": chans}}
+    gw = Gateway(plugins=[load], groups={"monitoring": {"listen": "127.0.0.1:%d" % port}})
+    with gw:
+        wait_for(lambda: "load done: %d message(s)" % n in gw.broker.log(), 60,
+                 "the load published")
+        names = ["energy.test.m.c%d" % i for i in range(chans)]
+        wait_for(lambda: all(journal_head(gw, c) == n // chans for c in names), 30,
+                 "every message journaled")
+        _, text = http_get(port, "/metrics")
+        for c in names:
+            assert metric(text, "sectorcast_messages_published_total", channel=c,
+                          plugin="load") == n // chans, (c, text[-2000:])
+        chs = {c["channel"]: c for c in ctl_json(gw, "channels")["channels"]}
+        for c in names:
+            assert chs[c]["messages"] == n // chans and chs[c]["head"] == n // chans, chs[c]
+        plugs = {p["plugin"]: p for p in ctl_json(gw, "plugins")["plugins"]}
+        assert plugs["load"]["published"] == n, plugs["load"]
 
 
 def test_healthz_503_when_plugin_keeps_crashing():
@@ -660,6 +691,7 @@ if __name__ == "__main__":
         test_ctl_reload_off_the_core_thread_during_burst,
         test_ctl_check_runs_plugin_checks_apart,
         test_metrics_promtool_and_counters_move,
+        test_counts_per_channel_exact_when_groups_mix_channels,
         test_healthz_503_when_plugin_keeps_crashing,
         test_healthz_503_when_journal_cannot_be_written,
         test_status_page_in_headless_chromium,
