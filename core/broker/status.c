@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/grow.h"
 #include "common/hash.h"
 #include "common/hindex.h"
 #include "log.h"
@@ -215,21 +216,6 @@ static bool plug_is(const void *name, size_t pos, void *arg)
     return strcmp(((sc_status_t *)arg)->plugs[pos].name, name) == 0;
 }
 
-/* Room for one more of n entries of `size` bytes in *v (capacity *cap,
- * doubling); false if out of memory. */
-static bool room(void **v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return true;
-    size_t c = *cap ? *cap * 2 : 16;
-    void *nv = realloc(*v, c * size);
-    if (!nv)
-        return false;
-    *v = nv;
-    *cap = c;
-    return true;
-}
-
 /* mu held: the channel's entry, created if new and within the bound */
 static chan_t *chan_locked(sc_status_t *s, const char *name)
 {
@@ -241,7 +227,8 @@ static chan_t *chan_locked(sc_status_t *s, const char *name)
         s->untracked++;
         return NULL;
     }
-    if (!room((void **)&s->chans, &s->cap_chans, s->n_chans, sizeof *s->chans))
+    if (sc_grow((void **)&s->chans, &s->cap_chans, s->n_chans,
+                sizeof *s->chans) != 0)
         return NULL;
     chan_t *c = &s->chans[s->n_chans];
     memset(c, 0, sizeof *c);
@@ -267,7 +254,8 @@ static plug_t *plug_locked(sc_status_t *s, const char *name)
         s->untracked++;
         return NULL;
     }
-    if (!room((void **)&s->plugs, &s->cap_plugs, s->n_plugs, sizeof *s->plugs))
+    if (sc_grow((void **)&s->plugs, &s->cap_plugs, s->n_plugs,
+                sizeof *s->plugs) != 0)
         return NULL;
     plug_t *p = &s->plugs[s->n_plugs];
     memset(p, 0, sizeof *p);

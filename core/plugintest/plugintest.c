@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/grow.h"
 #include "host/host.h"
 #include "host/settings.h"
 
@@ -69,19 +70,6 @@ struct sc_pt {
     char error[512];
 };
 
-static int grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    void *p = realloc(*arr, ncap * size);
-    if (!p)
-        return -1;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 static const char *level_name[] = {"debug", "info", "warn", "error"};
 
 static void add_log(sc_pt_t *pt, sc_log_level_t level, int from_host,
@@ -93,7 +81,7 @@ static void add_log(sc_pt_t *pt, sc_log_level_t level, int from_host,
         fprintf(stderr, "[%s] %s%s: %s\n", level_name[level], pt->instance,
                 from_host ? " (host)" : "", text);
     char *t = strdup(text);
-    if (!t || grow((void **)&pt->logs, &pt->cap_logs, pt->n_logs,
+    if (!t || sc_grow((void **)&pt->logs, &pt->cap_logs, pt->n_logs,
                    sizeof *pt->logs) < 0) {
         free(t);
         return;
@@ -169,7 +157,7 @@ SC_PT_API int sc_pt_store_put(sc_pt_store_t *st, const char *instance,
     }
     pt_state_t e = {strdup(instance), strdup(key), v};
     if (!e.instance || !e.key ||
-        grow((void **)&st->e, &st->cap, st->n, sizeof *st->e) < 0) {
+        sc_grow((void **)&st->e, &st->cap, st->n, sizeof *st->e) < 0) {
         free(e.instance);
         free(e.key);
         free(v);
@@ -242,7 +230,7 @@ static int o_publish(void *ctx, const sc_host_pub_t *pub)
         pt->fail_publishes--;
         return pt->fail_code;
     }
-    if (grow((void **)&pt->msgs, &pt->cap_msgs, pt->n_msgs,
+    if (sc_grow((void **)&pt->msgs, &pt->cap_msgs, pt->n_msgs,
              sizeof *pt->msgs) < 0)
         return SC_ERR_NO_MEMORY;
     sc_pt_msg_t *m = &pt->msgs[pt->n_msgs];
