@@ -633,7 +633,9 @@ static const sc_setting_def_t GATEWAY_SETTINGS[] = {
                        "names one; \"\" = the broker's")},
     SC_SETTINGS_END};
 
-/* limits: every member an integer; `off` is where it goes in sc_config_t */
+/* limits: every member an integer; `off` is where it goes in sc_config_t.
+ * The engine reads the table with the entries' stride (sizeof(limit_t)),
+ * as it reads a plugin's table of another ABI's entry size. */
 typedef struct limit {
     sc_setting_def_t def;
     size_t off;
@@ -675,8 +677,8 @@ static const limit_t LIMITS[] = {
     LIMIT("max_channels_per_plugin", "1000", 1, 1000000,
           "distinct channels one plugin instance may publish to per run",
           max_channels_per_plugin),
+    {SC_SETTINGS_END, 0},
 };
-#define N_LIMITS (sizeof LIMITS / sizeof LIMITS[0])
 
 static const sc_setting_def_t LISTEN_SETTINGS[] = {
     {SC_SETTING_FIELDS("publish", SC_SETTING_STRING, NULL, 1,
@@ -734,13 +736,13 @@ static void engine_problem(void *arg, const char *file, int line,
     add_problem(L, file ? file : L->path, line, m);
 }
 
+typedef enum { G_REQUIRED, G_OPTIONAL, G_DEFAULTS } group_mode_t;
+
 /* Group `name` of the root checked against `defs` (entries `stride` bytes
  * apart) by the settings engine, defaults filled in. NULL if the group is
  * not a group, or has problems (all reported), or is absent: reported if
  * G_REQUIRED, silent if G_OPTIONAL; G_DEFAULTS gives an absent group's
  * defaults. *gp: the group as written (NULL if absent). */
-typedef enum { G_REQUIRED, G_OPTIONAL, G_DEFAULTS } group_mode_t;
-
 static sc_settings_t *check_group(loader_t *L, const config_setting_t *root,
                                   const char *name, group_mode_t mode,
                                   const sc_setting_def_t *defs, size_t stride,
@@ -782,9 +784,10 @@ static const char *set_str(const sc_settings_t *s, const char *key)
     return sc_settings_string(s, key, &v) == 0 ? v : NULL;
 }
 
-/* A member as written, if it has the type the table declares (else the
- * engine reported it): for the checks a table cannot express, which run
- * even when the engine found problems elsewhere in the group. */
+/* The members as written, for the checks a table cannot express, which
+ * run even when the engine found problems elsewhere in the group:
+ * written() whatever its type; written_str() / written_int() only if it
+ * has the type the table declares (else the engine reported it). */
 static config_setting_t *written(config_setting_t *g, const char *key)
 {
     return g != NULL ? config_setting_get_member(g, key) : NULL;
@@ -823,6 +826,20 @@ static bool written_int(config_setting_t *g, const char *key, int64_t *v,
     return true;
 }
 
+/* An integer whose table range is 0..hi where 0 means `zero` and the
+ * values between 0 and `lo` mean nothing: reported in the engine's words. */
+static void zero_or_at_least(loader_t *L, config_setting_t *g,
+                             const char *group, const char *key, int64_t lo,
+                             int64_t hi, const char *zero)
+{
+    config_setting_t *m;
+    int64_t n;
+    if (written_int(g, key, &n, &m) && n > 0 && n < lo)
+        err(L, m, "setting '%s.%s': %lld is out of range (0 = %s, or "
+                  "%lld..%lld)", group, key, (long long)n, zero,
+            (long long)lo, (long long)hi);
+}
+
 static void load_gateway(loader_t *L, const config_setting_t *root)
 {
     sc_config_t *cfg = L->cfg;
@@ -836,10 +853,7 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
         err(L, m, "setting 'gateway.id': \"%s\" is not a valid id "
                   "([a-z0-9_-]+)", v);
     written_empty(L, g, "gateway", "data_dir");
-    int64_t n;
-    if (written_int(g, "heartbeat_ms", &n, &m) && n > 0 && n < 50)
-        err(L, m, "setting 'gateway.heartbeat_ms': %lld is out of range (0 = "
-                  "off, or 50..3600000)", (long long)n);
+    zero_or_at_least(L, g, "gateway", "heartbeat_ms", 50, 3600000, "off");
     v = written_str(g, "plugin_user", &m);
     if (v != NULL && v[0] != '\0' && getpwnam(v) == NULL)
         err(L, m, "setting 'gateway.plugin_user': no such user '%s'", v);
@@ -858,31 +872,18 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
     sc_settings_destroy(&s);
 }
 
-/* LIMITS as a plain settings table */
-static void limits_table(sc_setting_def_t defs[N_LIMITS + 1])
-{
-    for (size_t i = 0; i < N_LIMITS; i++)
-        defs[i] = LIMITS[i].def;
-    defs[N_LIMITS] = (sc_setting_def_t)SC_SETTINGS_END;
-}
-
 static void load_limits(loader_t *L, const config_setting_t *root)
 {
     sc_config_t *cfg = L->cfg;
-    sc_setting_def_t defs[N_LIMITS + 1];
-    limits_table(defs);
-    config_setting_t *g = NULL, *m;
-    sc_settings_t *s = check_group(L, root, "limits", G_DEFAULTS, defs,
-                                   sizeof defs[0], &g);
-    int64_t n;
-    if (written_int(g, "slow_subscriber_ms", &n, &m) && n > 0 && n < 1000)
-        err(L, m, "setting 'limits.slow_subscriber_ms': %lld is out of range "
-                  "(0 = never cut, or 1000..3600000)", (long long)n);
+    config_setting_t *g = NULL;
+    sc_settings_t *s = check_group(L, root, "limits", G_DEFAULTS,
+                                   &LIMITS[0].def, sizeof LIMITS[0], &g);
+    zero_or_at_least(L, g, "limits", "slow_subscriber_ms", 1000, 3600000,
+                     "never cut");
     if (s == NULL)
         return;
-    for (size_t i = 0; i < N_LIMITS; i++)
-        *(int64_t *)((char *)cfg + LIMITS[i].off) =
-            set_int(s, LIMITS[i].def.name);
+    for (const limit_t *l = LIMITS; l->def.name != NULL; l++)
+        *(int64_t *)((char *)cfg + l->off) = set_int(s, l->def.name);
     sc_settings_destroy(&s);
     /* the queue must hold at least 16 messages of the largest size (when
      * gateway.max_data_bytes is known: else the gateway's own problem is
@@ -898,22 +899,25 @@ static void load_limits(loader_t *L, const config_setting_t *root)
 /* Every setting of the scalar groups, for `sectorcastd --settings`. */
 void sc_config_describe(FILE *out)
 {
-    sc_setting_def_t limits[N_LIMITS + 1];
-    limits_table(limits);
     static const struct {
         const char *name;
         const sc_setting_def_t *defs;
+        size_t stride;
     } groups[] = {
-        {"gateway", GATEWAY_SETTINGS}, {"listen", LISTEN_SETTINGS},
-        {"limits", NULL},              {"curve", CURVE_SETTINGS},
-        {"control", CONTROL_SETTINGS}, {"monitoring", MONITORING_SETTINGS},
-        {"audit", AUDIT_SETTINGS},     {"logging", LOGGING_SETTINGS},
+#define G(name, defs, stride) {name, defs, stride}
+        G("gateway", GATEWAY_SETTINGS, sizeof(sc_setting_def_t)),
+        G("listen", LISTEN_SETTINGS, sizeof(sc_setting_def_t)),
+        G("limits", &LIMITS[0].def, sizeof(limit_t)),
+        G("curve", CURVE_SETTINGS, sizeof(sc_setting_def_t)),
+        G("control", CONTROL_SETTINGS, sizeof(sc_setting_def_t)),
+        G("monitoring", MONITORING_SETTINGS, sizeof(sc_setting_def_t)),
+        G("audit", AUDIT_SETTINGS, sizeof(sc_setting_def_t)),
+        G("logging", LOGGING_SETTINGS, sizeof(sc_setting_def_t)),
+#undef G
     };
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         fprintf(out, "%s:\n", groups[i].name);
-        sc_settings_describe_table(out, groups[i].defs ? groups[i].defs
-                                                       : limits,
-                                   sizeof limits[0]);
+        sc_settings_describe_table(out, groups[i].defs, groups[i].stride);
     }
 }
 
@@ -1649,10 +1653,8 @@ static void load_ops(loader_t *L, const config_setting_t *root)
     cfg->audit_keep = default_int(AUDIT_SETTINGS, "keep");
     s = check_group(L, root, "audit", G_OPTIONAL, AUDIT_SETTINGS,
                     sizeof AUDIT_SETTINGS[0], &g);
-    int64_t n;
-    if (written_int(g, "max_bytes", &n, &m) && n > 0 && n < 4096)
-        err(L, m, "setting 'audit.max_bytes': %lld is out of range (0 = never "
-                  "rotate, or 4096..1099511627776)", (long long)n);
+    zero_or_at_least(L, g, "audit", "max_bytes", 4096, 1099511627776LL,
+                     "never rotate");
     if (written_empty(L, g, "audit", "path"))
         sc_settings_destroy(&s);
     if (s != NULL) {
