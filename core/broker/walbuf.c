@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct {
     sqlite3_file base;
     sqlite3_file *real; /* the unix file, in the memory after this struct */
@@ -50,13 +49,13 @@ static uint32_t be32(const unsigned char *p)
            (uint32_t)p[2] << 8 | p[3];
 }
 
-/* a WAL header's page size, 0 if it is not a valid one */
+/* a WAL header's page size (stored as is, 65536 too: unlike the
+ * database header, the WAL header does not write 65536 as 1), 0 if it is
+ * not a valid one */
 static uint32_t page_size_of(const unsigned char *hdr)
 {
     uint32_t v = be32(hdr + 8);
-    if (v == 1)
-        return 65536u;
-    return v >= 512 && v <= 32768 && (v & (v - 1)) == 0 ? v : 0;
+    return v >= 512 && v <= 65536 && (v & (v - 1)) == 0 ? v : 0;
 }
 
 static int flush(walbuf_file *f)
