@@ -284,10 +284,11 @@ uint64_t sc_pipeline_sent(const sc_pipeline_t *p) { return p->n_sent; }
 int64_t sc_pipeline_retry_at(const sc_pipeline_t *p) { return p->retry_at_ms; }
 
 /* Tell a plugin child process what became of its frame (plugin: the
- * child's instance name, for the log). The child counts one ACK per frame; the ROUTER's high-water mark
- * leaves room for every ACK a child can be owed (plugin_host.h,
- * SC_PLUGIN_CHILD_SNDHWM), so a send fails only when the child is gone
- * (its window goes with it) or out of memory, and is then logged. */
+ * child's instance name, for the log). The child counts one ACK per
+ * frame; the ROUTER's high-water mark leaves room for every ACK a child
+ * can be owed (plugin_host.h, SC_PLUGIN_CHILD_SNDHWM), so a send fails
+ * only when the child is gone (its window goes with it) or out of memory,
+ * and is then logged. */
 static void ack(sc_pipeline_t *p, pending_t *m, const char *what,
                 const char *plugin)
 {
@@ -762,8 +763,7 @@ static int commit_send(sc_pipeline_t *p, group_t *g)
         run_bytes += m->jws_len;
         if (sc_log_enabled(SC_L_DEBUG)) {
             const char *keyf = PART(m, SC_PUB_F_KEY);
-            sc_log(SC_L_DEBUG, PART(m, SC_PUB_F_PLUGIN),
-                   "%s seq %llu %s key %s", channel,
+            sc_log(SC_L_DEBUG, plugin, "%s seq %llu %s key %s", channel,
                    (unsigned long long)m->seq, PART(m, SC_PUB_F_KIND),
                    keyf[0] == 'k' ? keyf + 1 : "-");
         }

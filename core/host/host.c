@@ -1161,7 +1161,6 @@ int sc_host_sink_deliver(sc_host_inst_t *h, const sc_sink_msg_t *msg)
     return rc;
 }
 
-
 void sc_host_sink_lost(sc_host_inst_t *h, const char *channel,
                        const char *epoch, uint64_t first, uint64_t last)
 {
