@@ -560,7 +560,7 @@ class Bench:
                 alone[t].append(r)
             # the same with every message on another of 4,000 channels:
             # what the per-channel state (journal heads, status, metrics)
-            # costs, beside the one-channel run of the default threads
+            # costs, beside the one-channel run with the same threads
             before = sign_now()
             self.log("broker alone, %d channels%s" % (CHANNELS_MANY, tag))
             r = self.e2e(512, "normal", 1, n_e2e * 2, verify=False, sign_threads=many_t,
