@@ -1,6 +1,7 @@
 #!/bin/sh
 # Build the libFuzzer targets (scons fuzz=1, clang) and run each one for a
-# bounded time on a copy of its seed corpus (tests/fuzz/corpus/<target>/).
+# bounded time on a copy of its seed corpus (tests/fuzz/corpus/<target>/),
+# one target per core at a time.
 # A crash, leak, sanitizer report, timeout or out-of-memory fails the
 # target; its reproducer is kept and named. Ends with "N passed, N failed".
 #
@@ -32,26 +33,45 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:symbolize=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
-for t in $targets; do
-    bin=$out/$t
-    seeds=tests/fuzz/corpus/$t
-    if [ ! -x "$bin" ]; then
-        echo "FAIL  $t: $bin was not built"
-        failed=$((failed + 1)); failures="$failures $t"; continue
-    fi
-    mkdir -p "$work/$t/corpus" "$work/$t/artifacts"
-    echo "fuzz: running $t for ${seconds}s"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# one target, its exit status in $work/$t/rc (run in the background)
+run_target() {
+    t=$1
     dict=""
     [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
     # new inputs go to the work copy; the seeds in the tree stay as they are
     # shellcheck disable=SC2086
-    "$bin" "$work/$t/corpus" "$seeds" $dict \
+    "$out/$t" "$work/$t/corpus" "tests/fuzz/corpus/$t" $dict \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
         -max_len=8192 -print_final_stats=1 \
         -artifact_prefix="$work/$t/artifacts/" >"$work/$t/log" 2>&1
-    rc=$?
+    echo $? >"$work/$t/rc"
+}
+
+# one target per core at a time (each fuzzer is one process on one core)
+running=0
+for t in $targets; do
+    mkdir -p "$work/$t/corpus" "$work/$t/artifacts"
+    [ -x "$out/$t" ] || continue
+    echo "fuzz: running $t for ${seconds}s"
+    run_target "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait
+        running=0
+    fi
+done
+wait
+
+for t in $targets; do
+    if [ ! -x "$out/$t" ]; then
+        echo "FAIL  $t: $out/$t was not built"
+        failed=$((failed + 1)); failures="$failures $t"; continue
+    fi
+    rc=$(cat "$work/$t/rc" 2>/dev/null || echo "?")
     stats=$(grep -E '^stat::number_of_executed_units' "$work/$t/log" | awk '{print $2}')
-    if [ $rc -eq 0 ] && [ -z "$(ls -A "$work/$t/artifacts")" ]; then
+    if [ "$rc" = 0 ] && [ -z "$(ls -A "$work/$t/artifacts")" ]; then
         passed=$((passed + 1))
         echo "PASS  $t (${stats:-?} runs in ${seconds}s, corpus $(ls "$work/$t/corpus" | wc -l) new)"
     else
