@@ -67,6 +67,11 @@
 /* While a gap waits for repair and live messages keep coming, fetch one
  * replay page at least after this many live messages. */
 #define LIVE_PER_REPAIR 1000
+/* While messages are queued on the socket they are read without polling
+ * (zmq_poll and an empty monitor read cost system calls even when a
+ * message is there); the monitors are looked at after this many such
+ * reads, and always before waiting. */
+#define READS_PER_LOOK 64
 
 /* One entry of the delivery queue. */
 typedef enum { Q_MSG, Q_REFUSED, Q_GAP, Q_EPOCH, Q_POSITION } qkind_t;
@@ -117,6 +122,7 @@ struct sc_client {
     sc_state_t *state;
     sc_track_t *rr;       /* round-robin point for repairs */
     unsigned live_streak;
+    unsigned reads_unlooked; /* reads since the monitors were drained */
 
     qent_t *q_head, *q_tail;
 
@@ -1274,8 +1280,9 @@ static bool is_topic(zmq_msg_t *f)
     return n > 0 && ((const char *)zmq_msg_data(f))[n - 1] == '.';
 }
 
-/* Read one whole multipart message and classify it. 0 (the queue may
- * have grown), SC_CLIENT_TIMEOUT (nothing there), or an error code. */
+/* Read one whole multipart message and classify it. 1 (one was read:
+ * the queue may have grown), SC_CLIENT_TIMEOUT (0: nothing there), or an
+ * error code (< 0). */
 static int read_message(sc_client_t *c, char *err, size_t errlen)
 {
     zmq_msg_t parts[3];
@@ -1344,15 +1351,20 @@ static int read_message(sc_client_t *c, char *err, size_t errlen)
     }
     for (size_t i = 0; i < nframes && i < 3; i++)
         zmq_msg_close(&parts[i]);
-    return rc;
+    return rc < 0 ? rc : 1;
 }
 
 /* ---- the receive loop --------------------------------------------------- */
 
-static int check_fatal(sc_client_t *c)
+/* The sticky fatal code; the monitors (handshake and authentication
+ * events) are drained when `look` is set. */
+static int check_fatal(sc_client_t *c, bool look)
 {
     if (c->fatal_rc)
         return c->fatal_rc;
+    if (!look)
+        return 0;
+    c->reads_unlooked = 0;
     const char *t;
     int rc = sc_mon_drain(c->mon, &t);
     if (!rc && c->svc)
@@ -1387,7 +1399,7 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
     int64_t deadline = timeout_ms >= 0 ? sc_mono_ms() + timeout_ms : 0;
 
     for (;;) {
-        if (check_fatal(c)) {
+        if (check_fatal(c, c->reads_unlooked >= READS_PER_LOOK)) {
             seterr(err, errlen, "%s", c->fatal);
             return c->fatal_rc;
         }
@@ -1409,6 +1421,22 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
             if (rc < 0)
                 return pass(c, rc, err);
             continue;
+        }
+        if (c->reads_unlooked < READS_PER_LOOK) {
+            /* a message already on the socket: no poll */
+            int rc = read_message(c, err, errlen);
+            if (rc > 0) {
+                c->live_streak++;
+                c->reads_unlooked++;
+                continue;
+            }
+            if (rc < 0)
+                return pass(c, rc, err);
+        }
+        /* nothing queued (or time to look): the monitors, then wait */
+        if (check_fatal(c, true)) {
+            seterr(err, errlen, "%s", c->fatal);
+            return c->fatal_rc;
         }
         long wait = -1;
         if (repair)
@@ -1436,7 +1464,7 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
             continue; /* drain the monitor first */
         if (items[0].revents & ZMQ_POLLIN) {
             int rc = read_message(c, err, errlen);
-            if (rc != SC_CLIENT_TIMEOUT && rc != 0)
+            if (rc < 0)
                 return pass(c, rc, err);
             c->live_streak++;
             continue;
