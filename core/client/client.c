@@ -1356,24 +1356,24 @@ static int read_message(sc_client_t *c, char *err, size_t errlen)
 
 /* ---- the receive loop --------------------------------------------------- */
 
-/* The sticky fatal code; the monitors (handshake and authentication
- * events) are drained when `look` is set. */
-static int check_fatal(sc_client_t *c, bool look)
+/* The sticky fatal code (its text in err); the monitors (handshake and
+ * authentication events) are drained first when `look` is set. */
+static int check_fatal(sc_client_t *c, bool look, char *err, size_t errlen)
 {
-    if (c->fatal_rc)
-        return c->fatal_rc;
-    if (!look)
-        return 0;
-    c->reads_unlooked = 0;
-    const char *t;
-    int rc = sc_mon_drain(c->mon, &t);
-    if (!rc && c->svc)
-        rc = sc_svc_check(c->svc, &t);
-    if (rc) {
-        c->fatal_rc = rc;
-        snprintf(c->fatal, sizeof c->fatal, "%s", t);
+    if (!c->fatal_rc && look) {
+        c->reads_unlooked = 0;
+        const char *t;
+        int rc = sc_mon_drain(c->mon, &t);
+        if (!rc && c->svc)
+            rc = sc_svc_check(c->svc, &t);
+        if (rc) {
+            c->fatal_rc = rc;
+            snprintf(c->fatal, sizeof c->fatal, "%s", t);
+        }
     }
-    return rc;
+    if (c->fatal_rc)
+        seterr(err, errlen, "%s", c->fatal);
+    return c->fatal_rc;
 }
 
 /* A fatal code from a request becomes sticky; others pass through. */
@@ -1399,10 +1399,8 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
     int64_t deadline = timeout_ms >= 0 ? sc_mono_ms() + timeout_ms : 0;
 
     for (;;) {
-        if (check_fatal(c, c->reads_unlooked >= READS_PER_LOOK)) {
-            seterr(err, errlen, "%s", c->fatal);
+        if (check_fatal(c, c->reads_unlooked >= READS_PER_LOOK, err, errlen))
             return c->fatal_rc;
-        }
         if (!c->started) {
             int rc = start(c, err, errlen);
             if (rc != 0)
@@ -1434,10 +1432,8 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
                 return pass(c, rc, err);
         }
         /* nothing queued (or time to look): the monitors, then wait */
-        if (check_fatal(c, true)) {
-            seterr(err, errlen, "%s", c->fatal);
+        if (check_fatal(c, true, err, errlen))
             return c->fatal_rc;
-        }
         long wait = -1;
         if (repair)
             wait = 0;
