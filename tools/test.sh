@@ -17,11 +17,15 @@
 # tests/release-only lists tests (one path per line, # comments) too heavy
 # for the sanitizer build: they run against build/ only, and the run says
 # so. Full logs of every program are kept under $TMPDIR when a test fails.
+# A program still running after SC_TEST_TIMEOUT seconds (600) is
+# interrupted (SIGINT to its process group, SIGKILL 15 s later) and
+# counted as one failure: a hang never holds up the run.
 set -u
 cd "$(dirname "$0")/.."
 ./tools/deps.sh --test || exit 1
 
 jobs=$(nproc 2>/dev/null || echo 2)
+limit=${SC_TEST_TIMEOUT:-600}
 quick=0
 [ "${1:-}" = "--quick" ] && { quick=1; shift; }
 only=" $* "
@@ -186,14 +190,20 @@ while IFS='|' read -r kind b src label; do
         echo 1 >"$out.rc"
         : | follow "$out.res" "$kind"
     else
-        { "$@" </dev/null 2>&1; echo $? >"$out.rc"; } | tee "$out" |
-            follow "$out.res" "$kind"
+        { timeout --signal=INT --kill-after=15 "$limit" "$@" </dev/null 2>&1
+          echo $? >"$out.rc"; } | tee "$out" | follow "$out.res" "$kind"
     fi
     rc=$(cat "$out.rc")
     res=$(cat "$out.res")
     p=${res%% *}; res=${res#* }; f=${res%%|*}; names=${res#*|}
     secs=$(( $(date +%s) - t0 ))
-    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+    if [ "$rc" = 124 ] || { [ "$rc" = 137 ] && [ "$secs" -ge "$limit" ]; }; then
+        # a hang: whatever its cases said, the program counts as failed
+        f=$((f + 1))
+        names=" (timed out after $limit s${names:+; failed before:$names})"
+        echo "        FAIL timed out after $limit s; the end of its log:"
+        tail -n 40 "$out" | sed 's/^/          /'
+    elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
         # failed outside any case (crash, setup, exit status)
         f=1; names=" (exit $rc, outside any test case)"
         echo "        FAIL exit status $rc; the end of its log:"
