@@ -4,8 +4,9 @@ The real tools/test.sh runs on a fixture tree of fake test programs with
 known results (no broker, no real suite): a cmocka program built here with
 3 passing cases and 1 failing one, python files on the real harness
 (tests/integration/harness.py), one of them listed in tests/release-only,
-one that dies before any case, and a fake fuzz runner with 2 targets. The
-closing "N passed, N failed" must count exactly those cases.
+one that dies before any case (or hangs, for the timeout), and a fake fuzz
+runner with 2 targets. The closing "N passed, N failed" must count exactly
+those cases.
 """
 import os
 import shutil
@@ -73,6 +74,8 @@ run_tests([heavy_one, heavy_two])
 PY_C = PY_HEAD + """
 if FAIL:
     sys.exit(3)  # dies before any case
+if os.environ.get("FIXTURE_HANG") == "1":
+    time.sleep(300)  # hangs before any case
 def only_case():
     pass
 run_tests([only_case])
@@ -119,14 +122,14 @@ def fixture_tree(top):
     write(os.path.join(top, "tests/release-only"), RELEASE_ONLY)
 
 
-def run_runner(top, fail):
+def run_runner(top, fail, **extra_env):
     """Run the fixture's tools/test.sh; return (exit status, output lines).
     Writes the go file as soon as "ok   case_one" is read."""
     go = os.path.join(top, "go")
     if os.path.exists(go):
         os.unlink(go)
     env = dict(os.environ, FIXTURE_FAIL="1" if fail else "0", FIXTURE_GO=go,
-               TMPDIR=top)
+               TMPDIR=top, **extra_env)
     env.pop("SC_BUILD", None)
     p = subprocess.Popen([os.path.join(top, "tools/test.sh")], cwd=top, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -214,5 +217,29 @@ def test_all_passing_exits_zero():
         shutil.rmtree(top, ignore_errors=True)
 
 
+def test_hung_program_is_stopped_and_counted():
+    """A program still running after SC_TEST_TIMEOUT is interrupted, counted
+    as one failure and named; the run goes on with the next program."""
+    top = tempfile.mkdtemp(prefix="sc-runner-")
+    try:
+        fixture_tree(top)
+        t0 = time.monotonic()
+        rc, out = run_runner(top, fail=False, FIXTURE_HANG="1", SC_TEST_TIMEOUT="3")
+        text = "\n".join(out)
+        # test_c hangs in both builds: its case never runs (1 + 1 fewer
+        # passed than the all-passing run), each counts one failure
+        assert out[-1] == "18 passed, 2 failed", text
+        assert rc == 1, text
+        assert time.monotonic() - t0 < 60, "the hangs were not cut: %s" % text
+        index_of(out, "FAIL timed out after 3 s")
+        for name in ("build: tests/interop/test_c.py: (timed out after 3 s)",
+                     "build/asan: tests/interop/test_c.py: (timed out after 3 s)"):
+            index_of(out, name)
+        index_of(out, "[8/8] fuzz: tests/fuzz/run.sh")  # the run went on
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    run_tests([test_counts_cases_and_names_failures, test_all_passing_exits_zero])
+    run_tests([test_counts_cases_and_names_failures, test_all_passing_exits_zero,
+               test_hung_program_is_stopped_and_counted])
