@@ -8,7 +8,7 @@
  * stream sequence and subject).
  *
  * Owns nothing but its command line: verification is core/common's
- * sc_envelope_verify_payload(), the same code sectorcast-sub runs.
+ * sc_envelope_verify_fields(), the same code sectorcast-sub runs.
  * Reads through an ordered consumer (no durable state on the server).
  */
 #include <errno.h>
@@ -272,13 +272,11 @@ int main(int argc, char **argv)
         if (sl > plen + 1 && strncmp(subj, prefix, plen) == 0 &&
             subj[plen] == '.')
             tl = sc_channel_topic(subj + plen + 1, topic, sizeof topic);
-        json_t *env = NULL;
+        sc_envelope_fields_t f = {0};
         char kid[SC_KID_LEN + 1];
-        char *payload = NULL;
-        size_t paylen = 0;
-        int vr = tl > 0 ? sc_envelope_verify_payload(
-                              jwks, topic, (size_t)tl, data, (size_t)dlen,
-                              &env, kid, &payload, &paylen, err, sizeof err)
+        int vr = tl > 0 ? sc_envelope_verify_fields(jwks, topic, (size_t)tl,
+                                                    data, (size_t)dlen, &f,
+                                                    kid, err, sizeof err)
                         : -1;
         if (tl <= 0)
             snprintf(err, sizeof err, "subject is not %s.<channel>", prefix);
@@ -289,10 +287,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, PROG ": refused stream seq %" PRIu64
                         " on %s: %s\n", sseq, subj ? subj : "?", err);
         } else {
-            const char *ch = json_string_value(json_object_get(env, "channel"));
-            const char *ep = json_string_value(json_object_get(env, "epoch"));
-            uint64_t seq =
-                (uint64_t)json_integer_value(json_object_get(env, "seq"));
+            const char *ch = f.channel, *ep = f.epoch;
+            uint64_t seq = f.seq;
             chan_seen_t *cs = NULL;
             for (size_t i = 0; i < n_seen && !cs; i++)
                 if (strcmp(seen[i].channel, ch) == 0)
@@ -327,13 +323,12 @@ int main(int argc, char **argv)
             if (meta)
                 printf("{\"stream_seq\":%" PRIu64 ",\"subject\":\"%s\","
                        "\"envelope\":%.*s}\n",
-                       sseq, subj, (int)paylen, payload);
+                       sseq, subj, (int)f.text_len, f.text);
             else
-                printf("%.*s\n", (int)paylen, payload);
+                printf("%.*s\n", (int)f.text_len, f.text);
             delivered++;
         }
-        free(payload);
-        json_decref(env);
+        sc_envelope_fields_free(&f);
         natsMsg_Destroy(msg);
         if (count && (long)delivered >= count)
             break;

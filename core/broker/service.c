@@ -656,16 +656,15 @@ static int stream_row(void *arg, const char *channel, uint64_t seq,
     int tl = sc_channel_topic(channel, topic, sizeof topic);
     if (tl > 0 && seq > old_head(r->s, channel))
         goto send; /* signed by this process: sent as stored */
-    json_t *env = NULL;
+    sc_envelope_fields_t f = {0};
     char err[256] = "";
-    int rc = tl > 0 ? sc_envelope_verify(r->s->jwks, topic, (size_t)tl,
-                                         jws, jws_len, &env, NULL, err,
-                                         sizeof err)
+    int rc = tl > 0 ? sc_envelope_verify_fields(r->s->jwks, topic,
+                                                (size_t)tl, jws, jws_len, &f,
+                                                NULL, err, sizeof err)
                     : -1;
-    json_t *jseq = env ? json_object_get(env, "seq") : NULL;
-    if (rc != 0 || !json_is_integer(jseq) ||
-        (uint64_t)json_integer_value(jseq) != seq) {
-        json_decref(env);
+    bool same_seq = rc == 0 && f.seq == seq;
+    sc_envelope_fields_free(&f);
+    if (!same_seq) {
         sc_log(SC_L_ERROR, "journal",
                "journaled message %s seq %llu fails verification (%s); not "
                "served",
@@ -676,7 +675,6 @@ static int stream_row(void *arg, const char *channel, uint64_t seq,
         st->bad_seq = seq;
         return 1;
     }
-    json_decref(env);
 send:
     if (send_msg(r, channel, seq, topic, (size_t)tl, jws, jws_len) != 0)
         return 1;

@@ -637,26 +637,6 @@ static int refuse(sc_client_t *c, const char *topic, size_t topic_len,
 /* The envelope text handed out: the verified JWS payload, exactly as
  * signed, when it is one clean line; else a compact re-serialisation
  * (another signer's pretty-printing, an embedded NUL). Takes `payload`. */
-static char *envelope_text(json_t *env, char *payload, size_t plen,
-                           size_t *out_len)
-{
-    if (plen > 0 && !memchr(payload, '\0', plen) &&
-        !memchr(payload, '\n', plen) && !memchr(payload, '\r', plen)) {
-        *out_len = plen;
-        return payload;
-    }
-    free(payload);
-    char *txt = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (txt)
-        *out_len = strlen(txt);
-    return txt;
-}
-
-static const char *str_field(json_t *env, const char *name)
-{
-    return json_string_value(json_object_get(env, name));
-}
-
 /* Verify one [topic][jws] pair. SC_CLIENT_MESSAGE with *out a new held
  * message, SC_CLIENT_REFUSED (counted, err says why) or SC_CLIENT_ERROR
  * (out of memory). */
@@ -679,44 +659,43 @@ static int verify(sc_client_t *c, const char *topic, size_t topic_len,
         return refuse(c, topic, topic_len, "empty JWS frame", err, errlen);
 
     reason[0] = '\0';
-    json_t *env = NULL;
-    char *payload = NULL;
-    size_t plen = 0;
-    int rc = sc_envelope_verify_payload(c->jwks, topic, topic_len, jws,
-                                        jws_len, &env, kid, &payload, &plen,
-                                        reason, sizeof reason);
+    sc_envelope_fields_t f;
+    int rc = sc_envelope_verify_fields(c->jwks, topic, topic_len, jws,
+                                       jws_len, &f, kid, reason,
+                                       sizeof reason);
+    if (rc == SC_ENV_ENOMEM) {
+        c->stats.received--; /* not the message's fault */
+        seterr(err, errlen, "out of memory");
+        return SC_CLIENT_ERROR;
+    }
     if (rc != 0) {
         if (!reason[0])
             snprintf(reason, sizeof reason, "verification failed (code %d)",
                      rc);
         return refuse(c, topic, topic_len, reason, err, errlen);
     }
-
-    /* sc_envelope_verify checked every field's presence and type. */
-    sc_held_t h = {
-        .seq = (uint64_t)json_integer_value(json_object_get(env, "seq")),
-        .channel = str_field(env, "channel"),
-        .epoch = str_field(env, "epoch"),
-        .id = str_field(env, "id"),
-        .ts = str_field(env, "ts"),
-        .kind = str_field(env, "kind"),
-        .key = str_field(env, "key"), /* NULL for a null key */
-        .kid = kid,
-        .jws = jws,
-        .jws_len = jws_len,
-    };
     /* The epoch goes into the state file: printable, no blanks. */
-    if (!sc_state_epoch_valid(h.epoch, strlen(h.epoch))) {
-        free(payload);
-        json_decref(env);
+    if (!sc_state_epoch_valid(f.epoch, strlen(f.epoch))) {
+        sc_envelope_fields_free(&f);
         return refuse(c, topic, topic_len, "envelope field missing or of "
                       "the wrong type", err, errlen);
     }
-    char *etxt = envelope_text(env, payload, plen, &h.envelope_len);
-    h.envelope = etxt;
-    *out = etxt ? sc_held_new(&h) : NULL;
-    free(etxt);
-    json_decref(env);
+    sc_held_t h = {
+        .seq = f.seq,
+        .channel = f.channel,
+        .epoch = f.epoch,
+        .id = f.id,
+        .ts = f.ts,
+        .kind = f.kind,
+        .key = f.key, /* NULL for a null key */
+        .kid = kid,
+        .envelope = f.text,
+        .envelope_len = f.text_len,
+        .jws = jws,
+        .jws_len = jws_len,
+    };
+    *out = sc_held_new(&h);
+    sc_envelope_fields_free(&f);
     if (!*out) {
         c->stats.received--; /* not the message's fault */
         seterr(err, errlen, "out of memory");

@@ -17,6 +17,7 @@
 
 #include "channel.h"
 #include "codec.h"
+#include "jsoncheck.h"
 #include "jws.h"
 
 #define SETERR(...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); } while (0)
@@ -252,90 +253,337 @@ static const char *shape_error(json_t *env, const char **what)
     return NULL;
 }
 
+/* The envelope's version and field types (jansson's tree). SC_JWS_OK or
+ * a code with err filled. */
+static int env_shape(json_t *env, char *err, size_t errlen)
+{
+    const char *field, *what = NULL;
+    json_t *v;
+    if (env == NULL || !json_is_object(env)) {
+        SETERR("envelope: payload is not a JSON object");
+        return SC_ENV_ESHAPE;
+    }
+    if ((v = json_object_get(env, "v")) == NULL) {
+        SETERR("envelope: field \"v\" is missing");
+        return SC_ENV_ESHAPE;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) != SC_ENVELOPE_VERSION) {
+        SETERR("envelope: unknown version (\"v\" must be the integer %d)",
+               SC_ENVELOPE_VERSION);
+        return SC_ENV_EVERSION;
+    }
+    if ((field = shape_error(env, &what)) != NULL) {
+        SETERR("envelope: field \"%s\" is missing or not %s", field, what);
+        return SC_ENV_ESHAPE;
+    }
+    return SC_JWS_OK;
+}
+
+/* The topic a message came with against its envelope's channel (ch_len
+ * bytes, which must hold no NUL). SC_JWS_OK or a code with err filled. */
+static int env_topic(const char *topic, size_t topic_len, const char *ch,
+                     size_t ch_len, char *err, size_t errlen)
+{
+    if (topic == NULL || !sc_subtree_valid(topic, topic_len)) {
+        SETERR("envelope: topic is not a valid \"<channel>.\"");
+        return SC_ENV_ETOPIC;
+    }
+    if (!sc_channel_valid(ch) || ch_len != strlen(ch)) {
+        SETERR("envelope: channel is not a valid channel name");
+        return SC_ENV_ECHANNEL;
+    }
+    if (ch_len + 1 != topic_len || memcmp(ch, topic, ch_len) != 0) {
+        SETERR("envelope: channel \"%s\" does not match topic \"%.*s\"", ch,
+               (int)topic_len, topic);
+        return SC_ENV_ECHANNEL;
+    }
+    return SC_JWS_OK;
+}
+
 int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
                        size_t topic_len, const char *jws, size_t jws_len,
                        json_t **env_out, char kid_out[SC_KID_LEN + 1],
                        char *err, size_t errlen)
 {
-    return sc_envelope_verify_payload(jwks, topic, topic_len, jws, jws_len,
-                                      env_out, kid_out, NULL, NULL, err,
-                                      errlen);
-}
-
-int sc_envelope_verify_payload(const sc_jwks_t *jwks, const char *topic,
-                               size_t topic_len, const char *jws,
-                               size_t jws_len, json_t **env_out,
-                               char kid_out[SC_KID_LEN + 1],
-                               char **payload_out, size_t *payload_len,
-                               char *err, size_t errlen)
-{
     if (env_out)
         *env_out = NULL;
-    if (payload_out)
-        *payload_out = NULL;
-    if (payload_len)
-        *payload_len = 0;
     char kid[SC_KID_LEN + 1];
     char *payload = NULL;
     size_t plen = 0;
-    int rc = sc_jws_verify(jwks, jws, jws_len, &payload, &plen, kid, err,
-                           errlen);
     if (kid_out)
         kid_out[0] = '\0';
+    int rc = sc_jws_verify(jwks, jws, jws_len, &payload, &plen, kid, err,
+                           errlen);
     if (rc != SC_JWS_OK)
         return rc;
-
     json_error_t jerr;
     json_t *env = json_loadb(payload, plen, JSON_REJECT_DUPLICATES, &jerr);
-    const char *field, *what = NULL;
-    json_t *v;
-    if (env == NULL || !json_is_object(env)) {
-        SETERR("envelope: payload is not a JSON object");
-        rc = SC_ENV_ESHAPE;
-    } else if ((v = json_object_get(env, "v")) == NULL) {
-        SETERR("envelope: field \"v\" is missing");
-        rc = SC_ENV_ESHAPE;
-    } else if (!json_is_integer(v) ||
-               json_integer_value(v) != SC_ENVELOPE_VERSION) {
-        SETERR("envelope: unknown version (\"v\" must be the integer %d)",
-               SC_ENVELOPE_VERSION);
-        rc = SC_ENV_EVERSION;
-    } else if ((field = shape_error(env, &what)) != NULL) {
-        SETERR("envelope: field \"%s\" is missing or not %s", field, what);
-        rc = SC_ENV_ESHAPE;
-    } else if (topic == NULL || !sc_subtree_valid(topic, topic_len)) {
-        SETERR("envelope: topic is not a valid \"<channel>.\"");
-        rc = SC_ENV_ETOPIC;
-    } else {
-        const char *ch = json_string_value(json_object_get(env, "channel"));
-        size_t ch_len = json_string_length(json_object_get(env, "channel"));
-        if (!sc_channel_valid(ch) || ch_len != strlen(ch)) {
-            SETERR("envelope: channel is not a valid channel name");
-            rc = SC_ENV_ECHANNEL;
-        } else if (ch_len + 1 != topic_len ||
-                   memcmp(ch, topic, ch_len) != 0) {
-            SETERR("envelope: channel \"%s\" does not match topic \"%.*s\"",
-                   ch, (int)topic_len, topic);
-            rc = SC_ENV_ECHANNEL;
-        }
+    free(payload);
+    rc = env_shape(env, err, errlen);
+    if (rc == SC_JWS_OK) {
+        json_t *ch = json_object_get(env, "channel");
+        rc = env_topic(topic, topic_len, json_string_value(ch),
+                       json_string_length(ch), err, errlen);
     }
     if (rc != SC_JWS_OK) {
         json_decref(env);
-        free(payload);
         return rc;
     }
     if (kid_out)
         memcpy(kid_out, kid, sizeof kid);
-    if (payload_out) {
-        *payload_out = payload;
-        if (payload_len)
-            *payload_len = plen;
-    } else {
-        free(payload);
-    }
     if (env_out)
         *env_out = env;
     else
         json_decref(env);
     return SC_JWS_OK;
+}
+
+/* ---- the fields without a tree ------------------------------------------ */
+
+enum { F_ID, F_CHANNEL, F_EPOCH, F_TS, F_KIND, F_KEY, F_N };
+static const char *const field_names[F_N] = {"id",   "channel", "epoch",
+                                             "ts",   "kind",    "key"};
+
+/* The end of the JSON value at p (valid JSON: sc_json_object_fast said
+ * so): past a string (escapes skipped), a balanced object or array, or a
+ * scalar. */
+static const char *skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+    do {
+        if (*p == '"') {
+            for (p++; p < end && *p != '"'; p++)
+                if (*p == '\\')
+                    p++;
+            p++;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+            p++;
+        } else if (*p == '}' || *p == ']') {
+            depth--;
+            p++;
+        } else if (depth > 0) {
+            p++; /* ',', ':', blanks, scalars inside */
+        } else {
+            while (p < end && !strchr(",}] \t\r\n", *p))
+                p++;
+        }
+    } while (depth > 0 && p < end);
+    return p;
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* 1..18 digits, no sign, no leading zero, nothing after: the integers
+ * jansson reads as such, within 64 bits; 0 otherwise. */
+static uint64_t plain_uint(const char *p, const char *e)
+{
+    if (e - p < 1 || e - p > 18 || *p == '0')
+        return 0;
+    uint64_t v = 0;
+    for (; p < e; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    return v;
+}
+
+/* The fields of payload[plen] read without building a tree, when the
+ * text is one line of JSON that jansson would take as an object
+ * (sc_json_object_fast) and every field is in its plainest form: "v" 1,
+ * "seq" a positive integer, the strings without escapes, "source" and
+ * "data" objects. true: f filled, its strings in f->mem (which then owns
+ * the payload); false: nothing decided, jansson reads it (and finds the
+ * same fields, or says what is wrong). */
+static bool fields_fast(char *payload, size_t plen, sc_envelope_fields_t *f)
+{
+    if (plen == 0 || memchr(payload, '\0', plen) ||
+        memchr(payload, '\n', plen) || memchr(payload, '\r', plen) ||
+        sc_json_object_fast(payload, plen) != 1)
+        return false;
+    /* where each field's characters are in the payload (no escapes) */
+    size_t off[F_N] = {0}, len[F_N] = {0};
+    bool seen[F_N] = {0};
+    bool v_ok = false, key_null = false, src = false, data = false;
+    uint64_t seq = 0;
+    const char *p = payload, *end = payload + plen;
+    p = skip_ws(p, end) + 1; /* '{' */
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p >= end || *p == '}')
+            break;
+        if (*p == ',')
+            p = skip_ws(p + 1, end);
+        /* a key: no escapes (sc_json_object_fast leaves those to jansson) */
+        const char *k = ++p;
+        while (p < end && *p != '"')
+            p++;
+        size_t klen = (size_t)(p - k);
+        p = skip_ws(p + 1, end) + 1; /* ':' */
+        p = skip_ws(p, end);
+        const char *vend = skip_value(p, end);
+        int which = -1;
+        for (int i = 0; i < F_N; i++)
+            if (strlen(field_names[i]) == klen &&
+                memcmp(field_names[i], k, klen) == 0)
+                which = i;
+        if (which >= 0) {
+            seen[which] = true;
+            if (which == F_KEY && *p == 'n') {
+                key_null = true; /* null: the only bare word starting so */
+            } else if (*p != '"' || memchr(p, '\\', (size_t)(vend - p))) {
+                return false; /* not a string, or escaped: jansson's */
+            } else {
+                off[which] = (size_t)(p + 1 - payload);
+                len[which] = (size_t)(vend - p) - 2;
+            }
+        } else if (klen == 1 && *k == 'v') {
+            v_ok = plain_uint(p, vend) == SC_ENVELOPE_VERSION;
+        } else if (klen == 3 && memcmp(k, "seq", 3) == 0) {
+            seq = plain_uint(p, vend);
+        } else if (klen == 6 && memcmp(k, "source", 6) == 0) {
+            src = *p == '{';
+        } else if (klen == 4 && memcmp(k, "data", 4) == 0) {
+            data = *p == '{';
+        }
+        p = vend;
+    }
+    for (int i = 0; i < F_N; i++)
+        if (!seen[i])
+            return false;
+    if (!v_ok || seq == 0 || !src || !data)
+        return false;
+    /* one allocation: the text (the payload) and the fields after it */
+    size_t need = plen + 1;
+    for (int i = 0; i < F_N; i++)
+        need += len[i] + 1;
+    char *mem = realloc(payload, need);
+    if (!mem)
+        return false; /* jansson's path reports the shortage */
+    char *q = mem + plen + 1;
+    const char **out[F_N] = {&f->id,   &f->channel, &f->epoch,
+                             &f->ts,   &f->kind,    &f->key};
+    for (int i = 0; i < F_N; i++) {
+        memcpy(q, mem + off[i], len[i]);
+        q[len[i]] = '\0';
+        *out[i] = q;
+        q += len[i] + 1;
+    }
+    if (key_null)
+        f->key = NULL;
+    mem[plen] = '\0';
+    f->mem = mem;
+    f->text = mem;
+    f->text_len = plen;
+    f->seq = seq;
+    return true;
+}
+
+/* The same fields out of jansson's tree (checked by env_shape), and the
+ * text: the payload if it is one line, else jansson's compact form of it.
+ * Takes the payload. false: out of memory. */
+static bool fields_tree(json_t *env, char *payload, size_t plen,
+                        sc_envelope_fields_t *f)
+{
+    char *text = payload;
+    size_t text_len = plen;
+    if (plen == 0 || memchr(payload, '\0', plen) ||
+        memchr(payload, '\n', plen) || memchr(payload, '\r', plen)) {
+        free(payload);
+        payload = NULL;
+        text = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text)
+            return false;
+        text_len = strlen(text);
+    }
+    const char *val[F_N];
+    size_t need = text_len + 1;
+    for (int i = 0; i < F_N; i++) {
+        json_t *v = json_object_get(env, field_names[i]);
+        val[i] = json_is_string(v) ? json_string_value(v) : NULL;
+        need += val[i] ? strlen(val[i]) + 1 : 0;
+    }
+    char *mem = realloc(text, need);
+    if (!mem) {
+        free(text);
+        return false;
+    }
+    mem[text_len] = '\0';
+    char *q = mem + text_len + 1;
+    const char **out[F_N] = {&f->id,   &f->channel, &f->epoch,
+                             &f->ts,   &f->kind,    &f->key};
+    for (int i = 0; i < F_N; i++) {
+        *out[i] = NULL; /* key: null */
+        if (!val[i])
+            continue;
+        size_t n = strlen(val[i]);
+        memcpy(q, val[i], n + 1);
+        *out[i] = q;
+        q += n + 1;
+    }
+    f->mem = mem;
+    f->text = mem;
+    f->text_len = text_len;
+    f->seq = (uint64_t)json_integer_value(json_object_get(env, "seq"));
+    return true;
+}
+
+int sc_envelope_verify_fields(const sc_jwks_t *jwks, const char *topic,
+                              size_t topic_len, const char *jws,
+                              size_t jws_len, sc_envelope_fields_t *f,
+                              char kid_out[SC_KID_LEN + 1], char *err,
+                              size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    char kid[SC_KID_LEN + 1];
+    char *payload = NULL;
+    size_t plen = 0;
+    if (kid_out)
+        kid_out[0] = '\0';
+    int rc = sc_jws_verify(jwks, jws, jws_len, &payload, &plen, kid, err,
+                           errlen);
+    if (rc != SC_JWS_OK)
+        return rc;
+    if (!fields_fast(payload, plen, f)) {
+        json_error_t jerr;
+        json_t *env = json_loadb(payload, plen, JSON_REJECT_DUPLICATES,
+                                 &jerr);
+        rc = env_shape(env, err, errlen);
+        if (rc != SC_JWS_OK) {
+            json_decref(env);
+            free(payload);
+            return rc;
+        }
+        bool ok = fields_tree(env, payload, plen, f);
+        json_decref(env);
+        if (!ok) {
+            SETERR("envelope: out of memory");
+            return SC_ENV_ENOMEM;
+        }
+    }
+    /* the channel field holds no NUL here: fields_fast takes no escapes,
+     * and jansson refuses "\u0000" */
+    rc = env_topic(topic, topic_len, f->channel, strlen(f->channel), err,
+                   errlen);
+    if (rc != SC_JWS_OK) {
+        sc_envelope_fields_free(f);
+        return rc;
+    }
+    if (kid_out)
+        memcpy(kid_out, kid, sizeof kid);
+    return SC_JWS_OK;
+}
+
+void sc_envelope_fields_free(sc_envelope_fields_t *f)
+{
+    if (!f)
+        return;
+    free(f->mem);
+    memset(f, 0, sizeof *f);
 }

@@ -67,7 +67,8 @@ enum {
     SC_ENV_ETOPIC = -20,    /* topic is not a valid "<channel>." */
     SC_ENV_ESHAPE = -21,    /* payload not an envelope: missing/mistyped field */
     SC_ENV_ECHANNEL = -22,  /* envelope channel != topic */
-    SC_ENV_EVERSION = -23   /* unknown envelope version */
+    SC_ENV_EVERSION = -23,  /* unknown envelope version */
+    SC_ENV_ENOMEM = -24     /* out of memory (not the message's fault) */
 };
 
 /* Verify a data message: signature with a key of `jwks`, envelope shape,
@@ -79,14 +80,32 @@ int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
                        json_t **env, char kid_out[SC_KID_LEN + 1], char *err,
                        size_t errlen);
 
-/* As sc_envelope_verify; on success *payload (if not NULL) also receives
- * the verified JWS payload, the envelope text exactly as signed
- * (malloc'd, NUL-terminated, *payload_len bytes; caller frees). */
-int sc_envelope_verify_payload(const sc_jwks_t *jwks, const char *topic,
-                               size_t topic_len, const char *jws,
-                               size_t jws_len, json_t **env,
-                               char kid_out[SC_KID_LEN + 1], char **payload,
-                               size_t *payload_len, char *err, size_t errlen);
+/* A verified envelope's fields (sc_envelope_verify_fields). Every string
+ * is NUL-terminated and lives in `mem`, one allocation the caller frees
+ * with sc_envelope_fields_free. */
+typedef struct sc_envelope_fields {
+    uint64_t seq;
+    const char *id, *channel, *epoch, *ts, *kind;
+    const char *key;  /* NULL: the key is null */
+    const char *text; /* the envelope as one line of JSON: the payload
+                         exactly as signed when it is one line (it always
+                         is from a sectorcast broker), else jansson's
+                         compact form of it */
+    size_t text_len;
+    char *mem;
+} sc_envelope_fields_t;
+
+/* The same checks as sc_envelope_verify (same codes, same texts), and
+ * the fields instead of a tree: an envelope in its plainest form (one
+ * line, fields without escapes: what a broker writes) is read without
+ * building one; anything else is read by jansson. On failure *f is empty
+ * and nothing is to be freed; SC_ENV_ENOMEM when memory ran out. */
+int sc_envelope_verify_fields(const sc_jwks_t *jwks, const char *topic,
+                              size_t topic_len, const char *jws,
+                              size_t jws_len, sc_envelope_fields_t *f,
+                              char kid_out[SC_KID_LEN + 1], char *err,
+                              size_t errlen);
+void sc_envelope_fields_free(sc_envelope_fields_t *f);
 
 /* RFC 3339 UTC timestamp with milliseconds, "2026-11-25T12:44:55.123Z". */
 void sc_now_rfc3339(char out[32]);

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,19 @@ static int check_header(json_t *hdr, const char **kid_p, char *err,
     return SC_JWS_OK;
 }
 
+/* The last protected header this thread found fine, and its kid: a
+ * broker signs everything with one of a few headers, so when the bytes
+ * are the same the header is not decoded and parsed again (the kid is
+ * still looked up in the caller's JWKS). Headers or kids longer than
+ * these are simply not kept. */
+#define CACHED_HEADER_MAX 512
+#define CACHED_KID_MAX 64
+static _Thread_local struct {
+    size_t len; /* 0: nothing kept */
+    char b64[CACHED_HEADER_MAX];
+    char kid[CACHED_KID_MAX + 1];
+} last_header;
+
 int sc_jws_verify(const sc_jwks_t *jwks, const char *jws, size_t len,
                   char **payload, size_t *payload_len,
                   char kid_out[SC_KID_LEN + 1], char *err, size_t errlen)
@@ -212,7 +226,10 @@ int sc_jws_verify(const sc_jwks_t *jwks, const char *jws, size_t len,
     }
     unsigned char hbuf[HEADER_B64_MAX];
     size_t hbin = 0;
-    if (sc_b64url_decode_public(hbuf, sizeof hbuf, &hbin, jws, h_len) != 0) {
+    bool known = h_len == last_header.len &&
+                 memcmp(last_header.b64, jws, h_len) == 0;
+    if (!known &&
+        sc_b64url_decode_public(hbuf, sizeof hbuf, &hbin, jws, h_len) != 0) {
         SETERR("JWS header is not base64url");
         return SC_JWS_EMALFORMED;
     }
@@ -238,16 +255,26 @@ int sc_jws_verify(const sc_jwks_t *jwks, const char *jws, size_t len,
     }
     pbuf[pbin] = '\0';
 
-    json_error_t jerr;
-    json_t *hdr = json_loadb((const char *)hbuf, hbin,
-                             JSON_REJECT_DUPLICATES, &jerr);
-    if (hdr == NULL) {
-        SETERR("JWS header is not valid JSON");
-        free(pbuf);
-        return SC_JWS_EMALFORMED;
+    json_t *hdr = NULL;
+    const char *kid = last_header.kid;
+    int rc = SC_JWS_OK;
+    if (!known) {
+        json_error_t jerr;
+        hdr = json_loadb((const char *)hbuf, hbin, JSON_REJECT_DUPLICATES,
+                         &jerr);
+        if (hdr == NULL) {
+            SETERR("JWS header is not valid JSON");
+            free(pbuf);
+            return SC_JWS_EMALFORMED;
+        }
+        rc = check_header(hdr, &kid, err, errlen);
+        if (rc == SC_JWS_OK && h_len <= CACHED_HEADER_MAX &&
+            strlen(kid) <= CACHED_KID_MAX) {
+            memcpy(last_header.b64, jws, h_len);
+            memcpy(last_header.kid, kid, strlen(kid) + 1);
+            last_header.len = h_len;
+        }
     }
-    const char *kid = NULL;
-    int rc = check_header(hdr, &kid, err, errlen);
     const unsigned char *pk = NULL;
     if (rc == SC_JWS_OK && (pk = sc_jwks_find(jwks, kid)) == NULL) {
         char k[SC_KID_LEN + 1];

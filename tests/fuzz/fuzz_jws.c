@@ -11,9 +11,11 @@
  *   3  JWS                 sc_envelope_verify() as in 0, with the topic
  *                          "energy.nuclear.tasks."
  * Invariants: a message that verifies has an envelope whose channel + '.'
- * is the topic; sc_jws_verify returns the payload that was signed; a JWKS
+ * is the topic; sc_envelope_verify_fields() agrees with jansson's tree
+ * (verdict, error text, fields, text); sc_jws_verify returns the payload that was signed; a JWKS
  * survives a dump/parse round trip with the same kids.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +57,61 @@ static void setup(void)
     }
 }
 
+/* sc_envelope_verify_fields against jansson's tree of the same JWS:
+ * the same verdict in the same words, the same fields, and as the text
+ * the payload (one line) or jansson's compact form of it. */
+static void check_fields(const char *topic, size_t tl, const char *jws,
+                         size_t jl, int rc, const char *err, json_t *env)
+{
+    sc_envelope_fields_t f;
+    char kid[SC_KID_LEN + 1], err2[512] = "";
+    int rc2 = sc_envelope_verify_fields(jwks, topic, tl, jws, jl, &f, kid,
+                                        err2, sizeof err2);
+    if (rc2 != rc || (rc != 0 && strcmp(err2, err) != 0))
+        abort(); /* the two readers disagree */
+    if (rc != 0) {
+        if (f.mem)
+            abort();
+        return;
+    }
+    static const char *const names[] = {"id", "channel", "epoch", "ts",
+                                        "kind"};
+    const char *got[] = {f.id, f.channel, f.epoch, f.ts, f.kind};
+    for (size_t i = 0; i < 5; i++)
+        if (strcmp(got[i], json_string_value(json_object_get(env,
+                                                             names[i]))))
+            abort();
+    json_t *k = json_object_get(env, "key");
+    if (json_is_null(k) ? f.key != NULL
+                        : (!f.key || strcmp(f.key, json_string_value(k))))
+        abort();
+    if (f.seq != (uint64_t)json_integer_value(json_object_get(env, "seq")) ||
+        strcmp(kid, sc_sigkey_kid(key)) != 0 || strlen(f.text) != f.text_len)
+        abort();
+    char *payload = NULL;
+    size_t pl = 0;
+    if (sc_jws_verify(jwks, jws, jl, &payload, &pl, NULL, err2,
+                      sizeof err2) != 0)
+        abort();
+    bool one_line = pl > 0 && !memchr(payload, '\n', pl) &&
+                    !memchr(payload, '\r', pl) && strlen(payload) == pl;
+    char *compact = one_line ? NULL
+                             : json_dumps(env, JSON_COMPACT |
+                                                   JSON_PRESERVE_ORDER);
+    const char *want = one_line ? payload : compact;
+    if (!want || strlen(want) != f.text_len ||
+        memcmp(want, f.text, f.text_len) != 0)
+        abort();
+    free(compact);
+    free(payload);
+    sc_envelope_fields_free(&f);
+}
+
 static void check_envelope(const char *topic, size_t tl, const char *jws,
                            size_t jl)
 {
     json_t *env = NULL;
-    char kid[SC_KID_LEN + 1], err[512];
+    char kid[SC_KID_LEN + 1], err[512] = "";
     int rc = sc_envelope_verify(jwks, topic, tl, jws, jl, &env, kid, err,
                                 sizeof err);
     if (rc == 0) {
@@ -71,6 +123,7 @@ static void check_envelope(const char *topic, size_t tl, const char *jws,
     } else if (env) {
         abort(); /* refused, yet an envelope came back */
     }
+    check_fields(topic, tl, jws, jl, rc, err, env);
     json_decref(env);
 }
 

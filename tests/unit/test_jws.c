@@ -650,9 +650,181 @@ static void test_envelope_shape(void **state)
         if (rc != rows[i].rc || strstr(err, rows[i].msg) == NULL)
             fail_msg("row %zu: rc %d want %d, err \"%s\" want \"%s\"", i, rc,
                      rows[i].rc, err, rows[i].msg);
+        /* the fields reader: the same verdict in the same words */
+        sc_envelope_fields_t ef;
+        char err2[256] = "";
+        int rc2 = sc_envelope_verify_fields(f->jwks, "a.b.", 4, jws,
+                                            strlen(jws), &ef, NULL, err2,
+                                            sizeof err2);
+        if (rc2 != rc || strcmp(err2, err) != 0)
+            fail_msg("row %zu: fields rc %d \"%s\", tree rc %d \"%s\"", i,
+                     rc2, err2, rc, err);
+        if (rc2 != 0)
+            assert_null(ef.mem);
+        sc_envelope_fields_free(&ef);
         json_decref(env);
         free(jws);
     }
+}
+
+/* jansson's allocations, counted (json_set_alloc_funcs) */
+static size_t g_json_allocs;
+static void *count_malloc(size_t n)
+{
+    g_json_allocs++;
+    return malloc(n);
+}
+
+/* sc_jws_verify keeps the last header it found fine (per thread) and does
+ * not parse the same bytes again; what the header does not decide (the
+ * kid in this JWKS, the signature) is still checked every time, and any
+ * other header is parsed and judged as ever. */
+static void test_header_kept(void **state)
+{
+    fx_t *f = *state;
+    char hdr[256], err[256];
+    snprintf(hdr, sizeof hdr, "{\"alg\":\"EdDSA\",\"kid\":\"%s\"}",
+             sc_sigkey_kid(f->key));
+    char *good = make_jws(f->key, hdr, "{\"n\":1}");
+    char *payload = NULL;
+    assert_int_equal(verify(f->jwks, good, strlen(good), &payload, err), 0);
+    free(payload);
+    json_set_alloc_funcs(count_malloc, free);
+    g_json_allocs = 0;
+    assert_int_equal(verify(f->jwks, good, strlen(good), &payload, err), 0);
+    json_set_alloc_funcs(malloc, free);
+    assert_int_equal(g_json_allocs, 0); /* not parsed again */
+    assert_string_equal(payload, "{\"n\":1}");
+    free(payload);
+    /* the same header, a signature by another key: refused */
+    char *forged = make_jws(f->other, hdr, "{\"n\":1}");
+    assert_int_equal(verify(f->jwks, forged, strlen(forged), &payload, err),
+                     SC_JWS_ESIGNATURE);
+    /* the same header against a JWKS without its key: refused */
+    sc_jwks_t *empty = sc_jwks_new();
+    assert_non_null(empty);
+    assert_int_equal(verify(empty, good, strlen(good), &payload, err),
+                     SC_JWS_EUNKNOWN_KID);
+    sc_jwks_destroy(&empty);
+    /* another header right after: parsed and refused as ever */
+    char bad[256];
+    snprintf(bad, sizeof bad, "{\"alg\":\"none\",\"kid\":\"%s\"}",
+             sc_sigkey_kid(f->key));
+    char *none = make_jws(f->key, bad, "{\"n\":1}");
+    assert_int_equal(verify(f->jwks, none, strlen(none), &payload, err),
+                     SC_JWS_EALG);
+    /* and the good one still verifies */
+    assert_int_equal(verify(f->jwks, good, strlen(good), &payload, err), 0);
+    free(payload);
+    free(good);
+    free(forged);
+    free(none);
+}
+
+/* sc_envelope_verify_fields gives the fields and text jansson's tree has:
+ * envelopes in a broker's plain form without building a tree (no jansson
+ * allocation), everything else (escapes, several lines, long integers)
+ * through jansson, with the same result. */
+static void test_envelope_fields_match_tree(void **state)
+{
+    fx_t *f = *state;
+#define F_ "\"id\":\"i1\",\"channel\":\"a.b\",\"epoch\":\"e1\",\"ts\":\"t1\""
+    static const struct { const char *payload; int plain; } rows[] = {
+        /* a broker's form */
+        {"{\"v\":1," F_ ",\"seq\":7,\"kind\":\"k\",\"key\":\"x\",\"source\":{},"
+         "\"data\":{\"n\":1}}", 1},
+        {"{\"v\":1," F_ ",\"seq\":123456789012345678,\"kind\":\"k\",\"key\":null,"
+         "\"source\":{\"plugin\":\"p\"},\"data\":{}}", 1},
+        /* other order, blanks, nested look-alikes that are not fields */
+        {"{ \"data\" : {\"channel\":\"x.y\",\"s\":\"}{\\\"]\",\"a\":[1,{\"seq\":9}]},"
+         " \"key\" : null, \"source\":{\"v\":2}, \"seq\" : 3 , \"kind\":\"k\","
+         " \"v\" : 1, " F_ ", \"extra\":[\"{\",{\"id\":\"no\"}]}", 1},
+        /* UTF-8 as is */
+        {"{\"v\":1," F_ ",\"seq\":1,\"kind\":\"k\",\"key\":\"\xed\x95\x9c\xea\xb5\xad\","
+         "\"source\":{},\"data\":{}}", 1},
+        /* escapes in a field: jansson's */
+        {"{\"v\":1," F_ ",\"seq\":1,\"kind\":\"k\\u00e9\",\"key\":\"a\\\"b\","
+         "\"source\":{},\"data\":{}}", 0},
+        /* a 19-digit seq: jansson's */
+        {"{\"v\":1," F_ ",\"seq\":1234567890123456789,\"kind\":\"k\",\"key\":null,"
+         "\"source\":{},\"data\":{}}", 0},
+        /* several lines: jansson's compact form is the text */
+        {"{\n  \"v\": 1,\n  " F_ ",\n  \"seq\": 2,\n  \"kind\": \"k\",\n"
+         "  \"key\": null,\n  \"source\": {},\n  \"data\": {\"a\": [1, 2]}\n}", 0},
+    };
+#undef F_
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "{\"alg\":\"EdDSA\",\"kid\":\"%s\"}",
+             sc_sigkey_kid(f->key));
+    json_set_alloc_funcs(count_malloc, free);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char *jws = make_jws(f->key, hdr, rows[i].payload);
+        json_t *env = NULL;
+        char err[256] = "";
+        if (sc_envelope_verify(f->jwks, "a.b.", 4, jws, strlen(jws), &env,
+                               NULL, err, sizeof err) != 0)
+            fail_msg("row %zu: %s", i, err);
+        sc_envelope_fields_t ef;
+        char kid[SC_KID_LEN + 1];
+        g_json_allocs = 0;
+        if (sc_envelope_verify_fields(f->jwks, "a.b.", 4, jws, strlen(jws),
+                                      &ef, kid, err, sizeof err) != 0)
+            fail_msg("row %zu: %s", i, err);
+        if (rows[i].plain && g_json_allocs != 0)
+            fail_msg("row %zu: read with jansson (%zu allocations)", i,
+                     g_json_allocs);
+        if (!rows[i].plain && g_json_allocs == 0)
+            fail_msg("row %zu: not read with jansson", i);
+        assert_string_equal(kid, sc_sigkey_kid(f->key));
+        static const char *const names[] = {"id", "channel", "epoch", "ts",
+                                            "kind"};
+        const char *got[] = {ef.id, ef.channel, ef.epoch, ef.ts, ef.kind};
+        for (size_t k = 0; k < 5; k++)
+            assert_string_equal(got[k],
+                                json_string_value(json_object_get(env,
+                                                                  names[k])));
+        json_t *key = json_object_get(env, "key");
+        if (json_is_null(key))
+            assert_null(ef.key);
+        else
+            assert_string_equal(ef.key, json_string_value(key));
+        assert_true(ef.seq ==
+                    (uint64_t)json_integer_value(json_object_get(env, "seq")));
+        /* the text: the payload as signed if one line, else compact */
+        char *compact = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        const char *want = strchr(rows[i].payload, '\n') ? compact
+                                                          : rows[i].payload;
+        assert_int_equal(ef.text_len, strlen(want));
+        assert_memory_equal(ef.text, want, ef.text_len);
+        assert_int_equal(ef.text[ef.text_len], '\0');
+        free(compact);
+        sc_envelope_fields_free(&ef);
+        assert_null(ef.mem);
+        json_decref(env);
+        free(jws);
+    }
+    json_set_alloc_funcs(malloc, free);
+    /* a broker's own envelope takes the plain path (once its header is
+     * known: sc_jws_verify keeps the last one it found fine) */
+    char *jws = sign_env(f, "energy.nuclear.tasks", 42);
+    sc_envelope_fields_t ef;
+    char err[256];
+    char *payload = NULL;
+    assert_int_equal(verify(f->jwks, jws, strlen(jws), &payload, err), 0);
+    free(payload);
+    g_json_allocs = 0;
+    json_set_alloc_funcs(count_malloc, free);
+    assert_int_equal(sc_envelope_verify_fields(f->jwks,
+                                               "energy.nuclear.tasks.", 21,
+                                               jws, strlen(jws), &ef, NULL,
+                                               err, sizeof err),
+                     0);
+    json_set_alloc_funcs(malloc, free);
+    assert_int_equal(g_json_allocs, 0);
+    assert_true(ef.seq == 42);
+    assert_string_equal(ef.channel, "energy.nuclear.tasks");
+    sc_envelope_fields_free(&ef);
+    free(jws);
 }
 
 static void test_helpers(void **state)
@@ -838,6 +1010,8 @@ int main(void)
         cmocka_unit_test(test_envelope_roundtrip),
         cmocka_unit_test(test_envelope_channel_topic),
         cmocka_unit_test(test_envelope_shape),
+        cmocka_unit_test(test_envelope_fields_match_tree),
+        cmocka_unit_test(test_header_kept),
         cmocka_unit_test(test_envelope_text_matches_jansson),
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_public_codec_matches_libsodium),
