@@ -4,7 +4,10 @@
  * Owns building an envelope in its fixed field order and signing it
  * (broker side), and checking a received [topic][jws] pair (client side):
  * signature first, then envelope shape and types, then channel == topic.
- * Never sends or stores anything.
+ * The envelope is read either into jansson's tree (sc_envelope_verify) or
+ * into its fields (sc_envelope_verify_fields: without a tree when it is
+ * in a broker's plain form, through the tree otherwise); both readers go
+ * through the same checks. Never sends or stores anything.
  */
 #include "envelope.h"
 
