@@ -13,6 +13,7 @@
 
 #include <limits.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +283,22 @@ static int env_shape(json_t *env, char *err, size_t errlen)
     return SC_JWS_OK;
 }
 
+/* A verified payload read into jansson's tree, with the flags both
+ * readers use, and its version and field types checked. NULL with *rc
+ * and err filled if it is not an envelope. */
+static json_t *env_tree(const char *payload, size_t plen, int *rc,
+                        char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *env = json_loadb(payload, plen, JSON_REJECT_DUPLICATES, &jerr);
+    *rc = env_shape(env, err, errlen);
+    if (*rc != SC_JWS_OK) {
+        json_decref(env);
+        return NULL;
+    }
+    return env;
+}
+
 /* The topic a message came with against its envelope's channel (ch_len
  * bytes, which must hold no NUL). SC_JWS_OK or a code with err filled. */
 static int env_topic(const char *topic, size_t topic_len, const char *ch,
@@ -319,10 +336,8 @@ int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
                            errlen);
     if (rc != SC_JWS_OK)
         return rc;
-    json_error_t jerr;
-    json_t *env = json_loadb(payload, plen, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *env = env_tree(payload, plen, &rc, err, errlen);
     free(payload);
-    rc = env_shape(env, err, errlen);
     if (rc == SC_JWS_OK) {
         json_t *ch = json_object_get(env, "channel");
         rc = env_topic(topic, topic_len, json_string_value(ch),
@@ -375,6 +390,14 @@ static const char *skip_value(const char *p, const char *end)
     return p;
 }
 
+/* The payload is one line of text: it can be handed on as it was signed
+ * (no NUL, no line break). */
+static bool one_line(const char *payload, size_t plen)
+{
+    return plen > 0 && !memchr(payload, '\0', plen) &&
+           !memchr(payload, '\n', plen) && !memchr(payload, '\r', plen);
+}
+
 static const char *skip_ws(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -406,9 +429,7 @@ static uint64_t plain_uint(const char *p, const char *e)
  * same fields, or says what is wrong). */
 static bool fields_fast(char *payload, size_t plen, sc_envelope_fields_t *f)
 {
-    if (plen == 0 || memchr(payload, '\0', plen) ||
-        memchr(payload, '\n', plen) || memchr(payload, '\r', plen) ||
-        sc_json_object_fast(payload, plen) != 1)
+    if (!one_line(payload, plen) || sc_json_object_fast(payload, plen) != 1)
         return false;
     /* where each field's characters are in the payload (no escapes) */
     size_t off[F_N] = {0}, len[F_N] = {0};
@@ -496,8 +517,7 @@ static bool fields_tree(json_t *env, char *payload, size_t plen,
 {
     char *text = payload;
     size_t text_len = plen;
-    if (plen == 0 || memchr(payload, '\0', plen) ||
-        memchr(payload, '\n', plen) || memchr(payload, '\r', plen)) {
+    if (!one_line(payload, plen)) {
         free(payload);
         payload = NULL;
         text = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -554,12 +574,8 @@ int sc_envelope_verify_fields(const sc_jwks_t *jwks, const char *topic,
     if (rc != SC_JWS_OK)
         return rc;
     if (!fields_fast(payload, plen, f)) {
-        json_error_t jerr;
-        json_t *env = json_loadb(payload, plen, JSON_REJECT_DUPLICATES,
-                                 &jerr);
-        rc = env_shape(env, err, errlen);
-        if (rc != SC_JWS_OK) {
-            json_decref(env);
+        json_t *env = env_tree(payload, plen, &rc, err, errlen);
+        if (!env) {
             free(payload);
             return rc;
         }
