@@ -802,17 +802,13 @@ static const char *written_str(config_setting_t *g, const char *key,
                : NULL;
 }
 
-/* A string member written as "" where a path or name is needed: reported
- * (the engine takes "" as a string like any other). true if so. */
-static bool written_empty(loader_t *L, config_setting_t *g, const char *group,
-                          const char *key)
+/* written_str() of a required string: NULL for "" too, which the engine
+ * reported ("required but empty"), as it reports "" for any path */
+static const char *written_required(config_setting_t *g, const char *key,
+                                    config_setting_t **sp)
 {
-    config_setting_t *m;
-    const char *v = written_str(g, key, &m);
-    if (v == NULL || v[0] != '\0')
-        return false;
-    err(L, m, "setting '%s.%s': must not be empty", group, key);
-    return true;
+    const char *v = written_str(g, key, sp);
+    return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
 static bool written_int(config_setting_t *g, const char *key, int64_t *v,
@@ -848,11 +844,10 @@ static void load_gateway(loader_t *L, const config_setting_t *root)
                                    GATEWAY_SETTINGS,
                                    sizeof GATEWAY_SETTINGS[0], &g);
     /* what the table cannot say */
-    const char *v = written_str(g, "id", &m);
+    const char *v = written_required(g, "id", &m);
     if (v != NULL && !id_valid(v))
         err(L, m, "setting 'gateway.id': \"%s\" is not a valid id "
                   "([a-z0-9_-]+)", v);
-    written_empty(L, g, "gateway", "data_dir");
     zero_or_at_least(L, g, "gateway", "heartbeat_ms", 50, 3600000, "off");
     v = written_str(g, "plugin_user", &m);
     if (v != NULL && v[0] != '\0' && getpwnam(v) == NULL)
@@ -978,7 +973,7 @@ static void load_listen(loader_t *L, const config_setting_t *root)
                                    LISTEN_SETTINGS, sizeof LISTEN_SETTINGS[0],
                                    &g);
     char buf[160];
-    const char *pub = written_str(g, "publish", &ps);
+    const char *pub = written_required(g, "publish", &ps);
     const char *svc = written_str(g, "service", &ss);
     const char *why;
     if (pub != NULL && (why = endpoint_problem(pub, buf, sizeof buf)) != NULL)
@@ -1003,12 +998,8 @@ static void load_curve(loader_t *L, const config_setting_t *root)
     sc_settings_t *s = check_group(L, root, "curve", G_OPTIONAL,
                                    CURVE_SETTINGS, sizeof CURVE_SETTINGS[0],
                                    &g);
-    bool empty = written_empty(L, g, "curve", "secret_key");
-    empty = written_empty(L, g, "curve", "public_key") || empty;
-    if (s == NULL || empty) {
-        sc_settings_destroy(&s);
+    if (s == NULL)
         return;
-    }
     cfg->curve_secret_file = xdup(L, set_str(s, "secret_key"));
     cfg->curve_public_file = xdup(L, set_str(s, "public_key"));
     sc_settings_destroy(&s);
@@ -1637,7 +1628,7 @@ static void load_ops(loader_t *L, const config_setting_t *root)
 
     s = check_group(L, root, "monitoring", G_OPTIONAL, MONITORING_SETTINGS,
                     sizeof MONITORING_SETTINGS[0], &g);
-    const char *v = written_str(g, "listen", &m);
+    const char *v = written_required(g, "listen", &m);
     char host[64];
     int port;
     const char *why = NULL;
@@ -1655,8 +1646,6 @@ static void load_ops(loader_t *L, const config_setting_t *root)
                     sizeof AUDIT_SETTINGS[0], &g);
     zero_or_at_least(L, g, "audit", "max_bytes", 4096, 1099511627776LL,
                      "never rotate");
-    if (written_empty(L, g, "audit", "path"))
-        sc_settings_destroy(&s);
     if (s != NULL) {
         cfg->audit_path = xdup(L, set_str(s, "path"));
         cfg->audit_max_bytes = set_int(s, "max_bytes");
@@ -1666,8 +1655,11 @@ static void load_ops(loader_t *L, const config_setting_t *root)
 
     s = check_group(L, root, "logging", G_OPTIONAL, LOGGING_SETTINGS,
                     sizeof LOGGING_SETTINGS[0], &g);
-    if (s != NULL && written(g, "target") != NULL &&
-        !written_empty(L, g, "logging", "target")) {
+    v = written_str(g, "target", &m);
+    if (v != NULL && v[0] == '\0') {
+        err(L, m, "setting 'logging.target': must not be empty (\"stderr\", "
+                  "\"syslog\" or a file path)");
+    } else if (s != NULL && v != NULL) {
         v = set_str(s, "target");
         if (strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0)
             cfg->log_target = xdup(L, v);

@@ -585,6 +585,24 @@ static int validate_one(vctx_t *V, const sc_setting_def_t *d,
         o->line = v->line;
         return validate_group(V, d->fields, v, path, v->line, o, depth + 1);
     }
+    /* "" is never a path, nor the value of a required string (unless the
+     * table allows it by name) */
+    if (v->kind == SC_SV_STRING && (v->s == NULL || v->s[0] == '\0') &&
+        d->allowed == NULL) {
+        if (d->type == SC_SETTING_PATH) {
+            problem(V, v->line, path, "is an empty path (write \".\" for "
+                    "the config file's directory)");
+            return -1;
+        }
+        if (d->required) {
+            if (d->description != NULL && *d->description)
+                problem(V, v->line, path, "required but empty (%s)",
+                        d->description);
+            else
+                problem(V, v->line, path, "required but empty");
+            return -1;
+        }
+    }
     if (check_scalar(V, d, v, path, v->line, "") != 0)
         return -1;
     put_scalar(V, d, v, o);

@@ -98,8 +98,9 @@ typedef enum sc_log_level {
 /* ---------------------------------------------------------------------
  * Settings: a plugin declares the settings it accepts as a table; the host
  * validates the plugin's `settings` group in the config against it (unknown
- * name, wrong type, missing required value, out of range, not an allowed
- * value, wrong list or group shape are FILE:LINE errors at
+ * name, wrong type, missing required value, "" as a required string or as
+ * any path, out of range, not an allowed value, wrong list or group shape
+ * are FILE:LINE errors at
  * `sectorcastd --check` and at reload) and fills in defaults. A plugin may
  * add its own checks in sc_plugin_t.check.
  *

@@ -462,8 +462,10 @@ static void test_ops_groups(void **state)
                "never rotate, or 4096..1099511627776)", path);
     expect(&d, "%s:8: setting 'audit.keep': 0 is out of range (1..100)",
            path);
-    expect(&d, "%s:9: setting 'logging.target': must not be empty", path);
-    expect(&d, "%s:10: setting 'curve.secret_key': must not be empty", path);
+    expect(&d, "%s:9: setting 'logging.target': must not be empty "
+               "(\"stderr\", \"syslog\" or a file path)", path);
+    expect(&d, "%s:10: setting 'curve.secret_key': is an empty path (write "
+               "\".\" for the config file's directory)", path);
     expect_like(&d, path, ":10: setting 'curve.colour': unknown setting "
                           "(known: secret_key, public_key)");
     expect_count(&d, 7);
@@ -655,8 +657,8 @@ static void test_odd_shapes(void **state)
     char p[PATH_MAX];
     sc_diag_t d = {0};
     load_bad("shapes.conf", p, sizeof p, &d);
-    expect(&d, "%s:2: setting 'gateway.id': \"\" is not a valid id "
-               "([a-z0-9_-]+)", p);
+    expect(&d, "%s:2: setting 'gateway.id': required but empty (this "
+               "gateway's id, [a-z0-9_-]+)", p);
     expect(&d, "%s:4: 'keys'[1] must be a group { ... }", p);
     expect(&d, "%s:5: 'sectors' must be a group ( sectors: { ... }; )", p);
     expect(&d, "%s:6: 'plugins'[0] must be a group { ... }", p);

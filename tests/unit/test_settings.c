@@ -204,6 +204,20 @@ static void test_refusals_at_their_line(void **state)
     expect_has(&sk, "t.conf:1: plugin 'p': setting 'hosts[0]': must be a "
                     "string, not an integer");
     assert_int_equal(n, 2);
+    /* "": never a path, nor a required string; fine for an optional
+     * string (hosts is not required) */
+    n = run("tls = { ca = \"\"; };\n"
+            "rules = ( { indicator = \"\"; op = \"<\"; threshold = 1;\n"
+            "            severity = \"Minor\"; } );\n"
+            "hosts = [ \"\" ];\n",
+            table, STRIDE, &sk, &s);
+    assert_null(s);
+    expect_has(&sk, "t.conf:1: plugin 'p': setting 'tls.ca': is an empty "
+                    "path (write \".\" for the config file's directory)");
+    expect_has(&sk, "t.conf:2: plugin 'p': setting 'rules[0].indicator': "
+                    "required but empty (series id)");
+    assert_int_equal(n, 2);
+    assert_int_equal(sk.n, 2);
 }
 
 static void test_getters_by_path(void **state)
