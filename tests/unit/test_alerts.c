@@ -664,6 +664,10 @@ test_invalid_rules_rejected(void **state)
           "string" },
         { "( { indicator = \"x\"; op = \"<\"; clear = 12; } )",
           "setting 'alert_rules[0].threshold': required but not set" },
+        { "( { indicator = \"\"; op = \"<\"; threshold = 10; "
+          "severity = \"Minor\"; clear = 12; } )",
+          "setting 'alert_rules[0].indicator': required but empty (series "
+          "id of an indicator in the register, e.g. lng_inventory_days)" },
         { "( " RULE("clear = 12; colour = \"red\";") " )",
           "setting 'alert_rules[0].colour': unknown setting (known: "
           "indicator, op, threshold, severity, escalate, clear, consecutive, "
