@@ -155,13 +155,15 @@ class Bench:
             self.gw.broker.stop()
             self.gw.broker = None
 
-    def subscriber(self, subs, count, subtree=SUBTREE, verify=True, name="sub", dump=None):
+    def subscriber(self, subs, count, subtree=SUBTREE, verify=True, name="sub", dump=None,
+                   verify_threads=1):
         gw = self.gw
         argv = [os.path.join(self.bin, "bench_sub"), "endpoint=" + gw.endpoint,
                 "server_key=" + os.path.join(self.keys, "broker.public"),
                 "client=" + os.path.join(self.keys, "motie"), "subtree=" + subtree,
                 "subs=%d" % subs, "count=%d" % count, "verify=%d" % int(verify),
-                "jwks=" + gw.jwks, "service=" + gw.service, "idle_ms=15000"]
+                "jwks=" + gw.jwks, "service=" + gw.service, "idle_ms=15000",
+                "verify_threads=%d" % verify_threads]
         if dump:
             argv.append("dump=" + dump)
         p = self.h.Process(argv, os.path.join(self.tmp, name + ".err"),
@@ -247,7 +249,8 @@ class Bench:
 
     # ------------------------------------------------------------ phases
     def e2e(self, size=512, durability="normal", subs=1, count=1000, rate=0,
-            verify=True, sign_threads=0, preload=False, hup=0, channels=1):
+            verify=True, sign_threads=0, preload=False, hup=0, channels=1,
+            verify_threads=1):
         """One broker run: load plugin -> broker -> bench_sub. Returns the
         subscriber's result plus broker CPU (cores), RSS, counts."""
         start = os.path.join(self.tmp, "start-load")
@@ -260,7 +263,7 @@ class Bench:
         broker, _ = self.start(preload=cfile)
         try:
             rss0 = self.h.rss_kib(broker.proc.pid)
-            sub = self.subscriber(subs, count, verify=verify)
+            sub = self.subscriber(subs, count, verify=verify, verify_threads=verify_threads)
             self.wait_ready(sub)
             rss = [self.h.rss_kib(broker.proc.pid)]
             c0 = self.counts(cfile) if cfile else None
@@ -536,6 +539,10 @@ class Bench:
                     self.log("end to end %d B, durability %s, %d verifying sub(s)"
                              % (size, dur, subs))
                     e2e[size, dur, subs] = self.e2e(size, dur, subs, n_e2e)
+        # the client checking signatures on one thread per core
+        vt = os.cpu_count()
+        self.log("end to end 512 B, durability normal, 1 verifying sub on %d threads" % vt)
+        e2e_vt = self.e2e(512, "normal", 1, n_e2e, verify_threads=vt)
         # the rows the targets judge: `reps` runs, each beside its own
         # baselines; the table shows medians
         reps = a.repeat or (1 if smoke else 5)
@@ -671,6 +678,14 @@ class Bench:
                              "sign %.0f/s; raw %.0f/s" % (sign[size]["sign_rate"], raw[size, subs]["rate"]),
                              "%.2fx sign; %.3fx raw" % (r["rate"] / sign[size]["sign_rate"],
                                                        r["rate"] / raw[size, subs]["rate"]))
+        r, r1 = e2e_vt, e2e[512, "normal", 1]
+        self.row("end to end 512 B, durability normal, 1 verifying sub, "
+                 "verify_threads=%d" % vt,
+                 "%.0f msg/s (broker %s%s)" % (r["rate"], cores(r), lost(r)),
+                 "sign %.0f/s; 1 verifying thread %.0f msg/s"
+                 % (sign[512]["sign_rate"], r1["rate"]),
+                 "%.2fx sign; %.2fx 1 thread" % (r["rate"] / sign[512]["sign_rate"],
+                                                 r["rate"] / r1["rate"]))
         for t in threads:
             r = combine(alone[t], "ratio")
             self.row("broker alone 512 B normal, bare sub, sign_threads=%s" % (t or "0 (cores)"),
@@ -774,6 +789,7 @@ class Bench:
                  "")
         self.res = {"sign": sign, "raw": {"%d/%d" % k: v for k, v in raw.items()},
                     "rawlat": rawlat, "e2e": {"%d/%s/%d" % k: v for k, v in e2e.items()},
+                    "e2e_verify_threads": e2e_vt,
                     "alone": alone, "lat": {"%d/%s" % (k[0], "verify" if k[1] else "bare"): v
                                             for k, v in lat.items()},
                     "hop": hop, "sqlite_one": sql_one, "sqlite_group": sql_group,

@@ -4,10 +4,11 @@
  *
  *   bench_sub endpoint=tcp://.. server_key=FILE client=BASE subtree=S.
  *             subs=K count=N [verify=1] [jwks=FILE] [service=tcp://..]
- *             [idle_ms=10000] [dump=FILE]
+ *             [verify_threads=1] [idle_ms=10000] [dump=FILE]
  *
  * verify=1: each thread is a libsectorcast client (sc_client_recv:
- * CURVE, JWS verified, per-channel order, gap repair through `service`).
+ * CURVE, JWS verified, per-channel order, gap repair through `service`),
+ * checking signatures on `verify_threads` threads.
  * verify=0: a bare ZeroMQ SUB with CURVE that only decodes the JWS payload
  * (base64url, with libsectorcast's table decoder) to read the timestamp:
  * what the broker alone delivers.
@@ -58,6 +59,7 @@ static const char *g_endpoint, *g_server_key, *g_client, *g_subtree, *g_jwks,
     *g_service;
 static long long g_count, g_idle_ms;
 static int g_verify;
+static int g_verify_threads;
 static atomic_int g_ready;
 
 /* the numbers after "bench_t": and "n": in a JSON text */
@@ -110,7 +112,8 @@ static void *run_verify(void *arg)
                              .client_key_base = g_client,
                              .service_endpoint = g_service,
                              .connect_timeout_ms = 20000,
-                             .request_timeout_ms = 20000};
+                             .request_timeout_ms = 20000,
+                             .verify_threads = g_verify_threads};
     sc_client_t *c = sc_client_new(&o, s->err, sizeof s->err);
     if (!c) {
         s->errors++;
@@ -224,13 +227,14 @@ int main(int argc, char **argv)
     g_count = bench_int(argc, argv, "count", 1000);
     g_idle_ms = bench_int(argc, argv, "idle_ms", 10000);
     g_verify = (int)bench_int(argc, argv, "verify", 1);
+    g_verify_threads = (int)bench_int(argc, argv, "verify_threads", 1);
     int k = (int)bench_int(argc, argv, "subs", 1);
     const char *dump = bench_arg(argc, argv, "dump", NULL);
     if (!g_endpoint || !g_server_key || !g_client || !g_subtree || k < 1 ||
         g_count < 1 || (g_verify && !g_jwks) || sodium_init() < 0) {
         fprintf(stderr, "usage: bench_sub endpoint=.. server_key=FILE "
                 "client=BASE subtree=S. subs=K count=N [verify=1 jwks=FILE "
-                "[service=..]] [idle_ms=10000]\n");
+                "[service=..] [verify_threads=1]] [idle_ms=10000]\n");
         return 2;
     }
     sub_t *subs = calloc((size_t)k, sizeof *subs);

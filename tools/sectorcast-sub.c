@@ -105,6 +105,8 @@ static void usage(FILE *out)
 "      --hwm=N           receive queue of the publish socket, messages\n"
 "                        (default 100000)\n"
 "      --request-timeout=MS  service request attempt timeout (default 5000)\n"
+"      --verify-threads=N  check signatures on N threads (default 1); for\n"
+"                        more messages per second than one core verifies\n"
 "  -n, --count=N         exit after N verified messages\n"
 "  -t, --timeout=MS      exit when no message (verified or refused) arrives\n"
 "                        for MS milliseconds\n"
@@ -416,7 +418,7 @@ static int run_input(sc_client_t *client, const char *path, char **subtrees,
 int main(int argc, char **argv)
 {
     enum { OPT_SNAPSHOT = 256, OPT_HWM, OPT_REQ_TIMEOUT, OPT_FORMAT,
-           OPT_COLOR, OPT_INPUT };
+           OPT_COLOR, OPT_INPUT, OPT_VERIFY_THREADS };
     static const struct option longopts[] = {
         {"endpoint", required_argument, NULL, 'e'},
         {"jwks", required_argument, NULL, 'j'},
@@ -426,6 +428,7 @@ int main(int argc, char **argv)
         {"state", required_argument, NULL, 'S'},
         {"snapshot", no_argument, NULL, OPT_SNAPSHOT},
         {"hwm", required_argument, NULL, OPT_HWM},
+        {"verify-threads", required_argument, NULL, OPT_VERIFY_THREADS},
         {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
         {"count", required_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 't'},
@@ -456,6 +459,11 @@ int main(int argc, char **argv)
             if (parse_num(optarg, "--hwm", 1, INT_MAX, &num) != 0)
                 return EXIT_USAGE;
             opts.rcvhwm = (int)num;
+            break;
+        case OPT_VERIFY_THREADS:
+            if (parse_num(optarg, "--verify-threads", 1, 64, &num) != 0)
+                return EXIT_USAGE;
+            opts.verify_threads = (int)num;
             break;
         case OPT_REQ_TIMEOUT:
             if (parse_num(optarg, "--request-timeout", 1, INT_MAX, &num) !=

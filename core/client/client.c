@@ -9,7 +9,9 @@
  *
  * Who does what: order.c decides deliver / duplicate / hold per channel;
  * svc.c talks to the service socket; state.c keeps the state file;
- * monitor.c watches handshakes; core/common verifies JWS and envelopes.
+ * monitor.c watches handshakes; core/common verifies JWS and envelopes;
+ * vpool.c runs those checks on several threads (options.verify_threads)
+ * for a batch of messages, which this file then takes in order.
  *
  * Frame layouts this receiver knows (docs/protocol.md section 4):
  *   data:      exactly 2 frames, [topic ending in '.'][compact JWS]
@@ -49,6 +51,7 @@
 #include "order.h"
 #include "state.h"
 #include "svc.h"
+#include "vpool.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_REQUEST_TIMEOUT_MS 5000
@@ -72,6 +75,30 @@
  * message is there); the monitors are looked at after this many such
  * reads, and always before waiting. */
 #define READS_PER_LOOK 64
+/* Messages checked together (on the verifying threads): a live batch is
+ * what is waiting on the socket, up to this many; a replay or snapshot
+ * page is checked in slices of this many. */
+#define VERIFY_BATCH 64
+
+/* One message's checks, done on any verifying thread: reads only the
+ * JWKS; the counters and the queue are the calling thread's (take_job). */
+typedef struct vjob {
+    const char *topic, *jws;
+    size_t topic_len, jws_len;
+    int rc;                      /* SC_CLIENT_MESSAGE, _REFUSED (reason)
+                                    or _ERROR (out of memory) */
+    sc_envelope_fields_t f;      /* SC_CLIENT_MESSAGE */
+    char kid[SC_KID_LEN + 1];
+    char reason[320];
+} vjob_t;
+
+/* A live message read off the socket, waiting for its batch's checks. */
+typedef struct frames {
+    zmq_msg_t parts[3]; /* the first three frames */
+    size_t n;           /* frames it had */
+    bool data;          /* [topic][jws]: `job` checks it */
+    vjob_t job;
+} frames_t;
 
 /* One entry of the delivery queue. */
 typedef enum { Q_MSG, Q_REFUSED, Q_GAP, Q_EPOCH, Q_POSITION } qkind_t;
@@ -128,6 +155,11 @@ struct sc_client {
 
     bool have_event;
     qev_t event;
+
+    sc_vpool_t *pool;     /* NULL: the calling thread verifies alone */
+    vjob_t *jobs;         /* VERIFY_BATCH: a replay or snapshot slice */
+    frames_t *live;       /* VERIFY_BATCH: a live batch (its own, as
+                             taking it may fetch a snapshot) */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -259,11 +291,34 @@ static int load_state_entry(void *arg, const char *channel, const char *epoch,
     return 0;
 }
 
-sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
-                           size_t errlen)
+/* The options of the first header: the members up to max_buffered. */
+#define OPTIONS_V1_SIZE \
+    (offsetof(sc_client_options_t, max_buffered) + sizeof(size_t))
+
+sc_client_t *(sc_client_new)(const sc_client_options_t *opts, char *err,
+                             size_t errlen)
+{
+    return sc_client_new_sized(opts, OPTIONS_V1_SIZE, err, errlen);
+}
+
+sc_client_t *sc_client_new_sized(const sc_client_options_t *opts,
+                                 size_t size, char *err, size_t errlen)
 {
     char sub_err[512];
     curve_keys_t keys;
+
+    /* the caller's members, the defaults (0) for those it does not know */
+    sc_client_options_t mine;
+    memset(&mine, 0, sizeof mine);
+    if (opts && size < OPTIONS_V1_SIZE) {
+        seterr(err, errlen, "sc_client_new: options of %zu bytes, fewer "
+               "than any version of sc_client_options_t has (%zu)", size,
+               (size_t)OPTIONS_V1_SIZE);
+        return NULL;
+    }
+    if (opts)
+        memcpy(&mine, opts, size < sizeof mine ? size : sizeof mine);
+    const sc_client_options_t *o = opts ? &mine : NULL;
 
     if (!o || !o->endpoint || !*o->endpoint) {
         seterr(err, errlen, "no endpoint given");
@@ -291,6 +346,11 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
         seterr(err, errlen, "negative timeout, attempt count or HWM");
         return NULL;
     }
+    if (o->verify_threads < 0 || o->verify_threads > SC_VPOOL_MAX) {
+        seterr(err, errlen, "verify_threads %d: must be 0..%d",
+               o->verify_threads, SC_VPOOL_MAX);
+        return NULL;
+    }
     if (sc_sodium_init() != 0) {
         seterr(err, errlen, "cannot initialise libsodium");
         return NULL;
@@ -305,9 +365,16 @@ sc_client_t *sc_client_new(const sc_client_options_t *o, char *err,
     c->endpoint = strdup(o->endpoint);
     c->order = sc_order_new(o->max_buffered ? o->max_buffered
                                             : DEFAULT_MAX_BUFFERED);
-    if (!c->endpoint || !c->order) {
+    c->jobs = calloc(VERIFY_BATCH, sizeof *c->jobs);
+    c->live = calloc(VERIFY_BATCH, sizeof *c->live);
+    if (!c->endpoint || !c->order || !c->jobs || !c->live) {
         seterr(err, errlen, "out of memory");
         goto fail;
+    }
+    if (o->verify_threads > 1) {
+        c->pool = sc_vpool_new(o->verify_threads, err, errlen);
+        if (!c->pool)
+            goto fail;
     }
     c->snapshot = o->snapshot != 0;
     c->jwks = sc_jwks_load(o->jwks_path, sub_err, sizeof sub_err);
@@ -424,6 +491,9 @@ void sc_client_destroy(sc_client_t **client_p)
     if (!client_p || !*client_p)
         return;
     sc_client_t *c = *client_p;
+    sc_vpool_destroy(&c->pool);
+    free(c->jobs);
+    free(c->live);
     sc_mon_destroy(&c->mon); /* before its socket closes */
     sc_svc_destroy(&c->svc);
     if (c->sub)
@@ -634,74 +704,104 @@ static int refuse(sc_client_t *c, const char *topic, size_t topic_len,
     return SC_CLIENT_REFUSED;
 }
 
-/* The envelope text handed out: the verified JWS payload, exactly as
- * signed, when it is one clean line; else a compact re-serialisation
- * (another signer's pretty-printing, an embedded NUL). Takes `payload`. */
-/* Verify one [topic][jws] pair. SC_CLIENT_MESSAGE with *out a new held
- * message, SC_CLIENT_REFUSED (counted, err says why) or SC_CLIENT_ERROR
- * (out of memory). */
-static int verify(sc_client_t *c, const char *topic, size_t topic_len,
-                  const char *jws, size_t jws_len, sc_held_t **out,
-                  char *err, size_t errlen)
+/* The checks of one [topic][jws] pair, on any verifying thread (reads
+ * only the JWKS): j->rc, and j->f / j->kid for a message or j->reason. */
+static void check_job(void *item, void *arg)
 {
-    char reason[512];
-    char kid[SC_KID_LEN + 1] = "";
-
-    *out = NULL;
-    c->stats.received++;
-
-    if (topic_len == 0)
-        return refuse(c, topic, topic_len, "empty topic frame", err, errlen);
-    if (topic[topic_len - 1] != '.')
-        return refuse(c, topic, topic_len, "topic does not end in '.'", err,
-                      errlen);
-    if (jws_len == 0)
-        return refuse(c, topic, topic_len, "empty JWS frame", err, errlen);
-
-    reason[0] = '\0';
-    sc_envelope_fields_t f;
-    int rc = sc_envelope_verify_fields(c->jwks, topic, topic_len, jws,
-                                       jws_len, &f, kid, reason,
-                                       sizeof reason);
+    vjob_t *j = item;
+    const sc_jwks_t *jwks = arg;
+    j->kid[0] = '\0';
+    j->reason[0] = '\0';
+    memset(&j->f, 0, sizeof j->f);
+    j->rc = SC_CLIENT_REFUSED;
+    const char *why = NULL;
+    if (j->topic_len == 0)
+        why = "empty topic frame";
+    else if (j->topic[j->topic_len - 1] != '.')
+        why = "topic does not end in '.'";
+    else if (j->jws_len == 0)
+        why = "empty JWS frame";
+    if (why) {
+        snprintf(j->reason, sizeof j->reason, "%s", why);
+        return;
+    }
+    int rc = sc_envelope_verify_fields(jwks, j->topic, j->topic_len, j->jws,
+                                       j->jws_len, &j->f, j->kid, j->reason,
+                                       sizeof j->reason);
     if (rc == SC_ENV_ENOMEM) {
-        c->stats.received--; /* not the message's fault */
-        seterr(err, errlen, "out of memory");
-        return SC_CLIENT_ERROR;
+        j->rc = SC_CLIENT_ERROR;
+        return;
     }
     if (rc != 0) {
-        if (!reason[0])
-            snprintf(reason, sizeof reason, "verification failed (code %d)",
-                     rc);
-        return refuse(c, topic, topic_len, reason, err, errlen);
+        if (!j->reason[0])
+            snprintf(j->reason, sizeof j->reason,
+                     "verification failed (code %d)", rc);
+        return;
     }
     /* The epoch goes into the state file: printable, no blanks. */
-    if (!sc_state_epoch_valid(f.epoch, strlen(f.epoch))) {
-        sc_envelope_fields_free(&f);
-        return refuse(c, topic, topic_len, "envelope field missing or of "
-                      "the wrong type", err, errlen);
+    if (!sc_state_epoch_valid(j->f.epoch, strlen(j->f.epoch))) {
+        sc_envelope_fields_free(&j->f);
+        snprintf(j->reason, sizeof j->reason,
+                 "envelope field missing or of the wrong type");
+        return;
     }
+    j->rc = SC_CLIENT_MESSAGE;
+}
+
+/* Check jobs[0..n) on the verifying threads (or this one). */
+static void check_jobs(sc_client_t *c, vjob_t *jobs, size_t n)
+{
+    sc_vpool_run(c->pool, jobs, n, sizeof *jobs, check_job, c->jwks);
+}
+
+/* Take the result of a checked job, on the calling thread: counted, and
+ * SC_CLIENT_MESSAGE with *out a new held message, SC_CLIENT_REFUSED (err
+ * says why) or SC_CLIENT_ERROR (out of memory). */
+static int take_job(sc_client_t *c, vjob_t *j, sc_held_t **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    if (j->rc == SC_CLIENT_ERROR) {
+        seterr(err, errlen, "out of memory"); /* not the message's fault */
+        return SC_CLIENT_ERROR;
+    }
+    c->stats.received++;
+    if (j->rc != SC_CLIENT_MESSAGE)
+        return refuse(c, j->topic, j->topic_len, j->reason, err, errlen);
+    sc_envelope_fields_t *f = &j->f;
     sc_held_t h = {
-        .seq = f.seq,
-        .channel = f.channel,
-        .epoch = f.epoch,
-        .id = f.id,
-        .ts = f.ts,
-        .kind = f.kind,
-        .key = f.key, /* NULL for a null key */
-        .kid = kid,
-        .envelope = f.text,
-        .envelope_len = f.text_len,
-        .jws = jws,
-        .jws_len = jws_len,
+        .seq = f->seq,
+        .channel = f->channel,
+        .epoch = f->epoch,
+        .id = f->id,
+        .ts = f->ts,
+        .kind = f->kind,
+        .key = f->key, /* NULL for a null key */
+        .kid = j->kid,
+        .envelope = f->text,
+        .envelope_len = f->text_len,
+        .jws = j->jws,
+        .jws_len = j->jws_len,
     };
     *out = sc_held_new(&h);
-    sc_envelope_fields_free(&f);
+    sc_envelope_fields_free(f);
     if (!*out) {
         c->stats.received--; /* not the message's fault */
         seterr(err, errlen, "out of memory");
         return SC_CLIENT_ERROR;
     }
     return SC_CLIENT_MESSAGE;
+}
+
+/* Verify one [topic][jws] pair on this thread: take_job's results. */
+static int verify(sc_client_t *c, const char *topic, size_t topic_len,
+                  const char *jws, size_t jws_len, sc_held_t **out,
+                  char *err, size_t errlen)
+{
+    vjob_t j = {.topic = topic, .topic_len = topic_len, .jws = jws,
+                .jws_len = jws_len};
+    check_job(&j, c->jwks);
+    return take_job(c, &j, out, err, errlen);
 }
 
 int sc_client_verify(sc_client_t *c, const char *topic, size_t topic_len,
@@ -893,17 +993,30 @@ static const char *body_text(json_t *b)
     return t ? t : "(no text)";
 }
 
-/* Verify one item of a replay or snapshot reply: a new held message
- * (counted as replayed), or NULL (refused and queued as such, or out of
- * memory). */
-static sc_held_t *verify_item(sc_client_t *c, sc_svc_item_t *it,
-                              sc_client_origin_t origin)
+/* Item i of a replay or snapshot reply, taken in order (i = 0, 1, ...;
+ * each exactly once): a new held message (counted as replayed), or NULL
+ * (refused and queued as such, or out of memory). Items are checked a
+ * slice of VERIFY_BATCH at a time, on the verifying threads. */
+static sc_held_t *reply_item(sc_client_t *c, sc_svc_reply_t *rep, size_t i,
+                             sc_client_origin_t origin)
 {
+    if (i % VERIFY_BATCH == 0) {
+        size_t n = rep->n_items - i;
+        if (n > VERIFY_BATCH)
+            n = VERIFY_BATCH;
+        for (size_t k = 0; k < n; k++) {
+            sc_svc_item_t *it = &rep->items[i + k];
+            vjob_t *j = &c->jobs[k];
+            j->topic = zmq_msg_data(&it->topic);
+            j->topic_len = zmq_msg_size(&it->topic);
+            j->jws = zmq_msg_data(&it->jws);
+            j->jws_len = zmq_msg_size(&it->jws);
+        }
+        check_jobs(c, c->jobs, n);
+    }
     char e2[600];
     sc_held_t *m;
-    int v = verify(c, zmq_msg_data(&it->topic), zmq_msg_size(&it->topic),
-                   zmq_msg_data(&it->jws), zmq_msg_size(&it->jws), &m, e2,
-                   sizeof e2);
+    int v = take_job(c, &c->jobs[i % VERIFY_BATCH], &m, e2, sizeof e2);
     if (v == SC_CLIENT_REFUSED)
         queue_refused(c, e2);
     if (v != SC_CLIENT_MESSAGE)
@@ -942,8 +1055,7 @@ static int do_snapshot(sc_client_t *c, const char *subtree, char *err,
         return SC_CLIENT_ERROR;
     }
     for (size_t i = 0; i < rep.n_items; i++) {
-        sc_held_t *m = verify_item(c, &rep.items[i],
-                                   SC_CLIENT_FROM_SNAPSHOT);
+        sc_held_t *m = reply_item(c, &rep, i, SC_CLIENT_FROM_SNAPSHOT);
         if (!m)
             continue;
         sc_track_t *t = sc_order_track(c->order, m->channel, true);
@@ -1059,8 +1171,7 @@ static int repair_one(sc_client_t *c, char *err, size_t errlen)
     }
     t->suspect_epoch = false;
     for (size_t i = 0; i < rep.n_items; i++) {
-        sc_held_t *m = verify_item(c, &rep.items[i],
-                                   SC_CLIENT_FROM_REPLAY);
+        sc_held_t *m = reply_item(c, &rep, i, SC_CLIENT_FROM_REPLAY);
         if (!m)
             continue;
         if (strcmp(m->channel, t->channel) != 0 ||
@@ -1259,29 +1370,33 @@ static bool is_topic(zmq_msg_t *f)
     return n > 0 && ((const char *)zmq_msg_data(f))[n - 1] == '.';
 }
 
-/* Read one whole multipart message and classify it. 1 (one was read:
- * the queue may have grown), SC_CLIENT_TIMEOUT (0: nothing there), or an
- * error code (< 0). */
-static int read_message(sc_client_t *c, char *err, size_t errlen)
+static void close_frames(frames_t *fr)
 {
-    zmq_msg_t parts[3];
-    size_t nframes = 0;
-    bool more = true;
+    for (size_t i = 0; i < fr->n && i < 3; i++)
+        zmq_msg_close(&fr->parts[i]);
+    fr->n = 0;
+}
 
+/* Read one whole multipart message into *fr: 1, SC_CLIENT_TIMEOUT (0:
+ * nothing there), or an error code (< 0, nothing kept). */
+static int read_one(sc_client_t *c, frames_t *fr, char *err, size_t errlen)
+{
+    bool more = true;
+    fr->n = 0;
     while (more) {
         /* Keep the first three frames; count and drop the rest. */
         zmq_msg_t scratch;
-        zmq_msg_t *f = nframes < 3 ? &parts[nframes] : &scratch;
+        zmq_msg_t *f = fr->n < 3 ? &fr->parts[fr->n] : &scratch;
         zmq_msg_init(f);
-        int flags = nframes == 0 ? ZMQ_DONTWAIT : 0;
+        int flags = fr->n == 0 ? ZMQ_DONTWAIT : 0;
         if (zmq_msg_recv(f, c->sub, flags) < 0) {
             int e = zmq_errno();
+            bool first = fr->n == 0;
             zmq_msg_close(f);
-            for (size_t i = 0; i < nframes && i < 3; i++)
-                zmq_msg_close(&parts[i]);
-            if (nframes == 0 && e == EAGAIN)
+            close_frames(fr);
+            if (first && e == EAGAIN)
                 return SC_CLIENT_TIMEOUT; /* spurious wake-up */
-            if (nframes == 0 && e == EINTR) {
+            if (first && e == EINTR) {
                 seterr(err, errlen, "interrupted");
                 return SC_CLIENT_INTERRUPTED;
             }
@@ -1292,16 +1407,36 @@ static int read_message(sc_client_t *c, char *err, size_t errlen)
         more = zmq_msg_more(f);
         if (f == &scratch)
             zmq_msg_close(&scratch);
-        nframes++;
+        fr->n++;
     }
+    fr->data = fr->n == 2 && is_topic(&fr->parts[0]);
+    if (fr->data) {
+        fr->job.topic = zmq_msg_data(&fr->parts[0]);
+        fr->job.topic_len = zmq_msg_size(&fr->parts[0]);
+        fr->job.jws = zmq_msg_data(&fr->parts[1]);
+        fr->job.jws_len = zmq_msg_size(&fr->parts[1]);
+    }
+    return 1;
+}
 
+static void check_frames(void *item, void *arg)
+{
+    frames_t *fr = item;
+    if (fr->data)
+        check_job(&fr->job, arg);
+}
+
+/* Take one read and checked message, in order: a data message into the
+ * delivery queue (or refused), a heartbeat to its channel, anything else
+ * refused. Its frames are closed. 0 or an error code. */
+static int take_frames(sc_client_t *c, frames_t *fr, char *err,
+                       size_t errlen)
+{
     int rc = 0;
     char e2[600];
-    if (nframes == 2 && is_topic(&parts[0])) {
+    if (fr->data) {
         sc_held_t *m;
-        int v = verify(c, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
-                       zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), &m,
-                       e2, sizeof e2);
+        int v = take_job(c, &fr->job, &m, e2, sizeof e2);
         if (v == SC_CLIENT_MESSAGE)
             rc = on_live(c, m, err, errlen);
         else if (v == SC_CLIENT_REFUSED)
@@ -1310,27 +1445,54 @@ static int read_message(sc_client_t *c, char *err, size_t errlen)
             seterr(err, errlen, "%s", e2);
             rc = v;
         }
-    } else if (nframes == 3 && is_topic(&parts[0]) &&
-               frame_is(&parts[1], HEARTBEAT_TAG)) {
-        on_heartbeat(c, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
-                     zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), e2,
-                     sizeof e2);
+    } else if (fr->n == 3 && is_topic(&fr->parts[0]) &&
+               frame_is(&fr->parts[1], HEARTBEAT_TAG)) {
+        on_heartbeat(c, zmq_msg_data(&fr->parts[0]),
+                     zmq_msg_size(&fr->parts[0]),
+                     zmq_msg_data(&fr->parts[2]),
+                     zmq_msg_size(&fr->parts[2]), e2, sizeof e2);
     } else {
         char reason[96];
         c->stats.received++;
-        if (nframes == 2)
+        if (fr->n == 2)
             snprintf(reason, sizeof reason, "unknown message shape: 2 "
                      "frames, the first is not a topic");
         else
             snprintf(reason, sizeof reason, "unknown message shape: %zu "
-                     "frame%s", nframes, nframes == 1 ? "" : "s");
-        refuse(c, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), reason,
-               e2, sizeof e2);
+                     "frame%s", fr->n, fr->n == 1 ? "" : "s");
+        refuse(c, zmq_msg_data(&fr->parts[0]), zmq_msg_size(&fr->parts[0]),
+               reason, e2, sizeof e2);
         queue_refused(c, e2);
     }
-    for (size_t i = 0; i < nframes && i < 3; i++)
-        zmq_msg_close(&parts[i]);
-    return rc < 0 ? rc : 1;
+    close_frames(fr);
+    return rc;
+}
+
+/* Read what waits on the socket, up to VERIFY_BATCH messages with
+ * verifying threads (one without), check the data messages side by side
+ * and take them all in order. The number read (> 0: the queue may have
+ * grown), SC_CLIENT_TIMEOUT (0: nothing there), or an error code (< 0;
+ * what was read before it is taken all the same: a signal arriving
+ * then is not reported, the messages are). */
+static int read_message(sc_client_t *c, char *err, size_t errlen)
+{
+    size_t max = c->pool ? VERIFY_BATCH : 1, n = 0;
+    int rc = 0;
+    while (n < max && (rc = read_one(c, &c->live[n], err, errlen)) == 1)
+        n++;
+    if (n == 0)
+        return rc;
+    int fail = rc == SC_CLIENT_ERROR ? rc : 0;
+    sc_vpool_run(c->pool, c->live, n, sizeof *c->live, check_frames,
+                 c->jwks);
+    char scratch[600];
+    for (size_t k = 0; k < n; k++) {
+        int r = take_frames(c, &c->live[k], fail ? scratch : err,
+                            fail ? sizeof scratch : errlen);
+        if (r < 0 && !fail)
+            fail = r;
+    }
+    return fail ? fail : (int)n;
 }
 
 /* ---- the receive loop --------------------------------------------------- */
@@ -1403,8 +1565,8 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
             /* a message already on the socket: no poll */
             int rc = read_message(c, err, errlen);
             if (rc > 0) {
-                c->live_streak++;
-                c->reads_unlooked++;
+                c->live_streak += (unsigned)rc;
+                c->reads_unlooked += (unsigned)rc;
                 continue;
             }
             if (rc < 0)
@@ -1441,7 +1603,7 @@ int sc_client_recv(sc_client_t *c, sc_message_t *msg, int timeout_ms,
             int rc = read_message(c, err, errlen);
             if (rc < 0)
                 return pass(c, rc, err);
-            c->live_streak++;
+            c->live_streak += (unsigned)rc;
             continue;
         }
         if (repair) {

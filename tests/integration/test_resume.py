@@ -101,7 +101,9 @@ def test_broker_kill9_midstream():
 
 def test_subscriber_kill9_and_resume():
     """kill -9 of the subscriber during a stream, restart with the same
-    --state: both runs together print every message once, in order."""
+    --state: both runs together print every message once, in order. The
+    second run checks signatures on 2 threads (its catch-up replay and the
+    live batches)."""
     count = 10000
     gw = Gateway(plugins=[burst_plugin(CH, count=count, interval_ms=1,
                                        start_delay_ms=1500)])
@@ -113,7 +115,8 @@ def test_subscriber_kill9_and_resume():
         sub1.kill()
         printed1 = sub1.envelopes(torn_ok=True)
         assert len(printed1) < count, "stream finished before the kill"
-        sub2 = gw.subscriber("motie", [CH + "."], ["--state", state], name="sub2", service=True)
+        sub2 = gw.subscriber("motie", [CH + "."], ["--state", state, "--verify-threads", "2"],
+                             name="sub2", service=True)
         wait_for(lambda: burst_done(gw), 120 * SLOW, "burst finished")
         n = settled_head(gw, expect=count)
         wait_for(lambda: len(printed1) + len(sub2.lines()) >= n, 120 * SLOW,
@@ -130,7 +133,9 @@ def test_slow_subscriber_catches_up_by_replay():
     gateway and its socket queue for it overflows; after SIGCONT it gets
     every message by replay, in order. Another subscriber, reading at full
     speed, gets everything too (live; a gap it may suffer when its bounded
-    send queue overflows on a loaded machine is repaired by replay)."""
+    send queue overflows on a loaded machine is repaired by replay). The
+    slow one checks signatures on 3 threads: replay pages and live batches
+    are verified side by side and still printed in order."""
     # the slow one's queues (its --hwm, the broker's send queue, the
     # kernel's socket buffers) hold ~7,400 of these: 40,000 overflow them
     # by far (~32,000 replayed here)
@@ -140,7 +145,8 @@ def test_slow_subscriber_catches_up_by_replay():
     with gw:
         slow = gw.subscriber("motie", [CH + "."],
                              ["--state", os.path.join(gw.tmp, "slow.state"),
-                              "--hwm", "1000"], name="slow", service=True)
+                              "--hwm", "1000", "--verify-threads", "3"], name="slow",
+                             service=True)
         fast = gw.subscriber("motie", [CH + "."], name="fast", service=True)
         gw.wait_subscribed("motie", CH + ".")
         wait_for(lambda: gw.broker.log().count("agency 'motie' subscribed " + CH + ".") >= 2,

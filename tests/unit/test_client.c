@@ -390,7 +390,7 @@ static void test_new_errors(void **state)
     if (!strstr(err, "gateway public key"))
         fail_msg("bad error text: '%s'", err);
 
-    assert_null(sc_client_new(NULL, err, sizeof err));
+    assert_null((sc_client_new)(NULL, err, sizeof err));
 
     /* Subtrees must be whole subtrees. */
     const char *bad[] = {"", "energy", "Energy.", ".", "energy..",
@@ -454,16 +454,19 @@ static void *bind_pub(void *ctx, char *endpoint, size_t len)
     return pub;
 }
 
-static void test_socket_plain(void **state)
+/* A mixed stream (forged, odd shapes, another channel, heartbeats, a
+ * gap) over a real socket, checking signatures on `threads` threads: the
+ * same results in the same order whatever the count. */
+static void socket_plain(fixture_t *f, int threads)
 {
-    fixture_t *f = *state;
     char err[512] = "";
     char endpoint[128];
     void *ctx = zmq_ctx_new();
     void *pub = bind_pub(ctx, endpoint, sizeof endpoint);
 
     sc_client_options_t o = {.endpoint = endpoint,
-                             .jwks_path = f->jwks_path};
+                             .jwks_path = f->jwks_path,
+                             .verify_threads = threads};
     sc_client_t *c = sc_client_new(&o, err, sizeof err);
     if (!c)
         fail_msg("sc_client_new: %s", err);
@@ -588,6 +591,15 @@ static void test_socket_plain(void **state)
     assert_null(c);
     zmq_close(pub);
     zmq_ctx_term(ctx);
+}
+
+static void test_socket_plain(void **state) { socket_plain(*state, 0); }
+
+/* The same stream with 4 verifying threads: whatever waits on the socket
+ * is read as one batch and checked side by side, then taken in order. */
+static void test_socket_plain_verify_threads(void **state)
+{
+    socket_plain(*state, 4);
 }
 
 /* ---- 3. CURVE and ZAP -------------------------------------------------- */
@@ -1006,6 +1018,9 @@ typedef struct fake_gw {
     uint64_t oldest, head; /* the "journal": seqs oldest..head of CHANNEL */
     int stop;
     int replays;
+    uint64_t page;              /* items per replay page; 0 = 3 */
+    uint64_t forged;            /* this seq is replayed signed by `rogue` */
+    const sc_sigkey_t *rogue;
 } fake_gw_t;
 
 static void reply_json(void *router, zmq_msg_t *rid, const char *id,
@@ -1070,8 +1085,10 @@ static void *fake_service(void *arg)
                 json_object_get(args, "limit"));
             const char *ep = json_string_value(json_object_get(args,
                                                                "epoch"));
-            if (limit == 0 || limit > 3)
-                limit = 3; /* small pages: paging is exercised */
+            uint64_t page = g->page ? g->page : 3; /* small pages: paging
+                                                      is exercised */
+            if (limit == 0 || limit > page)
+                limit = page;
             if (ep && strcmp(ep, g->epoch) != 0) {
                 reply_json(g->router, &rid, id, idlen, "error",
                            json_pack("{s:i, s:s, s:s, s:s}", "code", 409,
@@ -1088,8 +1105,8 @@ static void *fake_service(void *arg)
                 uint64_t q = from, sent = 0;
                 for (; q <= g->head && sent < limit; q++, sent++) {
                     size_t len;
-                    char *jws = sign_e(g->key, CHANNEL, q, "task-1",
-                                       g->epoch, &len);
+                    char *jws = sign_e(q == g->forged ? g->rogue : g->key,
+                                       CHANNEL, q, "task-1", g->epoch, &len);
                     zmq_msg_t copy;
                     zmq_msg_init(&copy);
                     zmq_msg_copy(&copy, &rid);
@@ -1302,6 +1319,93 @@ static void test_service_repair(void **state)
     unlink(path);
 }
 
+/* A replay page larger than one slice of checks, a forged item in its
+ * second slice: with 3 verifying threads the results come in seq order,
+ * the forged one refused in its place and its seq reported missing. */
+static void test_replay_checked_on_threads(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    fake_gw_t g;
+    fake_gw_start(&g, f->key);
+    pthread_mutex_lock(&g.mu);
+    g.page = 200;
+    g.forged = 70;
+    g.rogue = f->rogue;
+    pthread_mutex_unlock(&g.mu);
+    fake_set(&g, EPOCH1, 1, 1);
+    sc_client_options_t o = {.endpoint = g.pub_ep,
+                             .jwks_path = f->jwks_path,
+                             .service_endpoint = g.svc_ep,
+                             .request_timeout_ms = 2000,
+                             .verify_threads = 3};
+    sc_client_t *c = sc_client_new(&o, err, sizeof err);
+    if (!c)
+        fail_msg("sc_client_new: %s", err);
+    assert_int_equal(sc_client_subscribe(c, "energy.", err, sizeof err), 0);
+    size_t len;
+    char *jws = sign(f->key, CHANNEL, 1, "task-1", &len);
+    join(g.pub, c, jws, len);
+    free(jws);
+
+    /* 2..151 lost live: one replay page of 150 (slices of 64, 64, 22) */
+    fake_set(&g, EPOCH1, 1, 152);
+    publish_seq(&g, 152);
+    expect_seqs(c, 2, 69);
+    sc_message_t m;
+    assert_int_equal(sc_client_recv(c, &m, 3000, err, sizeof err),
+                     SC_CLIENT_REFUSED);
+    assert_non_null(strstr(err, "refused message on " TOPIC ": "));
+    assert_int_equal(sc_client_recv(c, &m, 3000, err, sizeof err),
+                     SC_CLIENT_GAP);
+    assert_string_equal(err, "unrecoverable gap on " CHANNEL ": seq 70..70 "
+                        "missing from the gateway's replay");
+    expect_seqs(c, 71, 152);
+    assert_int_equal(sc_client_recv(c, &m, 300, err, sizeof err),
+                     SC_CLIENT_TIMEOUT);
+    sc_client_stats_t st;
+    sc_client_stats(c, &st);
+    assert_true(st.replayed == 149 && st.repaired == 149);
+    assert_true(st.refused == 1 && st.lost == 1);
+    assert_int_equal(g.replays, 1);
+    sc_client_destroy(&c);
+    fake_gw_stop(&g);
+}
+
+/* sc_client_options_t grows at its end: a program built against the
+ * first header calls the plain symbol, which reads nothing past
+ * `max_buffered`; the sized call (the macro) reads the caller's size. */
+static void test_options_sized(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "";
+    sc_client_options_t o;
+    size_t v1 = offsetof(sc_client_options_t, max_buffered) +
+                sizeof o.max_buffered;
+    memset(&o, 0xff, sizeof o); /* what lies past an older caller's struct */
+    memset(&o, 0, v1);
+    o.endpoint = "tcp://127.0.0.1:1";
+    o.jwks_path = f->jwks_path;
+    sc_client_t *c = (sc_client_new)(&o, err, sizeof err);
+    if (!c)
+        fail_msg("plain sc_client_new read past the first struct: %s", err);
+    sc_client_destroy(&c);
+    /* the same bytes as today's struct: verify_threads is -1 */
+    assert_null(sc_client_new(&o, err, sizeof err));
+    assert_string_equal(err, "verify_threads -1: must be 0..64");
+    o.verify_threads = 65;
+    assert_null(sc_client_new(&o, err, sizeof err));
+    assert_string_equal(err, "verify_threads 65: must be 0..64");
+    assert_null(sc_client_new_sized(&o, 8, err, sizeof err));
+    assert_non_null(strstr(err, "options of 8 bytes, fewer than any "
+                                "version of sc_client_options_t"));
+    o.verify_threads = 2;
+    c = sc_client_new(&o, err, sizeof err);
+    if (!c)
+        fail_msg("sc_client_new: %s", err);
+    sc_client_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1313,12 +1417,15 @@ int main(void)
         cmocka_unit_test(test_empty_frames_refused),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test(test_socket_plain),
+        cmocka_unit_test(test_socket_plain_verify_threads),
+        cmocka_unit_test(test_options_sized),
         cmocka_unit_test(test_curve_rejected),
         cmocka_unit_test(test_curve_accepted),
         cmocka_unit_test(test_curve_mismatch),
         cmocka_unit_test(test_order_rules),
         cmocka_unit_test(test_state_file),
         cmocka_unit_test(test_service_repair),
+        cmocka_unit_test(test_replay_checked_on_threads),
     };
     if (sodium_init() < 0)
         return 1;
