@@ -26,8 +26,9 @@ and the target of issue 10 where there is one.
               before sending it
   end to end  tests/plugins/load.so (sized, timestamped data, full speed
               or a rate) -> sectorcastd -> build/bench/bench_sub
-              (libsectorcast clients verifying every message, or bare
-              CURVE subscribers that do not verify: "broker alone")
+              (libsectorcast clients verifying every message, on one
+              thread or one per core, or bare CURVE subscribers that do
+              not verify: "broker alone")
   journal     build/bench/bench_journal fills a large journal fast;
               sectorcastd start time and SIGHUP stall on it
   replay      build/bench/bench_raw replay through the service socket
@@ -679,8 +680,8 @@ class Bench:
                              "%.2fx sign; %.3fx raw" % (r["rate"] / sign[size]["sign_rate"],
                                                        r["rate"] / raw[size, subs]["rate"]))
         r, r1 = e2e_vt, e2e[512, "normal", 1]
-        self.row("end to end 512 B, durability normal, 1 verifying sub, "
-                 "verify_threads=%d" % vt,
+        self.row("end to end 512 B, one verifying sub on %d threads (normal, "
+                 "verify_threads=%d)" % (vt, vt),
                  "%.0f msg/s (broker %s%s)" % (r["rate"], cores(r), lost(r)),
                  "sign %.0f/s; 1 verifying thread %.0f msg/s"
                  % (sign[512]["sign_rate"], r1["rate"]),

@@ -33,6 +33,8 @@ ROWS = [
     for size in (512, 4096) for dur in ("normal", "full")
     for subs in ("1 verifying sub", "10 verifying subs")
 ] + [
+    "end to end 512 B, one verifying sub on ",
+] + [
     "broker alone 512 B normal, bare sub, sign_threads=1",
     "broker alone 512 B normal, bare sub, sign_threads=0",
     "broker alone 512 B normal, bare sub, 4,000 channels in turn",
