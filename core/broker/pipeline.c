@@ -30,13 +30,13 @@
 #include "common/clock.h"
 #include "common/envelope.h"
 #include "common/jsoncheck.h"
+#include "common/workpool.h"
 #include "host/frame.h"
 #include "host/host.h"
 #include "log.h"
 #include "ops.h"
 #include "plugin_host.h"
 #include "ratelimit.h"
-#include "signpool.h"
 
 #define GROUP_MAX 1024
 
@@ -126,7 +126,7 @@ struct sc_pipeline {
     char *gateway_id;
     sc_pipeline_commit_fn on_commit;
     void *on_commit_arg;
-    sc_signpool_t *pool;
+    sc_workpool_t *pool;
     sc_ratelimit_t *log_refused; /* refused frames' lines, per plugin */
     scratch_t *scratch;          /* one per pool thread + the core */
     int n_scratch;
@@ -174,7 +174,7 @@ sc_pipeline_t *sc_pipeline_new(const sc_pipeline_env_t *env, char *err,
     }
     /* the core thread takes jobs too while it waits: with one signing
      * thread configured it signs alone and no worker is started */
-    p->pool = sc_signpool_new(threads - 1);
+    p->pool = sc_workpool_new(threads - 1, "sign");
     p->g[0].p = p->g[1].p = p;
     p->fill = &p->g[0];
     p->flight = NULL;
@@ -226,8 +226,8 @@ void sc_pipeline_destroy(sc_pipeline_t **p_p)
         return;
     sc_pipeline_t *p = *p_p;
     if (p->flight && p->pool)
-        sc_signpool_wait(p->pool);
-    sc_signpool_destroy(&p->pool);
+        sc_workpool_wait(p->pool);
+    sc_workpool_destroy(&p->pool);
     sc_ratelimit_destroy(&p->log_refused);
     for (int g = 0; g < 2; g++)
         for (size_t i = 0; i < GROUP_MAX; i++) {
@@ -814,7 +814,7 @@ static int flush_now(sc_pipeline_t *p, group_t *g)
         commit_failed(p, g, err);
         return -1;
     }
-    sc_signpool_run(p->pool, sign_job, g, g->n);
+    sc_workpool_run(p->pool, sign_job, g, g->n);
     return commit_signed(p, g);
 }
 
@@ -843,7 +843,7 @@ void sc_pipeline_settle(sc_pipeline_t *p)
 {
     if (!p || !p->flight || p->retry_at_ms != 0)
         return;
-    sc_signpool_wait(p->pool);
+    sc_workpool_wait(p->pool);
     if (commit_signed(p, p->flight) == 0)
         p->flight = NULL;
 }
@@ -907,7 +907,7 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
         /* the group before: signed by now (the core helps with the
          * rest); an unsigned message in it is dropped before f is
          * numbered, so that its seq can be given back */
-        sc_signpool_wait(p->pool);
+        sc_workpool_wait(p->pool);
         if (any_failed(s)) {
             if (commit_signed(p, s) != 0)
                 return false; /* s and f kept */
@@ -917,7 +917,7 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
     /* number f and, while more is coming, hand it to the signing threads
      * before committing s: they sign it while this thread journals, and
      * it stays in flight until the next call */
-    bool async = more && sc_signpool_threads(p->pool) > 0;
+    bool async = more && sc_workpool_threads(p->pool) > 0;
     if (f->n) {
         if (number(p, f, err, sizeof err) != 0) {
             /* out of memory: s is committed if it can be, f kept */
@@ -928,12 +928,12 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
             return false;
         }
         if (async)
-            sc_signpool_start(p->pool, sign_job, f, f->n);
+            sc_workpool_start(p->pool, sign_job, f, f->n);
     }
     if (s) {
         if (commit_send(p, s) != 0) {
             if (async && f->n)
-                sc_signpool_wait(p->pool); /* its seqs are void too */
+                sc_workpool_wait(p->pool); /* its seqs are void too */
             return false; /* s (flight) and f (fill) kept */
         }
         p->flight = NULL;
@@ -946,7 +946,7 @@ bool sc_pipeline_drain(sc_pipeline_t *p)
         return true;
     }
     /* light load: sign, commit and send now */
-    sc_signpool_run(p->pool, sign_job, f, f->n);
+    sc_workpool_run(p->pool, sign_job, f, f->n);
     return commit_signed(p, f) == 0 && more;
 }
 

@@ -13,9 +13,10 @@
  *
  * Never touches subscriptions, the service socket, config files or
  * signals; used from the core thread only. The signing threads
- * (signpool.h, gateway.sign_threads) build and sign envelopes, each in its
- * own message slot; they never see the sockets or the journal, and the
- * core thread alone assigns seqs, commits and sends, in read order.
+ * (common/workpool.h, gateway.sign_threads) build and sign envelopes,
+ * each in its own message slot; they never see the sockets or the
+ * journal, and the core thread alone assigns seqs, commits and sends,
+ * in read order.
  */
 #ifndef SC_PIPELINE_H
 #define SC_PIPELINE_H

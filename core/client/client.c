@@ -9,9 +9,9 @@
  *
  * Who does what: order.c decides deliver / duplicate / hold per channel;
  * svc.c talks to the service socket; state.c keeps the state file;
- * monitor.c watches handshakes; core/common verifies JWS and envelopes;
- * vpool.c runs those checks on several threads (options.verify_threads)
- * for a batch of messages, which this file then takes in order.
+ * monitor.c watches handshakes; core/common verifies JWS and envelopes
+ * and runs those checks for a batch of messages on several threads
+ * (workpool.c, options.verify_threads); this file takes them in order.
  *
  * Frame layouts this receiver knows (docs/protocol.md section 4):
  *   data:      exactly 2 frames, [topic ending in '.'][compact JWS]
@@ -45,13 +45,13 @@
 #include "common/envelope.h"
 #include "common/jwks.h"
 #include "common/keys.h"
+#include "common/workpool.h"
 
 #include "held.h"
 #include "monitor.h"
 #include "order.h"
 #include "state.h"
 #include "svc.h"
-#include "vpool.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_REQUEST_TIMEOUT_MS 5000
@@ -79,6 +79,7 @@
  * what is waiting on the socket, up to this many; a replay or snapshot
  * page is checked in slices of this many. */
 #define VERIFY_BATCH 64
+#define MAX_VERIFY_THREADS 64
 
 /* One message's checks, done on any verifying thread: reads only the
  * JWKS; the counters and the queue are the calling thread's (take_job). */
@@ -156,7 +157,8 @@ struct sc_client {
     bool have_event;
     qev_t event;
 
-    sc_vpool_t *pool;     /* NULL: the calling thread verifies alone */
+    sc_workpool_t *pool;  /* verify_threads - 1 workers (none: the
+                             calling thread verifies alone) */
     vjob_t *jobs;         /* VERIFY_BATCH: a replay or snapshot slice */
     frames_t *live;       /* VERIFY_BATCH: a live batch (its own, as
                              taking it may fetch a snapshot) */
@@ -346,9 +348,9 @@ sc_client_t *sc_client_new_sized(const sc_client_options_t *opts,
         seterr(err, errlen, "negative timeout, attempt count or HWM");
         return NULL;
     }
-    if (o->verify_threads < 0 || o->verify_threads > SC_VPOOL_MAX) {
+    if (o->verify_threads < 0 || o->verify_threads > MAX_VERIFY_THREADS) {
         seterr(err, errlen, "verify_threads %d: must be 0..%d",
-               o->verify_threads, SC_VPOOL_MAX);
+               o->verify_threads, MAX_VERIFY_THREADS);
         return NULL;
     }
     if (sc_sodium_init() != 0) {
@@ -371,10 +373,12 @@ sc_client_t *sc_client_new_sized(const sc_client_options_t *opts,
         seterr(err, errlen, "out of memory");
         goto fail;
     }
-    if (o->verify_threads > 1) {
-        c->pool = sc_vpool_new(o->verify_threads, err, errlen);
-        if (!c->pool)
-            goto fail;
+    int workers = o->verify_threads > 1 ? o->verify_threads - 1 : 0;
+    c->pool = sc_workpool_new(workers, "verify");
+    if (!c->pool) {
+        seterr(err, errlen, "cannot start %d verifying thread%s", workers,
+               workers == 1 ? "" : "s");
+        goto fail;
     }
     c->snapshot = o->snapshot != 0;
     c->jwks = sc_jwks_load(o->jwks_path, sub_err, sizeof sub_err);
@@ -491,7 +495,7 @@ void sc_client_destroy(sc_client_t **client_p)
     if (!client_p || !*client_p)
         return;
     sc_client_t *c = *client_p;
-    sc_vpool_destroy(&c->pool);
+    sc_workpool_destroy(&c->pool);
     free(c->jobs);
     free(c->live);
     sc_mon_destroy(&c->mon); /* before its socket closes */
@@ -706,10 +710,8 @@ static int refuse(sc_client_t *c, const char *topic, size_t topic_len,
 
 /* The checks of one [topic][jws] pair, on any verifying thread (reads
  * only the JWKS): j->rc, and j->f / j->kid for a message or j->reason. */
-static void check_job(void *item, void *arg)
+static void check_job(vjob_t *j, const sc_jwks_t *jwks)
 {
-    vjob_t *j = item;
-    const sc_jwks_t *jwks = arg;
     j->kid[0] = '\0';
     j->reason[0] = '\0';
     memset(&j->f, 0, sizeof j->f);
@@ -748,10 +750,11 @@ static void check_job(void *item, void *arg)
     j->rc = SC_CLIENT_MESSAGE;
 }
 
-/* Check jobs[0..n) on the verifying threads (or this one). */
-static void check_jobs(sc_client_t *c, vjob_t *jobs, size_t n)
+static void check_job_at(void *arg, size_t i, int worker)
 {
-    sc_vpool_run(c->pool, jobs, n, sizeof *jobs, check_job, c->jwks);
+    (void)worker;
+    sc_client_t *c = arg;
+    check_job(&c->jobs[i], c->jwks);
 }
 
 /* Take the result of a checked job, on the calling thread: counted, and
@@ -1012,7 +1015,7 @@ static sc_held_t *reply_item(sc_client_t *c, sc_svc_reply_t *rep, size_t i,
             j->jws = zmq_msg_data(&it->jws);
             j->jws_len = zmq_msg_size(&it->jws);
         }
-        check_jobs(c, c->jobs, n);
+        sc_workpool_run(c->pool, check_job_at, c, n);
     }
     char e2[600];
     sc_held_t *m;
@@ -1419,11 +1422,12 @@ static int read_one(sc_client_t *c, frames_t *fr, char *err, size_t errlen)
     return 1;
 }
 
-static void check_frames(void *item, void *arg)
+static void check_frame_at(void *arg, size_t i, int worker)
 {
-    frames_t *fr = item;
-    if (fr->data)
-        check_job(&fr->job, arg);
+    (void)worker;
+    sc_client_t *c = arg;
+    if (c->live[i].data)
+        check_job(&c->live[i].job, c->jwks);
 }
 
 /* Take one read and checked message, in order: a data message into the
@@ -1476,15 +1480,14 @@ static int take_frames(sc_client_t *c, frames_t *fr, char *err,
  * then is not reported, the messages are). */
 static int read_message(sc_client_t *c, char *err, size_t errlen)
 {
-    size_t max = c->pool ? VERIFY_BATCH : 1, n = 0;
+    size_t max = sc_workpool_threads(c->pool) > 0 ? VERIFY_BATCH : 1, n = 0;
     int rc = 0;
     while (n < max && (rc = read_one(c, &c->live[n], err, errlen)) == 1)
         n++;
     if (n == 0)
         return rc;
     int fail = rc == SC_CLIENT_ERROR ? rc : 0;
-    sc_vpool_run(c->pool, c->live, n, sizeof *c->live, check_frames,
-                 c->jwks);
+    sc_workpool_run(c->pool, check_frame_at, c, n);
     char scratch[600];
     for (size_t k = 0; k < n; k++) {
         int r = take_frames(c, &c->live[k], fail ? scratch : err,

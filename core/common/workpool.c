@@ -1,22 +1,22 @@
 /*
- * signpool.c - see signpool.h.
+ * workpool.c - see workpool.h.
  *
  * One run at a time: the caller publishes (fn, arg, n) under the mutex
  * and bumps the generation (start); each worker, and the caller once it
  * waits, take indices from an atomic counter until it passes n; the last
  * one to finish an item wakes the caller.
  */
-#include "signpool.h"
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "workpool.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "threads.h"
-
-struct sc_signpool {
+struct sc_workpool {
     pthread_mutex_t mu;
     pthread_cond_t work;  /* a new generation or stop */
     pthread_cond_t done;  /* the run's last item finished */
@@ -25,7 +25,7 @@ struct sc_signpool {
     int started;
     bool stop;
     unsigned long gen;
-    sc_signpool_fn fn;
+    sc_workpool_fn fn;
     void *arg;
     size_t n;
     /* (generation << 32) | next index: a worker late for one run can
@@ -33,20 +33,20 @@ struct sc_signpool {
     _Atomic unsigned long long next;
     atomic_size_t finished;
     /* the caller's side of the current run (the caller's thread only) */
-    sc_signpool_fn c_fn;
+    sc_workpool_fn c_fn;
     void *c_arg;
     size_t c_n;       /* 0: no run to wait for */
     bool c_started;   /* handed to the workers */
 };
 
 typedef struct worker_arg {
-    sc_signpool_t *p;
+    sc_workpool_t *p;
     int id;
 } worker_arg_t;
 
 /* Take and run items of the current run; true if this thread finished
  * the last one. */
-static bool take(sc_signpool_t *p, unsigned long gen, sc_signpool_fn fn,
+static bool take(sc_workpool_t *p, unsigned long gen, sc_workpool_fn fn,
                  void *arg, size_t n, int id)
 {
     bool last = false;
@@ -68,12 +68,9 @@ static bool take(sc_signpool_t *p, unsigned long gen, sc_signpool_fn fn,
 static void *worker(void *a)
 {
     worker_arg_t *wa = a;
-    sc_signpool_t *p = wa->p;
+    sc_workpool_t *p = wa->p;
     int id = wa->id;
     free(wa);
-    char idbuf[8];
-    snprintf(idbuf, sizeof idbuf, "%d", id);
-    sc_thread_name("sign", idbuf);
     unsigned long seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -82,7 +79,7 @@ static void *worker(void *a)
         if (p->stop)
             break;
         seen = p->gen;
-        sc_signpool_fn fn = p->fn;
+        sc_workpool_fn fn = p->fn;
         void *arg = p->arg;
         size_t n = p->n;
         pthread_mutex_unlock(&p->mu);
@@ -95,9 +92,9 @@ static void *worker(void *a)
     return NULL;
 }
 
-sc_signpool_t *sc_signpool_new(int threads)
+sc_workpool_t *sc_workpool_new(int threads, const char *role)
 {
-    sc_signpool_t *p = calloc(1, sizeof *p);
+    sc_workpool_t *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     pthread_mutex_init(&p->mu, NULL);
@@ -108,9 +105,13 @@ sc_signpool_t *sc_signpool_new(int threads)
     p->n_threads = threads > 0 ? threads : 0;
     if (p->n_threads &&
         !(p->threads = calloc((size_t)p->n_threads, sizeof *p->threads))) {
-        sc_signpool_destroy(&p);
+        sc_workpool_destroy(&p);
         return NULL;
     }
+    /* the workers inherit a mask that blocks every signal */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 0; i < p->n_threads; i++) {
         worker_arg_t *wa = malloc(sizeof *wa);
         if (!wa)
@@ -121,20 +122,26 @@ sc_signpool_t *sc_signpool_new(int threads)
             free(wa);
             break;
         }
+        /* named here, so that the name is there when new() returns */
+        char name[16];
+        snprintf(name, sizeof name, "sc-%.6s:%d", role ? role : "work",
+                 i % 1000);
+        (void)pthread_setname_np(p->threads[i], name);
         p->started++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (p->started != p->n_threads) {
-        sc_signpool_destroy(&p);
+        sc_workpool_destroy(&p);
         return NULL;
     }
     return p;
 }
 
-void sc_signpool_destroy(sc_signpool_t **p_p)
+void sc_workpool_destroy(sc_workpool_t **p_p)
 {
     if (!p_p || !*p_p)
         return;
-    sc_signpool_t *p = *p_p;
+    sc_workpool_t *p = *p_p;
     pthread_mutex_lock(&p->mu);
     p->stop = true;
     pthread_cond_broadcast(&p->work);
@@ -149,9 +156,9 @@ void sc_signpool_destroy(sc_signpool_t **p_p)
     *p_p = NULL;
 }
 
-int sc_signpool_threads(const sc_signpool_t *p) { return p->n_threads; }
+int sc_workpool_threads(const sc_workpool_t *p) { return p->n_threads; }
 
-void sc_signpool_start(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
+void sc_workpool_start(sc_workpool_t *p, sc_workpool_fn fn, void *arg,
                        size_t n)
 {
     p->c_fn = fn;
@@ -173,7 +180,7 @@ void sc_signpool_start(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
     p->c_started = true;
 }
 
-void sc_signpool_wait(sc_signpool_t *p)
+void sc_workpool_wait(sc_workpool_t *p)
 {
     size_t n = p->c_n;
     p->c_n = 0;
@@ -192,7 +199,7 @@ void sc_signpool_wait(sc_signpool_t *p)
     p->c_started = false;
 }
 
-void sc_signpool_run(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
+void sc_workpool_run(sc_workpool_t *p, sc_workpool_fn fn, void *arg,
                      size_t n)
 {
     /* one item: no hand-off is cheaper than any */
@@ -200,6 +207,6 @@ void sc_signpool_run(sc_signpool_t *p, sc_signpool_fn fn, void *arg,
         fn(arg, 0, p->n_threads);
         return;
     }
-    sc_signpool_start(p, fn, arg, n);
-    sc_signpool_wait(p);
+    sc_workpool_start(p, fn, arg, n);
+    sc_workpool_wait(p);
 }
