@@ -76,9 +76,11 @@
  * reads, and always before waiting. */
 #define READS_PER_LOOK 64
 /* Messages checked together (on the verifying threads): a live batch is
- * what is waiting on the socket, up to this many; a replay or snapshot
- * page is checked in slices of this many. */
+ * what is waiting on the socket, up to this many and this many bytes (a
+ * message's decoded copy is held while the batch is checked); a replay
+ * or snapshot page is checked in slices of this many. */
 #define VERIFY_BATCH 64
+#define VERIFY_BATCH_BYTES (4 * 1024 * 1024)
 #define MAX_VERIFY_THREADS 64
 
 /* One message's checks, done on any verifying thread: reads only the
@@ -1472,8 +1474,9 @@ static int take_frames(sc_client_t *c, frames_t *fr, char *err,
     return rc;
 }
 
-/* Read what waits on the socket, up to VERIFY_BATCH messages with
- * verifying threads (one without), check the data messages side by side
+/* Read what waits on the socket, up to VERIFY_BATCH messages or
+ * VERIFY_BATCH_BYTES with verifying threads (one message without: the
+ * last one read may pass the bytes), check the data messages side by side
  * and take them all in order. The number read (> 0: the queue may have
  * grown), SC_CLIENT_TIMEOUT (0: nothing there), or an error code (< 0;
  * what was read before it is taken all the same: a signal arriving
@@ -1481,9 +1484,14 @@ static int take_frames(sc_client_t *c, frames_t *fr, char *err,
 static int read_message(sc_client_t *c, char *err, size_t errlen)
 {
     size_t max = sc_workpool_threads(c->pool) > 0 ? VERIFY_BATCH : 1, n = 0;
+    size_t bytes = 0;
     int rc = 0;
-    while (n < max && (rc = read_one(c, &c->live[n], err, errlen)) == 1)
+    while (n < max && bytes < VERIFY_BATCH_BYTES &&
+           (rc = read_one(c, &c->live[n], err, errlen)) == 1) {
+        if (c->live[n].data)
+            bytes += c->live[n].job.jws_len;
         n++;
+    }
     if (n == 0)
         return rc;
     int fail = rc == SC_CLIENT_ERROR ? rc : 0;

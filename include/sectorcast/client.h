@@ -65,8 +65,8 @@ typedef struct sc_client_options {
     /* Threads that verify signatures, the calling thread included: 0 or 1
      * = the calling thread alone; N (at most 64) = N - 1 more threads,
      * started by sc_client_new(), each taking a share of the messages
-     * found waiting on the socket (up to 64 at a time) and of every
-     * replay or snapshot page. Delivery order, exactly-once and every
+     * found waiting on the socket (up to 64, or 4 MiB, at a time) and of
+     * every replay or snapshot page. Delivery order, exactly-once and every
      * check are the same; only the signature checks run side by side.
      * Worth it when one core cannot verify as fast as the gateway sends
      * (about 20,000 messages/s per core for 512 B of data). */
