@@ -320,6 +320,21 @@ static int env_topic(const char *topic, size_t topic_len, const char *ch,
     return SC_JWS_OK;
 }
 
+/* The start of both readers: kid_out cleared (it is set only once every
+ * check passed), the JWS checked against the JWKS; its payload (the
+ * caller frees it) and the kid that signed it. */
+static int signed_payload(const sc_jwks_t *jwks, const char *jws,
+                          size_t jws_len, char **payload, size_t *plen,
+                          char kid[SC_KID_LEN + 1], char *kid_out, char *err,
+                          size_t errlen)
+{
+    *payload = NULL;
+    *plen = 0;
+    if (kid_out)
+        kid_out[0] = '\0';
+    return sc_jws_verify(jwks, jws, jws_len, payload, plen, kid, err, errlen);
+}
+
 int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
                        size_t topic_len, const char *jws, size_t jws_len,
                        json_t **env_out, char kid_out[SC_KID_LEN + 1],
@@ -327,13 +342,10 @@ int sc_envelope_verify(const sc_jwks_t *jwks, const char *topic,
 {
     if (env_out)
         *env_out = NULL;
-    char kid[SC_KID_LEN + 1];
-    char *payload = NULL;
-    size_t plen = 0;
-    if (kid_out)
-        kid_out[0] = '\0';
-    int rc = sc_jws_verify(jwks, jws, jws_len, &payload, &plen, kid, err,
-                           errlen);
+    char kid[SC_KID_LEN + 1], *payload;
+    size_t plen;
+    int rc = signed_payload(jwks, jws, jws_len, &payload, &plen, kid, kid_out,
+                            err, errlen);
     if (rc != SC_JWS_OK)
         return rc;
     json_t *env = env_tree(payload, plen, &rc, err, errlen);
@@ -564,13 +576,10 @@ int sc_envelope_verify_fields(const sc_jwks_t *jwks, const char *topic,
                               size_t errlen)
 {
     memset(f, 0, sizeof *f);
-    char kid[SC_KID_LEN + 1];
-    char *payload = NULL;
-    size_t plen = 0;
-    if (kid_out)
-        kid_out[0] = '\0';
-    int rc = sc_jws_verify(jwks, jws, jws_len, &payload, &plen, kid, err,
-                           errlen);
+    char kid[SC_KID_LEN + 1], *payload;
+    size_t plen;
+    int rc = signed_payload(jwks, jws, jws_len, &payload, &plen, kid, kid_out,
+                            err, errlen);
     if (rc != SC_JWS_OK)
         return rc;
     if (!fields_fast(payload, plen, f)) {
